@@ -1,0 +1,177 @@
+"""Command line: ``edge-emotion run | check-config | replay | make-demo | --version``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from edge import __version__
+from edge.config import ConfigError, KioskConfig, load_config, parse_config
+from edge.runtime import ModelError
+
+log = logging.getLogger("edge")
+
+EXIT_CONFIG, EXIT_MODEL, EXIT_MEDIA = 2, 3, 4
+
+
+def _setup_logging(verbose: int, level: str = "INFO") -> None:
+    lvl = logging.DEBUG if verbose else getattr(logging, level)
+    logging.basicConfig(stream=sys.stderr, level=lvl, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        force=True)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edge-emotion", description=__doc__)
+    p.add_argument("--version", action="version", version=f"edge-emotion {__version__}")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="debug logging")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run the kiosk service")
+    r.add_argument("--config", "-c", required=True, type=Path, help="kiosk TOML file")
+    c = sub.add_parser("check-config", help="validate a kiosk TOML file (and its model files); exit 2 on errors")
+    c.add_argument("config", type=Path)
+    c.add_argument("--no-models", action="store_true", help="skip verifying the model files")
+    rp = sub.add_parser("replay", help="run the pipeline over a video (+audio) file as fast as possible")
+    rp.add_argument("--video", type=Path, help="video file (its own audio track is used when --audio is absent)")
+    rp.add_argument("--audio", type=Path, help="audio file (wav/flac)")
+    rp.add_argument("--config", "-c", type=Path, help="kiosk TOML (identity, analysis, fusion, mqtt)")
+    rp.add_argument("--publish", action="store_true", help="also publish the events to the config's broker")
+    rp.add_argument("--quiet", "-q", action="store_true", help="print only the summary")
+    li = sub.add_parser("listen", help="print events from a broker, one line each")
+    li.add_argument("--host", default="127.0.0.1")
+    li.add_argument("--port", type=int, default=1883)
+    li.add_argument("--topic", default="edge-emotion/#")
+    li.add_argument("--count", type=int, default=0, help="exit after N messages (0 = never)")
+    d = sub.add_parser("make-demo", help="generate the demo video+audio from public-domain material")
+    d.add_argument("outdir", type=Path)
+    d.add_argument("--seconds", type=float, default=60.0)
+    return p
+
+
+def _load(path: Path) -> KioskConfig:
+    cfg = load_config(path)
+    return cfg
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate config (and verify its models); print every problem with its key path."""
+    cfg = _load(args.config)
+    if not args.no_models:
+        from edge.analyzers import build_analyzers
+
+        build_analyzers(cfg)
+    print(f"OK: {args.config} (site {cfg.identity.site_id}, kiosk {cfg.identity.kiosk_id})")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the service until SIGTERM/SIGINT."""
+    from edge.analyzers import build_analyzers
+    from edge.service import Service
+
+    cfg = _load(args.config)
+    _setup_logging(args.verbose, cfg.logging.level)
+    analyzers = build_analyzers(cfg)
+    service = Service(cfg, analyzers)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return service.run(stop)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Replay files through the pipeline and print events as JSON lines."""
+    from edge.analyzers import build_analyzers
+    from edge.replay import replay
+
+    if args.video is None and args.audio is None:
+        raise ConfigError("replay", ["give --video and/or --audio"])
+    for f in (args.video, args.audio):
+        if f is not None and not f.is_file():
+            from edge.capture.media import MediaError
+
+            raise MediaError(f"media file '{f}': not found")
+    if args.config:
+        cfg = _load(args.config)
+    else:
+        cfg = parse_config({"identity": {"site_id": "replay", "kiosk_id": "replay"}, "mqtt": {"enabled": False}})
+    cfg.camera.enabled = args.video is not None
+    cfg.microphone.enabled = args.video is not None or args.audio is not None
+    analyzers = build_analyzers(cfg)
+    publisher = None
+    if args.publish:
+        from edge.events import EventFactory
+        from edge.mqtt import MqttPublisher
+
+        publisher = MqttPublisher(cfg.mqtt, cfg.identity, EventFactory(cfg.identity),
+                                  lambda: {"state": "online", "version": __version__,
+                                           "counter_name": cfg.identity.counter_name,
+                                           "models": analyzers.versions, "degraded": []},
+                                  resolve=cfg.resolve)
+        publisher.start()
+
+    def sink(kind: str, payload: dict[str, Any]) -> None:
+        if not args.quiet:
+            print(json.dumps(payload, ensure_ascii=False), flush=True)
+        if publisher is not None:
+            publisher.publish(kind, payload)
+
+    try:
+        res = replay(cfg, analyzers, args.video, args.audio, sink)
+    finally:
+        if publisher is not None:
+            publisher.stop()
+    kinds: dict[str, int] = {}
+    for e in res.events:
+        k = e["schema"].split("/")[1]
+        kinds[k] = kinds.get(k, 0) + 1
+    print(f"replayed {res.media_s:.2f} s of media in {res.wall_s:.2f} s: {res.frames} frames "
+          f"({res.face_readings} with a customer face), {res.voice_windows} voice windows "
+          f"({res.voice_readings} with speech); events {kinds}", file=sys.stderr)
+    return 0
+
+
+def cmd_make_demo(args: argparse.Namespace) -> int:
+    """Write the generated demo media."""
+    from edge.demo import make_demo
+
+    video, audio = make_demo(args.outdir, seconds=args.seconds)
+    print(f"demo media: {video} {audio}")
+    return 0
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    """Subscribe and print readable event lines."""
+    from edge.listen import listen
+
+    return listen(args.host, args.port, args.topic, args.count)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    args = _parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    handlers = {"run": cmd_run, "check-config": cmd_check_config, "replay": cmd_replay, "make-demo": cmd_make_demo,
+                "listen": cmd_listen}
+    try:
+        return handlers[args.cmd](args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except ModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_MODEL
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from edge.capture.media import MediaError
+
+        if isinstance(exc, MediaError):
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_MEDIA
+        raise

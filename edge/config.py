@@ -1,0 +1,233 @@
+"""Kiosk configuration: one TOML file validated by pydantic models that fail loudly, all errors at once."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; ``errors`` holds one ``key.path: message`` line per problem."""
+
+    def __init__(self, source: str, errors: list[str]) -> None:
+        """Build from the config source name and its error lines."""
+        self.source = source
+        self.errors = errors
+        super().__init__(f"{source}: {len(errors)} configuration error(s):\n" + "\n".join(f"  {e}" for e in errors))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class IdentityConfig(_Section):
+    """Who this kiosk is; used in topics and events (no person is ever identified)."""
+
+    site_id: str = Field(pattern=_ID, description="Site (branch/hall) id, used as a topic level.")
+    kiosk_id: str = Field(pattern=_ID, description="Kiosk id, unique within the site; a topic level.")
+    counter_name: str = Field(default="", max_length=80, description="Human name of the counter, shown on tablets.")
+
+
+class CameraConfig(_Section):
+    """Camera source: device index/path, GStreamer pipeline, RTSP URL or video file."""
+
+    enabled: bool = Field(default=True, description="Capture video at all.")
+    source: str = Field(default="0", min_length=1, description="Device index ('0'), /dev/videoN, GStreamer pipeline "
+                        "ending in appsink, rtsp:// URL, or a video file path.")
+    kind: Literal["auto", "device", "gstreamer", "rtsp", "file"] = Field(
+        default="auto", description="How to read `source`; auto guesses from its form.")
+    pace: Literal["realtime", "fast"] = Field(default="realtime", description="Files only: real-time or fast.")
+    loop: bool = Field(default=False, description="Files only: restart at the end (demo).")
+    width: int | None = Field(default=None, ge=64, le=4096, description="Requested capture width (devices).")
+    height: int | None = Field(default=None, ge=48, le=4096, description="Requested capture height (devices).")
+    buffer_frames: int = Field(default=2, ge=1, le=30, description="Frame queue size; the oldest frame is dropped.")
+    reopen_min_s: float = Field(default=0.5, gt=0, le=60, description="First back-off before reopening a lost source.")
+    reopen_max_s: float = Field(default=30.0, gt=0, le=600, description="Longest back-off between reopen attempts.")
+
+
+class MicrophoneConfig(_Section):
+    """Microphone source: sounddevice input by name/index, or an audio file (wav/flac)."""
+
+    enabled: bool = Field(default=True, description="Capture audio at all.")
+    source: str = Field(default="default", min_length=1, description="'default', a device name or index, or a file.")
+    kind: Literal["auto", "device", "file"] = Field(default="auto", description="How to read `source`.")
+    pace: Literal["realtime", "fast"] = Field(default="realtime", description="Files only: real-time or fast.")
+    loop: bool = Field(default=False, description="Files only: restart at the end (demo).")
+    sample_rate: Literal[16000] = Field(default=16000, description="Analysis rate; other rates are resampled.")
+    block_ms: int = Field(default=100, ge=10, le=1000, description="Capture block length.")
+    buffer_s: float = Field(default=10.0, ge=2.0, le=120.0, description="Ring buffer length; oldest audio overwritten.")
+    reopen_min_s: float = Field(default=0.5, gt=0, le=60, description="First back-off before reopening a lost device.")
+    reopen_max_s: float = Field(default=30.0, gt=0, le=600, description="Longest back-off between reopen attempts.")
+
+
+class ModelsConfig(_Section):
+    """Where the verified model files live and how they run."""
+
+    dir: str | None = Field(default=None, description="Models folder with manifest.json; default: "
+                            "$EDGE_EMOTION_MODELS or the project's models/. Relative to the config file.")
+    threads: int = Field(default=1, ge=1, le=16, description="TFLite interpreter threads per model.")
+    face_detector: Literal["auto", "blazeface", "haar"] = Field(
+        default="auto", description="auto = BlazeFace when installed, else OpenCV Haar cascade.")
+
+
+class AnalysisConfig(_Section):
+    """What is analysed and how often."""
+
+    face: bool = Field(default=True, description="Analyse faces.")
+    voice: bool = Field(default=True, description="Analyse voice.")
+    face_fps: float = Field(default=8.0, gt=0, le=60, description="Frames analysed per second (camera may be faster).")
+    voice_hop_s: float = Field(default=1.0, ge=0.1, le=10, description="Seconds between voice analyses.")
+    min_speech_ratio: Fraction = Field(default=0.3, description="Share of a window that must be speech to analyse it.")
+    vad_aggressiveness: int = Field(default=2, ge=0, le=3, description="webrtcvad aggressiveness 0..3.")
+    customer_zone: tuple[Fraction, Fraction, Fraction, Fraction] = Field(
+        default=(0.0, 0.0, 1.0, 1.0), description="Normalised x0, y0, x1, y1 box where the customer's face is.")
+    min_face_frac: Fraction = Field(default=0.08, description="Smallest customer face height as a share of frame.")
+    queue_size: int = Field(default=32, ge=1, le=1024, description="Readings queue; oldest dropped when full.")
+
+    @field_validator("customer_zone")
+    @classmethod
+    def _zone_ordered(cls, v: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        if not (v[0] < v[2] and v[1] < v[3]):
+            raise ValueError("must be x0 < x1 and y0 < y1")
+        return v
+
+
+class FusionConfig(_Section):
+    """How readings become the customer's smoothed state."""
+
+    half_life_s: float = Field(default=2.0, gt=0, le=60, description="Exponential smoothing half-life.")
+    stale_after_s: float = Field(default=4.0, gt=0, le=60, description="A modality older than this stops counting.")
+    face_weight: float = Field(default=1.0, ge=0, le=10, description="Relative weight of face readings.")
+    voice_weight: float = Field(default=1.0, ge=0, le=10, description="Relative weight of voice readings.")
+    emit_interval_s: float = Field(default=1.0, ge=0.1, le=60, description="Seconds between `emotion` events.")
+    visit_start_s: float = Field(default=1.0, ge=0, le=30, description="Face present this long starts a visit.")
+    visit_end_s: float = Field(default=8.0, ge=1, le=600, description="No face (nor speech) this long ends a visit.")
+
+
+class TlsConfig(_Section):
+    """TLS to the broker; paths may use ${ENV} references."""
+
+    ca_file: str | None = Field(default=None, description="CA bundle; None = system CAs.")
+    cert_file: str | None = Field(default=None, description="Client certificate (PEM).")
+    key_file: str | None = Field(default=None, description="Client private key (PEM).")
+    insecure: bool = Field(default=False, description="Skip hostname verification (test benches only).")
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file must be given together")
+        return self
+
+
+class MqttConfig(_Section):
+    """Broker connection and topic namespace."""
+
+    enabled: bool = Field(default=True, description="Publish to a broker (off: log events only).")
+    host: str = Field(default="localhost", min_length=1, description="Broker host.")
+    port: int = Field(default=1883, ge=1, le=65535, description="Broker port.")
+    transport: Literal["tcp", "websockets"] = Field(default="tcp", description="MQTT transport.")
+    protocol: Literal["auto", "5", "3.1.1"] = Field(default="auto", description="auto = MQTT 5, falling back to 3.1.1.")
+    username: str | None = Field(default=None, description="Username; may be ${ENV}.")
+    password: str | None = Field(default=None, description="Password; use ${ENV} rather than a literal secret.")
+    tls: TlsConfig | None = Field(default=None, description="TLS settings; absent = plain TCP.")
+    topic_prefix: str = Field(default="edge-emotion", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$",
+                              description="First topic levels: PREFIX/SITE/KIOSK/KIND.")
+    client_id: str | None = Field(default=None, max_length=64, description="Default: edge-emotion-SITE-KIOSK.")
+    keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keepalive.")
+    reconnect_min_s: float = Field(default=1.0, gt=0, le=60, description="First reconnect back-off.")
+    reconnect_max_s: float = Field(default=30.0, gt=0, le=600, description="Longest reconnect back-off.")
+    health_interval_s: float = Field(default=10.0, ge=1, le=3600, description="Seconds between `health` events.")
+    max_queued: int = Field(default=1000, ge=10, le=100000, description="Messages held while offline; oldest dropped.")
+
+
+class LoggingConfig(_Section):
+    """Log verbosity (logs go to stderr)."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
+
+
+class KioskConfig(_Section):
+    """The whole kiosk configuration."""
+
+    identity: IdentityConfig = Field(description="Kiosk identity.")
+    camera: CameraConfig = Field(default_factory=CameraConfig, description="Camera.")
+    microphone: MicrophoneConfig = Field(default_factory=MicrophoneConfig, description="Microphone.")
+    models: ModelsConfig = Field(default_factory=ModelsConfig, description="Models.")
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig, description="Analysis.")
+    fusion: FusionConfig = Field(default_factory=FusionConfig, description="Fusion and visits.")
+    mqtt: MqttConfig = Field(default_factory=MqttConfig, description="MQTT.")
+    logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logging.")
+    base_dir: Path = Field(default=Path("."), exclude=True, description="Folder of the config file (set by load).")
+
+    def resolve(self, path: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+
+def _expand_env(node: Any, path: str, errors: list[str]) -> Any:
+    """Replace ${VAR} in strings with the environment's value, collecting missing ones as errors."""
+    if isinstance(node, dict):
+        return {k: _expand_env(v, f"{path}.{k}" if path else str(k), errors) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand_env(v, f"{path}[{i}]", errors) for i, v in enumerate(node)]
+    if isinstance(node, str):
+        def sub(m: re.Match[str]) -> str:
+            val = os.environ.get(m.group(1))
+            if val is None:
+                errors.append(f"{path}: environment variable {m.group(1)} is not set")
+                return ""
+            return val
+        return _ENV_REF.sub(sub, node)
+    return node
+
+
+def format_errors(exc: ValidationError) -> list[str]:
+    """One ``key.path: message (got value)`` line per pydantic error."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        got = "" if err["type"] == "missing" else f" (got {err.get('input')!r})"
+        lines.append(f"{loc}: {err['msg']}{got}")
+    return lines
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>", base_dir: Path | None = None) -> KioskConfig:
+    """Validate a config mapping; raise ConfigError listing every problem with its key path."""
+    errors: list[str] = []
+    data = _expand_env(data, "", errors)
+    try:
+        cfg = KioskConfig.model_validate({**data, "base_dir": base_dir or Path(".")})
+    except ValidationError as exc:
+        errors.extend(e for e in format_errors(exc) if not e.startswith("base_dir"))
+        raise ConfigError(source, errors) from None
+    if errors:
+        raise ConfigError(source, errors)
+    return cfg
+
+
+def load_config(path: str | Path) -> KioskConfig:
+    """Read and validate a kiosk TOML file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(str(path), ["file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), [f"cannot read: {exc}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from None
+    if "base_dir" in data:
+        raise ConfigError(str(path), ["base_dir: Extra inputs are not permitted"])
+    return parse_config(data, str(path), path.resolve().parent)

@@ -1,0 +1,97 @@
+"""The judgement core shared by ``run`` and ``replay``: observations in, event payloads out (no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from edge.config import KioskConfig
+from edge.events import EventFactory, iso
+from edge.fusion import FusedState, Fusion
+from edge.types import EMOTIONS, Reading
+from edge.visits import VisitEvent, VisitTracker
+
+Event = tuple[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A modality looked at time ``t``; ``reading`` is None when it found no customer face / no speech."""
+
+    modality: str
+    t: float
+    reading: Reading | None
+
+
+class Core:
+    """Fusion + anonymous visits + emotion event building on the pipeline's clock (monotonic or media time)."""
+
+    def __init__(self, cfg: KioskConfig, factory: EventFactory, to_wall: Callable[[float], float]) -> None:
+        """``to_wall`` maps pipeline time to Unix time for event timestamps."""
+        self.cfg = cfg
+        self.factory = factory
+        self.to_wall = to_wall
+        self.fusion = Fusion(cfg.fusion)
+        self.visits = VisitTracker(cfg.fusion.visit_start_s, cfg.fusion.visit_end_s)
+        self._face_present = False
+        self._next_emit: float | None = None
+        self.last_state: FusedState | None = None
+
+    def observe(self, obs: Observation) -> list[Event]:
+        """Take one observation; return visit events it causes."""
+        if obs.reading is not None:
+            self.fusion.update(obs.reading)
+        if obs.modality == "face":
+            self._face_present = obs.reading is not None
+        speech = obs.modality == "voice" and obs.reading is not None
+        return self._visit_events(self.visits.observe(obs.t, self._face_present, speech))
+
+    def tick(self, now: float) -> list[Event]:
+        """Advance time: end stale visits and emit an ``emotion`` event every ``emit_interval_s``."""
+        events = self._visit_events(self.visits.tick(now))
+        interval = self.cfg.fusion.emit_interval_s
+        if self._next_emit is None:
+            self._next_emit = now + interval
+        if now < self._next_emit:
+            return events
+        self._next_emit = max(self._next_emit + interval, now)  # skip missed slots rather than burst
+        state = self.fusion.state(now)
+        self.last_state = state
+        if state is None:
+            return events
+        visit = self.visits.current
+        if visit is not None:
+            visit.add_state(now, state.label, state.escalation)
+        events.append(("emotion", self.emotion_body(state, now - interval, visit.visit_id if visit else None)))
+        return events
+
+    def emotion_body(self, s: FusedState, window_start: float, visit_id: str | None) -> dict[str, Any]:
+        """The ``emotion`` payload body for a fused state."""
+        return {
+            "visit_id": visit_id,
+            "label": s.label,
+            "probs": {e: round(float(p), 4) for e, p in zip(EMOTIONS, s.probs, strict=True)},
+            "valence": round(s.valence, 4),
+            "arousal": round(s.arousal, 4),
+            "escalation": round(s.escalation, 4),
+            "confidence": round(s.confidence, 4),
+            "modalities": {m: {"used": ms.used, "confidence": ms.confidence, "age_s": ms.age_s}
+                           for m, ms in s.modalities.items()},
+            "window_start": iso(self.to_wall(window_start)),
+            "window_end": iso(self.to_wall(s.t)),
+        }
+
+    def _visit_events(self, evs: list[VisitEvent]) -> list[Event]:
+        out: list[Event] = []
+        for ev in evs:
+            v = ev.visit
+            if ev.phase == "start":
+                out.append(("visit", {"visit_id": v.visit_id, "phase": "start", "started_at": iso(self.to_wall(ev.t)),
+                                      "ended_at": None, "summary": None}))
+            else:
+                out.append(("visit", {"visit_id": v.visit_id, "phase": "end",
+                                      "started_at": iso(self.to_wall(v.started_t)),
+                                      "ended_at": iso(self.to_wall(ev.t)), "summary": v.summary(ev.t)}))
+                self.fusion.reset()
+        return out

@@ -1,0 +1,1 @@
+"""Face pipeline: detection, the shared FER-style preprocessing and expression classification."""

@@ -1,0 +1,100 @@
+"""Customer face selection and expression classification into a face Reading."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+
+from edge.face.detector import FaceDetector
+from edge.face.preprocess import DEFAULT_MARGIN, crop_face, to_tensor
+from edge.runtime import Model, ModelError
+from edge.types import EMOTIONS, FaceBox, Frame, Reading
+
+log = logging.getLogger(__name__)
+
+# Other spellings of our classes that a declared model label may use (FER+ names, contempt folded into disgust).
+LABEL_ALIASES = {"happiness": "happy", "sadness": "sad", "anger": "angry", "contempt": "disgust",
+                 "fearful": "fear", "surprised": "surprise", "disgusted": "disgust"}
+
+
+def label_map(labels: tuple[str, ...] | list[str], n_outputs: int) -> np.ndarray:
+    """Matrix (n_outputs, len(EMOTIONS)) that sums model outputs onto EMOTIONS by declared label name."""
+    if len(labels) != n_outputs:
+        raise ModelError(f"model declares {len(labels)} labels for {n_outputs} outputs; labels must be declared")
+    m = np.zeros((n_outputs, len(EMOTIONS)), np.float32)
+    for i, raw in enumerate(labels):
+        name = LABEL_ALIASES.get(raw.lower(), raw.lower())
+        if name in EMOTIONS:
+            m[i, EMOTIONS.index(name)] = 1.0
+        else:
+            log.warning("model label %r has no emotion class; its probability is dropped", raw)
+    if not m.any():
+        raise ModelError(f"none of the model labels {list(labels)} map onto {EMOTIONS}")
+    return m
+
+
+def select_customer(boxes: list[FaceBox], frame_shape: tuple[int, ...],
+                    zone: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0),
+                    min_face_frac: float = 0.05) -> FaceBox | None:
+    """Largest face whose centre is inside the normalised zone (x0, y0, x1, y1) and tall enough, else None."""
+    h, w = float(frame_shape[0]), float(frame_shape[1])
+    x0, y0, x1, y1 = zone
+    best: FaceBox | None = None
+    for b in boxes:
+        cx, cy = b.center
+        if not (x0 * w <= cx <= x1 * w and y0 * h <= cy <= y1 * h):
+            continue
+        if b.h < min_face_frac * h:
+            continue
+        if best is None or b.w * b.h > best.w * best.h:
+            best = b
+    return best
+
+
+def confidence_of(probs: np.ndarray, det_score: float) -> float:
+    """Confidence in [0, 1]: mean of top probability and (1 - normalised entropy), scaled by detector score."""
+    p = np.clip(np.asarray(probs, np.float64), 1e-12, 1.0)
+    p = p / p.sum()
+    certainty = 0.5 * float(p.max()) + 0.5 * (1.0 - float(-(p * np.log(p)).sum()) / math.log(len(p)))
+    return float(np.clip(certainty * (0.5 + 0.5 * float(np.clip(det_score, 0.0, 1.0))), 0.0, 1.0))
+
+
+class FaceAnalyzer:
+    """Detect faces, pick the customer, classify their expression into a Reading over EMOTIONS."""
+
+    def __init__(self, detector: FaceDetector, model: Model,
+                 customer_zone: tuple[float, float, float, float] = (0, 0, 1, 1),
+                 min_face_frac: float = 0.05) -> None:
+        """Bind a detector and a verified expression model; labels come from the model's manifest entry."""
+        self.detector = detector
+        self.model = model
+        z = customer_zone
+        self.customer_zone = (float(z[0]), float(z[1]), float(z[2]), float(z[3]))
+        self.min_face_frac = float(min_face_frac)
+        n_out = int(model.spec.output.shape[-1])
+        self._map = label_map(model.spec.labels, n_out)
+        self._margin = float(getattr(detector, "crop_margin", DEFAULT_MARGIN))
+
+    def classify(self, face48: np.ndarray) -> np.ndarray:
+        """Probabilities over EMOTIONS (float32, sums to 1) for one uint8 48x48 face crop."""
+        out = self.model.infer(to_tensor(face48)).reshape(-1)
+        probs = np.clip(out, 0.0, None) @ self._map
+        s = float(probs.sum())
+        if s <= 0:
+            return np.full(len(EMOTIONS), 1.0 / len(EMOTIONS), np.float32)
+        return (probs / s).astype(np.float32)
+
+    def analyze(self, frame: Frame) -> Reading | None:
+        """Reading for the customer's face in ``frame``, or None when no customer face is visible."""
+        boxes = self.detector.detect(frame.image)
+        box = select_customer(boxes, frame.image.shape, self.customer_zone, self.min_face_frac)
+        if box is None:
+            return None
+        probs = self.classify(crop_face(frame.image, box, self._margin))
+        return Reading(
+            modality="face", t=frame.t, probs=probs, confidence=confidence_of(probs, box.score),
+            extra={"face_frac": float(box.h) / float(frame.image.shape[0]), "det_score": float(box.score),
+                   "faces": float(len(boxes))},
+        )

@@ -1,0 +1,118 @@
+"""Fuse face and voice readings into one smoothed customer state (pure logic, caller supplies time)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge.config import FusionConfig
+from edge.types import AGITATED, EMOTIONS, Reading, valence_arousal
+
+MODALITIES = ("face", "voice")
+_AGITATED_IDX = [EMOTIONS.index(e) for e in AGITATED]
+
+
+@dataclass
+class ModalityTrack:
+    """Exponentially smoothed probabilities and confidence of one modality."""
+
+    probs: np.ndarray = field(default_factory=lambda: np.full(len(EMOTIONS), 1.0 / len(EMOTIONS)))
+    confidence: float = 0.0
+    last_t: float | None = None
+
+    def update(self, r: Reading, half_life_s: float) -> None:
+        """Blend a new reading in, weighting by elapsed time and the reading's own confidence."""
+        p = np.asarray(r.probs, dtype=np.float64)
+        p = p / p.sum() if p.sum() > 0 else np.full(len(EMOTIONS), 1.0 / len(EMOTIONS))
+        if self.last_t is None or r.t - self.last_t > 4 * half_life_s:
+            self.probs, self.confidence = p, float(r.confidence)
+        else:
+            alpha = 1.0 - 0.5 ** (max(r.t - self.last_t, 0.0) / half_life_s)
+            a = alpha * (0.25 + 0.75 * float(r.confidence))  # an unsure reading moves the state less
+            self.probs = (1 - a) * self.probs + a * p
+            self.confidence = (1 - alpha) * self.confidence + alpha * float(r.confidence)
+        self.last_t = max(r.t, self.last_t or r.t)
+
+    def freshness(self, now: float, stale_after_s: float) -> float:
+        """1.0 for a reading just now, falling linearly to 0 at ``stale_after_s``."""
+        if self.last_t is None:
+            return 0.0
+        return float(np.clip(1.0 - (now - self.last_t) / stale_after_s, 0.0, 1.0))
+
+
+@dataclass(frozen=True)
+class ModalityState:
+    """How one modality contributed to a fused state."""
+
+    used: bool
+    confidence: float
+    age_s: float | None
+
+
+@dataclass(frozen=True)
+class FusedState:
+    """The customer's fused, smoothed state at time ``t``."""
+
+    t: float
+    probs: np.ndarray
+    label: str
+    valence: float
+    arousal: float
+    escalation: float
+    confidence: float
+    modalities: dict[str, ModalityState]
+
+
+def escalation_score(probs: np.ndarray) -> float:
+    """Negativity/escalation in [0, 1]: mostly agitated mass, plus negative valence weighted by arousal."""
+    p = np.asarray(probs, dtype=np.float64)
+    agitated = float(p[_AGITATED_IDX].sum())
+    v, a = valence_arousal(p)
+    negativity = min(max(0.0, -v) / 0.7, 1.0)  # 0.7 = the most negative class valence
+    return float(np.clip(0.7 * agitated + 0.3 * negativity * (a + 1.0) / 2.0, 0.0, 1.0))
+
+
+class Fusion:
+    """Confidence- and freshness-weighted late fusion over smoothed per-modality tracks."""
+
+    def __init__(self, cfg: FusionConfig) -> None:
+        """Start with no evidence."""
+        self.cfg = cfg
+        self.tracks: dict[str, ModalityTrack] = {m: ModalityTrack() for m in MODALITIES}
+
+    def reset(self) -> None:
+        """Forget everything (a visit ended)."""
+        self.tracks = {m: ModalityTrack() for m in MODALITIES}
+
+    def update(self, reading: Reading) -> None:
+        """Add one modality reading."""
+        if reading.modality not in self.tracks:
+            raise ValueError(f"unknown modality {reading.modality!r}")
+        self.tracks[reading.modality].update(reading, self.cfg.half_life_s)
+
+    def _weight(self, name: str) -> float:
+        return self.cfg.face_weight if name == "face" else self.cfg.voice_weight
+
+    def state(self, now: float) -> FusedState | None:
+        """Fused state at ``now``, or None when no modality is fresh."""
+        weights, mods = {}, {}
+        for name, tr in self.tracks.items():
+            fresh = tr.freshness(now, self.cfg.stale_after_s)
+            w = self._weight(name) * tr.confidence * fresh
+            weights[name] = w if w > 1e-6 else 0.0
+            mods[name] = ModalityState(used=w > 0, confidence=round(tr.confidence * fresh, 4),
+                                       age_s=None if tr.last_t is None else round(max(now - tr.last_t, 0.0), 3))
+        total = sum(weights.values())
+        if total <= 0:
+            return None
+        probs = sum(weights[n] * self.tracks[n].probs for n in self.tracks)
+        probs = np.asarray(probs) / float(np.sum(probs))
+        # Confidence: what the fresh modalities support, out of what all configured modalities could.
+        max_total = sum(self._weight(n) for n in self.tracks) or 1.0
+        confidence = float(np.clip(total / max_total, 0.0, 1.0))
+        v, a = valence_arousal(probs)
+        return FusedState(
+            t=now, probs=np.asarray(probs), label=EMOTIONS[int(np.argmax(probs))], valence=v, arousal=a,
+            escalation=escalation_score(probs), confidence=confidence, modalities=mods,
+        )

@@ -1,0 +1,342 @@
+"""Publishing events: MQTT (paho-mqtt 2) with last will, reconnects and a bounded offline queue; fakes for tests."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+
+from edge.config import IdentityConfig, MqttConfig
+from edge.events import EventFactory, SchemaError, topic, validate
+
+log = logging.getLogger(__name__)
+
+STOP_FLUSH_S = 2.0  # longest stop() waits for the retained `offline` status to be acknowledged
+
+
+class Publisher(Protocol):
+    """Where events go: a broker, the log, or a list in tests."""
+
+    def start(self) -> None:
+        """Begin publishing (non-blocking)."""
+
+    def stop(self) -> None:
+        """Say goodbye (offline status where applicable) and release resources."""
+
+    def publish(self, kind: str, payload: dict[str, Any], retain: bool = False) -> bool:
+        """Validate and send one complete event; False if refused or dropped."""
+
+    def stats(self) -> dict[str, int]:
+        """Counters: connects, published, dropped, refused."""
+
+    @property
+    def connected(self) -> bool:
+        """Whether events currently reach their destination."""
+
+
+class _Counting:
+    """Shared counters and the validate-then-encode step every publisher performs."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = {"connects": 0, "published": 0, "dropped": 0, "refused": 0}
+
+    def _bump(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[key] += n
+
+    def stats(self) -> dict[str, int]:
+        """Counters: connects, published (acknowledged), dropped (queue full), refused (invalid payload)."""
+        with self._lock:
+            return dict(self._counts)
+
+    def _encode(self, kind: str, payload: dict[str, Any]) -> str | None:
+        """Compact JSON of a valid payload; None (counted as refused, logged) if it breaks the contract."""
+        try:
+            validate(kind, payload)
+            return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        except (SchemaError, TypeError, ValueError) as exc:
+            self._bump("refused")
+            log.error("refused to publish %s event: %s", kind, exc)
+            return None
+
+
+class RecordingPublisher(_Counting):
+    """Test fake: validates like the real publisher and keeps (kind, payload, retain) in ``events``."""
+
+    def __init__(self, strict: bool = False) -> None:
+        """With ``strict`` an invalid payload raises SchemaError instead of being refused quietly."""
+        super().__init__()
+        self.strict = strict
+        self.events: list[tuple[str, dict[str, Any], bool]] = []
+        self._connected = False
+
+    @property
+    def connected(self) -> bool:
+        """True between start() and stop()."""
+        return self._connected
+
+    def start(self) -> None:
+        """Mark as connected."""
+        self._connected = True
+        self._bump("connects")
+
+    def stop(self) -> None:
+        """Mark as disconnected."""
+        self._connected = False
+
+    def publish(self, kind: str, payload: dict[str, Any], retain: bool = False) -> bool:
+        """Validate and record a payload."""
+        if self.strict:
+            validate(kind, payload)
+        if self._encode(kind, payload) is None:
+            return False
+        with self._lock:
+            self.events.append((kind, payload, retain))
+            self._counts["published"] += 1
+        return True
+
+    def payloads(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Recorded payloads, optionally of one kind only."""
+        with self._lock:
+            return [p for k, p, _ in self.events if kind is None or k == kind]
+
+
+class LogPublisher(_Counting):
+    """Used when MQTT is disabled: validates, then logs each event as one JSON line at INFO."""
+
+    def __init__(self, prefix: str = "edge-emotion", identity: IdentityConfig | None = None) -> None:
+        """Log lines are prefixed with the topic the event would have been published on."""
+        super().__init__()
+        self.prefix = prefix
+        self.identity = identity
+        self._connected = False
+
+    @property
+    def connected(self) -> bool:
+        """True between start() and stop()."""
+        return self._connected
+
+    def start(self) -> None:
+        """Begin logging."""
+        self._connected = True
+        self._bump("connects")
+
+    def stop(self) -> None:
+        """Stop logging."""
+        self._connected = False
+
+    def publish(self, kind: str, payload: dict[str, Any], retain: bool = False) -> bool:
+        """Validate and log one event."""
+        data = self._encode(kind, payload)
+        if data is None:
+            return False
+        where = kind if self.identity is None else topic(self.prefix, self.identity.site_id,
+                                                         self.identity.kiosk_id, kind)
+        log.info("event %s %s", where, data)
+        self._bump("published")
+        return True
+
+
+class MqttPublisher(_Counting):
+    """Publishes events to an MQTT broker with a retained online/offline status and a last will.
+
+    Never blocks the caller.  While disconnected, events wait in a queue of ``cfg.max_queued``; when it is full
+    the OLDEST queued event is dropped (counted in ``dropped``).  Status messages are not queued: a fresh
+    ``online`` status is published on every (re)connect.  ``status_body()`` is called from the network thread
+    and returns the status body without ``state``.
+    """
+
+    def __init__(self, cfg: MqttConfig, identity: IdentityConfig, factory: EventFactory,
+                 status_body: Callable[[], dict[str, Any]], resolve: Callable[[str], Path] = Path,
+                 on_message: Callable[[str, bytes], None] | None = None, subscriptions: Sequence[str] = ()) -> None:
+        """Configure; nothing touches the network until start()."""
+        super().__init__()
+        self.cfg = cfg
+        self.identity = identity
+        self.factory = factory
+        self.status_body = status_body
+        self.resolve = resolve
+        self.on_message = on_message
+        self.subscriptions = tuple(subscriptions)
+        self.client_id = cfg.client_id or f"edge-emotion-{identity.site_id}-{identity.kiosk_id}"[:64]
+        self.status_topic = self.topic("status")
+        self.last_error: str | None = None
+        self._backlog: deque[tuple[str, str, bool]] = deque(maxlen=cfg.max_queued)
+        self._connected = False
+        self._stopping = False
+        self._protocol = MQTTProtocolVersion.MQTTv311 if cfg.protocol == "3.1.1" else MQTTProtocolVersion.MQTTv5
+        self._client: paho.Client | None = None
+
+    def topic(self, kind: str) -> str:
+        """This kiosk's topic for ``kind``."""
+        return topic(self.cfg.topic_prefix, self.identity.site_id, self.identity.kiosk_id, kind)
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker accepted the current connection."""
+        return self._connected
+
+    def _status(self, state: str) -> str:
+        body = {k: v for k, v in self.status_body().items() if k != "state"}
+        payload = self.factory.make("status", state=state, **body)
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+    def _build(self) -> paho.Client:
+        cfg = self.cfg
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=self._protocol,
+                             transport=cfg.transport, reconnect_on_failure=True)
+        client.suppress_exceptions = True
+        if cfg.username is not None:
+            client.username_pw_set(cfg.username, cfg.password)
+        if cfg.tls is not None:
+            tls = cfg.tls
+            client.tls_set(ca_certs=str(self.resolve(tls.ca_file)) if tls.ca_file else None,
+                           certfile=str(self.resolve(tls.cert_file)) if tls.cert_file else None,
+                           keyfile=str(self.resolve(tls.key_file)) if tls.key_file else None)
+            if tls.insecure:
+                client.tls_insecure_set(True)
+        client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)  # type: ignore[arg-type]
+        # paho's own queue of unacknowledged QoS 1 messages; room for a full backlog flush plus live traffic.
+        client.max_queued_messages_set(2 * cfg.max_queued + 1)
+        client.will_set(self.status_topic, self._status("offline"), qos=1, retain=True)  # before connect
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        return client
+
+    def start(self) -> None:
+        """Connect in the background; a broker that is down is retried with back-off, never raising here."""
+        self._stopping = False
+        self._client = self._build()
+        self._client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s)
+        self._client.loop_start()
+        log.info("MQTT publisher started for %s:%d (%s, MQTT %s) as %s", self.cfg.host, self.cfg.port,
+                 self.cfg.transport, self.cfg.protocol, self.client_id)
+
+    def _downgrade(self, old: paho.Client) -> None:
+        """Broker refused MQTT 5 (protocol auto): rebuild the client for MQTT 3.1.1."""
+        old.disconnect()
+        old.loop_stop()
+        if self._stopping or self._client is not old:
+            return
+        self._protocol = MQTTProtocolVersion.MQTTv311
+        self.start()
+
+    def _on_connect(self, client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        try:
+            if reason.is_failure:
+                self.last_error = f"broker refused connection: {reason}"
+                if (str(reason) == "Unsupported protocol version" and self.cfg.protocol == "auto"
+                        and self._protocol == MQTTProtocolVersion.MQTTv5):
+                    log.warning("broker does not support MQTT 5; falling back to MQTT 3.1.1")
+                    threading.Thread(target=self._downgrade, args=(client,), daemon=True).start()
+                    return
+                log.error("%s (%s:%d as %r)", self.last_error, self.cfg.host, self.cfg.port, self.cfg.username)
+                return
+            self.last_error = None
+            client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
+            if self.subscriptions:
+                client.subscribe([(s, 1) for s in self.subscriptions])
+            with self._lock:
+                self._connected = True
+                self._counts["connects"] += 1
+                backlog = list(self._backlog)
+                self._backlog.clear()
+            for t, data, retain in backlog:
+                self._send(client, t, data, retain)
+            log.info("connected to MQTT broker %s:%d; %d queued event(s) sent", self.cfg.host, self.cfg.port,
+                     len(backlog))
+        except Exception:
+            log.exception("error handling MQTT connect")
+
+    def _on_connect_fail(self, _client: paho.Client, _userdata: Any) -> None:
+        msg = f"cannot reach MQTT broker {self.cfg.host}:{self.cfg.port}; retrying"
+        log.log(logging.DEBUG if self.last_error == msg else logging.WARNING, msg)  # once per outage
+        self.last_error = msg
+
+    def _on_disconnect(self, client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        try:
+            was = self._connected
+            with self._lock:
+                self._connected = False
+            if was and not self._stopping:
+                log.warning("disconnected from MQTT broker: %s; reconnecting", reason)
+            if not self._stopping:  # fresh timestamp on the will for the next connection
+                client.will_set(self.status_topic, self._status("offline"), qos=1, retain=True)
+        except Exception:
+            log.exception("error handling MQTT disconnect")
+
+    def _on_publish(self, _client: paho.Client, _userdata: Any, mid: int, reason: Any, _props: Any) -> None:
+        if getattr(reason, "is_failure", False):  # MQTT 5 PUBACK with an error, e.g. not authorized
+            self._bump("dropped")
+            log.warning("broker rejected message %d: %s", mid, reason)
+        else:
+            self._bump("published")
+
+    def _on_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
+        if self.on_message is None:
+            return
+        try:
+            self.on_message(msg.topic, bytes(msg.payload))
+        except Exception:
+            log.exception("message handler failed for %s", msg.topic)
+
+    def _send(self, client: paho.Client, t: str, data: str, retain: bool) -> bool:
+        info = client.publish(t, data, qos=1, retain=retain)
+        if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
+            self._bump("dropped")
+            log.warning("MQTT queue full (%d); dropped event on %s", self.cfg.max_queued, t)
+            return False
+        return True  # success, or NO_CONN: paho keeps the QoS 1 message and sends it after reconnecting
+
+    def publish(self, kind: str, payload: dict[str, Any], retain: bool = False) -> bool:
+        """Validate and send one event with QoS 1 without blocking; False if refused (invalid) or dropped."""
+        data = self._encode(kind, payload)
+        if data is None:
+            return False
+        retain = retain or kind == "status"
+        t = self.topic(kind)
+        with self._lock:
+            client, online = self._client, self._connected
+            if not online:
+                if kind == "status":
+                    return True  # superseded by the fresh `online` status sent on reconnect
+                if len(self._backlog) == self._backlog.maxlen:
+                    self._counts["dropped"] += 1
+                    log.warning("offline queue full (%d); dropped the oldest event", self.cfg.max_queued)
+                self._backlog.append((t, data, retain))
+                return True
+        assert client is not None
+        return self._send(client, t, data, retain)
+
+    def stop(self) -> None:
+        """Publish the retained `offline` status (bounded wait), disconnect cleanly and stop the network thread."""
+        client = self._client
+        if client is None:
+            return
+        self._stopping = True
+        try:
+            if self._connected:
+                info = client.publish(self.status_topic, self._status("offline"), qos=1, retain=True)
+                info.wait_for_publish(timeout=STOP_FLUSH_S)
+                if not info.is_published():
+                    log.warning("offline status not acknowledged within %.1f s", STOP_FLUSH_S)
+        except Exception:
+            log.exception("could not publish offline status")
+        finally:
+            client.disconnect()
+            client.loop_stop()
+            with self._lock:
+                self._connected = False
+                self._client = None
+            log.info("MQTT publisher stopped")

@@ -1,0 +1,133 @@
+"""The model manifest (``models/manifest.json``): one declaration per model, verified at load."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MANIFEST_NAME = "manifest.json"
+
+
+class ModelError(RuntimeError):
+    """A model is missing, corrupted or does not match its manifest entry."""
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Declared shape, dtype and (scale, zero_point) quantization of one tensor."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    quantization: tuple[float, int] | None
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any], where: str) -> TensorSpec:
+        """Build from a manifest dict, naming ``where`` in errors."""
+        try:
+            q = raw.get("quantization")
+            return cls(
+                shape=tuple(int(v) for v in raw["shape"]),
+                dtype=str(raw["dtype"]),
+                quantization=(float(q[0]), int(q[1])) if q else None,
+            )
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ModelError(f"manifest {where}: malformed tensor spec {raw!r} ({exc})") from exc
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One manifest entry."""
+
+    name: str
+    file: str
+    sha256: str
+    version: str
+    input: TensorSpec
+    output: TensorSpec
+    labels: tuple[str, ...]
+    licence: str
+    task: str
+    optional: bool
+    path: Path
+
+    def verify_file(self) -> None:
+        """Check that the file exists and its sha256 matches the manifest."""
+        if not self.path.is_file():
+            hint = " (run scripts/install-models)" if self.optional else ""
+            raise ModelError(f"model '{self.name}': file not found: {self.path}{hint}")
+        digest = sha256_file(self.path)
+        if digest != self.sha256:
+            raise ModelError(
+                f"model '{self.name}': sha256 mismatch for {self.path}: expected {self.sha256}, got {digest}"
+                " (corrupted or replaced file; reinstall the model)"
+            )
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """All declared models of one models directory."""
+
+    root: Path
+    models: dict[str, ModelSpec]
+
+    def get(self, name: str) -> ModelSpec:
+        """Return the entry ``name`` or raise a ModelError listing what exists."""
+        if name not in self.models:
+            raise ModelError(f"model '{name}' is not declared in {self.root / MANIFEST_NAME}"
+                             f" (declared: {', '.join(sorted(self.models)) or 'none'})")
+        return self.models[name]
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def default_models_dir() -> Path:
+    """``$EDGE_EMOTION_MODELS`` if set, else the ``models/`` folder beside the ``edge`` package."""
+    env = os.environ.get("EDGE_EMOTION_MODELS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "models"
+
+
+def load_manifest(root: Path | None = None) -> Manifest:
+    """Parse ``root/manifest.json``; raise ModelError naming the problem."""
+    root = Path(root) if root is not None else default_models_dir()
+    path = root / MANIFEST_NAME
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ModelError(f"model manifest not found: {path}") from exc
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"model manifest {path} is not valid JSON: {exc}") from exc
+    models: dict[str, ModelSpec] = {}
+    for name, entry in dict(raw.get("models", {})).items():
+        where = f"{path}: models.{name}"
+        try:
+            models[name] = ModelSpec(
+                name=name,
+                file=str(entry["file"]),
+                sha256=str(entry["sha256"]).lower(),
+                version=str(entry["version"]),
+                input=TensorSpec.parse(entry["input"], f"{where}.input"),
+                output=TensorSpec.parse(entry["output"], f"{where}.output"),
+                labels=tuple(str(x) for x in entry.get("labels", [])),
+                licence=str(entry.get("licence", "")),
+                task=str(entry.get("task", "")),
+                optional=bool(entry.get("optional", False)),
+                path=root / str(entry["file"]),
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ModelError(f"{where}: missing or malformed field {exc}") from exc
+        if os.path.isabs(models[name].file) or ".." in Path(models[name].file).parts:
+            raise ModelError(f"{where}.file must be a plain relative path, got {models[name].file!r}")
+    return Manifest(root=root, models=models)

@@ -1,0 +1,235 @@
+"""The live kiosk service: capture threads → analysis workers → fusion → MQTT, stopped through an event."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from edge import __version__
+from edge.analyzers import Analyzers
+from edge.capture.audio import AudioSource
+from edge.capture.video import VideoSource
+from edge.config import KioskConfig
+from edge.core import Core, Observation
+from edge.events import EventFactory, SchemaError
+from edge.health import LatencyStats, RateMeter, cpu_temperature_c
+from edge.mqtt import LogPublisher, MqttPublisher, Publisher
+from edge.queues import AudioRing, DropQueue
+from edge.types import Frame
+
+log = logging.getLogger(__name__)
+
+_FINISHED = ("ended", "failed", "disabled")
+
+
+class Service:
+    """Owns the threads of one kiosk; ``run(stop)`` blocks until ``stop`` is set or all file sources end."""
+
+    def __init__(self, cfg: KioskConfig, analyzers: Analyzers, publisher: Publisher | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """Wire queues, sources and workers; nothing starts until ``run``."""
+        self.cfg = cfg
+        self.an = analyzers
+        self.clock = clock
+        self.stop = threading.Event()
+        self.factory = EventFactory(cfg.identity)
+        self.frames: DropQueue[Frame] = DropQueue(cfg.camera.buffer_frames)
+        self.ring = AudioRing(cfg.microphone.buffer_s, cfg.microphone.sample_rate)
+        self.obs: DropQueue[Observation] = DropQueue(cfg.analysis.queue_size)
+        self.latency = LatencyStats()
+        self.analysed = RateMeter(clock=clock)
+        self.errors = {"face": 0, "voice": 0, "core": 0, "schema": 0}
+        self.started = clock()
+        offset = time.time() - clock()
+        self.core = Core(cfg, self.factory, to_wall=lambda t: t + offset)
+        self.video = VideoSource(cfg.camera, self.frames, self.stop, cfg.resolve) if self._want_video() else None
+        self.audio = AudioSource(cfg.microphone, self.ring, self.stop, cfg.resolve) if self._want_audio() else None
+        self.publisher = publisher or self._make_publisher()
+        self._threads: list[threading.Thread] = []
+
+    def _want_video(self) -> bool:
+        return self.cfg.camera.enabled and self.an.face is not None
+
+    def _want_audio(self) -> bool:
+        return self.cfg.microphone.enabled and self.an.voice is not None
+
+    def _make_publisher(self) -> Publisher:
+        if not self.cfg.mqtt.enabled:
+            return LogPublisher(self.cfg.mqtt.topic_prefix, self.cfg.identity)
+        return MqttPublisher(self.cfg.mqtt, self.cfg.identity, self.factory, self.status_body, resolve=self.cfg.resolve)
+
+    # --- payload bodies -------------------------------------------------------------------------------------
+    def _source_stats(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for name, src in (("camera", self.video), ("microphone", self.audio)):
+            if src is None:
+                out[name] = {"state": "disabled", "error": None}
+            else:
+                st = src.stats()
+                out[name] = {"state": st["state"] if st["state"] != "starting" else "ok", "error": st.get("error")}
+        return out
+
+    def status_body(self) -> dict[str, Any]:
+        """Body of the retained ``status`` message."""
+        degraded = [f"{k}: {v['state']}" + (f" ({v['error']})" if v["error"] else "")
+                    for k, v in self._source_stats().items() if v["state"] not in ("ok", "disabled")]
+        return {"state": "online", "version": __version__, "counter_name": self.cfg.identity.counter_name,
+                "models": dict(self.an.versions), "degraded": degraded}
+
+    def health_body(self) -> dict[str, Any]:
+        """Body of the periodic ``health`` message."""
+        vstats = self.video.stats() if self.video else {}
+        astats = self.audio.stats() if self.audio else {}
+        drops = {"frames": self.frames.dropped, "observations": self.obs.dropped,
+                 "audio_overrun_samples": self.ring.overrun_samples, **{f"errors_{k}": v for k, v in self.errors.items()}}
+        if "overflows" in astats:
+            drops["audio_overflows"] = int(astats["overflows"])
+        return {
+            "uptime_s": round(self.clock() - self.started, 1),
+            "fps_in": float(vstats.get("fps_in", 0.0)),
+            "fps_analysed": self.analysed.rate(),
+            "voice_windows": self.latency.count("voice"),
+            "latency_ms": self.latency.snapshot(),
+            "drops": drops,
+            "queue_depth": {"frames": self.frames.qsize(), "observations": self.obs.qsize()},
+            "cpu_temp_c": cpu_temperature_c(),
+            "models": dict(self.an.versions),
+            "sources": self._source_stats(),
+            "mqtt": {k: int(v) for k, v in self.publisher.stats().items()
+                     if k in ("connects", "published", "dropped", "refused")},
+        }
+
+    def emit(self, kind: str, body: dict[str, Any]) -> None:
+        """Build, validate and hand one event to the publisher; invalid payloads are refused and counted."""
+        t0 = time.perf_counter()
+        try:
+            self.publisher.publish(kind, self.factory.make(kind, **body))
+        except SchemaError as exc:
+            self.errors["schema"] += 1
+            log.error("refused to publish invalid %s event: %s", kind, exc)
+        self.latency.add("publish", time.perf_counter() - t0)
+
+    # --- workers --------------------------------------------------------------------------------------------
+    def _face_loop(self) -> None:
+        assert self.an.face is not None
+        period = 1.0 / self.cfg.analysis.face_fps
+        next_t = self.clock()
+        while not self.stop.is_set():
+            frame = self.frames.drain_latest(timeout=0.5)
+            if frame is None:
+                continue
+            t0 = time.perf_counter()
+            try:
+                reading = self.an.face.analyze(frame)
+            except Exception:  # noqa: BLE001 - a bad frame must not stop the pipeline
+                self.errors["face"] += 1
+                log.exception("face analysis failed (frame %d); continuing", frame.seq)
+                continue
+            self.latency.add("face", time.perf_counter() - t0)
+            self.analysed.tick()
+            self.obs.put(Observation("face", frame.t, reading))
+            next_t += period
+            delay = next_t - self.clock()
+            if delay > 0:
+                self.stop.wait(delay)
+            else:
+                next_t = self.clock()
+
+    def _voice_loop(self) -> None:
+        assert self.an.voice is not None
+        rate = self.cfg.microphone.sample_rate
+        win = int(self.an.voice.window_s * rate)
+        window = np.zeros(0, np.float32)
+        while not self.stop.wait(self.cfg.analysis.voice_hop_s):
+            new, t_end = self.ring.read_new()  # audio lost while this worker lagged shows as overrun in health
+            if new.size == 0:
+                continue
+            window = np.concatenate([window, new])[-win:]
+            if window.size < int(win * 0.9):
+                continue
+            t0 = time.perf_counter()
+            try:
+                reading = self.an.voice.analyze(window, t_end)
+            except Exception:  # noqa: BLE001
+                self.errors["voice"] += 1
+                log.exception("voice analysis failed; continuing")
+                continue
+            self.latency.add("voice", time.perf_counter() - t0)
+            self.obs.put(Observation("voice", t_end, reading))
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        th = threading.Thread(target=target, name=name, daemon=True)
+        th.start()
+        self._threads.append(th)
+
+    def _sources_finished(self) -> bool:
+        srcs = [s for s in (self.video, self.audio) if s is not None]
+        return bool(srcs) and all(s.stats()["state"] in _FINISHED for s in srcs)
+
+    def run(self, stop: threading.Event | None = None) -> int:
+        """Run until ``stop`` (or self.stop) is set, or every file source has ended; returns an exit code."""
+        if stop is not None:
+            def relay() -> None:
+                stop.wait()
+                self.stop.set()
+
+            threading.Thread(target=relay, daemon=True, name="stop-relay").start()
+        self.publisher.start()
+        for src in (self.video, self.audio):
+            if src is not None:
+                src.start()
+        if self.video is not None:
+            self._spawn("analyse-face", self._face_loop)
+        if self.audio is not None:
+            self._spawn("analyse-voice", self._voice_loop)
+        log.info("service running: site=%s kiosk=%s models=%s", self.cfg.identity.site_id,
+                 self.cfg.identity.kiosk_id, self.an.versions)
+        next_health = self.clock()
+        try:
+            while not self.stop.is_set():
+                self._step()
+                now = self.clock()
+                if now >= next_health:
+                    next_health = now + self.cfg.mqtt.health_interval_s
+                    self.emit("health", self.health_body())
+                if self._sources_finished() and self.obs.qsize() == 0:
+                    log.info("all sources ended; stopping")
+                    break
+        finally:
+            self.stop.set()
+            self._finish()
+        return 0
+
+    def _step(self) -> None:
+        obs = self.obs.get(timeout=0.1)
+        now = self.clock()
+        try:
+            events = []
+            if obs is not None:
+                self.latency.add("capture_to_fusion", now - obs.t)
+                events += self.core.observe(obs)
+            t0 = time.perf_counter()
+            events += self.core.tick(now)
+            self.latency.add("fusion", time.perf_counter() - t0)
+        except Exception:  # noqa: BLE001
+            self.errors["core"] += 1
+            log.exception("fusion step failed; continuing")
+            return
+        for kind, body in events:
+            self.emit(kind, body)
+
+    def _finish(self) -> None:
+        for th in [*self._threads, *(s for s in (self.video, self.audio) if s is not None)]:
+            if th.is_alive():
+                th.join(timeout=2.0)
+        # Close an open visit so its summary is not lost.
+        end_t = self.clock() + self.cfg.fusion.visit_end_s
+        for kind, body in self.core.tick(end_t):
+            if kind == "visit":
+                self.emit(kind, body)
+        self.publisher.stop()

@@ -1,0 +1,1 @@
+"""Training pipelines (``train`` extra). The runtime never imports this package."""

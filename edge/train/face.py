@@ -1,0 +1,243 @@
+"""Train the int8 face-expression CNN on FER2013 images with FER+ soft labels (or a customer's own npz)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.face.preprocess import INPUT_SIZE, to_tensor
+from edge.types import EMOTIONS
+
+log = logging.getLogger(__name__)
+
+# FER2013 label index (0 angry .. 6 neutral) -> index in EMOTIONS.
+FER_TO_EMOTIONS = np.array([EMOTIONS.index(n) for n in
+                            ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")])
+# FER+ vote columns 0..7 (neutral, happiness, surprise, sadness, anger, disgust, fear, contempt) -> EMOTIONS.
+# Contempt is folded into disgust (both negative-valence "rejection" expressions; 119 training majorities).
+FERPLUS_TO_EMOTIONS = np.array([EMOTIONS.index(n) for n in
+                                ("neutral", "happy", "surprise", "sad", "angry", "disgust", "fear", "disgust")])
+SPLITS = ("Training", "PublicTest", "PrivateTest")
+
+
+def fold_votes(votes: np.ndarray) -> np.ndarray:
+    """Map (N, 8) FER+ emotion votes onto (N, 7) EMOTIONS columns, contempt added to disgust."""
+    out = np.zeros((len(votes), len(EMOTIONS)), np.float32)
+    for src, dst in enumerate(FERPLUS_TO_EMOTIONS):
+        out[:, dst] += votes[:, src]
+    return out
+
+
+def load_fer(data_dir: Path) -> dict[str, np.ndarray]:
+    """FER2013 pixels + FER+ soft targets: keys x, soft, major (-1 = no majority), fer, split."""
+    fer = np.load(data_dir / "face" / "fer2013" / "fer2013.npz")
+    plus = np.load(data_dir / "face" / "ferplus" / "ferplus.npz")
+    votes = plus["votes"].astype(np.int32)
+    thr = np.where(votes <= 1, 0, votes)  # FER+ rule: a single vote is noise
+    winner, total = thr.argmax(1), thr.sum(1)
+    has_major = thr.max(1) > 0.5 * np.maximum(total, 1)
+    junk = has_major & (winner >= 8)  # majority says unknown / not-a-face
+    emo = fold_votes(thr[:, :8])
+    raw = fold_votes(votes[:, :8])
+    emo = np.where(emo.sum(1, keepdims=True) > 0, emo, raw)
+    keep = ~junk & (emo.sum(1) > 0) & fer["row_order_exact"]
+    major = np.where(has_major & (winner < 8), FERPLUS_TO_EMOTIONS[np.minimum(winner, 7)], -1)
+    soft = emo / np.maximum(emo.sum(1, keepdims=True), 1e-9)
+    log.info("FER+: kept %d / %d rows (dropped %d unknown/NF majorities)", keep.sum(), len(keep), junk.sum())
+    return {"x": fer["images"], "soft": soft.astype(np.float32), "major": major, "keep": keep,
+            "fer": FER_TO_EMOTIONS[fer["labels"]], "split": fer["usage"]}
+
+
+def load_custom(path: Path, seed: int = 0) -> dict[str, np.ndarray]:
+    """A customer's npz: images (N,48,48) uint8 and labels (N,) or votes (N,7) in EMOTIONS order; optional usage."""
+    d = np.load(path)
+    x = d["images"]
+    if "votes" in d.files:
+        names = [str(n) for n in d["vote_names"]] if "vote_names" in d.files else list(EMOTIONS)
+        votes = np.zeros((len(x), len(EMOTIONS)), np.float32)
+        for i, n in enumerate(names):
+            votes[:, EMOTIONS.index(n)] += d["votes"][:, i]
+    else:
+        lab = d["labels"].astype(int)
+        if "label_names" in d.files:
+            lab = np.array([EMOTIONS.index(str(n)) for n in d["label_names"]])[lab]
+        votes = np.eye(len(EMOTIONS), dtype=np.float32)[lab]
+    if "usage" in d.files:
+        split = d["usage"].astype(str)
+    else:
+        r = np.random.default_rng(seed).random(len(x))
+        split = np.where(r < 0.8, "Training", np.where(r < 0.9, "PublicTest", "PrivateTest"))
+    soft = votes / np.maximum(votes.sum(1, keepdims=True), 1e-9)
+    top = soft.max(1)
+    major = np.where((top > 0.5) | ((soft == top[:, None]).sum(1) == 1), soft.argmax(1), -1)
+    keep = votes.sum(1) > 0
+    return {"x": x, "soft": soft, "major": major, "keep": keep, "fer": np.full(len(x), -1), "split": split}
+
+
+def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Kiosk-condition augmentation of uint8 (N,48,48) faces: geometry, flip, light, blur, noise, occlusion."""
+    n = len(x)
+    out = np.empty_like(x)
+    c = INPUT_SIZE / 2.0
+    ang, scale = rng.uniform(-12, 12, n), rng.uniform(0.9, 1.12, n)
+    shift = rng.uniform(-3, 3, (n, 2))
+    flip = rng.random(n) < 0.5
+    for i in range(n):
+        m = cv2.getRotationMatrix2D((c, c), float(ang[i]), float(scale[i]))
+        m[:, 2] += shift[i]
+        img = x[i][:, ::-1] if flip[i] else x[i]
+        out[i] = cv2.warpAffine(np.ascontiguousarray(img), m, (INPUT_SIZE, INPUT_SIZE),
+                                flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    blur = np.flatnonzero(rng.random(n) < 0.15)
+    for j in blur:
+        k = int(rng.choice([3, 5]))
+        out[j] = cv2.GaussianBlur(out[j], (k, k), 0)
+    f = out.astype(np.float32) / 255.0
+    f = f ** rng.uniform(0.6, 1.6, (n, 1, 1))
+    mean = f.mean((1, 2), keepdims=True)
+    f = (f - mean) * rng.uniform(0.6, 1.4, (n, 1, 1)) + mean + rng.uniform(-0.15, 0.15, (n, 1, 1))
+    f += rng.normal(0, 1, f.shape).astype(np.float32) * rng.uniform(0, 0.03, (n, 1, 1))
+    occ = np.flatnonzero(rng.random(n) < 0.2)
+    for j in occ:
+        hh, ww = rng.integers(8, 20, 2)
+        y0, x0 = rng.integers(0, INPUT_SIZE - hh), rng.integers(0, INPUT_SIZE - ww)
+        f[j, y0:y0 + hh, x0:x0 + ww] = rng.uniform(0, 1)
+    return np.clip(f * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def build_model(n_classes: int) -> Any:
+    """Small CNN: one plain conv then depthwise-separable blocks 32-64-128-256, GAP, dropout, softmax."""
+    from tensorflow import keras
+
+    lay = keras.layers
+    inp = keras.Input((INPUT_SIZE, INPUT_SIZE, 1), name="face")
+    x = inp
+    for i, (filters, reps) in enumerate([(32, 2), (64, 2), (128, 2), (256, 2)]):
+        for j in range(reps):
+            conv = lay.Conv2D if i == 0 and j == 0 else lay.SeparableConv2D
+            x = conv(filters, 3, padding="same", use_bias=False)(x)
+            x = lay.BatchNormalization()(x)
+            x = lay.ReLU()(x)
+        if i < 3:
+            x = lay.MaxPooling2D()(x)
+    x = lay.GlobalAveragePooling2D()(x)
+    x = lay.Dropout(0.3)(x)
+    out = lay.Dense(n_classes, activation="softmax", name="probs")(x)
+    return keras.Model(inp, out, name="face_expression")
+
+
+def _majority_acc(model: Any, x: np.ndarray, major: np.ndarray) -> float:
+    m = major >= 0
+    p = model.predict(to_tensor(x[m]), batch_size=256, verbose=0)
+    return float((p.argmax(1) == major[m]).mean())
+
+
+def train(data: dict[str, np.ndarray], work: Path, epochs: int, resume: bool, seed: int, max_train: int) -> Any:
+    """Train with per-epoch checkpoints in ``work``; returns the Keras model with the best PublicTest weights."""
+    import tensorflow as tf
+    from tensorflow import keras
+
+    tr = np.flatnonzero(data["keep"] & (data["split"] == "Training"))[: max_train or None]
+    va = np.flatnonzero(data["keep"] & (data["split"] == "PublicTest"))
+    xt, yt = data["x"][tr], data["soft"][tr]
+    freq = np.bincount(yt.argmax(1), minlength=len(EMOTIONS)) + 1.0
+    cw = (freq / freq.sum()) ** -0.3  # mild rebalancing towards rare classes (disgust, fear)
+    sw = cw[yt.argmax(1)]
+    sw = (sw / sw.mean()).astype(np.float32)
+    log.info("train %d, select on %d PublicTest; class weights %s", len(tr), len(va), np.round(cw / cw.min(), 2))
+    work.mkdir(parents=True, exist_ok=True)
+    state_path, last_path, best_path = work / "state.json", work / "last.keras", work / "best.weights.h5"
+    state: dict[str, Any] = {"epoch": 0, "best_acc": -1.0, "best_epoch": -1, "history": [], "epochs": epochs}
+    if resume and state_path.exists() and last_path.exists():
+        state = json.loads(state_path.read_text())
+        model = keras.models.load_model(last_path)
+        log.info("resumed after epoch %d (best %.4f at %d)", state["epoch"], state["best_acc"], state["best_epoch"])
+    else:
+        tf.keras.utils.set_random_seed(seed)
+        model = build_model(len(EMOTIONS))
+        steps = epochs * int(np.ceil(len(tr) / 64))
+        lr = keras.optimizers.schedules.CosineDecay(1e-4, steps, alpha=0.02, warmup_target=2e-3,
+                                                    warmup_steps=min(500, steps // 10))
+        model.compile(keras.optimizers.AdamW(lr, weight_decay=1e-4), "categorical_crossentropy")
+    for ep in range(int(state["epoch"]), epochs):
+        t0 = time.time()
+        rng = np.random.default_rng(seed * 1000 + ep)
+        xa = to_tensor(augment(xt, rng))
+        hist = model.fit(xa, yt, sample_weight=sw, batch_size=64, epochs=1, shuffle=True, verbose=0)
+        acc = _majority_acc(model, data["x"][va], data["major"][va])
+        loss = float(hist.history["loss"][-1])
+        if acc > state["best_acc"]:
+            state["best_acc"], state["best_epoch"] = acc, ep + 1
+            model.save_weights(best_path)
+        state["epoch"] = ep + 1
+        state["history"].append({"epoch": ep + 1, "loss": loss, "val_acc": acc, "seconds": time.time() - t0})
+        model.save(last_path)
+        state_path.write_text(json.dumps(state, indent=1))
+        log.info("epoch %d/%d loss %.4f PublicTest FER+ acc %.4f (best %.4f @%d) %.0fs", ep + 1, epochs, loss,
+                 acc, state["best_acc"], state["best_epoch"], time.time() - t0)
+    model.load_weights(best_path)
+    return model
+
+
+def export_int8(model: Any, rep: np.ndarray, out_path: Path) -> None:
+    """Full-integer int8 TFLite (int8 input and output) calibrated on ``rep`` uint8 faces via to_tensor."""
+    import tempfile
+
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sig = [tf.TensorSpec([1, INPUT_SIZE, INPUT_SIZE, 1], tf.float32, name="face")]
+        model.export(tmp, format="tf_saved_model", input_signature=sig, verbose=False)
+        conv = tf.lite.TFLiteConverter.from_saved_model(tmp)
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = lambda: ([to_tensor(face)] for face in rep)
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = tf.int8
+        conv.inference_output_type = tf.int8
+        out_path.write_bytes(conv.convert())
+    log.info("wrote %s (%d bytes)", out_path, out_path.stat().st_size)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"),
+                    help="folder holding face/fer2013 and face/ferplus")
+    ap.add_argument("--npz", type=Path, help="train on your own npz instead (images + labels or votes [+ usage])")
+    ap.add_argument("--out", type=Path, default=Path("models"))
+    ap.add_argument("--docs", type=Path, default=Path("docs"), help="where the confusion-matrix PNG goes")
+    ap.add_argument("--epochs", type=int, default=16)
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--max-train", type=int, default=0, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    from edge.train.face_eval import evaluate_and_publish
+
+    t0 = time.time()
+    data = load_custom(args.npz) if args.npz else load_fer(args.data)
+    model = train(data, args.out / "work" / "face", args.epochs, args.resume, args.seed, args.max_train)
+    train_s = time.time() - t0
+    tr = np.flatnonzero(data["keep"] & (data["split"] == "Training"))
+    rep = data["x"][np.random.default_rng(0).choice(tr, min(400, len(tr)), replace=False)]
+    args.out.mkdir(parents=True, exist_ok=True)
+    export_int8(model, rep, args.out / "face_expression.tflite")
+    source = str(args.npz) if args.npz else "FER2013 + FER+"
+    evaluate_and_publish(args.out, args.docs, data, source, train_s, args.threads)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

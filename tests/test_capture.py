@@ -1,0 +1,530 @@
+"""Capture: media helpers, VideoSource and AudioSource on generated files and fake hardware."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import soundfile as sf
+
+from edge.capture import media
+from edge.capture.audio import AudioSource, classify_audio_source
+from edge.capture.media import (
+    MediaError,
+    classify_video_source,
+    iter_video_file,
+    open_video,
+    read_audio_file,
+    resample,
+    resolve_input_device,
+)
+from edge.capture.video import VideoSource
+from edge.config import CameraConfig, MicrophoneConfig
+from edge.queues import AudioRing, DropQueue
+from edge.types import Frame
+
+FPS, N_FRAMES = 20, 40
+HAS_FFMPEG = shutil.which("ffmpeg") is not None
+
+
+def wait_until(pred: Callable[[], bool], timeout: float = 10.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.01)
+    return pred()
+
+
+def make_video(path: Path, n: int = N_FRAMES, fps: int = FPS) -> Path:
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (64, 48))
+    assert w.isOpened()
+    for i in range(n):  # a white 8x8 block at (row, col) = divmod(i % 48, 8) encodes the frame index
+        img = np.zeros((48, 64, 3), np.uint8)
+        r, c = divmod(i % 48, 8)
+        img[r * 8:r * 8 + 8, c * 8:c * 8 + 8] = 255
+        w.write(img)
+    w.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_video(tmp_path_factory.mktemp("v") / "clip.mp4")
+
+
+def frame_index(img: np.ndarray) -> int:
+    blocks = img[..., 1].reshape(6, 8, 8, 8).mean(axis=(1, 3))
+    return int(np.argmax(blocks))
+
+
+def tone(freq: float, rate: int, seconds: float, amp: float = 0.5) -> np.ndarray:
+    return (amp * np.sin(2 * np.pi * freq * np.arange(int(rate * seconds)) / rate)).astype(np.float32)
+
+
+def peak_hz(x: np.ndarray, rate: int = 16000) -> float:
+    spec = np.abs(np.fft.rfft(x * np.hanning(x.size)))
+    return float(np.fft.rfftfreq(x.size, 1 / rate)[int(np.argmax(spec))])
+
+
+# -- media helpers ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("source", "kind"), [
+    ("0", "device"), ("/dev/video2", "device"), ("rtsp://cam/stream", "rtsp"), ("RTSPS://cam/s", "rtsp"),
+    ("http://cam/mjpg", "rtsp"), ("v4l2src ! videoconvert ! appsink", "gstreamer"), ("clip.mp4", "file"),
+    ("/data/demo.mkv", "file"),
+])
+def test_classify_video_source(source: str, kind: str) -> None:
+    assert classify_video_source(source, "auto") == kind
+    assert classify_video_source(source, "file") == "file"
+
+
+def test_classify_audio_source() -> None:
+    assert classify_audio_source("default") == "device"
+    assert classify_audio_source("USB Mic") == "device"
+    assert classify_audio_source("2") == "device"
+    assert classify_audio_source("demo/voice.wav") == "file"
+    assert classify_audio_source("talk.m4a") == "file"
+
+
+def test_iter_video_file_all_frames_with_media_times(video: Path) -> None:
+    got = list(iter_video_file(video))
+    assert len(got) == N_FRAMES
+    times = [t for t, _ in got]
+    np.testing.assert_allclose(times, np.arange(N_FRAMES) / FPS, atol=1e-3)
+    assert [frame_index(f) for _, f in got] == list(range(N_FRAMES))
+    assert got[0][1].shape == (48, 64, 3) and got[0][1].dtype == np.uint8
+
+
+def test_iter_video_file_subsamples_by_media_time(video: Path) -> None:
+    got = list(iter_video_file(video, fps=5.0))
+    times = np.array([t for t, _ in got])
+    np.testing.assert_allclose(times, np.arange(0, N_FRAMES / FPS, 0.2), atol=1e-3)  # 2 s at 5 fps
+    assert [frame_index(f) for _, f in got] == [int(round(t * FPS)) for t in times]
+    assert len(list(iter_video_file(video, fps=7.0))) in (14, 15)  # never more than 7 per media second
+
+
+def test_open_video_errors_name_the_source(tmp_path: Path) -> None:
+    with pytest.raises(MediaError, match=r"video file '.*nope\.mp4': not found"):
+        open_video(str(tmp_path / "nope.mp4"))
+    bad = tmp_path / "garbage.mp4"
+    bad.write_bytes(b"this is not a video" * 100)
+    with pytest.raises(MediaError, match=r"garbage\.mp4': not a readable video"):
+        open_video(str(bad))
+    with pytest.raises(MediaError, match=r"garbage\.mp4'"):
+        list(iter_video_file(bad))
+    with pytest.raises(MediaError, match=r"not a regular file"):
+        open_video(str(tmp_path))
+    with pytest.raises(MediaError, match=r"camera source '/dev/video97': cannot open \(device missing or busy\)"):
+        open_video("/dev/video97")
+
+
+def test_open_video_stream_error_hides_credentials() -> None:
+    with pytest.raises(MediaError) as exc:
+        open_video("rtsp://admin:hunter2@127.0.0.1:1/stream")
+    assert "hunter2" not in str(exc.value) and "127.0.0.1:1/stream" in str(exc.value)
+
+
+def test_gstreamer_pipeline_error_is_clear() -> None:
+    with pytest.raises(MediaError, match=r"gstreamer pipeline 'fakesrc ! appsink'"):
+        open_video("fakesrc ! appsink")
+
+
+def test_read_wav_resamples_stereo_44k(tmp_path: Path) -> None:
+    x = tone(440, 44100, 1.0)
+    stereo = np.stack([x, x], axis=1)
+    sf.write(tmp_path / "a.wav", stereo, 44100)
+    y = read_audio_file(tmp_path / "a.wav")
+    assert y.dtype == np.float32 and y.ndim == 1
+    assert abs(y.size - 16000) <= 1
+    assert peak_hz(y) == pytest.approx(440, abs=2)
+    assert float(np.sqrt(np.mean(y[1000:-1000] ** 2))) == pytest.approx(0.5 / np.sqrt(2), rel=0.02)
+
+
+def test_resample_is_band_limited() -> None:
+    y = resample(tone(12000, 44100, 1.0), 44100, 16000)  # above the new Nyquist: must vanish, not alias
+    assert float(np.sqrt(np.mean(y[200:-200] ** 2))) < 0.01
+    up = resample(tone(1000, 8000, 0.5), 8000, 16000)
+    assert up.size == 8000 and peak_hz(up) == pytest.approx(1000, abs=3)
+    same = tone(300, 16000, 0.1)
+    np.testing.assert_array_equal(resample(same, 16000, 16000), same)
+
+
+def test_read_flac_8k_upsampled(tmp_path: Path) -> None:
+    sf.write(tmp_path / "b.flac", tone(1000, 8000, 0.5), 8000)
+    y = read_audio_file(tmp_path / "b.flac")
+    assert abs(y.size - 8000) <= 1 and peak_hz(y) == pytest.approx(1000, abs=3)
+    assert np.abs(y).max() <= 1.0
+
+
+@pytest.mark.skipif(not HAS_FFMPEG, reason="ffmpeg not installed")
+def test_read_mp4_audio_track_via_ffmpeg(tmp_path: Path) -> None:
+    out = tmp_path / "talk.mp4"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=600:sample_rate=48000:"
+                    "duration=1", "-f", "lavfi", "-i", "color=c=black:s=64x48:d=1", "-c:v", "mpeg4", "-c:a", "aac",
+                    "-shortest", str(out)], check=True, timeout=60)
+    y = read_audio_file(out)
+    assert 15000 <= y.size <= 17500
+    assert peak_hz(y[2000:-2000]) == pytest.approx(600, abs=3)
+
+
+@pytest.mark.skipif(not HAS_FFMPEG, reason="ffmpeg not installed")
+def test_video_without_audio_track_is_clear_error(video: Path) -> None:
+    with pytest.raises(MediaError, match=r"clip\.mp4': no audio track"):
+        read_audio_file(video)
+
+
+def test_unreadable_audio_files(tmp_path: Path) -> None:
+    with pytest.raises(MediaError, match=r"audio file '.*missing\.wav': not found"):
+        read_audio_file(tmp_path / "missing.wav")
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF....garbage" * 10)
+    with pytest.raises(MediaError, match=r"bad\.wav'"):
+        read_audio_file(bad)
+
+
+# -- microphone resolution -------------------------------------------------------------------------------
+def fake_sd(devices: list[tuple[str, int]], **extra: Any) -> SimpleNamespace:
+    listing = [{"name": n, "max_input_channels": ch, "default_samplerate": 48000.0} for n, ch in devices]
+    return SimpleNamespace(query_devices=lambda: listing, **extra)
+
+
+def test_resolve_input_device_by_name_index_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    sd = fake_sd([("HDMI out", 0), ("Built-in Mic", 2), ("Jabra USB Mic", 1)])
+    monkeypatch.setattr(media, "_sounddevice", lambda: sd)
+    assert resolve_input_device("usb mic") == 2
+    assert resolve_input_device("1") == 1
+    assert resolve_input_device("default") is None
+    with pytest.raises(MediaError, match=r"microphone 'Studio Mic': no such input device \(available: 1 'Built-in"):
+        resolve_input_device("Studio Mic")
+    with pytest.raises(MediaError, match=r"microphone '0': no input device with that index"):
+        resolve_input_device("0")  # an output-only device
+
+
+def test_resolve_input_device_none_present(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(media, "_sounddevice", lambda: fake_sd([("HDMI out", 0)]))
+    with pytest.raises(MediaError, match=r"microphone 'USB Mic': no input devices found"):
+        resolve_input_device("USB Mic")
+
+
+def test_resolve_input_device_real_portaudio_names_missing_device() -> None:
+    try:
+        names = [d["name"] for d in media.list_input_devices()]
+    except MediaError as exc:  # PortAudio missing on this machine is itself a clear error
+        assert "PortAudio" in str(exc)
+        return
+    if any("zz-no-such-mic" in n.lower() for n in names):
+        pytest.skip("a real device has the test's name")
+    with pytest.raises(MediaError, match=r"microphone 'zz-no-such-mic': no (such input device|input devices found)"):
+        resolve_input_device("zz-no-such-mic")
+
+
+def test_sounddevice_missing_is_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "sounddevice", None)  # import now raises ImportError
+    with pytest.raises(MediaError, match=r"PortAudio unavailable.*libportaudio2"):
+        resolve_input_device("default")
+    src = AudioSource(MicrophoneConfig(source="default"), AudioRing(2.0), threading.Event())
+    src.start()
+    src.join(5)
+    assert src.stats()["state"] == "failed" and "PortAudio" in src.stats()["error"]
+
+
+# -- VideoSource -----------------------------------------------------------------------------------------
+def run_video(cfg: CameraConfig, q: DropQueue[Frame], **kw: Any) -> tuple[VideoSource, threading.Event]:
+    stop = threading.Event()
+    src = VideoSource(cfg, q, stop, **kw)
+    src.start()
+    return src, stop
+
+
+def test_video_fast_file_delivers_every_frame_then_ends(video: Path) -> None:
+    q: DropQueue[Frame] = DropQueue(100)
+    src, _ = run_video(CameraConfig(source=str(video), pace="fast"), q)
+    src.join(10)
+    assert not src.is_alive()
+    st = src.stats()
+    assert (st["state"], st["error"], st["frames_in"], st["dropped"]) == ("ended", None, N_FRAMES, 0)
+    frames = [q.get(0) for _ in range(N_FRAMES)]
+    assert [f.seq for f in frames if f] == list(range(N_FRAMES))
+    assert [frame_index(f.image) for f in frames if f] == list(range(N_FRAMES))
+    ts = [f.t for f in frames if f]
+    assert ts == sorted(ts)
+
+
+def test_video_fast_mode_never_blocks_and_counts_drops(video: Path) -> None:
+    q: DropQueue[Frame] = DropQueue(2)  # nobody consumes
+    src, _ = run_video(CameraConfig(source=str(video), pace="fast"), q)
+    src.join(10)
+    st = src.stats()
+    assert st["state"] == "ended" and st["frames_in"] == N_FRAMES and st["dropped"] == N_FRAMES - 2
+    last = q.drain_latest(0)
+    assert last is not None and last.seq == N_FRAMES - 1 and q.skipped == 1
+
+
+def test_video_realtime_is_paced_by_file_fps(video: Path) -> None:
+    q: DropQueue[Frame] = DropQueue(2)
+    t0 = time.monotonic()
+    src, _ = run_video(CameraConfig(source=str(video)), q)
+    seen: list[int] = []
+    while src.is_alive() or q.qsize():
+        f = q.drain_latest(0.05)
+        if f is not None:
+            seen.append(f.seq)
+        if len(seen) == 10:
+            fps = src.stats()["fps_in"]
+            assert 14 <= fps <= 26, fps
+    elapsed = time.monotonic() - t0
+    assert N_FRAMES / FPS - 0.15 <= elapsed < N_FRAMES / FPS + 2.0
+    assert src.stats()["frames_in"] == N_FRAMES and src.stats()["state"] == "ended"
+    assert seen == sorted(seen) and seen[-1] == N_FRAMES - 1
+
+
+def test_video_loop_restarts_and_stops_promptly(video: Path) -> None:
+    q: DropQueue[Frame] = DropQueue(2)
+    src, stop = run_video(CameraConfig(source=str(video), pace="fast", loop=True), q)
+    assert wait_until(lambda: src.stats()["frames_in"] > 3 * N_FRAMES)
+    assert src.stats()["state"] == "ok" and src.stats()["reopens"] == 0
+    stop.set()
+    src.join(2)
+    assert not src.is_alive()
+
+
+def test_video_missing_file_fails_with_clear_error(tmp_path: Path) -> None:
+    src, _ = run_video(CameraConfig(source="nope.mp4"), DropQueue(2), resolve=lambda s: tmp_path / s)
+    src.join(5)
+    st = src.stats()
+    assert st["state"] == "failed" and "nope.mp4': not found" in st["error"] and str(tmp_path) in st["error"]
+
+
+def test_video_file_replaced_by_garbage_reopens_and_recovers(video: Path, tmp_path: Path,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    clip = tmp_path / "clip.mp4"
+    shutil.copy(video, clip)
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(b"not a video" * 100)
+    cfg = CameraConfig(source="clip.mp4", pace="fast", loop=True, reopen_min_s=0.02, reopen_max_s=0.1)
+    caplog.set_level(logging.INFO, logger="edge.capture.video")
+    src, stop = run_video(cfg, DropQueue(2), resolve=lambda s: tmp_path / s)
+    try:
+        assert wait_until(lambda: src.stats()["frames_in"] > 0)
+        os.replace(garbage, clip)  # the source "vanishes" between loops
+        assert wait_until(lambda: src.stats()["state"] == "reopening")
+        assert "not a readable video" in src.stats()["error"]
+        assert wait_until(lambda: src.stats()["reopens"] >= 4)  # keeps retrying, capped back-off
+        assert src.is_alive()
+        n = src.stats()["frames_in"]
+        shutil.copy(video, clip)
+        assert wait_until(lambda: src.stats()["state"] == "ok" and src.stats()["frames_in"] > n)
+        assert src.stats()["error"] is None
+    finally:
+        stop.set()
+        src.join(2)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "clip.mp4" in warnings[0].getMessage()
+    assert any("capturing again" in r.getMessage() for r in caplog.records)
+
+
+class FakeCap:
+    """A camera whose read() fails after ``frames`` frames (the device is unplugged)."""
+
+    def __init__(self, frames: int) -> None:
+        self.left = frames
+        self.props: dict[int, float] = {}
+        self.released = False
+
+    def read(self) -> tuple[bool, Any]:
+        time.sleep(0.001)
+        if self.left <= 0:
+            return False, None
+        self.left -= 1
+        return True, np.zeros((4, 4, 3), np.uint8)
+
+    def get(self, prop: int) -> float:
+        return 0.0
+
+    def set(self, prop: int, value: float) -> bool:
+        self.props[prop] = value
+        return True
+
+    def release(self) -> None:
+        self.released = True
+
+
+def test_video_device_vanishes_then_comes_back() -> None:
+    caps: list[FakeCap] = []
+    plan = ["ok", "missing", "missing", "missing", "ok"]
+    calls: list[float] = []
+
+    def opener(source: str, kind: str) -> FakeCap:
+        calls.append(time.monotonic())
+        assert (source, kind) == ("/dev/video0", "device")
+        if plan[min(len(calls), len(plan)) - 1] == "missing":
+            raise MediaError("camera source '/dev/video0': cannot open (device missing or busy)")
+        caps.append(FakeCap(frames=5 if len(caps) == 0 else 10**9))
+        return caps[-1]
+
+    cfg = CameraConfig(source="/dev/video0", width=640, height=480, reopen_min_s=0.05, reopen_max_s=0.15)
+    src, stop = run_video(cfg, DropQueue(2), opener=opener, clock=lambda: 123.0)
+    try:
+        assert wait_until(lambda: len(caps) == 2 and src.stats()["state"] == "ok" and src.stats()["frames_in"] > 5)
+        st = src.stats()
+        assert st["reopens"] == 4  # one failed read + three failed opens
+        assert caps[0].released and caps[0].props[cv2.CAP_PROP_FRAME_WIDTH] == 640
+        gaps = np.diff(calls)
+        assert gaps[1] >= 0.09 and gaps[2] >= 0.14 and gaps[3] >= 0.14  # 0.05, 0.1, 0.15 (capped)
+        assert src.out.get(1.0) is not None
+    finally:
+        stop.set()
+        src.join(2)
+    assert not src.is_alive()
+
+
+def test_video_stop_interrupts_backoff() -> None:
+    def opener(source: str, kind: str) -> FakeCap:
+        raise MediaError("camera source '0': cannot open (device missing or busy)")
+
+    src, stop = run_video(CameraConfig(source="0", reopen_min_s=30, reopen_max_s=60), DropQueue(2), opener=opener)
+    assert wait_until(lambda: src.stats()["state"] == "reopening")
+    t0 = time.monotonic()
+    stop.set()
+    src.join(2)
+    assert not src.is_alive() and time.monotonic() - t0 < 1.0
+
+
+# -- AudioSource -----------------------------------------------------------------------------------------
+def run_audio(cfg: MicrophoneConfig, ring: AudioRing, **kw: Any) -> tuple[AudioSource, threading.Event]:
+    stop = threading.Event()
+    src = AudioSource(cfg, ring, stop, **kw)
+    src.start()
+    return src, stop
+
+
+def test_audio_file_fast_writes_all_blocks_then_ends(tmp_path: Path) -> None:
+    x = tone(500, 16000, 1.05)
+    sf.write(tmp_path / "v.wav", x, 16000)
+    ring = AudioRing(2.0)
+    src, _ = run_audio(MicrophoneConfig(source="v.wav", pace="fast", block_ms=100), ring,
+                       resolve=lambda s: tmp_path / s)
+    src.join(5)
+    st = src.stats()
+    assert (st["state"], st["blocks_in"], st["overrun_samples"]) == ("ended", 11, 0)
+    got, _ = ring.read_new()
+    np.testing.assert_allclose(got, x, atol=1e-4)  # 16-bit wav round trip
+
+
+def test_audio_file_realtime_paced_and_loops(tmp_path: Path) -> None:
+    sf.write(tmp_path / "v.flac", tone(300, 16000, 0.3), 16000)
+    ring = AudioRing(2.0)
+    t0 = time.monotonic()
+    src, stop = run_audio(MicrophoneConfig(source=str(tmp_path / "v.flac"), block_ms=50, loop=True), ring)
+    try:
+        assert wait_until(lambda: ring.total_samples >= int(16000 * 0.6))  # two passes of the file
+        elapsed = time.monotonic() - t0
+        assert 0.5 <= elapsed < 3.0
+        assert src.stats()["state"] == "ok" and src.stats()["blocks_in"] >= 12
+        x, t = ring.latest(0.25)
+        assert x.size == 4000 and t <= time.monotonic()
+    finally:
+        stop.set()
+        src.join(2)
+    assert not src.is_alive()
+
+
+def test_audio_missing_file_fails_with_clear_error(tmp_path: Path) -> None:
+    src, _ = run_audio(MicrophoneConfig(source=str(tmp_path / "gone.wav")), AudioRing(2.0))
+    src.join(5)
+    st = src.stats()
+    assert st["state"] == "failed" and "gone.wav': not found" in st["error"]
+
+
+class FakeStream:
+    """sounddevice.InputStream stand-in: a thread calls the callback every block until unplugged/closed."""
+
+    def __init__(self, owner: FakeSounddevice, samplerate: int, channels: int, dtype: str, blocksize: int,
+                 device: Any, callback: Callable[..., None]) -> None:
+        assert (samplerate, channels, dtype) == (16000, 1, "float32")
+        self.owner, self.blocksize, self.device, self.callback = owner, blocksize, device, callback
+        self.closed = threading.Event()
+        self.active = False
+
+    def start(self) -> None:
+        self.active = True
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        n = 0
+        while not self.closed.is_set() and self.owner.plugged:
+            status = SimpleNamespace(input_overflow=True) if n == 2 else None
+            self.callback(np.full((self.blocksize, 1), 0.25, np.float32), self.blocksize, None, status)
+            n += 1
+            time.sleep(self.blocksize / 16000 / 4)
+        self.active = False
+
+    def close(self, ignore_errors: bool = True) -> None:
+        self.closed.set()
+
+
+class FakeSounddevice:
+    """Just enough of the sounddevice module; ``plugged`` toggles the USB microphone."""
+
+    def __init__(self) -> None:
+        self.plugged = True
+        self.streams: list[FakeStream] = []
+        self.rescans = 0
+
+    def query_devices(self) -> list[dict[str, Any]]:
+        devs = [{"name": "HDMI", "max_input_channels": 0, "default_samplerate": 48000.0},
+                {"name": "Built-in Mic", "max_input_channels": 2, "default_samplerate": 48000.0}]
+        if self.plugged:
+            devs.append({"name": "Jabra USB Mic", "max_input_channels": 1, "default_samplerate": 48000.0})
+        return devs
+
+    def InputStream(self, **kw: Any) -> FakeStream:  # noqa: N802 - mirrors sounddevice
+        self.streams.append(FakeStream(self, **kw))
+        return self.streams[-1]
+
+    def _terminate(self) -> None:
+        self.rescans += 1
+
+    def _initialize(self) -> None:
+        pass
+
+
+def test_audio_device_lost_and_replugged(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    sd = FakeSounddevice()
+    monkeypatch.setattr(media, "_sounddevice", lambda: sd)
+    caplog.set_level(logging.INFO, logger="edge.capture.audio")
+    ring = AudioRing(2.0)
+    cfg = MicrophoneConfig(source="usb mic", block_ms=20, reopen_min_s=0.02, reopen_max_s=0.08)
+    src, stop = run_audio(cfg, ring, clock=lambda: 7.0)
+    try:
+        assert wait_until(lambda: src.stats()["state"] == "ok" and src.stats()["blocks_in"] >= 5)
+        assert sd.streams[0].device == 2 and sd.streams[0].blocksize == 320
+        assert src.stats()["overflows"] == 1
+        x, t = ring.latest(0.1)
+        assert t == 7.0 and np.all(x == np.float32(0.25))
+        sd.plugged = False
+        assert wait_until(lambda: src.stats()["state"] == "reopening")
+        assert wait_until(lambda: "no such input device" in (src.stats()["error"] or ""))
+        assert wait_until(lambda: src.stats()["reopens"] >= 3) and src.is_alive() and sd.rescans >= 2
+        n = src.stats()["blocks_in"]
+        sd.plugged = True
+        assert wait_until(lambda: src.stats()["state"] == "ok" and src.stats()["blocks_in"] > n)
+        assert src.stats()["error"] is None
+    finally:
+        stop.set()
+        src.join(2)
+    assert not src.is_alive() and all(s.closed.is_set() for s in sd.streams)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "usb mic" in warnings[0].getMessage()

@@ -1,0 +1,74 @@
+"""The judgement core: observations on an injected clock become schema-valid events."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge.config import parse_config
+from edge.core import Core, Observation
+from edge.events import EventFactory
+from edge.listen import summarize
+from edge.types import EMOTIONS, Reading
+
+CFG = parse_config({"identity": {"site_id": "s", "kiosk_id": "k"},
+                    "fusion": {"emit_interval_s": 1.0, "visit_start_s": 1.0, "visit_end_s": 3.0}})
+
+
+def face(t: float, label: str | None) -> Observation:
+    if label is None:
+        return Observation("face", t, None)
+    p = np.full(len(EMOTIONS), 0.02)
+    p[EMOTIONS.index(label)] = 0.88
+    return Observation("face", t, Reading("face", t, p, 0.8))
+
+
+def run(script: list[Observation], until: float) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
+    factory = EventFactory(CFG.identity, clock=lambda: 1_800_000_000.0)
+    core = Core(CFG, factory, to_wall=lambda t: 1_800_000_000.0 + t)
+    out = []
+    obs = sorted(script, key=lambda o: o.t)
+    t = 0.0
+    while t <= until:
+        while obs and obs[0].t <= t:
+            out += core.observe(obs.pop(0))
+        out += core.tick(t)
+        t = round(t + 0.125, 3)
+    for kind, body in out:
+        factory.make(kind, **body)  # validates against the shipped schema
+    return out
+
+
+def test_visit_and_emotion_events() -> None:
+    script = [face(i * 0.125, "angry") for i in range(0, 64)]  # 8 s of an angry face, then nobody
+    script += [face(8 + i * 0.125, None) for i in range(0, 40)]
+    events = run(script, until=13.0)
+    kinds = [k for k, _ in events]
+    assert kinds.count("visit") == 2
+    starts = [b for k, b in events if k == "visit" and b["phase"] == "start"]
+    ends = [b for k, b in events if k == "visit" and b["phase"] == "end"]
+    assert starts[0]["visit_id"] == ends[0]["visit_id"]
+    assert ends[0]["summary"]["state_share"]["angry"] > 0.9
+    emotions = [b for k, b in events if k == "emotion"]
+    assert 7 <= len(emotions) <= 12  # one per second while there is fresh evidence
+    assert emotions[-1]["label"] == "angry" and emotions[-1]["escalation"] > 0.6
+    assert emotions[3]["visit_id"] == starts[0]["visit_id"]
+    assert not emotions[3]["modalities"]["voice"]["used"]
+
+
+def test_no_evidence_no_events() -> None:
+    assert run([face(i * 0.5, None) for i in range(20)], until=10.0) == []
+
+
+def test_listen_summarizes_events() -> None:
+    factory = EventFactory(CFG.identity)
+    events = run([face(i * 0.125, "happy") for i in range(40)], until=5.0)
+    kind, body = next(e for e in events if e[0] == "emotion")
+    line = summarize("edge-emotion/s/k/emotion", json_bytes(factory.make(kind, **body)))
+    assert "emotion" in line and "happy" in line and "via face" in line
+    assert "non-JSON" in summarize("t", b"\xff\x00")
+
+
+def json_bytes(d: dict) -> bytes:  # type: ignore[type-arg]
+    import json
+
+    return json.dumps(d).encode()

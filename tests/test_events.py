@@ -1,0 +1,200 @@
+"""The event contract: schemas accept good payloads, reject bad ones with a JSON path, topics and envelopes."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import SAMPLE_BODIES, sample_body
+from jsonschema import Draft202012Validator
+
+from edge.config import IdentityConfig
+from edge.events import KINDS, EventFactory, SchemaError, iso, load_schema, topic, validate
+
+IDENTITY = IdentityConfig(site_id="hall-1", kiosk_id="k7", counter_name="Counter 3")
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+@pytest.fixture
+def factory() -> EventFactory:
+    return EventFactory(IDENTITY, clock=lambda: 1795341600.1234)
+
+
+def errors_of(kind: str, payload: Any) -> list[tuple[str, str]]:
+    with pytest.raises(SchemaError) as exc:
+        validate(kind, payload)
+    assert exc.value.kind == kind
+    assert kind in str(exc.value)
+    return exc.value.errors
+
+
+def test_every_kind_has_a_sample():
+    assert set(SAMPLE_BODIES) == set(KINDS)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_schema_files_are_valid_and_closed(kind):
+    schema = load_schema(kind)
+    Draft202012Validator.check_schema(schema)
+    assert schema["$id"] == f"https://edge-emotion.invalid/schemas/{kind}/1"
+    assert schema["properties"]["schema"] == {"const": f"edge-emotion/{kind}/1",
+                                              "description": schema["properties"]["schema"]["description"]}
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            if "properties" in node:
+                assert node.get("additionalProperties") is False, f"{kind}: {path} is open"
+            for k, v in node.items():
+                if k not in ("if", "then"):  # conditional fragments refine an object declared elsewhere
+                    walk(v, f"{path}/{k}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{path}/{i}")
+
+    walk(schema, "#")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_factory_adds_a_valid_envelope(kind, factory):
+    payload = factory.make(kind, **sample_body(kind))
+    assert payload["schema"] == f"edge-emotion/{kind}/1"
+    assert uuid.UUID(payload["event_id"]).version == 4
+    assert payload["ts"] == "2026-11-22T10:00:00.123Z"
+    assert (payload["site_id"], payload["kiosk_id"]) == ("hall-1", "k7")
+    validate(kind, json.loads(json.dumps(payload)))
+    assert factory.make(kind, **sample_body(kind))["event_id"] != payload["event_id"]
+
+
+def test_iso_is_utc_with_milliseconds():
+    assert iso(0) == "1970-01-01T00:00:00.000Z"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", EventFactory.iso(1795341600.5))
+
+
+@pytest.mark.parametrize(("kind", "mutate", "path"), [
+    ("status", lambda b: b.update(face_image="..."), "$"),
+    ("emotion", lambda b: b["probs"].update(contempt=0.0), "$.probs"),
+    ("emotion", lambda b: b["modalities"]["face"].update(bbox=[1, 2, 3, 4]), "$.modalities.face"),
+    ("health", lambda b: b["sources"]["camera"].update(device="/dev/video0"), "$.sources.camera"),
+    ("health", lambda b: b["mqtt"].update(password="x"), "$.mqtt"),
+    ("alert", lambda b: b["hint"].update(customer_name="Bob"), "$.hint"),
+])
+def test_extra_fields_are_rejected(kind, mutate, path, factory):
+    body = sample_body(kind)
+    mutate(body)
+    payload = {**factory.make(kind, **sample_body(kind)), **body}
+    errs = errors_of(kind, payload)
+    assert any(p == path and "Additional properties" in m for p, m in errs), errs
+
+
+@pytest.mark.parametrize(("kind", "field", "value", "path"), [
+    ("emotion", "label", "contempt", "$.label"),
+    ("status", "state", "starting", "$.state"),
+    ("alert", "level", "panic", "$.level"),
+    ("alert", "reason", "loud", "$.reason"),
+    ("emotion", "valence", 1.5, "$.valence"),
+    ("emotion", "escalation", -0.1, "$.escalation"),
+    ("emotion", "window_end", "2026-11-22 10:00:01", "$.window_end"),
+    ("health", "voice_windows", 1.5, "$.voice_windows"),
+])
+def test_wrong_values_are_rejected_with_their_path(kind, field, value, path, factory):
+    payload = factory.make(kind, **sample_body(kind))
+    payload[field] = value
+    assert path in [p for p, _ in errors_of(kind, payload)]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_missing_fields_are_rejected(kind, factory):
+    payload = factory.make(kind, **sample_body(kind))
+    for field in ["ts", *SAMPLE_BODIES[kind]][:3]:
+        broken = {k: v for k, v in payload.items() if k != field}
+        errs = errors_of(kind, broken)
+        assert ("$", f"{field!r} is a required property") in errs, errs
+
+
+def test_nested_missing_and_every_error_is_listed(factory):
+    payload = factory.make("emotion", **sample_body("emotion"))
+    del payload["probs"]["fear"]
+    payload["label"] = "bored"
+    errs = errors_of("emotion", payload)
+    assert ("$.probs", "'fear' is a required property") in errs
+    assert "$.label" in [p for p, _ in errs]
+    with pytest.raises(SchemaError, match=r"\$\.probs: 'fear' is a required property"):
+        validate("emotion", payload)
+
+
+def test_non_finite_numbers_are_rejected(factory):
+    payload = factory.make("emotion", **sample_body("emotion"))
+    payload["probs"]["happy"] = math.nan
+    payload["modalities"]["voice"]["age_s"] = math.inf
+    paths = [p for p, _ in errors_of("emotion", payload)]
+    assert "$.probs.happy" in paths and "$.modalities.voice.age_s" in paths
+
+
+def test_visit_phase_rules(factory):
+    factory.make("visit", **sample_body("visit"))
+    end = sample_body("visit")
+    end.update(phase="end", ended_at="2026-11-22T10:03:00.000Z",
+               summary={"duration_s": 180.0, "state_share": {"neutral": 0.7, "angry": 0.3}, "peak_escalation": 0.8,
+                        "alert_raised": True, "acknowledged": True, "calmed_down": True})
+    factory.make("visit", **end)
+    with pytest.raises(SchemaError, match=r"\$\.summary"):
+        factory.make("visit", **{**end, "summary": None})
+    with pytest.raises(SchemaError, match=r"\$\.ended_at"):
+        factory.make("visit", **{**sample_body("visit"), "ended_at": "2026-11-22T10:03:00.000Z"})
+
+
+def test_alert_recovered_level_and_reason_go_together(factory):
+    factory.make("alert", **{**sample_body("alert"), "level": "recovered", "reason": "recovered"})
+    with pytest.raises(SchemaError, match=r"\$\.reason"):
+        factory.make("alert", **{**sample_body("alert"), "level": "recovered"})
+    with pytest.raises(SchemaError, match=r"\$\.level"):
+        factory.make("alert", **{**sample_body("alert"), "reason": "recovered"})
+
+
+def test_factory_refuses_envelope_overrides_and_unknown_kinds(factory):
+    with pytest.raises(SchemaError, match=r"\$\.ts"):
+        factory.make("status", ts="2020-01-01T00:00:00.000Z", **sample_body("status"))
+    with pytest.raises(SchemaError, match="unknown event kind"):
+        validate("selfie", {})
+    with pytest.raises(SchemaError, match="'selfie'"):
+        factory.make("selfie")
+    with pytest.raises(SchemaError, match=r"\$: .* is not of type 'object'"):
+        validate("status", ["online"])
+
+
+def test_topic_layout():
+    assert topic("edge-emotion", "hall-1", "k7", "alert") == "edge-emotion/hall-1/k7/alert"
+    assert topic("acme/edge", "s", "k", "status") == "acme/edge/s/k/status"
+    for bad in ("a/b", "+", "#", ""):
+        with pytest.raises(ValueError):
+            topic("edge-emotion", bad, "k7", "alert")
+    with pytest.raises(ValueError):
+        topic("edge/#", "s", "k", "alert")
+
+
+def test_docs_examples_are_valid():
+    """Every JSON example in docs/mqtt.md validates against the schema it names."""
+    text = (DOCS / "mqtt.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```json\n(.*?)```", text, flags=re.S)
+    kinds = []
+    for block in blocks:
+        payload = json.loads(block)
+        kind = payload["schema"].split("/")[1]
+        validate(kind, payload)
+        kinds.append(kind)
+    assert set(kinds) == set(KINDS)
+
+
+def test_asyncapi_references_every_schema_file():
+    text = (DOCS / "asyncapi.yaml").read_text(encoding="utf-8")
+    assert text.startswith("asyncapi: 3.0.0")
+    refs = re.findall(r"\$ref: '(\.\./edge/events/schemas/[a-z]+\.schema\.json)'", text)
+    assert sorted(Path(r).name for r in refs) == sorted(f"{k}.schema.json" for k in KINDS)
+    assert all((DOCS / r).resolve().is_file() for r in refs)
+    for kind in KINDS:
+        assert f"address: 'edge-emotion/{{siteId}}/{{kioskId}}/{kind}'" in text

@@ -1,0 +1,102 @@
+"""Fusion and visits: pure logic on an injected clock."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge.config import FusionConfig
+from edge.fusion import Fusion, escalation_score
+from edge.types import EMOTIONS, Reading
+from edge.visits import VisitTracker
+
+
+def onehot(label: str, p: float = 0.9) -> np.ndarray:
+    v = np.full(len(EMOTIONS), (1 - p) / (len(EMOTIONS) - 1))
+    v[EMOTIONS.index(label)] = p
+    return v
+
+
+def test_no_reading_no_state() -> None:
+    assert Fusion(FusionConfig()).state(10.0) is None
+
+
+def test_single_spike_is_smoothed_away() -> None:
+    f = Fusion(FusionConfig(half_life_s=2.0))
+    for i in range(20):
+        f.update(Reading("face", i * 0.125, onehot("neutral"), 0.8))
+    f.update(Reading("face", 2.5, onehot("angry"), 0.8))
+    s = f.state(2.5)
+    assert s is not None and s.label == "neutral" and s.escalation < 0.3
+
+
+def test_sustained_anger_wins_and_escalates() -> None:
+    f = Fusion(FusionConfig(half_life_s=1.0))
+    for i in range(40):
+        f.update(Reading("face", i * 0.125, onehot("angry"), 0.8))
+    s = f.state(5.0)
+    assert s is not None and s.label == "angry" and s.escalation > 0.6 and s.valence < 0 < s.arousal
+
+
+def test_missing_modality_lowers_confidence_and_stale_expires() -> None:
+    cfg = FusionConfig(stale_after_s=4.0)
+    both, face_only = Fusion(cfg), Fusion(cfg)
+    for t in np.arange(0, 3, 0.25):
+        both.update(Reading("face", t, onehot("happy"), 0.8))
+        both.update(Reading("voice", t, onehot("happy"), 0.8))
+        face_only.update(Reading("face", t, onehot("happy"), 0.8))
+    sb, sf = both.state(3.0), face_only.state(3.0)
+    assert sb is not None and sf is not None
+    assert sf.confidence < sb.confidence
+    assert not sf.modalities["voice"].used and sf.modalities["voice"].age_s is None
+    assert face_only.state(3.0 + cfg.stale_after_s + 0.1) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["face", "voice"]), st.floats(0, 1), st.floats(0, 1),
+                          st.lists(st.floats(0, 1), min_size=7, max_size=7)), min_size=1, max_size=40))
+def test_fused_state_is_always_a_valid_distribution(seq: list) -> None:  # type: ignore[type-arg]
+    f = Fusion(FusionConfig())
+    t = 0.0
+    for mod, dt, conf, probs in seq:
+        t += dt
+        f.update(Reading(mod, t, np.asarray(probs), conf))
+        s = f.state(t)
+        if s is None:
+            continue
+        assert np.isclose(s.probs.sum(), 1.0) and (s.probs >= 0).all()
+        assert 0.0 <= s.confidence <= 1.0 and 0.0 <= s.escalation <= 1.0
+        assert -1.0 <= s.valence <= 1.0 and -1.0 <= s.arousal <= 1.0
+
+
+def test_escalation_orders_classes() -> None:
+    assert escalation_score(onehot("angry")) > escalation_score(onehot("sad")) > escalation_score(onehot("happy"))
+
+
+def test_visit_lifecycle_with_fresh_ids() -> None:
+    ids = iter(["v1", "v2"])
+    vt = VisitTracker(start_s=1.0, end_s=5.0, new_id=lambda: next(ids))
+    assert vt.observe(0.0, face=True, speech=False) == []
+    ev = vt.observe(1.0, face=True, speech=False)
+    assert [e.phase for e in ev] == ["start"] and ev[0].visit.visit_id == "v1"
+    vt.current.add_state(1.0, "neutral", 0.1)  # type: ignore[union-attr]
+    vt.current.add_state(3.0, "angry", 0.8)  # type: ignore[union-attr]
+    # face gone, but the customer keeps talking: the visit continues
+    assert vt.observe(4.0, face=False, speech=True) == []
+    assert vt.observe(8.9, face=False, speech=False) == []
+    ev = vt.observe(9.0, face=False, speech=False)
+    assert [e.phase for e in ev] == ["end"]
+    summ = ev[0].visit.summary(ev[0].t)
+    assert summ["duration_s"] == 4.0 and summ["peak_escalation"] == 0.8
+    assert vt.current is None
+    vt.observe(20.0, face=True, speech=False)
+    assert vt.observe(21.0, face=True, speech=False)[0].visit.visit_id == "v2"
+
+
+def test_flicker_does_not_start_a_visit() -> None:
+    vt = VisitTracker(start_s=1.0, end_s=5.0)
+    evs = []
+    for i in range(20):
+        evs += vt.observe(i * 0.3, face=(i % 2 == 0), speech=False)
+    assert evs == [] and vt.current is None

@@ -1,0 +1,98 @@
+"""Model manifest verification and the interpreter loader (with the tflite_runtime fallback)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.runtime import ModelError, interpreter_class, load_manifest, load_model
+from edge.runtime.manifest import default_models_dir
+
+MODELS = default_models_dir()
+NAME = "face_expression"
+
+
+@pytest.fixture()
+def models_copy(tmp_path: Path) -> Path:
+    man = load_manifest(MODELS)
+    spec = man.get(NAME)
+    shutil.copy(MODELS / "manifest.json", tmp_path / "manifest.json")
+    shutil.copy(spec.path, tmp_path / spec.file)
+    return tmp_path
+
+
+def test_shipped_models_verify() -> None:
+    man = load_manifest(MODELS)
+    assert {"face_expression", "voice_emotion"} <= set(man.models)
+    for spec in man.models.values():
+        if spec.optional and not spec.path.exists():
+            continue
+        spec.verify_file()
+        m = load_model(man, spec.name)
+        y = m.infer(np.zeros(spec.input.shape, np.float32))
+        assert y.shape == spec.output.shape
+        assert len(spec.labels) in (0, spec.output.shape[-1])
+
+
+def test_sha256_mismatch_refused(models_copy: Path) -> None:
+    f = models_copy / load_manifest(models_copy).get(NAME).file
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    f.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="sha256 mismatch"):
+        load_model(load_manifest(models_copy), NAME)
+
+
+def test_missing_file_and_undeclared_model(models_copy: Path) -> None:
+    man = load_manifest(models_copy)
+    man.get(NAME).path.unlink()
+    with pytest.raises(ModelError, match="file not found"):
+        load_model(man, NAME)
+    with pytest.raises(ModelError, match="not declared"):
+        man.get("nope")
+
+
+def test_tensor_spec_mismatch_refused(models_copy: Path) -> None:
+    raw = json.loads((models_copy / "manifest.json").read_text())
+    raw["models"][NAME]["input"]["shape"] = [1, 64, 64, 1]
+    (models_copy / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(ModelError, match="input tensor does not match"):
+        load_model(load_manifest(models_copy), NAME)
+
+
+def test_bad_manifest(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="manifest not found"):
+        load_manifest(tmp_path)
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(ModelError, match="not valid JSON"):
+        load_manifest(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps({"models": {"x": {"file": "/etc/passwd"}}}))
+    with pytest.raises(ModelError, match="missing or malformed"):
+        load_manifest(tmp_path)
+
+
+def test_fallback_to_tflite_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_cls, backend = interpreter_class()
+    assert backend == "ai_edge_litert.interpreter"
+    fake = types.ModuleType("tflite_runtime.interpreter")
+    fake.Interpreter = real_cls  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # import now raises ImportError
+    monkeypatch.setitem(sys.modules, "tflite_runtime", types.ModuleType("tflite_runtime"))
+    monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", fake)
+    cls, backend = interpreter_class()
+    assert backend == "tflite_runtime.interpreter" and cls is real_cls
+    m = load_model(load_manifest(MODELS), NAME)
+    assert m.backend == "tflite_runtime.interpreter"
+
+
+def test_no_interpreter_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", None)
+    with pytest.raises(ModelError, match="no TFLite interpreter installed"):
+        interpreter_class()

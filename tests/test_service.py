@@ -1,0 +1,161 @@
+"""End to end: the real service on generated media, with real models, against a real mosquitto."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from edge.analyzers import build_analyzers
+from edge.config import parse_config
+from edge.demo import make_demo
+from edge.events import validate
+from edge.service import Service
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def demo_media(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_demo(tmp_path_factory.mktemp("demo"), seconds=10.0)
+
+
+def kiosk_cfg(broker, video: Path, audio: Path, **over):  # type: ignore[no-untyped-def]
+    data = {
+        "identity": {"site_id": "site-t", "kiosk_id": "kiosk-t", "counter_name": "Test counter"},
+        "camera": {"source": str(video), "pace": over.pop("pace", "fast"), "loop": over.pop("loop", False)},
+        "microphone": {"source": str(audio), "pace": "realtime", "loop": over.pop("mic_loop", False)},
+        "analysis": {"face_fps": 30.0, "voice_hop_s": 0.5},
+        "fusion": {"emit_interval_s": 0.2, "visit_start_s": 0.3},
+        "mqtt": {"host": broker.host, "port": broker.port, "health_interval_s": 1.0,
+                 "reconnect_min_s": 0.2, "reconnect_max_s": 1.0},
+    }
+    for k, v in over.items():
+        data[k] = {**data.get(k, {}), **v}
+    return parse_config(data)
+
+
+def payloads(sub, kind: str) -> list[dict]:  # type: ignore[no-untyped-def, type-arg]
+    return [json.loads(m.payload) for m in sub.messages if m.topic.endswith("/" + kind)]
+
+
+def test_service_publishes_valid_events_and_goes_offline(mosquitto, subscribe, demo_media) -> None:  # type: ignore[no-untyped-def]
+    video, audio = demo_media
+    sub = subscribe(mosquitto, "edge-emotion/site-t/+/#")
+    cfg = kiosk_cfg(mosquitto, video, audio)
+    svc = Service(cfg, build_analyzers(cfg))
+    th = threading.Thread(target=svc.run, daemon=True)
+    th.start()
+    th.join(timeout=60)
+    assert not th.is_alive(), "service did not stop after its file sources ended"
+    sub.wait_for(lambda m: m.topic.endswith("/status") and b'"offline"' in m.payload, timeout=5)
+    for m in sub.messages:
+        kind = m.topic.rsplit("/", 1)[1]
+        validate(kind, json.loads(m.payload))
+    status = payloads(sub, "status")
+    assert status[0]["state"] == "online" and status[-1]["state"] == "offline"
+    assert set(status[0]["models"]) >= {"face_expression", "voice_emotion"}
+    emotions = payloads(sub, "emotion")
+    assert emotions, "no emotion events"
+    assert any(e["modalities"]["face"]["used"] for e in emotions), "face never contributed"
+    assert any(e["modalities"]["voice"]["used"] for e in emotions), "voice never contributed"
+    assert any(e["visit_id"] for e in emotions)
+    visits = payloads(sub, "visit")
+    assert [v["phase"] for v in visits][:1] == ["start"] and visits[-1]["phase"] == "end"
+    health = payloads(sub, "health")
+    assert health and health[-1]["sources"]["camera"]["state"] in ("ok", "ended")
+    assert health[-1]["latency_ms"]["face"]["n"] > 0
+
+
+def test_broker_restart_reconnects_and_republishes_online(mosquitto, subscribe, demo_media) -> None:  # type: ignore[no-untyped-def]
+    video, audio = demo_media
+    cfg = kiosk_cfg(mosquitto, video, audio, pace="realtime", loop=True, mic_loop=True)
+    svc = Service(cfg, build_analyzers(cfg))
+    stop = threading.Event()
+    th = threading.Thread(target=svc.run, args=(stop,), daemon=True)
+    th.start()
+    try:
+        sub = subscribe(mosquitto, "edge-emotion/#")
+        sub.wait_for(lambda m: m.topic.endswith("/emotion"), timeout=15)
+        mosquitto.stop()
+        time.sleep(1.5)
+        assert th.is_alive(), "service died when the broker went away"
+        mosquitto.start()
+        sub2 = subscribe(mosquitto, "edge-emotion/#")
+        sub2.wait_for(lambda m: m.topic.endswith("/status") and b'"online"' in m.payload, timeout=10)
+        sub2.wait_for(lambda m: m.topic.endswith("/emotion"), timeout=10)
+        assert svc.publisher.stats()["connects"] >= 2
+    finally:
+        stop.set()
+        th.join(timeout=10)
+    assert not th.is_alive()
+
+
+def _cli(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "edge", *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=ROOT, env={**os.environ, **(env or {})})
+
+
+def test_replay_crema_d_anger_uses_both_real_models() -> None:
+    video = SHARED / "av" / "crema-d" / "1001_DFA_ANG_XX.mp4"
+    audio = SHARED / "speech" / "crema-d" / "1001_DFA_ANG_XX.flac"
+    if not video.exists():
+        pytest.skip(f"research fixtures not present at {SHARED} (../shared/data beside the project)")
+    r = _cli("replay", "--video", str(video), "--audio", str(audio))
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    emotions = [e for e in events if e["schema"].startswith("edge-emotion/emotion/")]
+    assert emotions, r.stderr
+    for e in events:
+        validate(e["schema"].split("/")[1], e)
+    assert any(e["modalities"]["face"]["used"] for e in emotions)
+    assert any(e["modalities"]["voice"]["used"] for e in emotions)
+
+
+def test_unreadable_video_is_one_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00not a video" * 100)
+    r = _cli("replay", "--video", str(bad))
+    assert r.returncode == 4
+    assert "broken.mp4" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_missing_and_corrupted_model_are_clear_errors(tmp_path: Path) -> None:
+    import shutil
+
+    models = tmp_path / "models"
+    shutil.copytree(ROOT / "models", models, ignore=shutil.ignore_patterns("work"))
+    cfgfile = tmp_path / "k.toml"
+    cfgfile.write_text(f'[identity]\nsite_id = "s"\nkiosk_id = "k"\n[models]\ndir = "{models}"\n')
+    f = models / "voice_emotion.tflite"
+    f.write_bytes(f.read_bytes()[:-10] + b"0123456789")
+    r = _cli("check-config", str(cfgfile))
+    assert r.returncode == 3 and "sha256 mismatch" in r.stderr and "voice_emotion" in r.stderr
+    f.unlink()
+    r = _cli("run", "--config", str(cfgfile))
+    assert r.returncode == 3 and "file not found" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_missing_microphone_is_one_clear_line_and_service_keeps_running(tmp_path: Path, mosquitto) -> None:  # type: ignore[no-untyped-def]
+    cfgfile = tmp_path / "k.toml"
+    cfgfile.write_text(
+        '[identity]\nsite_id = "s"\nkiosk_id = "k"\n[camera]\nenabled = false\n'
+        '[microphone]\nsource = "NoSuchMicrophone"\nkind = "device"\nreopen_min_s = 5\n'
+        f'[mqtt]\nhost = "{mosquitto.host}"\nport = {mosquitto.port}\n')
+    p = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", str(cfgfile)], cwd=ROOT,
+                         stderr=subprocess.PIPE, text=True)
+    time.sleep(6)
+    assert p.poll() is None, "service exited instead of retrying the microphone"
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=15)
+    lines = [ln for ln in err.splitlines() if "NoSuchMicrophone" in ln]
+    assert lines, err
+    assert p.returncode == 0
