@@ -1,4 +1,4 @@
-"""Command line: ``edge-emotion run | check-config | replay | make-demo | --version``."""
+"""Command line: ``edge-emotion run | check-config | replay | listen | make-demo | tablet | --version``."""
 
 from __future__ import annotations
 
@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("make-demo", help="generate the demo video+audio from public-domain material")
     d.add_argument("outdir", type=Path)
     d.add_argument("--seconds", type=float, default=60.0)
+    t = sub.add_parser("tablet", help="serve the staff tablet web app (static files)")
+    t.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    t.add_argument("--port", type=int, default=8080)
     return p
 
 
@@ -152,12 +155,19 @@ def cmd_listen(args: argparse.Namespace) -> int:
     return listen(args.host, args.port, args.topic, args.count)
 
 
+def cmd_tablet(args: argparse.Namespace) -> int:
+    """Serve the staff tablet until Ctrl-C."""
+    from edge.tablet import serve
+
+    return serve(args.host, args.port)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose)
     handlers = {"run": cmd_run, "check-config": cmd_check_config, "replay": cmd_replay, "make-demo": cmd_make_demo,
-                "listen": cmd_listen}
+                "listen": cmd_listen, "tablet": cmd_tablet}
     try:
         return handlers[args.cmd](args)
     except ConfigError as exc:

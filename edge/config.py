@@ -115,6 +115,48 @@ class FusionConfig(_Section):
     visit_end_s: float = Field(default=8.0, ge=1, le=600, description="No face (nor speech) this long ends a visit.")
 
 
+HintKey = Literal["watch", "rising", "sustained", "voice_agitation", "repeat", "recovered"]
+HintText = Annotated[str, Field(min_length=1, max_length=280)]
+
+
+class AlertsConfig(_Section):
+    """Staff alert policy; every threshold may be changed at run time (read on each update)."""
+
+    enabled: bool = Field(default=True, description="Raise staff alerts at all.")
+    watch_threshold: Fraction = Field(default=0.45, description="Escalation held this high for `sustain_s` "
+                                      "raises a `watch` (early sign).")
+    alert_threshold: Fraction = Field(default=0.6, description="Escalation held this high for `sustain_s` "
+                                      "raises an `alert` (act now).")
+    release_threshold: Fraction = Field(default=0.3, description="Hysteresis: an episode ends only after "
+                                        "escalation stays below this for `recover_s`.")
+    sustain_s: float = Field(default=2.0, gt=0, le=60, description="How long a trigger must hold before it fires.")
+    rise_delta: float = Field(default=0.25, gt=0, le=1, description="Escalation rise within `rise_window_s` "
+                              "that raises an early `watch` (reason `rising`) once above `watch_threshold`.")
+    rise_window_s: float = Field(default=3.0, gt=0, le=60, description="Window over which the rise is measured.")
+    rise_hold_s: float = Field(default=0.5, gt=0, le=30, description="The rise must hold this long (no spikes).")
+    voice_agitation_threshold: Fraction = Field(default=0.7, description="Share of the voice's probability in "
+                                                "angry/disgust/fear that, held for `sustain_s`, raises an `alert`.")
+    voice_min_confidence: Fraction = Field(default=0.4, description="Voice confidence needed for voice agitation.")
+    min_confidence: Fraction = Field(default=0.15, description="Fused states less confident than this are "
+                                     "ignored (neither escalation nor calm). One modality alone reaches ~0.5.")
+    cooldown_s: float = Field(default=60.0, ge=1, le=3600, description="At most one `alert` message per visit "
+                              "within this time (new alerts and reminders alike).")
+    recover_s: float = Field(default=5.0, gt=0, le=600, description="Calm (below `release_threshold`) this long "
+                             "after a watch/alert sends `recovered`.")
+    remind: bool = Field(default=True, description="Repeat an unacknowledged alert every `cooldown_s` while "
+                         "escalation stays above `alert_threshold` (with the call-a-supervisor hint).")
+    language: Literal["en", "zh-CN"] = Field(default="en", description="Language of the staff hints.")
+    hints: dict[Literal["en", "zh-CN"], dict[HintKey, HintText]] = Field(
+        default_factory=dict, description="Hint overrides per language and key (watch, rising, sustained, "
+        "voice_agitation, repeat, recovered); others keep the built-in text.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AlertsConfig:
+        if not self.release_threshold < self.watch_threshold <= self.alert_threshold:
+            raise ValueError("thresholds must be release_threshold < watch_threshold <= alert_threshold")
+        return self
+
+
 class TlsConfig(_Section):
     """TLS to the broker; paths may use ${ENV} references."""
 
@@ -166,6 +208,7 @@ class KioskConfig(_Section):
     models: ModelsConfig = Field(default_factory=ModelsConfig, description="Models.")
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig, description="Analysis.")
     fusion: FusionConfig = Field(default_factory=FusionConfig, description="Fusion and visits.")
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Staff alert policy and hints.")
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="MQTT.")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logging.")
     base_dir: Path = Field(default=Path("."), exclude=True, description="Folder of the config file (set by load).")

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from edge.alerts import AlertPolicy
 from edge.config import KioskConfig
 from edge.events import EventFactory, iso
 from edge.fusion import FusedState, Fusion
@@ -13,6 +14,7 @@ from edge.types import EMOTIONS, Reading
 from edge.visits import VisitEvent, VisitTracker
 
 Event = tuple[str, dict[str, Any]]
+ALERT_STEP_S = 0.25  # the alert policy judges the fused state this often (or every emit, if more often)
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,7 @@ class Observation:
 
 
 class Core:
-    """Fusion + anonymous visits + emotion event building on the pipeline's clock (monotonic or media time)."""
+    """Fusion + anonymous visits + alert policy + event building on the pipeline's clock (monotonic or media time)."""
 
     def __init__(self, cfg: KioskConfig, factory: EventFactory, to_wall: Callable[[float], float]) -> None:
         """``to_wall`` maps pipeline time to Unix time for event timestamps."""
@@ -34,8 +36,10 @@ class Core:
         self.to_wall = to_wall
         self.fusion = Fusion(cfg.fusion)
         self.visits = VisitTracker(cfg.fusion.visit_start_s, cfg.fusion.visit_end_s)
+        self.alerts = AlertPolicy(cfg.alerts, cfg.identity.counter_name)
         self._face_present = False
         self._next_emit: float | None = None
+        self._next_judge: float | None = None
         self.last_state: FusedState | None = None
 
     def observe(self, obs: Observation) -> list[Event]:
@@ -48,23 +52,32 @@ class Core:
         return self._visit_events(self.visits.observe(obs.t, self._face_present, speech))
 
     def tick(self, now: float) -> list[Event]:
-        """Advance time: end stale visits and emit an ``emotion`` event every ``emit_interval_s``."""
+        """Advance time: end stale visits; an ``emotion`` event every ``emit_interval_s``; ``alert``s as they arise."""
         events = self._visit_events(self.visits.tick(now))
         interval = self.cfg.fusion.emit_interval_s
         if self._next_emit is None:
             self._next_emit = now + interval
-        if now < self._next_emit:
+        emit = now >= self._next_emit
+        if not emit and self._next_judge is not None and now < self._next_judge:
             return events
-        self._next_emit = max(self._next_emit + interval, now)  # skip missed slots rather than burst
         state = self.fusion.state(now)
-        self.last_state = state
-        if state is None:
-            return events
         visit = self.visits.current
-        if visit is not None:
-            visit.add_state(now, state.label, state.escalation)
-        events.append(("emotion", self.emotion_body(state, now - interval, visit.visit_id if visit else None)))
+        if emit:
+            self._next_emit = max(self._next_emit + interval, now)  # skip missed slots rather than burst
+            self.last_state = state
+            if state is not None:
+                if visit is not None:
+                    visit.add_state(now, state.label, state.escalation)
+                events.append(("emotion", self.emotion_body(state, now - interval, visit.visit_id if visit else None)))
+        # The alert policy looks more often than emotion events go out, so an alert is not held back by up to
+        # one emit interval.
+        self._next_judge = now + min(ALERT_STEP_S, interval)
+        events += [("alert", body) for body in self.alerts.update(now, state, visit)]
         return events
+
+    def acknowledge(self, alert_id: str, now: float) -> bool:
+        """Staff acknowledged ``alert_id`` (from a tablet); False if it is not an alert of the current visit."""
+        return self.alerts.acknowledge(alert_id, now)
 
     def emotion_body(self, s: FusedState, window_start: float, visit_id: str | None) -> dict[str, Any]:
         """The ``emotion`` payload body for a fused state."""

@@ -48,6 +48,7 @@ class ModalityState:
     used: bool
     confidence: float
     age_s: float | None
+    agitated: float = 0.0  # smoothed probability share of AGITATED classes in this modality alone
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,8 @@ class Fusion:
             w = self._weight(name) * tr.confidence * fresh
             weights[name] = w if w > 1e-6 else 0.0
             mods[name] = ModalityState(used=w > 0, confidence=round(tr.confidence * fresh, 4),
-                                       age_s=None if tr.last_t is None else round(max(now - tr.last_t, 0.0), 3))
+                                       age_s=None if tr.last_t is None else round(max(now - tr.last_t, 0.0), 3),
+                                       agitated=round(float(tr.probs[_AGITATED_IDX].sum()), 4))
         total = sum(weights.values())
         if total <= 0:
             return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from typing import Any
@@ -52,8 +53,6 @@ def listen(host: str, port: int, topic: str, count: int = 0) -> int:
     client.on_connect = on_connect
     client.on_message = on_message
     client.connect(host, port)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         client.loop_forever()
-    except KeyboardInterrupt:
-        pass
     return 0

@@ -11,12 +11,13 @@ from typing import Any
 import numpy as np
 
 from edge import __version__
+from edge.alerts import Ack, AckError, parse_ack
 from edge.analyzers import Analyzers
 from edge.capture.audio import AudioSource
 from edge.capture.video import VideoSource
 from edge.config import KioskConfig
 from edge.core import Core, Observation
-from edge.events import EventFactory, SchemaError
+from edge.events import EventFactory, SchemaError, topic
 from edge.health import LatencyStats, RateMeter, cpu_temperature_c
 from edge.mqtt import LogPublisher, MqttPublisher, Publisher
 from edge.queues import AudioRing, DropQueue
@@ -43,7 +44,9 @@ class Service:
         self.obs: DropQueue[Observation] = DropQueue(cfg.analysis.queue_size)
         self.latency = LatencyStats()
         self.analysed = RateMeter(clock=clock)
-        self.errors = {"face": 0, "voice": 0, "core": 0, "schema": 0}
+        self.errors = {"face": 0, "voice": 0, "core": 0, "schema": 0, "ack": 0}
+        self.acks: DropQueue[Ack] = DropQueue(16)  # from paho's thread to the main loop; oldest dropped
+        self.ack_topic = topic(cfg.mqtt.topic_prefix, cfg.identity.site_id, cfg.identity.kiosk_id, "ack")
         self.started = clock()
         offset = time.time() - clock()
         self.core = Core(cfg, self.factory, to_wall=lambda t: t + offset)
@@ -61,7 +64,25 @@ class Service:
     def _make_publisher(self) -> Publisher:
         if not self.cfg.mqtt.enabled:
             return LogPublisher(self.cfg.mqtt.topic_prefix, self.cfg.identity)
-        return MqttPublisher(self.cfg.mqtt, self.cfg.identity, self.factory, self.status_body, resolve=self.cfg.resolve)
+        return MqttPublisher(self.cfg.mqtt, self.cfg.identity, self.factory, self.status_body, resolve=self.cfg.resolve,
+                             on_message=self.handle_message, subscriptions=[self.ack_topic])
+
+    def handle_message(self, msg_topic: str, payload: bytes) -> None:
+        """Inbound MQTT message (paho's thread): queue a valid ack for the main loop; log anything else; never raise."""
+        try:
+            if msg_topic != self.ack_topic:
+                log.warning("ignored message on unexpected topic %s", msg_topic)
+                return
+            ack = parse_ack(payload)
+        except AckError as exc:
+            self.errors["ack"] += 1
+            log.warning("ignored malformed ack on %s: %s", msg_topic, exc)
+            return
+        except Exception:  # noqa: BLE001 - nothing may escape into the network thread
+            self.errors["ack"] += 1
+            log.exception("ignored ack on %s: could not be handled", msg_topic)
+            return
+        self.acks.put(ack)
 
     # --- payload bodies -------------------------------------------------------------------------------------
     def _source_stats(self) -> dict[str, dict[str, Any]]:
@@ -85,8 +106,9 @@ class Service:
         """Body of the periodic ``health`` message."""
         vstats = self.video.stats() if self.video else {}
         astats = self.audio.stats() if self.audio else {}
-        drops = {"frames": self.frames.dropped, "observations": self.obs.dropped,
-                 "audio_overrun_samples": self.ring.overrun_samples, **{f"errors_{k}": v for k, v in self.errors.items()}}
+        drops = {"frames": self.frames.dropped, "observations": self.obs.dropped, "acks": self.acks.dropped,
+                 "audio_overrun_samples": self.ring.overrun_samples,
+                 **{f"errors_{k}": v for k, v in self.errors.items()}}
         if "overflows" in astats:
             drops["audio_overflows"] = int(astats["overflows"])
         return {
@@ -209,6 +231,7 @@ class Service:
         obs = self.obs.get(timeout=0.1)
         now = self.clock()
         try:
+            self.process_acks(now)
             events = []
             if obs is not None:
                 self.latency.add("capture_to_fusion", now - obs.t)
@@ -222,6 +245,14 @@ class Service:
             return
         for kind, body in events:
             self.emit(kind, body)
+
+    def process_acks(self, now: float) -> None:
+        """Hand queued staff acks to the core (main loop only: the core is not thread-safe)."""
+        while (ack := self.acks.get(timeout=0)) is not None:
+            if self.core.acknowledge(ack.alert_id, now):
+                log.debug("ack for alert %s came from %r", ack.alert_id, ack.by)
+            else:
+                log.warning("ack for unknown or expired alert %r ignored", ack.alert_id)
 
     def _finish(self) -> None:
         for th in [*self._threads, *(s for s in (self.video, self.audio) if s is not None)]:

@@ -21,6 +21,7 @@ class Visit:
     alert_raised: bool = False
     acknowledged: bool = False
     last_escalation: float = 0.0
+    calmed: bool | None = None  # set by the alert policy: True once it sent `recovered`, None while unknown
     _last_state_t: float | None = None
 
     def add_state(self, t: float, label: str, escalation: float) -> None:
@@ -35,13 +36,16 @@ class Visit:
         """Anonymous end-of-visit summary."""
         total = sum(self.state_time.values())
         share = {k: round(v / total, 4) if total > 0 else 0.0 for k, v in self.state_time.items()}
+        calmed = self.calmed
+        if calmed is None:  # no verdict from the alert policy: escalation fell to under half its peak
+            calmed = self.last_escalation < 0.5 * max(self.peak_escalation, 1e-9)
         return {
             "duration_s": round(max(end_t - self.started_t, 0.0), 3),
             "state_share": share,
             "peak_escalation": round(self.peak_escalation, 4),
             "alert_raised": self.alert_raised,
             "acknowledged": self.acknowledged,
-            "calmed_down": bool(self.alert_raised and self.last_escalation < 0.5 * max(self.peak_escalation, 1e-9)),
+            "calmed_down": bool(self.alert_raised and calmed),
         }
 
 

@@ -2,6 +2,7 @@
 
 from edge.events.contract import (
     ENVELOPE,
+    INBOUND,
     KINDS,
     SCHEMA_VERSION,
     EventFactory,
@@ -11,10 +12,12 @@ from edge.events.contract import (
     schema_name,
     topic,
     validate,
+    validate_inbound,
 )
 
 __all__ = [
     "ENVELOPE",
+    "INBOUND",
     "KINDS",
     "SCHEMA_VERSION",
     "EventFactory",
@@ -24,4 +27,5 @@ __all__ = [
     "schema_name",
     "topic",
     "validate",
+    "validate_inbound",
 ]

@@ -17,6 +17,7 @@ from jsonschema import Draft202012Validator
 from edge.config import IdentityConfig
 
 KINDS: tuple[str, ...] = ("status", "health", "emotion", "visit", "alert")
+INBOUND: tuple[str, ...] = ("ack",)  # messages the kiosk receives (never publishes): validate_inbound only
 SCHEMA_VERSION = 1
 ENVELOPE: tuple[str, ...] = ("schema", "event_id", "ts", "site_id", "kiosk_id")
 
@@ -38,8 +39,8 @@ def schema_name(kind: str) -> str:
 
 
 def load_schema(kind: str) -> dict[str, Any]:
-    """The JSON Schema (as a dict) for one event kind, read from the package data."""
-    if kind not in KINDS:
+    """The JSON Schema (as a dict) for one event kind (or INBOUND message kind), read from the package data."""
+    if kind not in KINDS + INBOUND:
         raise SchemaError(kind, [("$", f"unknown event kind; expected one of {', '.join(KINDS)}")])
     text = resources.files("edge.events").joinpath("schemas", f"{kind}.schema.json").read_text(encoding="utf-8")
     schema: dict[str, Any] = json.loads(text)
@@ -80,6 +81,16 @@ def validate(kind: str, payload: Any) -> None:
     found = sorted(validator.iter_errors(payload), key=lambda e: (list(map(str, e.absolute_path)), e.message))
     errors = [(_json_path(e.absolute_path), e.message) for e in found]
     errors += list(_non_finite(payload, "$"))
+    if errors:
+        raise SchemaError(kind, errors)
+
+
+def validate_inbound(kind: str, payload: Any) -> None:
+    """Check a received message (an INBOUND kind, e.g. ``ack``) against its schema; raise SchemaError."""
+    if kind not in INBOUND:
+        raise SchemaError(kind, [("$", f"unknown inbound kind; expected one of {', '.join(INBOUND)}")])
+    found = sorted(_validator(kind).iter_errors(payload), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    errors = [(_json_path(e.absolute_path), e.message) for e in found]
     if errors:
         raise SchemaError(kind, errors)
 

@@ -82,7 +82,8 @@ class Model:
         for det in self._interp.get_output_details():
             y = self._interp.get_tensor(det["index"])
             s, z = det["quantization"]
-            res.append((y.astype(np.float32) - z) * s if np.dtype(det["dtype"]).kind in "iu" and s else y.astype(np.float32))
+            quantized = np.dtype(det["dtype"]).kind in "iu" and s
+            res.append((y.astype(np.float32) - z) * s if quantized else y.astype(np.float32))
         return res
 
 

@@ -19,7 +19,12 @@ from typing import Any
 import numpy as np
 
 from edge.train.voice_data import (
-    WINDOW_S, Clip, build_features, classification_metrics, load_corpus, split_speakers,
+    WINDOW_S,
+    Clip,
+    build_features,
+    classification_metrics,
+    load_corpus,
+    split_speakers,
 )
 from edge.types import EMOTIONS
 from edge.voice.features import N_MELS, n_frames, window_features
@@ -42,7 +47,7 @@ def build_model(n_classes: int, batch: int | None = None) -> Any:
     x = inp
     for i, ch in enumerate((16, 32, 64, 96)):
         x = L.Conv2D(ch, 3, padding="same", use_bias=False)(x)
-        x = L.BatchNormalization()(x)
+        x = L.BatchNormalization(momentum=0.9)(x)
         x = L.ReLU()(x)
         if i < 3:
             x = L.MaxPooling2D(2)(x)
@@ -100,11 +105,12 @@ def train(args: argparse.Namespace, train_c: list[Clip], val_c: list[Clip], clas
     class_w = counts.sum() / (len(classes) * np.maximum(counts, 1))
 
     state_path, last_path, best_path = work / "state.json", work / "last.keras", work / "best.weights.h5"
-    state = {"epoch": 0, "best_f1": -1.0, "best_epoch": -1, "history": []}
+    state: dict[str, Any] = {"epoch": 0, "best_f1": -1.0, "best_epoch": -1, "history": []}
     if args.resume and last_path.exists() and state_path.exists():
         model = tf.keras.models.load_model(last_path)
         state = json.loads(state_path.read_text())
-        log.info("resuming after epoch %d (best macro-F1 %.3f @ %d)", state["epoch"], state["best_f1"], state["best_epoch"])
+        log.info("resuming after epoch %d (best macro-F1 %.3f @ %d)", state["epoch"], state["best_f1"],
+                 state["best_epoch"])
     else:
         model = build_model(len(classes))
         model.compile(optimizer=tf.keras.optimizers.Adam(args.lr), loss="sparse_categorical_crossentropy",
@@ -133,7 +139,8 @@ def train(args: argparse.Namespace, train_c: list[Clip], val_c: list[Clip], clas
         model.save(last_path)
         state_path.write_text(json.dumps(state, indent=1))
         log.info("epoch %d/%d lr %.2e loss %.3f val acc %.3f macro-F1 %.3f (best %.3f @ %d) %.0f s", epoch + 1,
-                 args.epochs, lr, h.history["loss"][0], acc, f1, state["best_f1"], state["best_epoch"], time.time() - t0)
+                 args.epochs, lr, h.history["loss"][0], acc, f1, state["best_f1"], state["best_epoch"],
+                 time.time() - t0)
     best = build_model(len(classes), batch=1)
     best.load_weights(best_path)
     return best, x
@@ -182,7 +189,7 @@ def plot_confusions(results: dict[str, dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(results), figsize=(6.5 * len(results), 5.5))
-    for ax, (name, res) in zip(np.atleast_1d(axes), results.items()):
+    for ax, (name, res) in zip(np.atleast_1d(axes), results.items(), strict=True):
         cm = np.array(res["confusion"], np.float64)
         norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
         ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
@@ -245,7 +252,8 @@ def main(argv: list[str] | None = None) -> None:
         "labels": [EMOTIONS[c] for c in classes], "licence": LICENCE, "optional": False,
     })
     analyzer = VoiceAnalyzer(load_model(load_manifest(args.out), "voice_emotion", threads=1))
-    results = {"RAVDESS held-out " + ",".join(sorted(te_s)): evaluate(analyzer, [c for c in corpus if c.speaker in te_s], classes)}
+    test_c = [c for c in corpus if c.speaker in te_s]
+    results = {"RAVDESS held-out " + ",".join(sorted(te_s)): evaluate(analyzer, test_c, classes)}
     emodb = args.data / "speech" / "emodb" / "MANIFEST.csv"
     if args.manifest is None and emodb.exists():
         results["EmoDB cross-corpus (all speakers, boredom dropped)"] = evaluate(analyzer, load_corpus(emodb), classes)
@@ -254,8 +262,10 @@ def main(argv: list[str] | None = None) -> None:
                  res["agitated_auc"], res["per_class_recall"])
     state = json.loads((work / "state.json").read_text())
     metrics = {
-        "model": "voice_emotion", "version": VERSION, "file_bytes": tfl.stat().st_size, "labels": [EMOTIONS[c] for c in classes],
-        "evaluated": "int8 TFLite via edge.runtime.load_model + VoiceAnalyzer.analyze_clip (2 s windows, 0.5 s hop, VAD-gated)",
+        "model": "voice_emotion", "version": VERSION, "file_bytes": tfl.stat().st_size,
+        "labels": [EMOTIONS[c] for c in classes],
+        "evaluated": "int8 TFLite via edge.runtime.load_model + VoiceAnalyzer.analyze_clip"
+                     " (2 s windows, 0.5 s hop, VAD-gated)",
         "speakers": {"train": sorted(tr_s), "val": sorted(va_s), "test": sorted(te_s)},
         "selected_epoch": state["best_epoch"], "val_macro_f1_float": round(state["best_f1"], 4),
         "epochs": args.epochs, "variants": args.variants, "train_wall_s": round(time.time() - t_start),

@@ -8,12 +8,9 @@ relative to the CSV) retrains on any corpus with the same split rule.
 
 from __future__ import annotations
 
-import argparse
 import csv
-import json
 import logging
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,7 +173,7 @@ def classification_metrics(y: np.ndarray, probs: np.ndarray, classes: list[int])
     pred = probs.argmax(1)
     k = len(EMOTIONS)
     cm = np.zeros((k, k), np.int64)
-    for t, p in zip(y, pred):
+    for t, p in zip(y, pred, strict=True):
         cm[t, p] += 1
     recall, f1 = {}, []
     for c in classes:

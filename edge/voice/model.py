@@ -28,10 +28,8 @@ def label_index_map(labels: tuple[str, ...] | list[str]) -> np.ndarray:
 
 def _softmax_if_needed(y: np.ndarray) -> np.ndarray:
     y = np.asarray(y, dtype=np.float64).reshape(-1)
-    if y.min() >= -1e-3 and abs(float(y.sum()) - 1.0) < 0.05:
-        p = np.clip(y, 0.0, None)  # already a (dequantized) softmax
-    else:  # logits
-        p = np.exp(y - y.max())
+    is_softmax = y.min() >= -1e-3 and abs(float(y.sum()) - 1.0) < 0.05
+    p = np.clip(y, 0.0, None) if is_softmax else np.exp(y - y.max())  # dequantized softmax or logits
     s = float(p.sum())
     return p / s if s > 0 else np.full(p.size, 1.0 / p.size)
 
