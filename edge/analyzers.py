@@ -42,7 +42,7 @@ def build_analyzers(cfg: KioskConfig, manifest: Manifest | None = None) -> Analy
         detector = make_detector(cfg.models.face_detector, manifest, threads)
         model = load_model(manifest, "face_expression", threads)
         out.face = FaceAnalyzer(detector, model, customer_zone=cfg.analysis.customer_zone,
-                                min_face_frac=cfg.analysis.min_face_frac)
+                                min_face_frac=cfg.analysis.min_face_frac, staff_zones=cfg.privacy.staff_zones)
         out.versions["face_expression"] = model.spec.version
         det_name = type(detector).__name__
         if "face_detector" in manifest.models and "Haar" not in det_name:

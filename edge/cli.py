@@ -1,4 +1,4 @@
-"""Command line: ``edge-emotion run | check-config | replay | listen | make-demo | tablet | --version``."""
+"""Command line: ``edge-emotion run | check-config | replay | listen | make-demo | privacy-report | tablet``."""
 
 from __future__ import annotations
 
@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("make-demo", help="generate the demo video+audio from public-domain material")
     d.add_argument("outdir", type=Path)
     d.add_argument("--seconds", type=float, default=60.0)
+    pr = sub.add_parser("privacy-report", help="print (and with --out write) the kiosk's privacy report")
+    pr.add_argument("--config", "-c", required=True, type=Path, help="kiosk TOML file")
+    pr.add_argument("--out", type=Path, help="folder for report.md, report.html and zones.png")
     t = sub.add_parser("tablet", help="serve the staff tablet web app (static files)")
     t.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     t.add_argument("--port", type=int, default=8080)
@@ -114,7 +117,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         publisher = MqttPublisher(cfg.mqtt, cfg.identity, EventFactory(cfg.identity),
                                   lambda: {"state": "online", "version": __version__,
                                            "counter_name": cfg.identity.counter_name,
-                                           "models": analyzers.versions, "degraded": []},
+                                           "models": analyzers.versions, "degraded": [],
+                                           "privacy_profile": cfg.privacy.profile},
                                   resolve=cfg.resolve)
         publisher.start()
 
@@ -155,6 +159,16 @@ def cmd_listen(args: argparse.Namespace) -> int:
     return listen(args.host, args.port, args.topic, args.count)
 
 
+def cmd_privacy_report(args: argparse.Namespace) -> int:
+    """Print the privacy report as Markdown; with --out also write report.md, report.html and zones.png."""
+    from edge.privacy_report import build_report, load_manifest_or_none, to_markdown, write_report
+
+    cfg = _load(args.config)
+    manifest = load_manifest_or_none(cfg)
+    print(write_report(cfg, args.out, manifest) if args.out else to_markdown(build_report(cfg, manifest)), end="")
+    return 0
+
+
 def cmd_tablet(args: argparse.Namespace) -> int:
     """Serve the staff tablet until Ctrl-C."""
     from edge.tablet import serve
@@ -167,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose)
     handlers = {"run": cmd_run, "check-config": cmd_check_config, "replay": cmd_replay, "make-demo": cmd_make_demo,
-                "listen": cmd_listen, "tablet": cmd_tablet}
+                "listen": cmd_listen, "tablet": cmd_tablet, "privacy-report": cmd_privacy_report}
     try:
         return handlers[args.cmd](args)
     except ConfigError as exc:

@@ -75,6 +75,13 @@ class Core:
         events += [("alert", body) for body in self.alerts.update(now, state, visit)]
         return events
 
+    def end_visit(self, now: float) -> list[Event]:
+        """End the current visit now (staff pause): its end event; the fused state and face presence are forgotten."""
+        events = self._visit_events(self.visits.end(now))
+        self.fusion.reset()
+        self._face_present = False
+        return events
+
     def acknowledge(self, alert_id: str, now: float) -> bool:
         """Staff acknowledged ``alert_id`` (from a tablet); False if it is not an alert of the current visit."""
         return self.alerts.acknowledge(alert_id, now)

@@ -13,10 +13,11 @@ from typing import Any
 import numpy as np
 
 from edge.analyzers import Analyzers
-from edge.capture.media import MediaError, iter_video_file, read_audio_file
+from edge.capture.media import MediaError, iter_video_file, read_audio_channels, read_audio_file
 from edge.config import KioskConfig
 from edge.core import Core, Observation
 from edge.events import EventFactory
+from edge.privacy import gate_voice
 from edge.types import Frame
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class ReplayResult:
     voice_windows: int = 0
     face_readings: int = 0
     voice_readings: int = 0
+    voice_gated: int = 0  # windows not analysed because the staff channel dominated
     media_s: float = 0.0
     wall_s: float = 0.0
 
@@ -47,14 +49,17 @@ def _face_obs(an: Analyzers, video: Path, fps: float, res: ReplayResult) -> Iter
         yield t, 0, Observation("face", t, reading)
 
 
-def _voice_obs(an: Analyzers, samples: np.ndarray, rate: int, hop_s: float,
-               res: ReplayResult) -> Iterator[tuple[float, int, Observation]]:
+def _voice_obs(an: Analyzers, samples: np.ndarray, rate: int, hop_s: float, res: ReplayResult,
+               staff_channel: int | None = None, margin_db: float = 3.0) -> Iterator[tuple[float, int, Observation]]:
+    """Voice observations; ``samples`` is mono or (samples, channels) with a staff channel to gate on."""
     assert an.voice is not None
     win = int(an.voice.window_s * rate)
     hop = max(int(hop_s * rate), 1)
-    for end in range(win, samples.size + 1, hop):
+    for end in range(win, samples.shape[0] + 1, hop):
         t = end / rate
-        reading = an.voice.analyze(samples[end - win:end], t)
+        window = gate_voice(samples[end - win:end], staff_channel, margin_db)
+        res.voice_gated += window is None
+        reading = None if window is None else an.voice.analyze(window, t)
         res.voice_windows += 1
         res.voice_readings += reading is not None
         res.media_s = max(res.media_s, t)
@@ -75,14 +80,23 @@ def replay(cfg: KioskConfig, an: Analyzers, video: Path | None, audio: Path | No
     if an.voice is not None and (audio is not None or video is not None):
         src = audio if audio is not None else video
         assert src is not None
+        staff = cfg.privacy.staff_audio_channel
         try:
-            samples = read_audio_file(src, cfg.microphone.sample_rate)
+            if staff is not None and audio is not None:
+                samples = read_audio_channels(src, cfg.microphone.sample_rate)
+                if samples.shape[1] <= staff:
+                    log.warning("privacy.staff_audio_channel=%d but %s has %d channel(s): no staff gating",
+                                staff, src, samples.shape[1])
+                    samples, staff = samples.mean(axis=1).astype(np.float32), None
+            else:
+                samples = read_audio_file(src, cfg.microphone.sample_rate)
         except MediaError as exc:
             if audio is not None:
                 raise
             log.warning("no voice analysis: %s", exc)
         else:
-            streams.append(_voice_obs(an, samples, cfg.microphone.sample_rate, cfg.analysis.voice_hop_s, res))
+            streams.append(_voice_obs(an, samples, cfg.microphone.sample_rate, cfg.analysis.voice_hop_s, res,
+                                      staff, cfg.privacy.staff_voice_margin_db))
     if not streams:
         raise MediaError("nothing to replay: give a video and/or audio file, with the matching analysis enabled")
 

@@ -20,8 +20,10 @@ from edge.core import Core, Observation
 from edge.events import EventFactory, SchemaError, topic
 from edge.health import LatencyStats, RateMeter, cpu_temperature_c
 from edge.mqtt import LogPublisher, MqttPublisher, Publisher
+from edge.privacy import PauseCommand, PauseError, parse_pause
 from edge.queues import AudioRing, DropQueue
 from edge.types import Frame
+from edge.watchdog import PipelineWatchdog
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +46,13 @@ class Service:
         self.obs: DropQueue[Observation] = DropQueue(cfg.analysis.queue_size)
         self.latency = LatencyStats()
         self.analysed = RateMeter(clock=clock)
-        self.errors = {"face": 0, "voice": 0, "core": 0, "schema": 0, "ack": 0}
+        self.errors = {"face": 0, "voice": 0, "core": 0, "schema": 0, "ack": 0, "pause": 0}
         self.acks: DropQueue[Ack] = DropQueue(16)  # from paho's thread to the main loop; oldest dropped
         self.ack_topic = topic(cfg.mqtt.topic_prefix, cfg.identity.site_id, cfg.identity.kiosk_id, "ack")
+        self.pause_topic = topic(cfg.mqtt.topic_prefix, cfg.identity.site_id, cfg.identity.kiosk_id, "pause")
+        self.pauses: DropQueue[PauseCommand] = DropQueue(16)  # paho's thread -> main loop, like acks
+        self.paused = threading.Event()  # set: workers discard frames/audio unread and the core gets nothing
+        self._pause_until = 0.0
         self.started = clock()
         offset = time.time() - clock()
         self.core = Core(cfg, self.factory, to_wall=lambda t: t + offset)
@@ -54,6 +60,8 @@ class Service:
         self.audio = AudioSource(cfg.microphone, self.ring, self.stop, cfg.resolve) if self._want_audio() else None
         self.publisher = publisher or self._make_publisher()
         self._threads: list[threading.Thread] = []
+        self.watchdog = PipelineWatchdog(self.status_line, clock=clock, min_stale_s=max(
+            2.0, 2.0 / cfg.analysis.face_fps, 2.0 * cfg.analysis.voice_hop_s))  # READY/WATCHDOG/STATUS to systemd
 
     def _want_video(self) -> bool:
         return self.cfg.camera.enabled and self.an.face is not None
@@ -65,10 +73,13 @@ class Service:
         if not self.cfg.mqtt.enabled:
             return LogPublisher(self.cfg.mqtt.topic_prefix, self.cfg.identity)
         return MqttPublisher(self.cfg.mqtt, self.cfg.identity, self.factory, self.status_body, resolve=self.cfg.resolve,
-                             on_message=self.handle_message, subscriptions=[self.ack_topic])
+                             on_message=self.handle_message, subscriptions=[self.ack_topic, self.pause_topic])
 
     def handle_message(self, msg_topic: str, payload: bytes) -> None:
         """Inbound MQTT message (paho's thread): queue a valid ack for the main loop; log anything else; never raise."""
+        if msg_topic == self.pause_topic:
+            self.handle_pause(payload)
+            return
         try:
             if msg_topic != self.ack_topic:
                 log.warning("ignored message on unexpected topic %s", msg_topic)
@@ -84,6 +95,36 @@ class Service:
             return
         self.acks.put(ack)
 
+    def handle_pause(self, payload: bytes) -> None:
+        """Inbound pause/resume (paho's thread): queue a valid command for the main loop; count malformed ones."""
+        try:
+            cmd = parse_pause(payload)
+        except PauseError as exc:
+            self.errors["pause"] += 1
+            log.warning("ignored malformed pause command on %s: %s", self.pause_topic, exc)
+            return
+        self.pauses.put(cmd)
+
+    def process_pauses(self, now: float) -> None:
+        """Apply queued pause/resume commands and the pause time limit; republish status on change (main loop)."""
+        was = self.paused.is_set()
+        while (cmd := self.pauses.get(timeout=0)) is not None:
+            log.info("staff %s (by %r)", cmd.action, cmd.by)
+            if cmd.action == "pause":
+                self.paused.set()  # first: the workers stop analysing at once
+                self._pause_until = now + self.cfg.privacy.pause_max_s
+                while self.obs.get(timeout=0) is not None:  # analysed before the pause: dropped unused
+                    pass
+                for kind, body in self.core.end_visit(now):
+                    self.emit(kind, body)
+            else:
+                self.paused.clear()
+        if self.paused.is_set() and now >= self._pause_until:
+            log.info("pause ended after privacy.pause_max_s=%.0f s", self.cfg.privacy.pause_max_s)
+            self.paused.clear()
+        if self.paused.is_set() != was:
+            self.emit("status", self.status_body())
+
     # --- payload bodies -------------------------------------------------------------------------------------
     def _source_stats(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
@@ -95,12 +136,21 @@ class Service:
                 out[name] = {"state": st["state"] if st["state"] != "starting" else "ok", "error": st.get("error")}
         return out
 
+    def status_line(self) -> str:
+        """One line for systemd's STATUS=, e.g. "analysing 8.0 fps, mqtt connected, camera ok, microphone ok"."""
+        mqtt = "connected" if self.publisher.connected else "disconnected"
+        srcs = ", ".join(f"{k} {v['state']}" for k, v in self._source_stats().items())
+        return f"analysing {self.analysed.rate():.1f} fps, mqtt {mqtt}, {srcs}"
+
     def status_body(self) -> dict[str, Any]:
         """Body of the retained ``status`` message."""
         degraded = [f"{k}: {v['state']}" + (f" ({v['error']})" if v["error"] else "")
                     for k, v in self._source_stats().items() if v["state"] not in ("ok", "disabled")]
+        if self.paused.is_set():
+            degraded.append("analysis: paused by staff")
         return {"state": "online", "version": __version__, "counter_name": self.cfg.identity.counter_name,
-                "models": dict(self.an.versions), "degraded": degraded}
+                "models": dict(self.an.versions), "degraded": degraded,
+                "privacy_profile": self.cfg.privacy.profile, "paused": self.paused.is_set()}
 
     def health_body(self) -> dict[str, Any]:
         """Body of the periodic ``health`` message."""
@@ -142,8 +192,9 @@ class Service:
         period = 1.0 / self.cfg.analysis.face_fps
         next_t = self.clock()
         while not self.stop.is_set():
+            self.watchdog.beat("analyse-face")
             frame = self.frames.drain_latest(timeout=0.5)
-            if frame is None:
+            if frame is None or self.paused.is_set():  # paused: the frame is discarded unread
                 continue
             t0 = time.perf_counter()
             try:
@@ -168,7 +219,11 @@ class Service:
         win = int(self.an.voice.window_s * rate)
         window = np.zeros(0, np.float32)
         while not self.stop.wait(self.cfg.analysis.voice_hop_s):
+            self.watchdog.beat("analyse-voice")
             new, t_end = self.ring.read_new()  # audio lost while this worker lagged shows as overrun in health
+            if self.paused.is_set():  # paused: discarded unanalysed, and no window spans the pause
+                window = np.zeros(0, np.float32)
+                continue
             if new.size == 0:
                 continue
             window = np.concatenate([window, new])[-win:]
@@ -211,11 +266,15 @@ class Service:
             self._spawn("analyse-voice", self._voice_loop)
         log.info("service running: site=%s kiosk=%s models=%s", self.cfg.identity.site_id,
                  self.cfg.identity.kiosk_id, self.an.versions)
+        self.watchdog.start({"camera": self.video, "microphone": self.audio},
+                            {"camera": self.cfg.camera.reopen_max_s, "microphone": self.cfg.microphone.reopen_max_s},
+                            self._threads)
         next_health = self.clock()
         try:
             while not self.stop.is_set():
                 self._step()
                 now = self.clock()
+                self.watchdog.tick(now)  # from the main loop: a hung main loop stops the pings too
                 if now >= next_health:
                     next_health = now + self.cfg.mqtt.health_interval_s
                     self.emit("health", self.health_body())
@@ -224,12 +283,16 @@ class Service:
                     break
         finally:
             self.stop.set()
+            self.watchdog.stopping()
             self._finish()
         return 0
 
     def _step(self) -> None:
         obs = self.obs.get(timeout=0.1)
         now = self.clock()
+        self.process_pauses(now)
+        if self.paused.is_set():
+            return  # no fusion, no emotion or alert events while paused
         try:
             self.process_acks(now)
             events = []

@@ -85,6 +85,14 @@ class VisitTracker:
             events.append(VisitEvent("start", self.current, self._face_since))
         return events
 
+    def end(self, t: float) -> list[VisitEvent]:
+        """End the current visit at ``t`` (staff pause) and forget any face seen so far."""
+        self._face_since = None
+        if self.current is None:
+            return []
+        visit, self.current = self.current, None
+        return [VisitEvent("end", visit, t)]
+
     def tick(self, t: float) -> list[VisitEvent]:
         """End the current visit if it has been empty for ``end_s``."""
         if self.current is not None and t - self.current.last_seen_t >= self.end_s:

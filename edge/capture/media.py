@@ -202,6 +202,22 @@ def read_audio_file(path: str | Path, rate: int = 16000) -> np.ndarray:
     return np.clip(samples, -1.0, 1.0).astype(np.float32, copy=False)
 
 
+def read_audio_channels(path: str | Path, rate: int = 16000) -> np.ndarray:
+    """Whole wav/flac/ogg file as float32 (samples, channels) at ``rate`` Hz, channels kept apart (staff gating)."""
+    import soundfile as sf
+
+    p = Path(path)
+    _check_file(p, "audio file")
+    try:
+        data, sr = sf.read(str(p), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise MediaError(f"audio file '{p}': cannot read its channels ({exc})") from None
+    if data.size == 0:
+        raise MediaError(f"audio file '{p}': contains no samples")
+    chans = [resample(np.ascontiguousarray(data[:, c]), int(sr), rate) for c in range(data.shape[1])]
+    return np.clip(np.stack(chans, axis=1), -1.0, 1.0).astype(np.float32, copy=False)
+
+
 def _sounddevice() -> Any:
     """The sounddevice module, or MediaError when it or the PortAudio library is unavailable."""
     try:

@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 from edge.config import IdentityConfig
 
 KINDS: tuple[str, ...] = ("status", "health", "emotion", "visit", "alert")
-INBOUND: tuple[str, ...] = ("ack",)  # messages the kiosk receives (never publishes): validate_inbound only
+INBOUND: tuple[str, ...] = ("ack", "pause")  # messages the kiosk receives (never publishes): validate_inbound only
 SCHEMA_VERSION = 1
 ENVELOPE: tuple[str, ...] = ("schema", "event_id", "ts", "site_id", "kiosk_id")
 

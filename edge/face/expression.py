@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
 from edge.face.detector import FaceDetector
 from edge.face.preprocess import DEFAULT_MARGIN, crop_face, to_tensor
+from edge.privacy import Zone, mask_staff
 from edge.runtime import Model, ModelError
 from edge.types import EMOTIONS, FaceBox, Frame, Reading
 
@@ -66,13 +68,14 @@ class FaceAnalyzer:
 
     def __init__(self, detector: FaceDetector, model: Model,
                  customer_zone: tuple[float, float, float, float] = (0, 0, 1, 1),
-                 min_face_frac: float = 0.05) -> None:
+                 min_face_frac: float = 0.05, staff_zones: Sequence[Zone] = ()) -> None:
         """Bind a detector and a verified expression model; labels come from the model's manifest entry."""
         self.detector = detector
         self.model = model
         z = customer_zone
         self.customer_zone = (float(z[0]), float(z[1]), float(z[2]), float(z[3]))
         self.min_face_frac = float(min_face_frac)
+        self.staff_zones = tuple(tuple((float(x), float(y)) for x, y in z) for z in staff_zones)
         n_out = int(model.spec.output.shape[-1])
         self._map = label_map(model.spec.labels, n_out)
         self._margin = float(getattr(detector, "crop_margin", DEFAULT_MARGIN))
@@ -88,13 +91,16 @@ class FaceAnalyzer:
 
     def analyze(self, frame: Frame) -> Reading | None:
         """Reading for the customer's face in ``frame``, or None when no customer face is visible."""
-        boxes = self.detector.detect(frame.image)
-        box = select_customer(boxes, frame.image.shape, self.customer_zone, self.min_face_frac)
+        # Staff pixels are blanked in a copy before anything looks at the frame: the single entry point for
+        # both the service and replay, so no path can skip it.
+        image = mask_staff(frame.image, self.staff_zones)
+        boxes = self.detector.detect(image)
+        box = select_customer(boxes, image.shape, self.customer_zone, self.min_face_frac)
         if box is None:
             return None
-        probs = self.classify(crop_face(frame.image, box, self._margin))
+        probs = self.classify(crop_face(image, box, self._margin))
         return Reading(
             modality="face", t=frame.t, probs=probs, confidence=confidence_of(probs, box.score),
-            extra={"face_frac": float(box.h) / float(frame.image.shape[0]), "det_score": float(box.score),
+            extra={"face_frac": float(box.h) / float(image.shape[0]), "det_score": float(box.score),
                    "faces": float(len(boxes))},
         )

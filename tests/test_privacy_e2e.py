@@ -1,0 +1,171 @@
+"""Privacy end to end with the real models: no file is written, every published byte is schema-valid, staff unseen."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.analyzers import build_analyzers
+from edge.config import parse_config
+from edge.demo import make_demo
+from edge.events import KINDS, validate
+from edge.face.detector import make_detector
+from edge.face.expression import FaceAnalyzer
+from edge.runtime import ModelError, load_manifest, load_model
+from edge.service import Service
+from edge.types import Frame
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models"
+STAFF = [[0.0, 0.0], [0.45, 0.0], [0.38, 1.0], [0.0, 1.0]]
+
+
+def _analyzers(cfg: Any) -> Any:
+    try:
+        return build_analyzers(cfg)
+    except ModelError as exc:
+        pytest.skip(f"trained models not installed: {exc}")
+
+
+def _tree(root: Path, top_only: bool = False) -> dict[str, tuple[int, int]]:
+    """Every file and folder under ``root`` with (size, mtime_ns)."""
+    out: dict[str, tuple[int, int]] = {}
+    paths = root.iterdir() if top_only else root.rglob("*")
+    for p in paths:
+        if top_only and p.is_dir():
+            continue
+        st = p.lstat()
+        out[str(p.relative_to(root))] = (st.st_size if p.is_file() else -1, st.st_mtime_ns)
+    return out
+
+
+class FdWatch(threading.Thread):
+    """Samples /proc/self/fd every few ms and records every regular file opened for writing after start."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.baseline = self._fds()
+        self.written: set[str] = set()
+        self.read: set[str] = set()
+        self.samples = 0
+        self.done = threading.Event()
+
+    @staticmethod
+    def _fds() -> dict[str, str]:
+        out = {}
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                out[fd] = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                continue
+        return out
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            for fd, target in self._fds().items():
+                if self.baseline.get(fd) == target or not target.startswith("/") or target.startswith(("/dev/",
+                                                                                                      "/proc/")):
+                    continue
+                try:
+                    info = Path(f"/proc/self/fdinfo/{fd}").read_text()
+                except OSError:
+                    continue
+                flags = int(next(ln.split()[1] for ln in info.splitlines() if ln.startswith("flags:")), 8)
+                (self.written if flags & (os.O_WRONLY | os.O_RDWR | os.O_APPEND) else self.read).add(target)
+            self.samples += 1
+            time.sleep(0.005)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/fd")
+def test_service_writes_no_file_and_publishes_only_schema_valid_bytes(
+        mosquitto: Any, subscribe: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    video, audio = make_demo(tmp_path / "media", seconds=8.0)
+    cwd, home, tmp = (tmp_path / n for n in ("cwd", "home", "tmp"))
+    for d in (cwd, home, tmp):
+        d.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)  # the interpreter's .pyc cache is not the service's
+    cfg = parse_config({
+        "identity": {"site_id": "site-n", "kiosk_id": "kiosk-n", "counter_name": "N"},
+        "camera": {"source": str(video), "pace": "fast"},
+        "microphone": {"source": str(audio), "pace": "realtime"},
+        "analysis": {"face_fps": 30.0, "voice_hop_s": 0.5},
+        "fusion": {"emit_interval_s": 1.0, "visit_start_s": 0.3},
+        "mqtt": {"host": mosquitto.host, "port": mosquitto.port, "health_interval_s": 1.0},
+        "privacy": {"profile": "eu", "staff_zones": [[[0, 0], [0.15, 0], [0.15, 1], [0, 1]]],
+                    "notice_text": {"en": "Emotion sensing in use at this counter; nothing is recorded."}},
+    })
+    analyzers = _analyzers(cfg)
+    roots = {"cwd": (cwd, False), "home": (home, False), "tmp": (tmp, False), "media": (video.parent, False),
+             "models": (MODELS, True)}
+    before = {k: _tree(p, top) for k, (p, top) in roots.items()}
+    sub = subscribe(mosquitto, "#")
+    watch = FdWatch()
+    watch.start()
+    svc = Service(cfg, analyzers)
+    runner = threading.Thread(target=svc.run, daemon=True)
+    runner.start()
+    runner.join(timeout=90)
+    watch.done.set()
+    watch.join()
+    assert not runner.is_alive(), "service did not stop after its file sources ended"
+    sub.wait_for(lambda m: m.topic.endswith("/status") and b'"offline"' in m.payload, timeout=5)
+    after = {k: _tree(p, top) for k, (p, top) in roots.items()}
+    for k in roots:
+        assert after[k] == before[k], f"files changed under {k}: {set(after[k].items()) ^ set(before[k].items())}"
+    assert watch.samples > 100
+    assert not watch.written, f"files opened for writing: {sorted(watch.written)}"
+    assert str(video) in watch.read or str(audio) in watch.read, "the fd watch did not see the media being read"
+    kinds = set()
+    for m in sub.messages:
+        prefix, kind = m.topic.rsplit("/", 1)
+        assert prefix == "edge-emotion/site-n/kiosk-n" and kind in KINDS, m.topic
+        obj = json.loads(m.payload)
+        validate(kind, obj)
+        assert m.payload == json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode(), \
+            "published bytes beyond the canonical JSON of a valid payload"
+        kinds.add(kind)
+    assert {"status", "health", "emotion", "visit"} <= kinds, kinds
+    status = json.loads(next(m.payload for m in sub.messages if m.topic.endswith("/status")))
+    assert status["privacy_profile"] == "eu"
+
+
+def _grace(height: int) -> np.ndarray:
+    import matplotlib.cbook as cbook
+
+    img = cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+    assert img is not None
+    return cv2.resize(img, (round(img.shape[1] * height / img.shape[0]), height), interpolation=cv2.INTER_AREA)
+
+
+def test_real_face_in_staff_zone_gives_no_reading_with_the_real_model() -> None:
+    try:
+        model = load_model(load_manifest(MODELS), "face_expression", threads=1)
+    except ModelError as exc:
+        pytest.skip(f"trained face model not installed: {exc}")
+    p = _grace(300)
+    frames = {}
+    for name, cx in (("staff", 0.2), ("customer", 0.7)):
+        f = np.full((480, 640, 3), 90, np.uint8)
+        x = int(cx * 640 - p.shape[1] / 2)
+        f[60:360, x:x + p.shape[1]] = p
+        frames[name] = f
+    plain = FaceAnalyzer(make_detector("haar", None), model)
+    assert plain.analyze(Frame(frames["staff"], 0.0, 0)) is not None, "control: the face is visible unmasked"
+    guarded = FaceAnalyzer(make_detector("auto", load_manifest(MODELS)), model, staff_zones=[STAFF])
+    assert all(guarded.analyze(Frame(frames["staff"], float(i), i)) is None for i in range(5))
+    r = guarded.analyze(Frame(frames["customer"], 6.0, 6))
+    assert r is not None and r.modality == "face"

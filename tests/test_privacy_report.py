@@ -1,0 +1,97 @@
+"""The privacy report: every published field documented, zones drawn, standalone HTML, committed copy current."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import cv2
+import pytest
+
+from edge.cli import main
+from edge.config import PROFILE_RULES, load_config
+from edge.events import INBOUND, KINDS, load_schema
+from edge.privacy_report import build_report, load_manifest_or_none, notice_template, schema_fields, to_markdown
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "deploy" / "kiosk.example.toml"
+DOCS = ROOT / "docs" / "privacy"
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGE_EMOTION_MQTT_PASSWORD", "not-printed-secret")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", "/run/credentials/edge-emotion")
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.external: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for k, v in attrs:
+            if k in ("src", "href") and v and not v.startswith("data:"):
+                self.external.append(v)
+        if tag not in ("meta", "img", "br"):
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.stack and self.stack.pop() == tag, f"unbalanced </{tag}>"
+
+
+def test_cli_writes_markdown_html_and_zones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["privacy-report", "--config", str(EXAMPLE), "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    md = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert printed == md
+    assert "not-printed-secret" not in md
+    for kind in KINDS + INBOUND:
+        assert f"`edge-emotion/branch-0042/counter-03/{kind}`" in md
+        for path, _, desc in schema_fields(load_schema(kind)):
+            assert f"| {path} |" in md, f"{kind}.{path} missing from the report"
+        for name, prop in load_schema(kind)["properties"].items():
+            if "description" in prop:
+                assert prop["description"].replace("|", "\\|") in md, f"{kind}.{name} meaning missing"
+    for rule in PROFILE_RULES["eu"]:
+        assert rule in md
+    assert "## Retention" in md and "On the kiosk: none" in md and "- [ ] " in md
+    assert "voice_emotion" in md  # models come from the manifest
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    tags = _Tags()
+    tags.feed(page)
+    assert tags.stack == [] and tags.external == [], (tags.stack, tags.external)
+    assert 'src="data:image/png;base64,' in page and "<table>" in page
+    img = cv2.imread(str(tmp_path / "zones.png"))
+    assert img is not None and img.shape == (480, 640, 3)
+    staff = img[20:460, 5:100].reshape(-1, 3)  # inside the example's staff polygon: red hatching on white
+    assert ((staff[:, 2] > 150) & (staff[:, 0] < 100)).mean() > 0.2
+    assert ((img[:, 300:] == 255).all(axis=2)).mean() > 0.9  # the customer side is a blank outline
+    assert img[240, 638, 1] > 120 and img[240, 638, 2] < 100  # green customer-zone border on the right edge
+
+
+def test_report_follows_the_config() -> None:
+    cfg = load_config(EXAMPLE)
+    cfg.privacy.profile = "custom"
+    cfg.privacy.staff_audio_channel = 1
+    md = to_markdown(build_report(cfg, None))
+    assert "Privacy profile `custom`" in md and PROFILE_RULES["custom"][0] in md
+    assert "Staff voice: channel 1" in md and "Model manifest not available." in md
+
+
+def test_notice_templates_ship_in_both_languages() -> None:
+    en, zh = notice_template("notice.en.md"), notice_template("notice.zh-CN.md")
+    assert "Art. 50" in en and "Ask the staff to pause" in en
+    assert "第二十六条" in zh and "暂停" in zh
+
+
+def test_committed_report_is_current() -> None:
+    """docs/privacy/ holds the report of deploy/kiosk.example.toml; regenerate it after changing either."""
+    cfg = load_config(EXAMPLE)
+    want = to_markdown(build_report(cfg, load_manifest_or_none(cfg)))
+    got = (DOCS / "report.md").read_text(encoding="utf-8")
+    assert got == want, ("docs/privacy/report.md is stale: run `edge-emotion privacy-report --config "
+                         "deploy/kiosk.example.toml --out docs/privacy` (with the two env vars it references set)")
+    assert (DOCS / "zones.png").is_file() and re.search(r"<h1>Privacy report", (DOCS / "report.html").read_text())
