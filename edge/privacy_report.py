@@ -15,9 +15,10 @@ import cv2
 import numpy as np
 
 from edge import __version__
-from edge.config import PROFILE_RULES, KioskConfig
+from edge.config import KioskConfig
 from edge.events import INBOUND, KINDS, load_schema, topic
 from edge.privacy import zone_pixels
+from edge.privacy_config import PROFILE_RULES
 from edge.runtime import Manifest, ModelError
 
 log = logging.getLogger(__name__)

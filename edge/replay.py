@@ -113,6 +113,12 @@ def replay(cfg: KioskConfig, an: Analyzers, video: Path | None, audio: Path | No
         now = t
         for kind, body in core.observe(obs) + core.tick(t):
             out(kind, body)
+    # Flush: the readings of the last interval (e.g. the final voice window) still get an emotion event.
+    t_flush = now
+    while t_flush < res.media_s + cfg.fusion.emit_interval_s:
+        t_flush = now = round(t_flush + 0.25, 6)
+        for kind, body in core.tick(t_flush):
+            out(kind, body)
     # Let the last visit end on media time so its summary is part of the replay.
     end = res.media_s + cfg.fusion.visit_end_s
     for kind, body in core.tick(end):

@@ -20,7 +20,7 @@ from edge.core import Core, Observation
 from edge.events import EventFactory, SchemaError, topic
 from edge.health import LatencyStats, RateMeter, cpu_temperature_c
 from edge.mqtt import LogPublisher, MqttPublisher, Publisher
-from edge.privacy import PauseCommand, PauseError, parse_pause
+from edge.privacy import PauseGate
 from edge.queues import AudioRing, DropQueue
 from edge.types import Frame
 from edge.watchdog import PipelineWatchdog
@@ -50,9 +50,7 @@ class Service:
         self.acks: DropQueue[Ack] = DropQueue(16)  # from paho's thread to the main loop; oldest dropped
         self.ack_topic = topic(cfg.mqtt.topic_prefix, cfg.identity.site_id, cfg.identity.kiosk_id, "ack")
         self.pause_topic = topic(cfg.mqtt.topic_prefix, cfg.identity.site_id, cfg.identity.kiosk_id, "pause")
-        self.pauses: DropQueue[PauseCommand] = DropQueue(16)  # paho's thread -> main loop, like acks
-        self.paused = threading.Event()  # set: workers discard frames/audio unread and the core gets nothing
-        self._pause_until = 0.0
+        self.paused = PauseGate(cfg.privacy.pause_max_s)  # set: workers discard frames/audio unread, core gets nothing
         self.started = clock()
         offset = time.time() - clock()
         self.core = Core(cfg, self.factory, to_wall=lambda t: t + offset)
@@ -78,7 +76,7 @@ class Service:
     def handle_message(self, msg_topic: str, payload: bytes) -> None:
         """Inbound MQTT message (paho's thread): queue a valid ack for the main loop; log anything else; never raise."""
         if msg_topic == self.pause_topic:
-            self.handle_pause(payload)
+            self.errors["pause"] += not self.paused.receive(payload)  # valid ones are applied by the main loop
             return
         try:
             if msg_topic != self.ack_topic:
@@ -95,34 +93,15 @@ class Service:
             return
         self.acks.put(ack)
 
-    def handle_pause(self, payload: bytes) -> None:
-        """Inbound pause/resume (paho's thread): queue a valid command for the main loop; count malformed ones."""
-        try:
-            cmd = parse_pause(payload)
-        except PauseError as exc:
-            self.errors["pause"] += 1
-            log.warning("ignored malformed pause command on %s: %s", self.pause_topic, exc)
-            return
-        self.pauses.put(cmd)
-
     def process_pauses(self, now: float) -> None:
-        """Apply queued pause/resume commands and the pause time limit; republish status on change (main loop)."""
-        was = self.paused.is_set()
-        while (cmd := self.pauses.get(timeout=0)) is not None:
-            log.info("staff %s (by %r)", cmd.action, cmd.by)
-            if cmd.action == "pause":
-                self.paused.set()  # first: the workers stop analysing at once
-                self._pause_until = now + self.cfg.privacy.pause_max_s
-                while self.obs.get(timeout=0) is not None:  # analysed before the pause: dropped unused
-                    pass
-                for kind, body in self.core.end_visit(now):
-                    self.emit(kind, body)
-            else:
-                self.paused.clear()
-        if self.paused.is_set() and now >= self._pause_until:
-            log.info("pause ended after privacy.pause_max_s=%.0f s", self.cfg.privacy.pause_max_s)
-            self.paused.clear()
-        if self.paused.is_set() != was:
+        """Apply staff pause/resume (main loop): a pause drops pending readings and ends the visit; status on change."""
+        paused, changed = self.paused.update(now)
+        if paused:
+            while self.obs.get(timeout=0) is not None:  # analysed before the pause: dropped unused
+                pass
+            for kind, body in self.core.end_visit(now):
+                self.emit(kind, body)
+        if changed:
             self.emit("status", self.status_body())
 
     # --- payload bodies -------------------------------------------------------------------------------------

@@ -81,8 +81,8 @@ def test_pause_limit_and_status() -> None:
     cfg = _cfg(privacy={"pause_max_s": 30.0})
     pub = RecordingPublisher(strict=True)
     svc = Service(cfg, Analyzers(), publisher=pub)
-    svc.handle_pause(b'{"action": "pause"}')
-    svc.handle_pause(b'{"action": "sleep"}')
+    svc.handle_message(svc.pause_topic, b'{"action": "pause"}')
+    svc.handle_message(svc.pause_topic, b'{"action": "sleep"}')
     svc.process_pauses(100.0)
     assert svc.paused.is_set() and svc.errors["pause"] == 1
     svc.process_pauses(129.0)

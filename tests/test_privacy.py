@@ -133,8 +133,8 @@ def _speech(text: str, rate: int = 16000) -> np.ndarray:
     return np.interp(np.linspace(0, len(data) - 1, n), np.arange(len(data)), data).astype(np.float32)
 
 
-def test_staff_voice_is_gated_on_a_two_channel_recording(tmp_path: Path) -> None:
-    rate = 16000
+def _counter_recording(path: Path, rate: int = 16000) -> tuple[np.ndarray, np.ndarray]:
+    """Write a 2-channel wav (0: staff mic, 1: customer mic); return the staff and customer speech clips."""
     staff = _speech("Good morning, how can I help you today? Please take a seat.")
     cust = _speech("I have been waiting for forty minutes and nobody has called my number.")
     gap = np.zeros(rate, np.float32)
@@ -142,8 +142,14 @@ def test_staff_voice_is_gated_on_a_two_channel_recording(tmp_path: Path) -> None
     ch0 = np.concatenate([gap, 0.5 * staff, gap, 0.1 * cust, gap])
     ch1 = np.concatenate([gap, 0.1 * staff, gap, 0.5 * cust, gap])
     noise = np.random.default_rng(1).normal(0, 0.002, (ch0.size, 2)).astype(np.float32)
-    path = tmp_path / "counter.wav"
     sf.write(path, np.stack([ch0, ch1], axis=1) + noise, rate, subtype="PCM_16")
+    return staff, cust
+
+
+def test_staff_voice_is_gated_on_a_two_channel_recording(tmp_path: Path) -> None:
+    rate = 16000
+    path = tmp_path / "counter.wav"
+    staff, cust = _counter_recording(path, rate)
     rec, r = sf.read(path, dtype="float32", always_2d=True)
     assert rec.shape[1] == 2 and r == rate
     s0, s1 = rate + int(0.2 * staff.size), rate + int(0.8 * staff.size)  # well inside the staff's speech
@@ -163,3 +169,25 @@ def test_staff_voice_is_gated_on_a_two_channel_recording(tmp_path: Path) -> None
     assert not staff_dominates(rec[s0:s0 + win], staff_channel=1)
     assert gate_voice(rec[s0:s0 + win], staff_channel=None) is not None  # no staff channel configured: mixed
     assert gate_voice(rec[s0:s0 + win, 1], staff_channel=0) is not None  # mono audio cannot be gated
+
+
+def test_replay_gates_staff_windows_with_the_real_voice_model(tmp_path: Path) -> None:
+    from edge.analyzers import build_analyzers
+    from edge.replay import replay
+    from edge.runtime import ModelError
+
+    path = tmp_path / "counter.wav"
+    _counter_recording(path)
+    results = {}
+    for staff in (None, 0):
+        cfg = parse_config({"identity": ID, "camera": {"enabled": False}, "mqtt": {"enabled": False},
+                            "analysis": {"voice_hop_s": 0.5}, "privacy": {"staff_audio_channel": staff}})
+        try:
+            an = build_analyzers(cfg)
+        except ModelError as exc:
+            pytest.skip(f"voice model not installed: {exc}")
+        results[staff] = replay(cfg, an, None, path)
+    plain, gated = results[None], results[0]
+    assert plain.voice_gated == 0 and plain.voice_readings > 0
+    assert gated.voice_windows == plain.voice_windows and gated.voice_gated >= 3
+    assert 0 < gated.voice_readings <= plain.voice_readings - gated.voice_gated + 1

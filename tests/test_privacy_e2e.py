@@ -169,3 +169,26 @@ def test_real_face_in_staff_zone_gives_no_reading_with_the_real_model() -> None:
     assert all(guarded.analyze(Frame(frames["staff"], float(i), i)) is None for i in range(5))
     r = guarded.analyze(Frame(frames["customer"], 6.0, 6))
     assert r is not None and r.modality == "face"
+
+
+def test_replay_goes_through_the_same_mask(tmp_path: Path) -> None:
+    from edge.replay import replay
+
+    video = tmp_path / "staff.mp4"
+    p = _grace(300)
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    x = int(0.2 * 640 - p.shape[1] / 2)
+    frame[60:360, x:x + p.shape[1]] = p
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"mp4v"), 10, (640, 480))
+    for _ in range(20):
+        writer.write(frame)
+    writer.release()
+    counts = {}
+    for zones in ([], [STAFF]):
+        cfg = parse_config({"identity": {"site_id": "r", "kiosk_id": "r"}, "mqtt": {"enabled": False},
+                            "microphone": {"enabled": False}, "analysis": {"voice": False, "face_fps": 10.0},
+                            "privacy": {"staff_zones": zones}})
+        res = replay(cfg, _analyzers(cfg), video, None)
+        counts[len(zones)] = (res.frames, res.face_readings)
+    assert counts[0][0] >= 15 and counts[0][1] >= counts[0][0] // 2, counts  # control: the face is analysed
+    assert counts[1] == (counts[0][0], 0), counts

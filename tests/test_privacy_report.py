@@ -10,8 +10,9 @@ import cv2
 import pytest
 
 from edge.cli import main
-from edge.config import PROFILE_RULES, load_config
+from edge.config import load_config
 from edge.events import INBOUND, KINDS, load_schema
+from edge.privacy_config import PROFILE_RULES
 from edge.privacy_report import build_report, load_manifest_or_none, notice_template, schema_fields, to_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +51,7 @@ def test_cli_writes_markdown_html_and_zones(tmp_path: Path, capsys: pytest.Captu
     assert "not-printed-secret" not in md
     for kind in KINDS + INBOUND:
         assert f"`edge-emotion/branch-0042/counter-03/{kind}`" in md
-        for path, _, desc in schema_fields(load_schema(kind)):
+        for path, _, _desc in schema_fields(load_schema(kind)):
             assert f"| {path} |" in md, f"{kind}.{path} missing from the report"
         for name, prop in load_schema(kind)["properties"].items():
             if "description" in prop:
