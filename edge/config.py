@@ -192,7 +192,21 @@ class MqttConfig(_Section):
     reconnect_min_s: float = Field(default=1.0, gt=0, le=60, description="First reconnect back-off.")
     reconnect_max_s: float = Field(default=30.0, gt=0, le=600, description="Longest reconnect back-off.")
     health_interval_s: float = Field(default=10.0, ge=1, le=3600, description="Seconds between `health` events.")
-    max_queued: int = Field(default=1000, ge=10, le=100000, description="Messages held while offline; oldest dropped.")
+    max_queued: int = Field(default=1000, ge=10, le=100000, description="Messages held in memory while offline "
+                            "when there is no state folder; drop rule as the outbox's.")
+    outbox_max_rows: int = Field(default=50000, ge=100, le=1000000, description="Outbox (state folder): most "
+                                 "events kept unacknowledged; when full emotion/health go first, alerts last.")
+    outbox_max_mb: float = Field(default=32.0, ge=1, le=1024, description="Outbox: most payload megabytes kept.")
+    outbox_max_age_s: float = Field(default=86400.0, ge=60, le=30 * 86400,
+                                    description="Outbox: events older than this are dropped unsent.")
+
+
+class StateConfig(_Section):
+    """Where the kiosk keeps its own small state (event outbox, remote-config overlay); never media."""
+
+    dir: str | None = Field(default=None, description="State folder; default $STATE_DIRECTORY (systemd's "
+                            "StateDirectory=) or none (outbox in memory, remote config not persisted). Relative "
+                            "to the config file; may be ${ENV}.")
 
 
 class LoggingConfig(_Section):
@@ -213,6 +227,7 @@ class KioskConfig(_Section):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Staff alert policy and hints.")
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="MQTT.")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logging.")
+    state: StateConfig = Field(default_factory=StateConfig, description="The kiosk's own state folder.")
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig, description="Privacy profile and staff exclusion.")
     base_dir: Path = Field(default=Path("."), exclude=True, description="Folder of the config file (set by load).")
 
@@ -222,6 +237,11 @@ class KioskConfig(_Section):
         if problems:
             raise ValueError("\n".join(problems))  # format_errors prints one line per problem
         return self
+
+    def state_dir(self) -> Path | None:
+        """The state folder (``state.dir``, else $STATE_DIRECTORY's first entry), or None for no persistence."""
+        raw = self.state.dir or os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+        return self.resolve(raw) if raw else None
 
     def resolve(self, path: str) -> Path:
         """A path from the config, relative to the config file's folder."""
