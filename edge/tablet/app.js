@@ -25,7 +25,8 @@
   const LEVELS = new Set(["watch", "alert", "recovered"]);
   const STRINGS = window.TABLET_I18N[cfg.lang] || window.TABLET_I18N.en;
   const $ = (id) => document.getElementById(id);
-  const kiosks = new Map(); // kiosk id -> {id, name, online, statusTs, degraded, emoTs, emoAt, escalation, visit, el}
+  // kiosk id -> {id, name, online, statusTs, degraded, paused, pauseSend, emoTs, emoAt, escalation, visit, el}
+  const kiosks = new Map();
   const alerts = new Map(); // kiosk + "/" + alert_id -> {kiosk, id, level, ts, p, ack, el}
   const seen = new Map(); // event_id -> arrival ms (QoS 1 may deliver twice)
   const body = document.body;
@@ -91,8 +92,9 @@
     if (!k) {
       const el = $("tile-tpl").content.firstElementChild.cloneNode(true);
       el.dataset.kiosk = id;
-      k = { id, name: "", online: "unknown", statusTs: 0, degraded: [], emoTs: 0, emoAt: 0, escalation: 0,
-        visit: null, el };
+      k = { id, name: "", online: "unknown", statusTs: 0, degraded: [], paused: false, pauseSend: "", emoTs: 0,
+        emoAt: 0, escalation: 0, visit: null, el };
+      el.querySelector(".pause").addEventListener("click", () => togglePause(k));
       kiosks.set(id, k);
     }
     if (typeof name === "string" && name.trim() && name !== k.name) {
@@ -108,6 +110,7 @@
   }
   function tileState(k, now) {
     if (k.online === "offline") return "offline";
+    if (k.paused) return "paused";
     if (k.emoAt && now - k.emoAt <= cfg.staleS * 1000) {
       return k.escalation >= cfg.alert ? "alert" : k.escalation >= cfg.watch ? "watch" : "calm";
     }
@@ -129,6 +132,26 @@
     if (k.online === "offline" && k.statusTs) note = t("offline_since", { time: timeOf(k.statusTs, false) });
     else if (k.degraded.length) note = t("degraded", { what: k.degraded.join(", ") });
     el.querySelector(".tile-note").textContent = note;
+    el.dataset.paused = String(k.paused);
+    const pause = el.querySelector(".pause");
+    pause.hidden = k.online !== "online";
+    pause.disabled = k.pauseSend === "sending";
+    pause.dataset.sending = k.pauseSend;
+    pause.textContent = t(k.pauseSend ? `pause_${k.pauseSend}` : k.paused ? "resume" : "pause");
+    pause.title = t("pause_title");
+  }
+  // Staff pause / opt-out: the kiosk applies it and says so in its retained status (`paused`), which this shows.
+  function togglePause(k) {
+    if (!client || k.pauseSend === "sending") return;
+    k.pauseSend = "sending";
+    renderTile(k);
+    const topic = `${cfg.prefix}/${cfg.site}/${k.id}/pause`;
+    const action = k.paused ? "resume" : "pause";
+    client.publish(topic, JSON.stringify({ action, by: "tablet" }), { qos: 1 }, (err) => {
+      if (err) console.warn("tablet: pause command not sent", err);
+      k.pauseSend = err ? "failed" : "";
+      renderTile(k);
+    });
   }
 
   function onStatus(id, p, ts, retained) {
@@ -139,6 +162,7 @@
     k.online = p.state;
     k.statusTs = retained ? ts : Date.now();
     k.degraded = Array.isArray(p.degraded) ? p.degraded.filter((d) => typeof d === "string").slice(0, 4) : [];
+    k.paused = p.state === "online" && p.paused === true;
     if (p.state === "offline") k.emoAt = 0;
     renderTile(k);
     return true;
