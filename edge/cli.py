@@ -56,6 +56,16 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tablet", help="serve the staff tablet web app (static files)")
     t.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     t.add_argument("--port", type=int, default=8080)
+    ev = sub.add_parser("eval", help="evaluate a model on labelled clips (needs the research corpora or your own)")
+    ev.add_argument("target", choices=["voice", "face", "detector"],
+                    help="voice | face | detector: see `edge-emotion eval TARGET --help`")
+    ev.add_argument("args", nargs=argparse.REMAINDER, help="options of the evaluation")
+    from edge.bench.commands import add_subcommands  # scenario, bench, soak
+
+    add_subcommands(sub)
+    from edge.fleet import add_subcommand as add_fleet  # fleet status
+
+    add_fleet(sub)
     return p
 
 
@@ -176,14 +186,22 @@ def cmd_tablet(args: argparse.Namespace) -> int:
     return serve(args.host, args.port)
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Run an evaluation command (edge/train is imported only here, never by the service)."""
+    import importlib
+
+    module = {"voice": "edge.train.voice_eval", "face": "edge.eval.face", "detector": "edge.eval.detector"}
+    return int(importlib.import_module(module[args.target]).main(args.args))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose)
     handlers = {"run": cmd_run, "check-config": cmd_check_config, "replay": cmd_replay, "make-demo": cmd_make_demo,
-                "listen": cmd_listen, "tablet": cmd_tablet, "privacy-report": cmd_privacy_report}
+                "listen": cmd_listen, "tablet": cmd_tablet, "privacy-report": cmd_privacy_report, "eval": cmd_eval}
     try:
-        return handlers[args.cmd](args)
+        return handlers[args.cmd](args) if args.cmd in handlers else int(args.func(args))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -1,11 +1,10 @@
-"""Publishing events: MQTT (paho-mqtt 2) with last will, reconnects and a bounded offline queue; fakes for tests."""
+"""Publishing events: MQTT (paho-mqtt 2) with last will, reconnects and a store-and-forward outbox; fakes for tests."""
 
 from __future__ import annotations
 
 import json
 import logging
 import threading
-from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -14,7 +13,9 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 
 from edge.config import IdentityConfig, MqttConfig
+from edge.courier import Courier
 from edge.events import EventFactory, SchemaError, topic, validate
+from edge.outbox import Outbox, Row, open_store
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,9 @@ class Publisher(Protocol):
     def stats(self) -> dict[str, int]:
         """Counters: connects, published, dropped, refused."""
 
+    def outbox_stats(self) -> dict[str, int]:
+        """Outbox rows, bytes, drops per kind and errors; empty where there is no outbox."""
+
     @property
     def connected(self) -> bool:
         """Whether events currently reach their destination."""
@@ -56,6 +60,10 @@ class _Counting:
         """Counters: connects, published (acknowledged), dropped (queue full), refused (invalid payload)."""
         with self._lock:
             return dict(self._counts)
+
+    def outbox_stats(self) -> dict[str, int]:
+        """No outbox here."""
+        return {}
 
     def _encode(self, kind: str, payload: dict[str, Any]) -> str | None:
         """Compact JSON of a valid payload; None (counted as refused, logged) if it breaks the contract."""
@@ -148,15 +156,17 @@ class LogPublisher(_Counting):
 class MqttPublisher(_Counting):
     """Publishes events to an MQTT broker with a retained online/offline status and a last will.
 
-    Never blocks the caller.  While disconnected, events wait in a queue of ``cfg.max_queued``; when it is full
-    the OLDEST queued event is dropped (counted in ``dropped``).  Status messages are not queued: a fresh
-    ``online`` status is published on every (re)connect.  ``status_body()`` is called from the network thread
-    and returns the status body without ``state``.
+    Never blocks the caller.  Every event goes into the outbox (edge/outbox.py: SQLite in ``state_dir``, else
+    memory bounded by ``cfg.max_queued``) before a sender thread hands it to paho; its PUBACK removes it, and on
+    every (re)connect all queued events are sent again, oldest first (QoS 1: at least once, never lost while
+    queued).  Status messages are not queued: a fresh ``online`` status is published on every (re)connect.
+    ``status_body()`` is called from the network thread and returns the status body without ``state``.
     """
 
     def __init__(self, cfg: MqttConfig, identity: IdentityConfig, factory: EventFactory,
                  status_body: Callable[[], dict[str, Any]], resolve: Callable[[str], Path] = Path,
-                 on_message: Callable[[str, bytes], None] | None = None, subscriptions: Sequence[str] = ()) -> None:
+                 on_message: Callable[[str, bytes], None] | None = None, subscriptions: Sequence[str] = (),
+                 state_dir: Path | None = None) -> None:
         """Configure; nothing touches the network until start()."""
         super().__init__()
         self.cfg = cfg
@@ -169,7 +179,9 @@ class MqttPublisher(_Counting):
         self.client_id = cfg.client_id or f"edge-emotion-{identity.site_id}-{identity.kiosk_id}"[:64]
         self.status_topic = self.topic("status")
         self.last_error: str | None = None
-        self._backlog: deque[tuple[str, str, bool]] = deque(maxlen=cfg.max_queued)
+        self.state_dir = state_dir
+        self.outbox: Outbox | None = None  # opened by start()
+        self._courier: Courier | None = None
         self._connected = False
         self._stopping = False
         self._protocol = MQTTProtocolVersion.MQTTv311 if cfg.protocol == "3.1.1" else MQTTProtocolVersion.MQTTv5
@@ -214,8 +226,24 @@ class MqttPublisher(_Counting):
         client.on_message = self._on_message
         return client
 
+    def _open_outbox(self) -> Outbox:
+        if self.outbox is None:
+            cfg = self.cfg
+            self.outbox = Outbox(open_store(self.state_dir, cfg.outbox_max_rows, int(cfg.outbox_max_mb * 2**20),
+                                            cfg.outbox_max_age_s, cfg.max_queued))
+            if len(self.outbox):
+                log.info("outbox holds %d event(s) from before the restart", len(self.outbox))
+            self._courier = Courier(self.outbox, self._send_row, window=min(64, cfg.max_queued))
+        return self.outbox
+
     def start(self) -> None:
         """Connect in the background; a broker that is down is retried with back-off, never raising here."""
+        self._open_outbox()
+        assert self._courier is not None
+        self._courier.start()
+        self._connect()
+
+    def _connect(self) -> None:
         self._stopping = False
         self._client = self._build()
         self._client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s)
@@ -230,7 +258,7 @@ class MqttPublisher(_Counting):
         if self._stopping or self._client is not old:
             return
         self._protocol = MQTTProtocolVersion.MQTTv311
-        self.start()
+        self._connect()
 
     def _on_connect(self, client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
         try:
@@ -250,12 +278,10 @@ class MqttPublisher(_Counting):
             with self._lock:
                 self._connected = True
                 self._counts["connects"] += 1
-                backlog = list(self._backlog)
-                self._backlog.clear()
-            for t, data, retain in backlog:
-                self._send(client, t, data, retain)
-            log.info("connected to MQTT broker %s:%d; %d queued event(s) sent", self.cfg.host, self.cfg.port,
-                     len(backlog))
+            if self._courier is not None:
+                self._courier.up()  # after the status: queued events follow, oldest first
+            log.info("connected to MQTT broker %s:%d; %d queued event(s) to send", self.cfg.host, self.cfg.port,
+                     len(self.outbox or ()))
         except Exception:
             log.exception("error handling MQTT connect")
 
@@ -269,6 +295,8 @@ class MqttPublisher(_Counting):
             was = self._connected
             with self._lock:
                 self._connected = False
+            if self._courier is not None:
+                self._courier.down()
             if was and not self._stopping:
                 log.warning("disconnected from MQTT broker: %s; reconnecting", reason)
             if not self._stopping:  # fresh timestamp on the will for the next connection
@@ -282,6 +310,8 @@ class MqttPublisher(_Counting):
             log.warning("broker rejected message %d: %s", mid, reason)
         else:
             self._bump("published")
+        if self._courier is not None:
+            self._courier.acked(mid)  # done either way: a rejected message would be rejected again
 
     def _on_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
         if self.on_message is None:
@@ -291,42 +321,54 @@ class MqttPublisher(_Counting):
         except Exception:
             log.exception("message handler failed for %s", msg.topic)
 
-    def _send(self, client: paho.Client, t: str, data: str, retain: bool) -> bool:
-        info = client.publish(t, data, qos=1, retain=retain)
+    def _send_row(self, row: Row) -> int | None:
+        """Hand one outbox row to paho (sender thread); its message id, or None if paho refused it for now."""
+        client = self._client
+        if client is None:
+            return None
+        info = client.publish(row.topic, row.payload, qos=1, retain=row.retain)
         if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
-            self._bump("dropped")
-            log.warning("MQTT queue full (%d); dropped event on %s", self.cfg.max_queued, t)
-            return False
-        return True  # success, or NO_CONN: paho keeps the QoS 1 message and sends it after reconnecting
+            log.debug("paho queue full; outbox row %d retried later", row.seq)
+            return None
+        return info.mid  # success, or NO_CONN (connection just lost): the row is resent after reconnecting
 
     def publish(self, kind: str, payload: dict[str, Any], retain: bool = False) -> bool:
-        """Validate and send one event with QoS 1 without blocking; False if refused (invalid) or dropped."""
+        """Validate, queue in the outbox and wake the sender (QoS 1) without blocking; False if refused (invalid)."""
         data = self._encode(kind, payload)
         if data is None:
             return False
-        retain = retain or kind == "status"
         t = self.topic(kind)
-        with self._lock:
-            client, online = self._client, self._connected
-            if not online:
-                if kind == "status":
-                    return True  # superseded by the fresh `online` status sent on reconnect
-                if len(self._backlog) == self._backlog.maxlen:
-                    self._counts["dropped"] += 1
-                    log.warning("offline queue full (%d); dropped the oldest event", self.cfg.max_queued)
-                self._backlog.append((t, data, retain))
-                return True
-        assert client is not None
-        return self._send(client, t, data, retain)
+        if kind == "status":  # never queued: superseded by the fresh `online` status sent on reconnect
+            client = self._client
+            if self._connected and client is not None:
+                client.publish(t, data, qos=1, retain=True)
+            return True
+        outbox = self._open_outbox()
+        seq = outbox.add(kind, t, data, retain)
+        log.debug("queued %s event %s as outbox row %d", kind, payload.get("event_id"), seq)
+        assert self._courier is not None
+        self._courier.notify()
+        return True
+
+    def stats(self) -> dict[str, int]:
+        """Counters: connects, published (acknowledged), dropped (outbox limits, broker rejections), refused."""
+        out = super().stats()
+        if self.outbox is not None:
+            out["dropped"] += sum(v for k, v in self.outbox.stats().items() if k not in ("rows", "bytes", "errors"))
+        return out
+
+    def outbox_stats(self) -> dict[str, int]:
+        """Outbox rows, bytes, drops per kind and database errors."""
+        return self.outbox.stats() if self.outbox is not None else {}
 
     def stop(self) -> None:
-        """Publish the retained `offline` status (bounded wait), disconnect cleanly and stop the network thread."""
+        """Flush the outbox and publish the retained `offline` status (bounded waits), then disconnect and close."""
         client = self._client
-        if client is None:
-            return
         self._stopping = True
         try:
-            if self._connected:
+            if client is not None and self._connected:
+                if self._courier is not None and not self._courier.wait_idle(STOP_FLUSH_S):
+                    log.warning("queued events not all acknowledged within %.1f s", STOP_FLUSH_S)
                 info = client.publish(self.status_topic, self._status("offline"), qos=1, retain=True)
                 info.wait_for_publish(timeout=STOP_FLUSH_S)
                 if not info.is_published():
@@ -334,9 +376,18 @@ class MqttPublisher(_Counting):
         except Exception:
             log.exception("could not publish offline status")
         finally:
-            client.disconnect()
-            client.loop_stop()
+            if client is not None:
+                client.disconnect()
+                client.loop_stop()
             with self._lock:
                 self._connected = False
                 self._client = None
+            if self._courier is not None:
+                self._courier.stop()
+            if self.outbox is not None:
+                if len(self.outbox):
+                    log.warning("%d unacknowledged event(s) %s", len(self.outbox), "kept in the outbox for the next "
+                                "start" if self.outbox.persistent else "lost (no state folder)")
+                self.outbox.close()
+            self.outbox, self._courier = None, None
             log.info("MQTT publisher stopped")

@@ -135,7 +135,13 @@ def build_report(cfg: KioskConfig, manifest: Manifest | None) -> list[Block]:
         ("ul", [
             f"On the kiosk: none. Frames live in a {cfg.camera.buffer_frames}-frame in-memory queue, audio in a "
             f"{cfg.microphone.buffer_s:g} s in-memory ring that overwrites itself; both are dropped after analysis. "
-            "Nothing is written to disk (proven by `tests/test_privacy_e2e.py`).",
+            "No frame, crop, audio or tensor is ever written to disk (proven by `tests/test_privacy_e2e.py`).",
+            "The kiosk's own state, only when a state folder is set (`state.dir`, or systemd's StateDirectory "
+            "`/var/lib/edge-emotion` under the shipped unit): `outbox.db` holds the anonymous event payloads listed "
+            "below, exactly as published, until the broker acknowledges them (store-and-forward across network "
+            f"outages), at most {cfg.mqtt.outbox_max_age_s / 3600:g} h, {cfg.mqtt.outbox_max_rows} events and "
+            f"{cfg.mqtt.outbox_max_mb:g} MB; `remote-config.json` holds settings changed remotely by an operator "
+            "(thresholds, zones), no personal data. Without a state folder nothing at all is written.",
             "Visits carry a fresh random id (UUID4) and end after "
             f"{cfg.fusion.visit_end_s:g} s without a face or speech; nothing links two visits.",
             "On the broker: the `status` message is retained (presence only). Retention of events by subscribers "

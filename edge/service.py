@@ -22,6 +22,7 @@ from edge.health import LatencyStats, RateMeter, cpu_temperature_c
 from edge.mqtt import LogPublisher, MqttPublisher, Publisher
 from edge.privacy import PauseGate
 from edge.queues import AudioRing, DropQueue
+from edge.remote_config import RemoteConfig, apply_live, process_config
 from edge.types import Frame
 from edge.watchdog import PipelineWatchdog
 
@@ -46,10 +47,11 @@ class Service:
         self.obs: DropQueue[Observation] = DropQueue(cfg.analysis.queue_size)
         self.latency = LatencyStats()
         self.analysed = RateMeter(clock=clock)
-        self.errors = {"face": 0, "voice": 0, "core": 0, "schema": 0, "ack": 0, "pause": 0}
+        self.errors = {"face": 0, "voice": 0, "core": 0, "schema": 0, "ack": 0, "pause": 0, "config": 0}
         self.acks: DropQueue[Ack] = DropQueue(16)  # from paho's thread to the main loop; oldest dropped
         self.ack_topic = topic(cfg.mqtt.topic_prefix, cfg.identity.site_id, cfg.identity.kiosk_id, "ack")
         self.pause_topic = topic(cfg.mqtt.topic_prefix, cfg.identity.site_id, cfg.identity.kiosk_id, "pause")
+        self.config_topic = topic(cfg.mqtt.topic_prefix, cfg.identity.site_id, cfg.identity.kiosk_id, "config")
         self.paused = PauseGate(cfg.privacy.pause_max_s)  # set: workers discard frames/audio unread, core gets nothing
         self.started = clock()
         offset = time.time() - clock()
@@ -60,6 +62,9 @@ class Service:
         self._threads: list[threading.Thread] = []
         self.watchdog = PipelineWatchdog(self.status_line, clock=clock, min_stale_s=max(
             2.0, 2.0 / cfg.analysis.face_fps, 2.0 * cfg.analysis.voice_hop_s))  # READY/WATCHDOG/STATUS to systemd
+        self.remote = RemoteConfig(cfg, cfg.state_dir())  # re-applies the stored remote-config overlay, if any
+        if self.remote.cfg is not cfg:
+            apply_live(self, self.remote.cfg)
 
     def _want_video(self) -> bool:
         return self.cfg.camera.enabled and self.an.face is not None
@@ -71,12 +76,17 @@ class Service:
         if not self.cfg.mqtt.enabled:
             return LogPublisher(self.cfg.mqtt.topic_prefix, self.cfg.identity)
         return MqttPublisher(self.cfg.mqtt, self.cfg.identity, self.factory, self.status_body, resolve=self.cfg.resolve,
-                             on_message=self.handle_message, subscriptions=[self.ack_topic, self.pause_topic])
+                             on_message=self.handle_message,
+                             subscriptions=[self.ack_topic, self.pause_topic, self.config_topic],
+                             state_dir=self.cfg.state_dir())  # the outbox lives there (memory when None)
 
     def handle_message(self, msg_topic: str, payload: bytes) -> None:
         """Inbound MQTT message (paho's thread): queue a valid ack for the main loop; log anything else; never raise."""
         if msg_topic == self.pause_topic:
             self.errors["pause"] += not self.paused.receive(payload)  # valid ones are applied by the main loop
+            return
+        if msg_topic == self.config_topic:
+            self.remote.receive(payload)  # checked and applied by the main loop (process_config)
             return
         try:
             if msg_topic != self.ack_topic:
@@ -140,6 +150,8 @@ class Service:
                  **{f"errors_{k}": v for k, v in self.errors.items()}}
         if "overflows" in astats:
             drops["audio_overflows"] = int(astats["overflows"])
+        outbox = self.publisher.outbox_stats()  # rows dropped per kind by the outbox's limits
+        drops.update({f"outbox_{k}": v for k, v in outbox.items() if k not in ("rows", "bytes")})
         return {
             "uptime_s": round(self.clock() - self.started, 1),
             "fps_in": float(vstats.get("fps_in", 0.0)),
@@ -147,7 +159,8 @@ class Service:
             "voice_windows": self.latency.count("voice"),
             "latency_ms": self.latency.snapshot(),
             "drops": drops,
-            "queue_depth": {"frames": self.frames.qsize(), "observations": self.obs.qsize()},
+            "queue_depth": {"frames": self.frames.qsize(), "observations": self.obs.qsize(),
+                            **({"outbox": outbox["rows"]} if "rows" in outbox else {})},
             "cpu_temp_c": cpu_temperature_c(),
             "models": dict(self.an.versions),
             "sources": self._source_stats(),
@@ -168,7 +181,6 @@ class Service:
     # --- workers --------------------------------------------------------------------------------------------
     def _face_loop(self) -> None:
         assert self.an.face is not None
-        period = 1.0 / self.cfg.analysis.face_fps
         next_t = self.clock()
         while not self.stop.is_set():
             self.watchdog.beat("analyse-face")
@@ -185,7 +197,7 @@ class Service:
             self.latency.add("face", time.perf_counter() - t0)
             self.analysed.tick()
             self.obs.put(Observation("face", frame.t, reading))
-            next_t += period
+            next_t += 1.0 / self.cfg.analysis.face_fps  # read each time: remote config may change it
             delay = next_t - self.clock()
             if delay > 0:
                 self.stop.wait(delay)
@@ -270,6 +282,7 @@ class Service:
         obs = self.obs.get(timeout=0.1)
         now = self.clock()
         self.process_pauses(now)
+        process_config(self)  # remote config: applied even while paused
         if self.paused.is_set():
             return  # no fusion, no emotion or alert events while paused
         try:

@@ -212,6 +212,10 @@ SAMPLE_BODIES: dict[str, dict[str, object]] = {
               "evidence": {"escalation": 0.8, "duration_s": 6.0, "modalities": ["face", "voice"]},
               "hint": {"lang": "en", "text": "Acknowledge the wait and offer a concrete next step."},
               "counter_name": "Counter 3"},
+    "configstate": {"accepted": True, "trigger": "message", "errors": [], "changed": ["alerts.alert_threshold"],
+                    "persisted": True, "note": None, "overlay": {"alerts": {"alert_threshold": 0.7}},
+                    "config": {s: {} for s in ("identity", "camera", "microphone", "models", "analysis", "fusion",
+                                               "alerts", "mqtt", "logging", "state", "privacy")}},
 }
 
 

@@ -119,8 +119,8 @@ def test_online_is_retained_and_events_arrive_with_qos1(mosquitto: Broker, subsc
     pub = make_pub(mosquitto.port, "k-online")
     pub.start()
     try:
-        until(lambda: pub.connected)
-        late = subscribe(mosquitto, "edge-emotion/site-a/k-online/#")
+        until(lambda: pub.connected and pub.stats()["published"] >= 1)  # the broker has the `online` status
+        late = subscribe(mosquitto, "edge-emotion/site-a/k-online/#")  # ... so it arrives as a retained message
         online = late.wait_for(state_is("online"))
         assert online.retain and online.topic == "edge-emotion/site-a/k-online/status"
         validate("status", json.loads(online.payload))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -87,8 +88,10 @@ class FdWatch(threading.Thread):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/fd")
+@pytest.mark.parametrize("with_state", [False, True], ids=["no-state-dir", "state-dir"])
 def test_service_writes_no_file_and_publishes_only_schema_valid_bytes(
-        mosquitto: Any, subscribe: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        mosquitto: Any, subscribe: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_state: bool) -> None:
+    """Without a state folder nothing is written; with one, only the outbox database (and its WAL files)."""
     video, audio = make_demo(tmp_path / "media", seconds=8.0)
     cwd, home, tmp = (tmp_path / n for n in ("cwd", "home", "tmp"))
     for d in (cwd, home, tmp):
@@ -98,6 +101,8 @@ def test_service_writes_no_file_and_publishes_only_schema_valid_bytes(
     monkeypatch.setenv("TMPDIR", str(tmp))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
     monkeypatch.setattr(sys, "dont_write_bytecode", True)  # the interpreter's .pyc cache is not the service's
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    state = tmp_path / "state"
     cfg = parse_config({
         "identity": {"site_id": "site-n", "kiosk_id": "kiosk-n", "counter_name": "N"},
         "camera": {"source": str(video), "pace": "fast"},
@@ -107,6 +112,7 @@ def test_service_writes_no_file_and_publishes_only_schema_valid_bytes(
         "mqtt": {"host": mosquitto.host, "port": mosquitto.port, "health_interval_s": 1.0},
         "privacy": {"profile": "eu", "staff_zones": [[[0, 0], [0.15, 0], [0.15, 1], [0, 1]]],
                     "notice_text": {"en": "Emotion sensing in use at this counter; nothing is recorded."}},
+        **({"state": {"dir": str(state)}} if with_state else {}),
     })
     analyzers = _analyzers(cfg)
     roots = {"cwd": (cwd, False), "home": (home, False), "tmp": (tmp, False), "media": (video.parent, False),
@@ -127,7 +133,15 @@ def test_service_writes_no_file_and_publishes_only_schema_valid_bytes(
     for k in roots:
         assert after[k] == before[k], f"files changed under {k}: {set(after[k].items()) ^ set(before[k].items())}"
     assert watch.samples > 100
-    assert not watch.written, f"files opened for writing: {sorted(watch.written)}"
+    outbox = {str(state / f"outbox.db{s}") for s in ("", "-wal", "-shm", "-journal")}  # -journal: at creation
+    if with_state:
+        assert str(state / "outbox.db") in watch.written and watch.written <= outbox, sorted(watch.written)
+        assert {p.name for p in state.iterdir()} <= {"outbox.db", "outbox.db-wal", "outbox.db-shm"}
+        with sqlite3.connect(state / "outbox.db") as con:  # every event acknowledged: nothing left behind
+            assert con.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0
+    else:
+        assert not watch.written, f"files opened for writing: {sorted(watch.written)}"
+        assert not state.exists()
     assert str(video) in watch.read or str(audio) in watch.read, "the fd watch did not see the media being read"
     kinds = set()
     for m in sub.messages:

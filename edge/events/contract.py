@@ -16,8 +16,8 @@ from jsonschema import Draft202012Validator
 
 from edge.config import IdentityConfig
 
-KINDS: tuple[str, ...] = ("status", "health", "emotion", "visit", "alert")
-INBOUND: tuple[str, ...] = ("ack", "pause")  # messages the kiosk receives (never publishes): validate_inbound only
+KINDS: tuple[str, ...] = ("status", "health", "emotion", "visit", "alert", "configstate")
+INBOUND: tuple[str, ...] = ("ack", "pause", "config")  # received by the kiosk, never published: validate_inbound
 SCHEMA_VERSION = 1
 ENVELOPE: tuple[str, ...] = ("schema", "event_id", "ts", "site_id", "kiosk_id")
 

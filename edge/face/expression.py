@@ -72,13 +72,18 @@ class FaceAnalyzer:
         """Bind a detector and a verified expression model; labels come from the model's manifest entry."""
         self.detector = detector
         self.model = model
+        self.configure(customer_zone, min_face_frac, staff_zones)
+        n_out = int(model.spec.output.shape[-1])
+        self._map = label_map(model.spec.labels, n_out)
+        self._margin = float(getattr(detector, "crop_margin", DEFAULT_MARGIN))
+
+    def configure(self, customer_zone: tuple[float, float, float, float], min_face_frac: float,
+                  staff_zones: Sequence[Zone]) -> None:
+        """Set the zones (also live, from remote config): each attribute is swapped whole, never edited in place."""
         z = customer_zone
         self.customer_zone = (float(z[0]), float(z[1]), float(z[2]), float(z[3]))
         self.min_face_frac = float(min_face_frac)
         self.staff_zones = tuple(tuple((float(x), float(y)) for x, y in z) for z in staff_zones)
-        n_out = int(model.spec.output.shape[-1])
-        self._map = label_map(model.spec.labels, n_out)
-        self._margin = float(getattr(detector, "crop_margin", DEFAULT_MARGIN))
 
     def classify(self, face48: np.ndarray) -> np.ndarray:
         """Probabilities over EMOTIONS (float32, sums to 1) for one uint8 48x48 face crop."""

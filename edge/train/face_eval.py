@@ -1,15 +1,18 @@
-"""Evaluate the exported int8 face-expression file through edge.runtime and publish manifest, metrics, plot."""
+"""Publish the exported int8 face-expression file: manifest entry, PrivateTest metrics JSON, confusion PNG.
+
+The evaluation command for any data set is ``edge-emotion eval face`` (``edge.eval.face``).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edge.eval.metrics import median_ms, plot_confusion, scores
 from edge.face.preprocess import to_tensor
 from edge.runtime import interpreter_class, load_manifest, load_model
 from edge.runtime.tflite import Model
@@ -46,63 +49,10 @@ def predict(model: Model, faces: np.ndarray) -> np.ndarray:
     return np.stack([model.infer(to_tensor(f))[0] for f in faces])
 
 
-def scores(y: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
-    """Accuracy, macro-F1, per-class recall/precision and confusion matrix (rows = truth) over EMOTIONS."""
-    k = len(EMOTIONS)
-    cm = np.zeros((k, k), np.int64)
-    np.add.at(cm, (y, pred), 1)
-    tp = np.diag(cm).astype(float)
-    recall = tp / np.maximum(cm.sum(1), 1)
-    precision = tp / np.maximum(cm.sum(0), 1)
-    f1 = np.where(recall + precision > 0, 2 * recall * precision / np.maximum(recall + precision, 1e-12), 0.0)
-    present = cm.sum(1) > 0
-    return {
-        "n": int(len(y)), "accuracy": float((y == pred).mean()) if len(y) else float("nan"),
-        "macro_f1": float(f1[present].mean()) if present.any() else float("nan"),
-        "per_class_recall": {e: round(float(r), 4) for e, r in zip(EMOTIONS, recall, strict=True)},
-        "per_class_precision": {e: round(float(p), 4) for e, p in zip(EMOTIONS, precision, strict=True)},
-        "support": {e: int(s) for e, s in zip(EMOTIONS, cm.sum(1), strict=True)},
-        "confusion": cm.tolist(),
-    }
-
-
-def plot_confusion(cm: np.ndarray, path: Path, title: str) -> None:
-    """Row-normalised confusion matrix PNG with counts."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(6.4, 5.6))
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(EMOTIONS)), EMOTIONS, rotation=45, ha="right")
-    ax.set_yticks(range(len(EMOTIONS)), EMOTIONS)
-    for i in range(len(EMOTIONS)):
-        for j in range(len(EMOTIONS)):
-            ax.text(j, i, f"{norm[i, j]:.2f}\n{cm[i, j]}", ha="center", va="center", fontsize=7,
-                    color="white" if norm[i, j] > 0.5 else "black")
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true (FER+ majority)")
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def latency_ms(model: Model, face: np.ndarray, runs: int = 500) -> float:
     """Median wall milliseconds of one Model.infer call (quantize + invoke + dequantize)."""
     x = to_tensor(face)
-    for _ in range(20):
-        model.infer(x)
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        model.infer(x)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1000.0)
+    return median_ms(lambda: model.infer(x), runs=runs)
 
 
 def evaluate_and_publish(models_dir: Path, docs_dir: Path, data: dict[str, np.ndarray], source: str,

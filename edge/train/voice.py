@@ -1,10 +1,13 @@
 """Train, int8-export and evaluate the voice-emotion CNN.
 
-``python -m edge.train.voice --data ../shared/data --out models [--epochs N] [--resume] [--manifest CSV]``
+``python -m edge.train.voice --data ../shared/data --out models [--epochs N] [--resume] [--manifest CSV] [--fold K]``
 
 Trains on RAVDESS Actor_01-16, selects the checkpoint on Actor_17-18 (clip-level macro-F1), exports a
 full-integer int8 TFLite file and evaluates *that file* through ``edge.runtime.load_model`` and
 ``VoiceAnalyzer.analyze_clip`` on RAVDESS Actor_19-24 (never seen) and all of EmoDB (cross-corpus).
+
+``--fold K`` (0-3) holds out speaker fold K of 4 instead (RAVDESS: Actor_01-06, 07-12, 13-18, 19-24; fold 3
+is the shipped split) and writes to ``OUT/work/folds/foldK``, never over the shipped model.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +26,6 @@ from edge.train.voice_data import (
     WINDOW_S,
     Clip,
     build_features,
-    classification_metrics,
     load_corpus,
     split_speakers,
 )
@@ -67,6 +70,18 @@ def spec_augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         x[i, t0:t0 + t, :] = fill
         x[i, :, f0:f0 + f] = fill
     return x
+
+
+def fold_speakers(clips: list[Clip], fold: int, k: int = 4) -> tuple[set[str], set[str], set[str]]:
+    """(train, val, test) for speaker fold ``fold`` of ``k`` (sorted ids, contiguous); val = last 10 % of the rest."""
+    spk = sorted({c.speaker for c in clips})
+    if not 0 <= fold < k or len(spk) < k:
+        raise ValueError(f"fold {fold} of {k} impossible with {len(spk)} speakers")
+    size = len(spk) / k
+    test = spk[round(fold * size):round((fold + 1) * size)]
+    rest = [s for s in spk if s not in test]
+    n_val = max(1, math.ceil(len(rest) * 0.1))
+    return set(rest[:-n_val]), set(rest[-n_val:]), set(test)
 
 
 def clip_windows(audio: np.ndarray, vad: Any, hop_s: float = 0.5) -> np.ndarray:
@@ -168,17 +183,9 @@ def export_int8(model: Any, rep: np.ndarray, path: Path, seed: int) -> None:
 
 def evaluate(analyzer: Any, clips: list[Clip], classes: list[int]) -> dict[str, Any]:
     """Clip-level metrics of the runtime analyzer (sliding windows, VAD-gated) over ``clips``."""
-    ys, ps, missing = [], [], 0
-    for c in clips:
-        r = analyzer.analyze_clip(c.audio)
-        if r is None:
-            missing += 1
-            continue
-        ys.append(c.label)
-        ps.append(r.probs)
-    res = classification_metrics(np.array(ys), np.stack(ps), sorted(set(ys) & set(classes)))
-    res["no_reading"] = missing
-    return res
+    from edge.train.voice_eval import clip_metrics, predict_clips
+
+    return clip_metrics(*predict_clips(analyzer, clips), classes)
 
 
 def plot_confusions(results: dict[str, dict[str, Any]], path: Path) -> None:
@@ -221,7 +228,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--fold", type=int, choices=range(4), help="hold out speaker fold K of 4 (cross-validation run)")
     args = ap.parse_args(argv)
+    if args.fold is not None:
+        args.out = args.out / "work" / "folds" / f"fold{args.fold}"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import tensorflow as tf
 
@@ -232,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     work = args.out / "work" / "voice"
     work.mkdir(parents=True, exist_ok=True)
     corpus = load_corpus(args.manifest or args.data / "speech" / "ravdess" / "MANIFEST.csv")
-    tr_s, va_s, te_s = split_speakers(corpus)
+    tr_s, va_s, te_s = split_speakers(corpus) if args.fold is None else fold_speakers(corpus, args.fold)
     log.info("speakers train %s | val %s | test %s", sorted(tr_s), sorted(va_s), sorted(te_s))
     train_c = [c for c in corpus if c.speaker in tr_s]
     classes = sorted({c.label for c in train_c})
@@ -272,7 +282,8 @@ def main(argv: list[str] | None = None) -> None:
         "results": results,
     }
     (args.out / "voice_emotion.metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    plot_confusions(results, args.out.parent / "docs" / "voice_emotion_confusion.png")
+    docs = args.out.parent / "docs" if args.fold is None else args.out
+    plot_confusions(results, docs / "voice_emotion_confusion.png")
     log.info("done in %.0f s", time.time() - t_start)
 
 

@@ -1,0 +1,193 @@
+"""``edge-emotion bench alerts``: time from the start of anger to the alert, and false alerts per hour of calm material.
+
+Both replay real media through the real int8 models and the service's Core on media time, default settings.
+Calm material: one visit per speaker — RAVDESS neutral/calm/happy (24 actors), EmoDB neutral/happiness
+(10 speakers), CREMA-D neutral/happy (2 actors) — with the CREMA-D neutral (or happy) face clip looped as the
+video so that a visit exists and both modalities are fused. ``--gains`` replays the same audio louder/softer
+(kiosk microphone gain is unknown); that is not independent material (the voice features are gain-normalised).
+RAVDESS Actor_01-18 are the voice model's training/selection speakers: only Actor_19-24, EmoDB and CREMA-D
+are unseen speech. Results and their reading: docs/bench/alerts.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.bench.common import machine
+from edge.scenario import DATA_DIR, Part, compose, crema_clip, replay_scenario
+
+log = logging.getLogger(__name__)
+
+ANGRY_SCENARIOS = ("NEU*5,ANG*8,NEU*8", "NEU*5,DIS*8,NEU*8", "NEU*5,FEA*8,NEU*8")
+SENSITIVE = {"watch_threshold": 0.12, "alert_threshold": 0.15, "release_threshold": 0.1}
+FLOOR_VARIANTS: tuple[tuple[dict[str, Any] | None, dict[str, Any] | None], ...] = (
+    (None, None), ({"sustain_s": 1.0}, None), (None, {"half_life_s": 1.0}), ({"sustain_s": 1.0}, {"half_life_s": 1.0}))
+CALM = {"neutral": "NEU", "calm": "NEU", "happy": "HAP", "happiness": "HAP"}
+
+
+def _cfg(alerts: dict[str, Any] | None = None, fusion: dict[str, Any] | None = None) -> Any:
+    from edge.config import parse_config
+
+    return parse_config({"identity": {"site_id": "bench", "kiosk_id": "alerts"}, "mqtt": {"enabled": False},
+                         "alerts": alerts or {}, "fusion": fusion or {}})
+
+
+def calm_visits(data: Path = DATA_DIR) -> dict[str, list[tuple[str, Path]]]:
+    """Speaker -> [(video code NEU/HAP, audio file)] of neutral/calm/happy speech in the staged corpora."""
+    visits: dict[str, list[tuple[str, Path]]] = defaultdict(list)
+    for corpus in ("ravdess", "emodb", "crema-d"):
+        manifest = data / "speech" / corpus / "MANIFEST.csv"
+        if not manifest.is_file():
+            continue
+        with manifest.open() as fh:
+            for row in csv.DictReader(fh):
+                emo = row.get("emotion", "").lower()
+                if emo in CALM:
+                    visits[f"{corpus}:{row['speaker']}"].append((CALM[emo], manifest.parent / row["path"]))
+    return dict(visits)
+
+
+def angry_latency(analyzers: Any, tmp: Path) -> list[dict[str, Any]]:
+    """Each angry/disgust/fear scenario with default and with sensitive thresholds: times to watch/alert/recovered."""
+    from edge.scenario import build_scenario
+
+    rows = []
+    for spec in ANGRY_SCENARIOS:
+        sc = build_scenario(spec, tmp / spec.replace("*", "x").replace(",", "_"))
+        for name, alerts in (("default", None), ("sensitive (not a product setting)", SENSITIVE)):
+            s = replay_scenario(sc, _cfg(alerts), analyzers).summary()
+            rows.append({"scenario": spec, "settings": name, **{k: s[k] for k in (
+                "negative_start_s", "time_to_watch_s", "time_to_alert_s", "time_to_recovered_s", "n_alert",
+                "peak_escalation")}})
+    return rows
+
+
+def clip_readings(analyzers: Any) -> dict[str, dict[str, Any]]:
+    """Per CREMA-D clip: mean face probabilities and confidence over its frames, and the voice model's clip reading."""
+    from edge.capture.media import iter_video_file
+    from edge.fusion import escalation_score
+    from edge.types import EMOTIONS, Frame
+
+    out = {}
+    for code in ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD"):
+        clip = crema_clip(code)
+        faces = [r for i, (t, img) in enumerate(iter_video_file(DATA_DIR / "av" / "crema-d" / f"{clip.name}.mp4"))
+                 if (r := analyzers.face.analyze(Frame(img, t, i))) is not None]
+        fp = np.mean([r.probs for r in faces], axis=0) if faces else np.zeros(len(EMOTIONS))
+        v = analyzers.voice.analyze(clip.audio, len(clip.audio) / 16000)
+        def named(p: Any) -> dict[str, float]:
+            return {e: round(float(x), 3) for e, x in zip(EMOTIONS, p, strict=True)}
+
+        out[code] = {"face_frames": len(faces), "face": named(fp),
+                     "face_conf": round(float(np.mean([r.confidence for r in faces])), 3) if faces else None,
+                     "face_escalation": round(escalation_score(fp), 3),
+                     "voice": None if v is None else named(v.probs),
+                     "voice_conf": None if v is None else round(v.confidence, 3),
+                     "voice_escalation": None if v is None else round(escalation_score(v.probs), 3)}
+    return out
+
+
+def synthetic_floor(alerts: dict[str, Any] | None = None, fusion: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Policy + fusion lag alone: readings jump from calm to clearly angry at t=10 s (both modalities, 8 fps face,
+    1 Hz voice); time until the policy (default unless overridden) sends watch and alert. The floor for any model."""
+    from edge.core import Core, Observation
+    from edge.events import EventFactory
+    from edge.types import EMOTIONS, Reading
+
+    cfg = _cfg(alerts, fusion)
+    core = Core(cfg, EventFactory(cfg.identity), to_wall=lambda t: t + 1.8e9)
+    calm = np.array([0.9, 0.05, 0.01, 0.01, 0.01, 0.01, 0.01])
+    angry = np.zeros(len(EMOTIONS))
+    angry[EMOTIONS.index("angry")], angry[EMOTIONS.index("neutral")] = 0.8, 0.2
+    first: dict[str, float] = {}
+    for i in range(8 * 30):
+        t = i / 8
+        p = angry if t >= 10 else calm
+        core.observe(Observation("face", t, Reading("face", t, p, 0.7)))
+        if i % 8 == 0:
+            core.observe(Observation("voice", t, Reading("voice", t, p, 0.5)))
+        for kind, body in core.tick(t):
+            if kind == "alert":
+                first.setdefault(body["level"], t - 10)
+    return {"alerts": alerts or {}, "fusion": fusion or {}, "watch_s": first.get("watch"),
+            "alert_s": first.get("alert")}
+
+
+def false_alerts(analyzers: Any, tmp: Path, max_minutes: float, gains: tuple[float, ...]) -> dict[str, Any]:
+    """Replay every calm visit (per gain) until ``max_minutes`` of media; count watch/alert messages."""
+    from edge.capture.media import read_audio_file
+
+    faces = {code: crema_clip(code) for code in ("NEU", "HAP")}
+    media_s, n_visits = 0.0, 0
+    counts = {"watch": 0, "alert": 0, "recovered": 0}
+    hits: list[dict[str, Any]] = []
+    per_corpus: dict[str, float] = defaultdict(float)
+    cfg = _cfg()
+    for gain in gains:
+        for speaker, items in sorted(calm_visits().items()):
+            if media_s >= max_minutes * 60:
+                break
+            parts = []
+            for code, path in items:
+                audio = read_audio_file(path, 16000) * gain
+                parts.append(Part(code, faces[code], np.clip(audio, -1, 1).astype(np.float32)))
+            sc = compose(parts, tmp / "calm", stem="visit")
+            run = replay_scenario(sc, cfg, analyzers)
+            media_s += sc.duration_s
+            per_corpus[f"{speaker.split(':')[0]} ×{gain:g}"] += sc.duration_s
+            n_visits += 1
+            for a in run.alerts:
+                counts[a["level"]] += 1
+                hits.append({"visit": speaker, "gain": gain, "media_t": a["media_t"], "level": a["level"],
+                             "reason": a["reason"]})
+    hours = media_s / 3600
+    return {"media_minutes": round(media_s / 60, 1), "visits": n_visits, "counts": counts, "hits": hits,
+            "alerts_per_hour": round(counts["alert"] / hours, 2) if hours else None,
+            "watches_per_hour": round(counts["watch"] / hours, 2) if hours else None,
+            "alert_rate_95_upper_per_hour": round(_poisson_upper(counts["alert"]) / hours, 2) if hours else None,
+            "minutes_by_source": {k: round(v / 60, 1) for k, v in per_corpus.items()}}
+
+
+def _poisson_upper(k: int) -> float:
+    """One-sided 95% upper bound of a Poisson mean after observing ``k`` events (exact, by bisection)."""
+    from math import exp, factorial
+
+    def cdf(mu: float) -> float:
+        return sum(exp(-mu) * mu ** i / factorial(i) for i in range(k + 1))
+
+    lo, hi = 0.0, 10.0 + 5 * k
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cdf(mid) > 0.05 else (lo, mid)
+    return hi
+
+
+def cli_alerts(args: Any) -> int:
+    """Entry of ``edge-emotion bench alerts``: writes ``alerts.json`` in --out and prints it."""
+    from edge.analyzers import build_analyzers
+
+    if not (DATA_DIR / "av" / "crema-d").is_dir():
+        print(f"error: the research data are not at {DATA_DIR}")
+        return 2
+    an = build_analyzers(_cfg())
+    gains = tuple(float(g) for g in str(getattr(args, "gains", "1") or "1").split(","))
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="edge-bench-alerts-") as tmp:
+        res: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
+               "clips": clip_readings(an), "angry": angry_latency(an, Path(tmp)),
+               "synthetic_floor": [synthetic_floor(*o) for o in FLOOR_VARIANTS],
+               "false_alerts": false_alerts(an, Path(tmp), args.minutes, gains)}
+    res["wall_s"] = round(time.perf_counter() - t0, 1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "alerts.json").write_text(json.dumps(res, indent=1))
+    print(json.dumps(res, indent=1))
+    return 0

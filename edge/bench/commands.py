@@ -1,0 +1,62 @@
+"""Subcommands ``scenario``, ``bench`` and ``soak`` (argument parsing only; the work is imported lazily)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _scenario(args: argparse.Namespace) -> int:
+    from edge.scenario import ScenarioError, cli_scenario
+
+    try:
+        return cli_scenario(args)
+    except ScenarioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _bench(args: argparse.Namespace) -> int:
+    if args.suite == "pipeline":
+        from edge.bench.pipeline import cli_bench
+        return cli_bench(args)
+    if args.suite == "alerts":
+        from edge.bench.alerts import cli_alerts
+        return cli_alerts(args)
+    from edge.bench.tablet import cli_tablet
+    return cli_tablet(args)
+
+
+def _soak(args: argparse.Namespace) -> int:
+    from edge.bench.soak import cli_soak
+
+    return cli_soak(args)
+
+
+def add_subcommands(sub: Any) -> None:
+    """Register ``scenario``, ``bench`` and ``soak`` on the CLI's subparsers (each sets ``func``)."""
+    s = sub.add_parser("scenario", help="build a customer scenario from CREMA-D clips and replay it")
+    s.add_argument("spec", help='clips in order, e.g. "NEU*5,ANG*8,NEU*6" (ANG DIS FEA HAP NEU SAD)')
+    s.add_argument("--out", type=Path, required=True, help="folder for the built media (use a temp dir)")
+    s.add_argument("--config", "-c", type=Path, help="kiosk TOML (alerts, fusion, analysis); default: defaults")
+    s.add_argument("--data", help="research data folder (default ../shared/data from the project root)")
+    s.add_argument("--size", help="frame size WxH, e.g. 640x480 (letterboxed); default the clips' own")
+    s.add_argument("--no-replay", action="store_true", help="only build the media")
+    s.set_defaults(func=_scenario)
+    b = sub.add_parser("bench", help="benchmarks: pipeline stages/fps/CPU/RSS, alert timing, tablet latency")
+    b.add_argument("suite", nargs="?", default="pipeline", choices=["pipeline", "alerts", "tablet"])
+    b.add_argument("--seconds", type=float, default=20.0, help="pipeline: seconds per measurement")
+    b.add_argument("--minutes", type=float, default=30.0, help="alerts: minutes of neutral/happy material (max)")
+    b.add_argument("--gains", default="1", help="alerts: audio gains to replay the calm material at, e.g. 1,0.5,2")
+    b.add_argument("--count", type=int, default=50, help="tablet: alerts to publish")
+    b.add_argument("--out", type=Path, default=Path("bench-out"), help="folder for JSON (and PNG) results")
+    b.add_argument("--markdown", type=Path, help="also write the Markdown report here (e.g. docs/bench/pipeline.md)")
+    b.set_defaults(func=_bench)
+    k = sub.add_parser("soak", help="run the real service on looping demo media and sample RSS/threads/fps")
+    k.add_argument("--minutes", type=float, default=60.0)
+    k.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
+    k.add_argument("--out", type=Path, default=Path("soak-out"), help="folder for samples.json (and PNG)")
+    k.add_argument("--markdown", type=Path, help="also write the Markdown report here (e.g. docs/bench/soak.md)")
+    k.set_defaults(func=_soak)

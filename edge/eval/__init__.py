@@ -1,0 +1,1 @@
+"""Evaluation and benchmark commands for the face path (never imported by the runtime service)."""

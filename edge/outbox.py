@@ -1,0 +1,343 @@
+"""Store-and-forward outbox: events wait (SQLite WAL in the state folder, else memory) until the broker acks them.
+
+Drop rule when full (rows, bytes) or too old: the oldest row of the lowest priority goes first, i.e. oldest
+``emotion``/``health`` rows, then ``visit``, then ``alert``; each drop is counted per kind (``health.drops``).
+Only validated JSON payloads ever go in; ``status`` never does (it is retained and re-sent on every connect).
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+PRIORITY = {"emotion": 0, "health": 0, "visit": 1, "configstate": 1, "alert": 2}  # dropped first: lowest, then oldest
+DB_NAME = "outbox.db"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,
+    prio INTEGER NOT NULL, topic TEXT NOT NULL, payload TEXT NOT NULL, retain INTEGER NOT NULL,
+    size INTEGER NOT NULL, created REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS outbox_prio ON outbox (prio, seq);
+"""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One queued message."""
+
+    seq: int
+    kind: str
+    topic: str
+    payload: str
+    retain: bool
+
+
+class _Store:
+    """Limits, drop counters and the drop rule shared by both stores; subclasses keep the rows."""
+
+    def __init__(self, max_rows: int, max_bytes: int, max_age_s: float, clock: Callable[[], float]) -> None:
+        self.max_rows, self.max_bytes, self.max_age_s, self.clock = max_rows, max_bytes, max_age_s, clock
+        self.rows = 0
+        self.nbytes = 0
+        self.drops = dict.fromkeys(PRIORITY, 0)
+        self._expired_at = -1.0
+        self._warned_at = -1e18
+
+    def add(self, kind: str, topic: str, payload: str, retain: bool) -> int:
+        """Append one message; drop expired rows, then the lowest-priority oldest while over the limits."""
+        now = self.clock()
+        size = len(payload.encode())
+        seq = self._insert(kind, PRIORITY.get(kind, 0), topic, payload, retain, size, now)
+        self.rows += 1
+        self.nbytes += size
+        if now - self._expired_at >= 1.0:
+            self._expired_at = now
+            for k, n in self._expire(now - self.max_age_s):
+                self._dropped(k, n, "older than mqtt.outbox_max_age_s")
+        while self.rows > self.max_rows or self.nbytes > self.max_bytes:
+            k, n = self._drop_one()
+            self._dropped(k, n, "full")
+        return seq
+
+    def _dropped(self, kind: str, size: int, why: str) -> None:
+        self.rows -= 1
+        self.nbytes -= size
+        self.drops[kind] = self.drops.get(kind, 0) + 1
+        if time.monotonic() - self._warned_at >= 60.0:  # at most one warning a minute; counts are in health
+            self._warned_at = time.monotonic()
+            log.warning("outbox %s: dropped a queued %s event (%d rows, %d bytes queued; drops so far %s)",
+                        why, kind, self.rows, self.nbytes, self.drops)
+
+    def stats(self) -> dict[str, int]:
+        """Rows and bytes queued, and rows dropped per kind."""
+        return {"rows": self.rows, "bytes": self.nbytes, **self.drops}
+
+    # implemented by the stores
+    def _insert(self, kind: str, prio: int, topic: str, payload: str, retain: bool, size: int, now: float) -> int:
+        raise NotImplementedError
+
+    def _expire(self, cutoff: float) -> list[tuple[str, int]]:
+        raise NotImplementedError
+
+    def _drop_one(self) -> tuple[str, int]:
+        raise NotImplementedError
+
+    def after(self, seq: int, limit: int) -> list[Row]:
+        """Up to ``limit`` rows with a sequence number above ``seq``, oldest first."""
+        raise NotImplementedError
+
+    def delete(self, seqs: Iterable[int]) -> None:
+        """Remove acknowledged rows (missing ones are ignored)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the store."""
+
+
+class MemoryStore(_Store):
+    """The outbox without a state folder: bounded, in memory, lost on restart; writes nothing to disk."""
+
+    def __init__(self, max_rows: int, max_bytes: int, max_age_s: float, clock: Callable[[], float] = time.time,
+                 first_seq: int = 1) -> None:
+        """``first_seq`` continues a failed SQLite store's numbering."""
+        super().__init__(max_rows, max_bytes, max_age_s, clock)
+        self._next = first_seq
+        self._rows: OrderedDict[int, tuple[Row, int, float]] = OrderedDict()
+        self._by_prio: dict[int, OrderedDict[int, None]] = {}
+
+    def _insert(self, kind: str, prio: int, topic: str, payload: str, retain: bool, size: int, now: float) -> int:
+        seq, self._next = self._next, self._next + 1
+        self._rows[seq] = (Row(seq, kind, topic, payload, retain), size, now)
+        self._by_prio.setdefault(prio, OrderedDict())[seq] = None
+        return seq
+
+    def _pop(self, seq: int) -> tuple[str, int]:
+        row, size, _ = self._rows.pop(seq)
+        self._by_prio[PRIORITY.get(row.kind, 0)].pop(seq, None)
+        return row.kind, size
+
+    def _expire(self, cutoff: float) -> list[tuple[str, int]]:
+        old = []
+        for seq, (_, _, created) in self._rows.items():
+            if created >= cutoff:
+                break
+            old.append(seq)
+        return [self._pop(seq) for seq in old]
+
+    def _drop_one(self) -> tuple[str, int]:
+        prio = min(p for p, seqs in self._by_prio.items() if seqs)
+        return self._pop(next(iter(self._by_prio[prio])))
+
+    def after(self, seq: int, limit: int) -> list[Row]:
+        """Up to ``limit`` rows above ``seq``, oldest first."""
+        keys = list(self._rows)
+        i = bisect.bisect_right(keys, seq)
+        return [self._rows[s][0] for s in keys[i:i + limit]]
+
+    def delete(self, seqs: Iterable[int]) -> None:
+        """Remove acknowledged rows."""
+        for seq in seqs:
+            if seq in self._rows:
+                _, size = self._pop(seq)
+                self.rows -= 1
+                self.nbytes -= size
+
+
+class SqliteStore(_Store):
+    """The persistent outbox: one SQLite file (WAL, synchronous=NORMAL) that survives restarts and kill -9."""
+
+    def __init__(self, path: Path, max_rows: int, max_bytes: int, max_age_s: float,
+                 clock: Callable[[], float] = time.time) -> None:
+        """Open or create ``path``; sqlite3.DatabaseError if it is not a healthy outbox database."""
+        super().__init__(max_rows, max_bytes, max_age_s, clock)
+        self.path = path
+        self.con = sqlite3.connect(str(path), timeout=2.0, isolation_level=None, check_same_thread=False)
+        try:
+            self.con.execute("PRAGMA journal_mode=WAL")
+            self.con.execute("PRAGMA synchronous=NORMAL")
+            self.con.execute("PRAGMA temp_store=MEMORY")  # never a temporary file elsewhere
+            self.con.executescript(_SCHEMA)
+            check = self.con.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"integrity check failed: {check}")
+            rows, nbytes = self.con.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM outbox").fetchone()
+            self.con.execute("SELECT seq, kind, prio, topic, payload, retain, size, created FROM outbox LIMIT 1")
+        except BaseException:
+            self.con.close()
+            raise
+        self.rows, self.nbytes = int(rows), int(nbytes)
+
+    def last_seq(self) -> int:
+        """Highest sequence number handed out so far."""
+        r = self.con.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
+        return int(r[0]) if r else 0
+
+    def _insert(self, kind: str, prio: int, topic: str, payload: str, retain: bool, size: int, now: float) -> int:
+        cur = self.con.execute("INSERT INTO outbox (kind, prio, topic, payload, retain, size, created) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?)", (kind, prio, topic, payload, int(retain), size, now))
+        return int(cur.lastrowid or 0)
+
+    def add(self, kind: str, topic: str, payload: str, retain: bool) -> int:
+        """Append one message and apply the limits, in one transaction."""
+        self.con.execute("BEGIN")
+        try:
+            seq = super().add(kind, topic, payload, retain)
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        return seq
+
+    def _expire(self, cutoff: float) -> list[tuple[str, int]]:
+        old = [(str(k), int(s)) for k, s in self.con.execute(
+            "SELECT kind, size FROM outbox WHERE created < ?", (cutoff,)).fetchall()]
+        if old:
+            self.con.execute("DELETE FROM outbox WHERE created < ?", (cutoff,))
+        return old
+
+    def _drop_one(self) -> tuple[str, int]:
+        seq, kind, size = self.con.execute("SELECT seq, kind, size FROM outbox ORDER BY prio, seq LIMIT 1").fetchone()
+        self.con.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+        return str(kind), int(size)
+
+    def after(self, seq: int, limit: int) -> list[Row]:
+        """Up to ``limit`` rows above ``seq``, oldest first."""
+        return [Row(int(s), str(k), str(t), str(p), bool(r)) for s, k, t, p, r in self.con.execute(
+            "SELECT seq, kind, topic, payload, retain FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))]
+
+    def delete(self, seqs: Iterable[int]) -> None:
+        """Remove acknowledged rows in one transaction."""
+        self.con.execute("BEGIN")
+        try:
+            for seq in seqs:
+                r = self.con.execute("SELECT size FROM outbox WHERE seq = ?", (seq,)).fetchone()
+                if r is not None:
+                    self.con.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+                    self.rows -= 1
+                    self.nbytes -= int(r[0])
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        """Close the database (the WAL is checkpointed by SQLite)."""
+        self.con.close()
+
+
+def _move_aside(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        p = Path(f"{path}{suffix}")
+        if p.exists():
+            os.replace(p, f"{p}.corrupt")
+
+
+def open_store(state_dir: Path | None, max_rows: int, max_bytes: int, max_age_s: float,
+               memory_rows: int) -> _Store:
+    """The SQLite outbox in ``state_dir``, else (none, or unusable: logged) a memory store of ``memory_rows``."""
+    memory = MemoryStore(memory_rows, max_bytes, max_age_s)
+    if state_dir is None:
+        return memory
+    path = state_dir / DB_NAME
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return SqliteStore(path, max_rows, max_bytes, max_age_s)
+    except sqlite3.OperationalError as exc:  # cannot open / locked by another process: leave the file alone
+        if not path.exists() or "unable to open" in str(exc) or "locked" in str(exc):
+            log.error("outbox %s cannot be used (%s); events are kept in memory only", path, exc)
+            return memory
+        problem: Exception = exc
+    except sqlite3.DatabaseError as exc:
+        problem = exc
+    except OSError as exc:
+        log.error("state folder %s cannot be used (%s); events are kept in memory only", state_dir, exc)
+        return memory
+    log.error("outbox %s is unreadable (%s); moved aside as %s.corrupt, starting empty", path, problem, path.name)
+    try:
+        _move_aside(path)
+        return SqliteStore(path, max_rows, max_bytes, max_age_s)
+    except (OSError, sqlite3.Error) as exc:
+        log.error("outbox %s cannot be recreated (%s); events are kept in memory only", path, exc)
+        return memory
+
+
+class Outbox:
+    """Thread-safe facade over a store; a failing database is replaced by a memory store (logged, counted)."""
+
+    def __init__(self, store: _Store) -> None:
+        """Wrap ``store``."""
+        self.store = store
+        self.errors = 0
+        self._lock = threading.Lock()
+
+    @property
+    def persistent(self) -> bool:
+        """Whether rows survive a restart."""
+        return isinstance(self.store, SqliteStore)
+
+    def _failed(self, exc: sqlite3.Error) -> None:
+        old = self.store
+        assert isinstance(old, SqliteStore)
+        log.error("outbox database %s failed (%s); keeping events in memory from now on", old.path, exc)
+        self.errors += 1
+        try:
+            first = old.last_seq() + 1
+        except sqlite3.Error:
+            first = 1 << 40  # above any sequence number the file can have reached
+        self.store = MemoryStore(old.max_rows, old.max_bytes, old.max_age_s, old.clock, first)
+        self.store.drops = dict(old.drops)
+        with contextlib.suppress(sqlite3.Error):
+            old.close()
+
+    def add(self, kind: str, topic: str, payload: str, retain: bool) -> int:
+        """Queue one message; returns its sequence number."""
+        with self._lock:
+            try:
+                return self.store.add(kind, topic, payload, retain)
+            except sqlite3.Error as exc:
+                self._failed(exc)
+                return self.store.add(kind, topic, payload, retain)
+
+    def after(self, seq: int, limit: int) -> list[Row]:
+        """Queued rows after ``seq``, oldest first."""
+        with self._lock:
+            try:
+                return self.store.after(seq, limit)
+            except sqlite3.Error as exc:
+                self._failed(exc)
+                return []
+
+    def delete(self, seqs: list[int]) -> None:
+        """Forget acknowledged rows."""
+        with self._lock:
+            try:
+                self.store.delete(seqs)
+            except sqlite3.Error as exc:
+                self._failed(exc)
+
+    def __len__(self) -> int:
+        """Rows queued."""
+        return self.store.rows
+
+    def stats(self) -> dict[str, int]:
+        """rows, bytes, drops per kind and store errors."""
+        with self._lock:
+            return {**self.store.stats(), "errors": self.errors}
+
+    def close(self) -> None:
+        """Close the store."""
+        with self._lock:
+            try:
+                self.store.close()
+            except sqlite3.Error as exc:
+                log.warning("closing the outbox: %s", exc)

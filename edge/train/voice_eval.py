@@ -1,0 +1,296 @@
+"""Evaluate the int8 voice model on any labelled clips through the service's path (VAD -> windows -> int8 -> clip).
+
+``edge-emotion eval voice --manifest X.csv`` (or ``python -m edge.train.voice_eval``). Input: a CSV with
+``path`` and ``label`` (or ``emotion``), optional ``speaker`` (paths relative to the CSV); a folder holding a
+``MANIFEST.csv`` or one sub-folder per label; or ``--ravdess-test`` (Actor_19-24, calm -> neutral) / ``--emodb``
+(all 535 clips; boredom dropped unless ``--map boredom=neutral``). Corpus labels map to the product classes with
+``edge.train.voice_data.LABEL_MAP``; ``--map LABEL=CLASS|drop`` adds or overrides. ``--noise babble:10`` adds noise
+at an SNR (see ``mix_noise``). Prints accuracy, macro-F1, per-class recall, agitated-vs-rest ROC AUC and the
+confusion matrix; ``--png`` / ``--json`` write them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.train.voice_data import LABEL_MAP, Clip, classification_metrics, roc_auc, split_speakers
+from edge.types import AGITATED, EMOTIONS
+from edge.voice.features import SAMPLE_RATE, active_level_dbfs
+
+log = logging.getLogger(__name__)
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+AUDIO_EXT = {".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".opus"}
+NOISES = ("babble", "babble-ravdess", "hvac")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One labelled clip on disk (audio not loaded); ``label`` is a product emotion."""
+
+    path: Path
+    speaker: str
+    label: str
+
+
+def product_label(name: str, extra: dict[str, str | None] | None = None) -> str | None:
+    """Product class for a corpus label (``extra`` first, then LABEL_MAP, then the class names); None = dropped."""
+    key = name.strip().lower()
+    table: dict[str, str | None] = {**{e: e for e in EMOTIONS}, **LABEL_MAP, **(extra or {})}
+    if key not in table:
+        raise ValueError(f"unknown emotion label {name!r}: known {sorted(table)}; add --map {key}=CLASS|drop")
+    return table[key]
+
+
+def read_manifest(path: Path, extra: dict[str, str | None] | None = None) -> list[Item]:
+    """Items of a path,label|emotion[,speaker] CSV (paths relative to it); dropped labels skipped."""
+    items = []
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        cols = set(reader.fieldnames or [])
+        lab_col = "label" if "label" in cols else "emotion"
+        if "path" not in cols or lab_col not in cols:
+            raise ValueError(f"{path}: needs columns path and label (or emotion), has {sorted(cols)}")
+        for line, row in enumerate(reader, start=2):
+            try:
+                lab = product_label(row[lab_col], extra)
+            except ValueError as exc:
+                raise ValueError(f"{path} line {line}: {exc}") from None
+            if lab is None:
+                continue
+            f = path.parent / row["path"]
+            if not f.is_file():
+                raise ValueError(f"{path} line {line}: audio file not found: {f}")
+            items.append(Item(f, (row.get("speaker") or "").strip(), lab))
+    return items
+
+
+def read_folder(folder: Path, extra: dict[str, str | None] | None = None) -> list[Item]:
+    """Items of a folder: its MANIFEST.csv if present, else one sub-folder per label (audio files inside)."""
+    if (folder / "MANIFEST.csv").is_file():
+        return read_manifest(folder / "MANIFEST.csv", extra)
+    items = []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        lab = product_label(sub.name, extra)
+        if lab is not None:
+            items += [Item(f, "", lab) for f in sorted(sub.rglob("*")) if f.suffix.lower() in AUDIO_EXT]
+    if not items:
+        raise ValueError(f"{folder}: no MANIFEST.csv and no audio in label-named sub-folders")
+    return items
+
+
+def ravdess_test(data: Path) -> list[Item]:
+    """RAVDESS held-out actors (the training split rule: Actor_19-24)."""
+    items = read_manifest(data / "speech" / "ravdess" / "MANIFEST.csv")
+    test = split_speakers(items)[2]  # uses .speaker only
+    return [i for i in items if i.speaker in test]
+
+
+def load_clips(items: list[Item]) -> list[Clip]:
+    """Read the audio (mono float32, resampled to 16 kHz)."""
+    from edge.capture.media import read_audio_file
+
+    return [Clip(str(i.path), i.speaker, EMOTIONS.index(i.label), read_audio_file(i.path, SAMPLE_RATE))
+            for i in items]
+
+
+# ---------------------------------------------------------------- noise
+def _shaped_noise(n: int, rng: np.random.Generator, lo_hz: float = 20.0, hi_hz: float = 800.0) -> np.ndarray:
+    """HVAC-like noise: brown (1/f amplitude) spectrum, high-passed at lo_hz, 4th-order low-pass at hi_hz."""
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE)
+    spec *= np.where(f >= lo_hz, 1.0 / np.maximum(f, lo_hz), 0.0) / np.sqrt(1.0 + (f / hi_hz) ** 8)
+    return np.fft.irfft(spec, n).astype(np.float32)
+
+
+def babble(n: int, pool: list[np.ndarray], rng: np.random.Generator, talkers: int = 6) -> np.ndarray:
+    """Sum of ``talkers`` speech-only signals from ``pool``, each at the same RMS, random offsets, looped."""
+    out = np.zeros(n, np.float64)
+    for i in rng.choice(len(pool), size=min(talkers, len(pool)), replace=False):
+        s = pool[int(i)]
+        seg = np.resize(np.roll(s, -int(rng.integers(0, s.size))), n)
+        out += seg / (np.sqrt(np.mean(seg.astype(np.float64) ** 2)) + 1e-9)
+    return out.astype(np.float32)
+
+
+def speech_pool(clips: list[Clip], max_clips: int = 48, seed: int = 0) -> list[np.ndarray]:
+    """Speech-only (VAD) signals of up to ``max_clips`` clips, for babble."""
+    from edge.voice.vad import Vad
+
+    vad = Vad(2)
+    idx = np.random.default_rng(seed).permutation(len(clips))[:max_clips]
+    return [s for i in idx if (s := vad.speech_only(clips[int(i)].audio)).size > SAMPLE_RATE // 2]
+
+
+def mix_noise(x: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """x + noise scaled so active-speech level (as the features measure it) minus noise RMS = snr_db."""
+    level = active_level_dbfs(x)
+    if level is None:
+        return x.copy()
+    n_db = 20 * np.log10(np.sqrt(np.mean(noise.astype(np.float64) ** 2)) + 1e-12)
+    return np.clip(x + noise * np.float32(10 ** ((level - snr_db - n_db) / 20)), -1, 1).astype(np.float32)
+
+
+def add_noise(clips: list[Clip], kind: str, snr_db: float, pool: list[np.ndarray] | None, seed: int = 0) -> list[Clip]:
+    """Noisy copies of ``clips`` (seeded per clip, so the model and the baseline hear the same noise)."""
+    out = []
+    for i, c in enumerate(clips):
+        rng = np.random.default_rng([seed, i])
+        if kind == "hvac":
+            noise = _shaped_noise(c.audio.size, rng)
+        else:
+            if not pool:
+                raise ValueError("babble noise needs a speech pool")
+            noise = babble(c.audio.size, pool, rng)
+        out.append(Clip(c.path, c.speaker, c.label, mix_noise(c.audio, noise, snr_db)))
+    return out
+
+
+def noise_pool(kind: str, data: Path) -> list[np.ndarray] | None:
+    """Babble talkers: EmoDB speech ('babble'; unseen voices and language) or RAVDESS Actor_01-16 ('babble-ravdess')."""
+    if kind == "hvac":
+        return None
+    if kind == "babble":
+        items = read_manifest(data / "speech" / "emodb" / "MANIFEST.csv", {"boredom": "neutral"})
+    else:
+        items = read_manifest(data / "speech" / "ravdess" / "MANIFEST.csv")
+        train = split_speakers(items)[0]
+        items = [i for i in items if i.speaker in train]
+    rng = np.random.default_rng(1)
+    pick = [items[int(i)] for i in rng.permutation(len(items))[:64]]
+    return speech_pool(load_clips(pick), max_clips=64)
+
+
+# ---------------------------------------------------------------- metrics
+def predict_clips(analyzer: Any, clips: list[Clip]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels (N,), clip probabilities over EMOTIONS (N, 7) and a has-reading mask (N,) via ``analyze_clip``.
+
+    webrtcvad adapts its internal state across calls, so each clip starts with a fresh VAD (same settings):
+    otherwise a clip's figures depend on which clips were analysed before it.
+    """
+    from edge.voice.vad import Vad
+
+    probs = np.zeros((len(clips), len(EMOTIONS)), np.float32)
+    ok = np.zeros(len(clips), bool)
+    v = analyzer.vad
+    for i, c in enumerate(clips):
+        analyzer.vad = Vad(v.aggressiveness, v.margin_db, v.floor_dbfs)
+        r = analyzer.analyze_clip(c.audio)
+        if r is not None:
+            probs[i], ok[i] = r.probs, True
+    return np.array([c.label for c in clips], np.int64), probs, ok
+
+
+def clip_metrics(y: np.ndarray, probs: np.ndarray, ok: np.ndarray, classes: list[int]) -> dict[str, Any]:
+    """classification_metrics over clips with a reading, plus the AUC scoring no-reading clips as not agitated."""
+    if not ok.any():
+        raise ValueError(f"no clip of {len(y)} gave a voice reading (no speech found by the VAD)")
+    res = classification_metrics(y[ok], probs[ok], sorted(set(y[ok].tolist()) & set(classes)))
+    res["no_reading"] = int((~ok).sum())
+    agi = [EMOTIONS.index(e) for e in AGITATED]
+    res["agitated_auc_all_clips"] = round(roc_auc(np.where(ok, probs[:, agi].sum(1), 0.0), np.isin(y, agi)), 4)
+    return res
+
+
+def format_metrics(name: str, res: dict[str, Any]) -> str:
+    """The metric lines the command prints."""
+    rec = "  ".join(f"{k} {v:.3f}" for k, v in res["per_class_recall"].items())
+    lines = [f"== {name}", f"clips          {res['n']} with a reading, {res['no_reading']} without (no speech)",
+             f"accuracy       {res['accuracy']:.4f}", f"macro_f1       {res['macro_f1']:.4f}",
+             f"agitated_auc   {res['agitated_auc']:.4f}  (angry+disgust+fear vs rest; "
+             f"{res['agitated_auc_all_clips']:.4f} with no-reading clips scored 0)",
+             f"recall         {rec}", "confusion      rows true, columns predicted: " + " ".join(EMOTIONS)]
+    cm = np.array(res["confusion"])
+    lines += [f"  {EMOTIONS[i]:<9}" + " ".join(f"{v:5d}" for v in cm[i]) for i in range(len(EMOTIONS)) if cm[i].sum()]
+    return "\n".join(lines)
+
+
+def load_analyzer(models: Path | None) -> Any:
+    """The service's VoiceAnalyzer on the verified int8 voice_emotion model (1 thread)."""
+    from edge.runtime import load_manifest, load_model
+    from edge.voice.model import VoiceAnalyzer
+
+    return VoiceAnalyzer(load_model(load_manifest(models) if models else load_manifest(), "voice_emotion", threads=1))
+
+
+def _parse_map(pairs: list[str]) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for p in pairs:
+        k, sep, v = p.partition("=")
+        if not sep or (v not in EMOTIONS and v != "drop"):
+            raise ValueError(f"--map {p!r}: expected LABEL=CLASS (one of {', '.join(EMOTIONS)}) or LABEL=drop")
+        out[k.strip().lower()] = None if v == "drop" else v
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit code (2 on bad input)."""
+    ap = argparse.ArgumentParser(prog="edge-emotion eval voice", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--manifest", type=Path, help="CSV: path,label|emotion[,speaker]")
+    src.add_argument("--folder", type=Path, help="folder with MANIFEST.csv or label-named sub-folders")
+    src.add_argument("--ravdess-test", action="store_true", help="RAVDESS Actor_19-24 (held out in training)")
+    src.add_argument("--emodb", action="store_true", help="all of EmoDB (German; cross-corpus)")
+    ap.add_argument("--data", type=Path, default=DATA, help="research data root (default ../shared/data)")
+    ap.add_argument("--models", type=Path, help="models folder with manifest.json (default: the project's)")
+    ap.add_argument("--map", action="append", default=[], metavar="LABEL=CLASS", help="extra label mapping or =drop")
+    ap.add_argument("--noise", metavar="KIND:SNR", help=f"add noise, KIND one of {', '.join(NOISES)}, SNR in dB")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--png", type=Path, help="write the row-normalised confusion matrix PNG here")
+    ap.add_argument("--json", type=Path, help="write the metrics JSON here")
+    args = ap.parse_args(argv)
+    try:
+        extra = _parse_map(args.map)
+        if args.manifest:
+            items, name = read_manifest(args.manifest, extra), str(args.manifest)
+        elif args.folder:
+            items, name = read_folder(args.folder, extra), str(args.folder)
+        elif args.ravdess_test:
+            items, name = ravdess_test(args.data), "RAVDESS held-out Actor_19-24"
+        else:
+            items = read_manifest(args.data / "speech" / "emodb" / "MANIFEST.csv", extra)
+            name = "EmoDB (boredom " + ("-> " + str(extra["boredom"]) if extra.get("boredom") else "dropped") + ")"
+        if not items:
+            raise ValueError(f"{name}: no clips left after label mapping")
+        clips = load_clips(items)
+        if args.noise:
+            kind, _, snr = args.noise.partition(":")
+            if kind not in NOISES or not snr:
+                raise ValueError(f"--noise {args.noise!r}: expected KIND:SNR with KIND in {NOISES}")
+            clips = add_noise(clips, kind, float(snr), noise_pool(kind, args.data), args.seed)
+            name += f" + {kind} {float(snr):g} dB SNR"
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from edge.voice.model import label_index_map
+
+    analyzer = load_analyzer(args.models)
+    try:
+        res = clip_metrics(*predict_clips(analyzer, clips), label_index_map(analyzer.model.spec.labels).tolist())
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_metrics(name, res), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({name: res}, indent=1) + "\n")
+    if args.png:
+        from edge.train.voice import plot_confusions
+
+        plot_confusions({name: res}, args.png)
+        print(f"confusion PNG  {args.png}")
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    sys.exit(main())

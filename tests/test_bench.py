@@ -1,0 +1,77 @@
+"""Smoke versions of the benchmark suite and the soak (the long versions are documented commands, not CI)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+
+from edge.bench.alerts import _poisson_upper, synthetic_floor
+from edge.bench.common import pct
+from edge.bench.soak import drift
+from edge.bench.stages import STAGES
+from edge.cli import main
+
+needs_broker = pytest.mark.skipif(shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists(),
+                                  reason="mosquitto is not installed (apt-get install mosquitto)")
+
+
+def test_helpers() -> None:
+    """Percentiles, RSS drift as slope × span, and the Poisson upper bound used for false alerts per hour."""
+    assert pct([])["n"] == 0
+    p = pct([float(i) for i in range(1, 101)])
+    assert p["p50"] == pytest.approx(50.5) and p["p95"] == pytest.approx(95.05) and p["n"] == 100
+    assert drift([0.0, 1.0], [1.0, 2.0]) is None
+    assert drift([0.0, 60.0, 120.0, 180.0], [100.0, 101.0, 102.0, 103.0]) == pytest.approx(3.0)
+    assert drift([0.0, 60.0, 120.0], [100.0, 100.0, 100.0]) == pytest.approx(0.0)
+    assert _poisson_upper(0) == pytest.approx(-math.log(0.05), abs=1e-3)  # 2.996
+    assert 4.7 < _poisson_upper(1) < 4.8
+
+
+def test_synthetic_floor_orders_watch_before_alert() -> None:
+    """A clean calm → angry step: the default policy warns (watch) before it alerts, both after the step."""
+    floor = synthetic_floor()
+    assert floor["watch_s"] is not None and floor["alert_s"] is not None
+    assert 0 < floor["watch_s"] <= floor["alert_s"] < 30
+    quicker = synthetic_floor(None, {"half_life_s": 0.5})
+    assert quicker["alert_s"] is not None and quicker["alert_s"] < floor["alert_s"]
+
+
+@needs_broker
+def test_bench_smoke(tmp_path: Path) -> None:
+    """`edge-emotion bench --seconds 2` writes JSON with every stage timed, the service run, a PNG and Markdown."""
+    md = tmp_path / "pipeline.md"
+    assert main(["bench", "--seconds", "2", "--out", str(tmp_path), "--markdown", str(md)]) == 0
+    res = json.loads((tmp_path / "pipeline.json").read_text())
+    for key in ("one_core", "all_cores"):
+        stages = res[key]["stages_ms"]
+        assert set(stages) == set(STAGES)
+        for s in ("decode", "detect", "expression", "voice", "vad", "features", "voice_model", "fusion", "publish",
+                  "broker_delivery", "e2e_publish"):
+            assert stages[s]["n"] > 0 and 0 <= stages[s]["p50"] <= stages[s]["p95"], (key, s, stages[s])
+        assert res[key]["throughput_fps"] > 0 and res[key]["rss_mb"] > 0
+    assert res["one_core"]["affinity"] == [res["one_core"]["affinity"][0]] and res["one_core"]["threads"] == 1
+    svc = res["service"]
+    assert svc["rss_mb"] > 0 and svc["cpu_pct"] > 0 and "capture_to_publish_ms" in svc
+    assert svc["health"]["fps_analysed"] > 0 and svc["health"]["mqtt"]["published"] > 0
+    assert res["machine"]["cores"] >= 1
+    text = md.read_text()
+    assert "| face detection" in text and "Raspberry Pi" in text and "face.md" in text
+    assert (tmp_path / "pipeline.png").stat().st_size > 1000
+
+
+@needs_broker
+def test_soak_smoke(tmp_path: Path) -> None:
+    """A ~10 s soak of the real service produces samples with RSS, threads and health figures, and exits cleanly."""
+    md = tmp_path / "soak.md"
+    assert main(["soak", "--minutes", "0.17", "--interval", "2", "--out", str(tmp_path), "--markdown", str(md)]) == 0
+    res = json.loads((tmp_path / "soak.json").read_text())
+    assert res["exit_code"] == 0 and res["n_samples"] >= 3
+    s = res["samples"]
+    assert all(x["rss_mb"] > 20 and x["threads"] >= 1 for x in s)
+    assert any("fps_analysed" in x for x in s) and res["rss_drift_mb"] is not None
+    assert s[-1]["events"].get("health", 0) >= 1
+    assert "RSS drift" in md.read_text()

@@ -1,0 +1,304 @@
+"""The store-and-forward outbox: drop rule, persistence, corruption, the sender thread, and the publisher with it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Broker, sample_body
+
+from edge.analyzers import Analyzers
+from edge.config import IdentityConfig, MqttConfig, parse_config
+from edge.courier import Courier
+from edge.events import EventFactory, validate
+from edge.outbox import DB_NAME, MemoryStore, Outbox, Row, SqliteStore, open_store
+from edge.service import Service
+
+STATUS = {"version": "0.1.0", "counter_name": "C", "models": {}, "degraded": []}
+IDENT = IdentityConfig(site_id="site-o", kiosk_id="k-o")
+FACTORY = EventFactory(IDENT)
+
+
+def until(pred: Callable[[], bool], timeout: float = 8.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.02)
+
+
+def stores(tmp_path: Path, **kw: Any) -> list[Any]:
+    args = {"max_rows": 10, "max_bytes": 10**6, "max_age_s": 3600.0, **kw}
+    return [MemoryStore(**args), SqliteStore(tmp_path / DB_NAME, **args)]
+
+
+def add(store: Any, kind: str, i: int) -> int:
+    return int(store.add(kind, f"t/{kind}", json.dumps({"i": i, "kind": kind}), False))
+
+
+def kinds_left(store: Any) -> list[tuple[str, int]]:
+    return [(r.kind, json.loads(r.payload)["i"]) for r in store.after(0, 1000)]
+
+
+def test_drop_rule_emotion_and_health_first_then_visit_alerts_last(tmp_path: Path) -> None:
+    for store in stores(tmp_path):
+        plan = ["alert", "emotion", "visit", "health", "alert", "visit", "emotion", "emotion", "alert", "visit"]
+        for i, kind in enumerate(plan):
+            add(store, kind, i)
+        assert store.rows == 10 and sum(store.drops.values()) == 0
+        for i in range(10, 14):  # 4 more alerts: the 4 emotion/health rows go, oldest first
+            add(store, "alert", i)
+        assert store.drops == {"emotion": 3, "health": 1, "visit": 0, "configstate": 0, "alert": 0}
+        assert [k for k, _ in kinds_left(store)].count("visit") == 3
+        for i in range(14, 18):  # then the visits, oldest first, then the oldest alert
+            add(store, "alert", i)
+        assert store.drops == {"emotion": 3, "health": 1, "visit": 3, "configstate": 0, "alert": 1}
+        left = kinds_left(store)
+        assert left == [("alert", i) for i in (4, 8, 10, 11, 12, 13, 14, 15, 16, 17)]
+        add(store, "emotion", 18)  # a new low-priority row in a store full of alerts is itself the one dropped
+        assert store.drops["emotion"] == 4 and kinds_left(store) == left
+        store.close()
+
+
+def test_byte_limit_and_age_limit(tmp_path: Path) -> None:
+    now = [1000.0]
+    for store in stores(tmp_path, max_rows=1000, max_bytes=100, clock=lambda: now[0]):
+        for i in range(5):  # each payload is 29-30 bytes: at most 3 fit in 100 bytes
+            add(store, "emotion", i)
+        assert store.rows == 3 and store.nbytes <= 100 and store.drops["emotion"] == 2
+        assert [i for _, i in kinds_left(store)] == [2, 3, 4]
+        now[0] += 3599.5
+        add(store, "visit", 5)  # rows 2..4 are 3599.5 s old: kept; bytes push out the oldest emotion
+        now[0] += 1.0  # now rows 3, 4 are 3600.5 s old: expired when the next row comes
+        add(store, "alert", 6)
+        assert kinds_left(store) == [("visit", 5), ("alert", 6)]
+        assert store.drops == {"emotion": 5, "health": 0, "visit": 0, "configstate": 0, "alert": 0}
+        assert store.rows == 2 and store.nbytes == sum(len(r.payload) for r in store.after(0, 10))
+        store.close()
+
+
+def test_sqlite_outbox_survives_reopen_in_order_with_same_bytes(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / DB_NAME, 100, 10**6, 3600.0)
+    payloads = [json.dumps({"n": i, "text": "é" * i}, ensure_ascii=False) for i in range(6)]
+    seqs = [s.add("emotion", "a/b", p, i == 2) for i, p in enumerate(payloads)]
+    s.delete([seqs[1], seqs[4], 99999])
+    s.close()  # as after kill -9, nothing else is needed: every add is committed
+    s2 = SqliteStore(tmp_path / DB_NAME, 100, 10**6, 3600.0)
+    rows = s2.after(0, 100)
+    assert [r.payload for r in rows] == [payloads[i] for i in (0, 2, 3, 5)]
+    assert [r.retain for r in rows] == [False, True, False, False] and s2.rows == 4
+    assert s2.nbytes == sum(len(p.encode()) for p in (payloads[i] for i in (0, 2, 3, 5)))
+    assert s2.add("emotion", "a/b", "{}", False) > seqs[-1]  # numbering never goes back
+    assert [r.seq for r in s2.after(seqs[2], 2)] == [seqs[3], seqs[5]]
+    s2.close()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "wrong_table"])
+def test_corrupt_outbox_is_moved_aside_and_started_empty(tmp_path: Path, damage: str,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    db = tmp_path / "state" / DB_NAME
+    db.parent.mkdir()
+    if damage == "garbage":
+        db.write_bytes(b"this is not a database at all" * 300)
+    elif damage == "wrong_table":
+        con = sqlite3.connect(db)
+        con.execute("CREATE TABLE outbox (x INTEGER)")
+        con.commit()
+        con.close()
+    else:
+        s = SqliteStore(db, 10**5, 10**8, 3600.0)
+        for i in range(3000):
+            s.add("emotion", "t", json.dumps({"i": i, "pad": "x" * 200}), False)
+        s.close()
+        data = db.read_bytes()
+        db.write_bytes(data[:100] + b"\xff" * 4000 + data[4100:len(data) // 2])
+    before = db.read_bytes()
+    store = open_store(db.parent, 100, 10**6, 3600.0, memory_rows=10)
+    assert isinstance(store, SqliteStore) and store.rows == 0
+    moved = db.parent / f"{DB_NAME}.corrupt"
+    if damage == "wrong_table":  # a valid SQLite file of another shape: kept whole (now in WAL mode)
+        with sqlite3.connect(moved) as con:
+            assert con.execute("SELECT name FROM pragma_table_info('outbox')").fetchall() == [("x",)]
+    else:
+        assert moved.read_bytes() == before
+    assert "is unreadable" in caplog.text and ".corrupt" in caplog.text
+    assert store.add("alert", "t", "{}", False) >= 1
+    store.close()
+
+
+def test_unusable_state_folder_falls_back_to_memory(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    blocker = tmp_path / "state"
+    blocker.write_text("a file where the folder should be")
+    store = open_store(blocker, 100, 10**6, 3600.0, memory_rows=7)
+    assert isinstance(store, MemoryStore) and store.max_rows == 7
+    assert "cannot be used" in caplog.text and "in memory only" in caplog.text
+    assert isinstance(open_store(None, 100, 10**6, 3600.0, memory_rows=5), MemoryStore)
+
+
+def test_database_failure_at_run_time_switches_to_memory(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = SqliteStore(tmp_path / DB_NAME, 100, 10**6, 3600.0)
+    box = Outbox(store)
+    first = box.add("emotion", "t", "{}", False)
+    store.con.close()  # every later statement fails like an I/O error would
+    second = box.add("alert", "t", '{"a":1}', False)
+    assert not box.persistent and second > first and box.stats()["errors"] == 1
+    assert [r.payload for r in box.after(0, 10)] == ['{"a":1}']
+    assert "keeping events in memory" in caplog.text
+
+
+class FakeClient:
+    """Collects what the courier hands over; acknowledges on request."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, Row]] = []
+        self.refuse = False
+        self._mid = 0
+        self.lock = threading.Lock()
+
+    def send(self, row: Row) -> int | None:
+        with self.lock:
+            if self.refuse:
+                return None
+            self._mid += 1
+            self.sent.append((self._mid, row))
+            return self._mid
+
+
+def test_courier_sends_in_order_within_a_window_and_deletes_on_ack(tmp_path: Path) -> None:
+    box = Outbox(SqliteStore(tmp_path / DB_NAME, 1000, 10**6, 3600.0))
+    client = FakeClient()
+    courier = Courier(box, client.send, window=4)
+    courier.start()
+    try:
+        for i in range(10):
+            box.add("emotion", "t", str(i), False)
+            courier.notify()
+        time.sleep(0.2)
+        assert client.sent == [], "nothing is handed over while disconnected"
+        courier.up()
+        until(lambda: len(client.sent) == 4)
+        time.sleep(0.1)
+        assert [r.payload for _, r in client.sent] == ["0", "1", "2", "3"]  # window of 4 unacknowledged
+        for mid, _ in client.sent[:2]:
+            courier.acked(mid)
+        until(lambda: len(client.sent) == 6)
+        assert len(box) == 8
+        courier.down()  # connection lost with 4 in flight: after `up` all 8 queued rows go again, oldest first
+        courier.up()
+        until(lambda: len(client.sent) == 10)
+        assert [r.payload for _, r in client.sent[6:]] == ["2", "3", "4", "5"]
+        client.refuse = True  # paho's queue full: rows stay, retried later
+        for mid, _ in client.sent[6:]:
+            courier.acked(mid)
+        until(lambda: len(box) == 4)
+        client.refuse = False
+        until(lambda: len(client.sent) == 14, timeout=3)  # the sender retries on its own within ~1 s
+        for mid, _ in client.sent[10:]:
+            courier.acked(mid)
+        assert courier.wait_idle(3) and len(box) == 0
+        assert [r.payload for _, r in client.sent[10:]] == ["6", "7", "8", "9"]
+    finally:
+        courier.stop()
+        box.close()
+
+
+def make_pub(port: int, state: Path | None, **mqtt: Any) -> Any:
+    from edge.mqtt import MqttPublisher
+
+    cfg = MqttConfig(host="127.0.0.1", port=port, keepalive_s=5,
+                     **{"reconnect_min_s": 0.1, "reconnect_max_s": 0.3, **mqtt})
+    return MqttPublisher(cfg, IDENT, FACTORY, lambda: dict(STATUS), state_dir=state)
+
+
+def test_events_queued_while_the_broker_is_down_survive_a_restart(mosquitto: Broker, subscribe: Any,
+                                                                  tmp_path: Path) -> None:
+    mosquitto.stop()
+    state = tmp_path / "state"
+    pub = make_pub(mosquitto.port, state)
+    pub.start()
+    sent = [FACTORY.make(k, **sample_body(k)) for k in ("visit", "emotion", "alert", "emotion", "health")]
+    for p in sent:
+        assert pub.publish(p["schema"].split("/")[1], p)
+    assert pub.publish("status", FACTORY.make("status", **sample_body("status")))  # never queued
+    pub.stop()  # like a power cut: nothing was delivered
+    assert sorted(p.name for p in state.iterdir()) == [DB_NAME]  # WAL files are removed on a clean close
+    with sqlite3.connect(state / DB_NAME) as con:
+        assert con.execute("SELECT COUNT(*) FROM outbox WHERE kind = 'status'").fetchone()[0] == 0
+    mosquitto.start()
+    sub2 = subscribe(mosquitto, "edge-emotion/site-o/k-o/+")
+    pub2 = make_pub(mosquitto.port, state)
+    pub2.start()
+    try:
+        until(lambda: sum(not m.topic.endswith("/status") for m in sub2.messages) >= len(sent))
+        got = [m.payload.decode() for m in sub2.messages if not m.topic.endswith("/status")]
+        assert got == [json.dumps(p, separators=(",", ":"), ensure_ascii=False) for p in sent]  # same bytes, order
+        until(lambda: len(pub2.outbox) == 0)
+        assert pub2.outbox_stats()["rows"] == 0
+    finally:
+        pub2.stop()
+
+
+def test_nothing_lost_when_the_broker_dies_mid_stream(mosquitto: Broker, subscribe: Any, tmp_path: Path) -> None:
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    got: set[str] = set()
+    sub = paho.Client(CallbackAPIVersion.VERSION2, client_id="outbox-sub", protocol=paho.MQTTv311,
+                      clean_session=False)
+    sub.on_connect = lambda c, *_: c.subscribe("edge-emotion/site-o/k-o/emotion", 1)
+    sub.on_message = lambda _c, _u, m: got.add(json.loads(m.payload)["event_id"])
+    sub.reconnect_delay_set(0.05, 0.2)
+    sub.connect(mosquitto.host, mosquitto.port)
+    sub.loop_start()
+    pub = make_pub(mosquitto.port, tmp_path / "state", reconnect_min_s=1.0, reconnect_max_s=1.0)  # after `sub`
+    pub.start()
+    ids: list[str] = []
+    try:
+        until(lambda: pub.connected)
+        for i in range(300):
+            p = FACTORY.make("emotion", **sample_body("emotion"))
+            ids.append(p["event_id"])
+            pub.publish("emotion", p)
+            if i == 150:
+                mosquitto.stop()  # kill -9 with messages in flight; the subscriber's session dies with it
+                mosquitto.start()
+                until(lambda: sub.is_connected())
+            time.sleep(0.002)
+        until(lambda: set(ids) <= got, timeout=15)
+        until(lambda: len(pub.outbox) == 0)
+    finally:
+        pub.stop()
+        sub.loop_stop()
+        sub.disconnect()
+
+
+def test_health_reports_outbox_drops_and_depth(tmp_path: Path) -> None:
+    cfg = parse_config({"identity": {"site_id": "s", "kiosk_id": "k"}, "state": {"dir": str(tmp_path / "st")},
+                        "mqtt": {"host": "127.0.0.1", "port": 1, "outbox_max_rows": 100}})
+    svc = Service(cfg, Analyzers())
+    for _ in range(104):  # never started: every event stays queued
+        svc.emit("emotion", sample_body("emotion"))
+    svc.emit("alert", sample_body("alert"))
+    body = svc.health_body()
+    assert body["drops"]["outbox_emotion"] == 5 and body["drops"]["outbox_alert"] == 0
+    assert body["queue_depth"]["outbox"] == 100 and body["mqtt"]["dropped"] == 5
+    validate("health", svc.factory.make("health", **body))
+    assert (tmp_path / "st" / DB_NAME).exists()
+    svc.publisher.stop()
+
+
+def test_no_state_folder_keeps_the_memory_outbox(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="edge.mqtt")
+    pub = make_pub(1, None, max_queued=10)
+    for _ in range(12):
+        pub.publish("emotion", FACTORY.make("emotion", **sample_body("emotion")))
+    assert pub.outbox is not None and not pub.outbox.persistent
+    assert pub.outbox_stats()["rows"] == 10 and pub.stats()["dropped"] == 2
+    assert "queued emotion event" in caplog.text

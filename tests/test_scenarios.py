@@ -1,0 +1,130 @@
+"""Scenario replays: CREMA-D clips concatenated into a customer visit and replayed through the real int8 models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from edge.capture.media import iter_video_file
+from edge.config import KioskConfig, parse_config
+from edge.scenario import DATA_DIR, ScenarioError, ScenarioRun, build_scenario, parse_spec, replay_scenario
+
+AV = DATA_DIR / "av" / "crema-d"
+needs_data = pytest.mark.skipif(not (AV / "1001_DFA_NEU_XX.mp4").is_file(),
+                                reason=f"CREMA-D audio-visual fixtures not found in {AV} (../shared/data is absent)")
+
+
+def _cfg(**alerts: Any) -> KioskConfig:
+    return parse_config({"identity": {"site_id": "s", "kiosk_id": "k"}, "mqtt": {"enabled": False},
+                         "alerts": alerts})
+
+
+@pytest.fixture(scope="module")
+def analyzers() -> Any:
+    from edge.analyzers import build_analyzers
+
+    return build_analyzers(_cfg())
+
+
+def _run(spec: str, tmp: Path, analyzers: Any, cfg: KioskConfig | None = None) -> ScenarioRun:
+    return replay_scenario(build_scenario(spec, tmp), cfg or _cfg(), analyzers)
+
+
+@pytest.fixture(scope="module")
+def angry_run(analyzers: Any, tmp_path_factory: pytest.TempPathFactory) -> ScenarioRun:
+    """neutral → angry → neutral with default settings, replayed once for the tests below."""
+    return _run("NEU*5,ANG*8,NEU*8", tmp_path_factory.mktemp("angry"), analyzers)
+
+
+def test_parse_spec() -> None:
+    """Codes with optional repeat counts; every malformed item is named in the error."""
+    assert parse_spec("NEU*5, ang*8 ,NEU") == [("NEU", 5), ("ANG", 8), ("NEU", 1)]
+    for bad in ("", "XYZ*2", "NEU*0", "NEU*x", "NEU**2"):
+        with pytest.raises(ScenarioError) as exc:
+            parse_spec(bad)
+        assert "scenario" in str(exc.value)
+
+
+def test_missing_clip_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="not found"):
+        build_scenario("NEU", tmp_path / "out", data_dir=tmp_path)
+
+
+@needs_data
+def test_built_media_follow_the_timeline(tmp_path: Path) -> None:
+    """Video frames and audio samples line up with the segment list; segments are contiguous."""
+    sc = build_scenario("NEU*2,ANG*3,NEU", tmp_path)
+    assert [s.label for s in sc.segments] == ["NEU", "NEU", "ANG", "ANG", "ANG", "NEU"]
+    assert sc.segments[0].start_s == 0.0
+    for a, b in zip(sc.segments, sc.segments[1:], strict=False):
+        assert a.end_s == pytest.approx(b.start_s, abs=1e-3) and a.end_s > a.start_s
+    frames = sum(1 for _ in iter_video_file(sc.video))
+    assert frames / sc.fps == pytest.approx(sc.duration_s, abs=1e-6)
+    audio, rate = sf.read(str(sc.audio))
+    assert rate == 16000 and audio.size / rate == pytest.approx(sc.duration_s, abs=1e-3)
+    assert np.abs(audio).max() > 0.05  # real speech, not padding
+    assert sc.first_start(["ANG"]) == pytest.approx(sc.segments[2].start_s)
+
+
+@needs_data
+@pytest.mark.parametrize("spec", ["NEU*10", "HAP*10"])
+def test_calm_scenarios_raise_nothing(spec: str, tmp_path: Path, analyzers: Any) -> None:
+    """~20 s of a neutral (or happy) customer with default settings: a visit, emotion events, no watch/alert."""
+    run = _run(spec, tmp_path, analyzers)
+    assert len(run.visits) == 1 and len(run.escalation) >= 15
+    assert run.alerts == [], run.summary()
+
+
+@needs_data
+@pytest.mark.xfail(strict=True, reason="v0.1.0 face model reads actor 1001's CREMA-D anger as neutral (p(angry) "
+                   "~0.01) and the voice model's agitation (~0.55) comes with confidence ~0.13, so fused escalation "
+                   "peaks at ~0.08 < watch 0.45: no alert with default settings (docs/bench/alerts.md)")
+def test_angry_scenario_alerts_with_default_settings(angry_run: ScenarioRun) -> None:
+    """The issue's target: neutral → angry → neutral raises an alert, then `recovered`."""
+    run = angry_run
+    assert run.first("alert") is not None and run.first("recovered") is not None, run.summary()
+
+
+@needs_data
+def test_anger_raises_escalation_over_neutral(angry_run: ScenarioRun) -> None:
+    """What the models do support: the fused escalation in the angry stretch is above the neutral lead-in's."""
+    run = angry_run
+    start = run.scenario.first_start(["ANG"])
+    end = max(s.end_s for s in run.scenario.segments if s.label == "ANG")
+    assert start is not None
+    calm = [e for t, e, _ in run.escalation if 2.0 <= t < start]
+    angry = [e for t, e, _ in run.escalation if start + 4.0 <= t <= end]
+    assert calm and angry
+    assert np.mean(angry) > 1.3 * np.mean(calm), (np.mean(calm), np.mean(angry))
+
+
+@needs_data
+def test_alert_path_on_real_media_with_sensitive_thresholds(tmp_path: Path, analyzers: Any) -> None:
+    """Non-default, sensitive thresholds (not a product setting): the disgust stretch raises watch → alert with a
+    hint and the visit id, the neutral tail sends `recovered`; the same thresholds stay quiet on neutral only."""
+    sensitive = {"watch_threshold": 0.12, "alert_threshold": 0.15, "release_threshold": 0.1}
+    run = _run("NEU*5,DIS*8,NEU*8", tmp_path / "dis", analyzers, _cfg(**sensitive))
+    start = run.scenario.first_start(["DIS"])
+    alert, recovered = run.first("alert"), run.first("recovered")
+    assert start is not None and alert is not None and recovered is not None, run.summary()
+    assert alert["media_t"] > start and alert["hint"]["text"] and alert["hint"]["lang"] == "en"
+    assert alert["visit_id"] == run.visits[0] == recovered["visit_id"]
+    dis_end = max(s.end_s for s in run.scenario.segments if s.label == "DIS")
+    assert recovered["media_t"] > dis_end
+    quiet = _run("NEU*10", tmp_path / "neu", analyzers, _cfg(**sensitive))
+    assert quiet.alerts == [], quiet.summary()
+
+
+@needs_data
+def test_cli_builds_and_replays(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.cli import main
+
+    assert main(["scenario", "NEU*3", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "scenario:" in out and '"n_alert": 0' in out
+    assert (tmp_path / "run.json").is_file() and (tmp_path / "scenario.json").is_file()
+    assert main(["scenario", "BAD*3", "--out", str(tmp_path)]) == 2

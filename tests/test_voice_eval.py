@@ -1,0 +1,223 @@
+"""Voice evaluation command: manifests/folders, label mapping of the corpora, noise mixing, folds, real-model smoke."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.types import EMOTIONS
+from edge.voice.features import SAMPLE_RATE, active_level_dbfs
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SPEECH = DATA / "speech"
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"research data not present: {path} (see ../shared/data/README.md)")
+    return path
+
+
+def _need_model() -> None:
+    from edge.runtime import ModelError, load_manifest, load_model
+
+    try:
+        load_model(load_manifest(), "voice_emotion", threads=1)
+    except ModelError as exc:
+        pytest.skip(f"voice_emotion model not available: {exc}")
+
+
+def _value(out: str, key: str) -> float:
+    m = re.search(rf"^{key}\s+([0-9.]+)", out, re.M)
+    assert m, f"no '{key}' line in:\n{out}"
+    return float(m.group(1))
+
+
+# ------------------------------------------------------------------ the command
+def test_eval_command_on_crema_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.cli import main
+
+    manifest = _need(SPEECH / "crema-d" / "MANIFEST.csv")
+    _need_model()
+    pytest.importorskip("matplotlib", reason="the confusion PNG needs matplotlib (demo/train/eval extra)")
+    png, js = tmp_path / "c.png", tmp_path / "c.json"
+    assert main(["eval", "voice", "--manifest", str(manifest), "--png", str(png), "--json", str(js)]) == 0
+    out = capsys.readouterr().out
+    for key in ("accuracy", "macro_f1", "agitated_auc", "recall", "confusion"):
+        assert re.search(rf"^{key}\s", out, re.M), f"missing {key} line"
+    res = next(iter(json.loads(js.read_text()).values()))
+    assert res["n"] + res["no_reading"] == 12
+    cm = np.array(res["confusion"])
+    assert cm.sum() == res["n"]
+    assert _value(out, "accuracy") == pytest.approx(np.trace(cm) / cm.sum(), abs=1e-4)
+    assert _value(out, "accuracy") == pytest.approx(res["accuracy"], abs=1e-4)
+    assert 0.0 <= _value(out, "agitated_auc") <= 1.0
+    assert set(res["per_class_recall"]) == {"neutral", "happy", "sad", "angry", "disgust", "fear"}
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_label_column_unknown_label_and_map(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.train.voice_eval import main
+
+    crema = _need(SPEECH / "crema-d")
+    _need_model()
+    csv_path = tmp_path / "m.csv"
+    csv_path.write_text("path,label\n" + "".join(
+        f"{crema / n},{lab}\n" for n, lab in [("1001_DFA_ANG_XX.flac", "angry"), ("1001_DFA_NEU_XX.flac", "neutral"),
+                                              ("1002_DFA_SAD_XX.flac", "smug")]))
+    assert main(["--manifest", str(csv_path)]) == 2
+    err = capsys.readouterr().err
+    assert "line 4" in err and "'smug'" in err and "--map smug=" in err
+    assert main(["--manifest", str(csv_path), "--map", "smug=drop"]) == 0
+    assert re.search(r"^clips\s+2 with a reading", capsys.readouterr().out, re.M)
+    assert main(["--manifest", str(csv_path), "--map", "smug=bored"]) == 2
+    missing = tmp_path / "missing.csv"
+    missing.write_text("path,label\nnope.wav,angry\n")
+    assert main(["--manifest", str(missing)]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_read_folder_of_label_subfolders(tmp_path: Path) -> None:
+    from edge.train.voice_eval import read_folder
+
+    crema = _need(SPEECH / "crema-d")
+    for sub, name in [("anger", "1001_DFA_ANG_XX.flac"), ("Sadness", "1001_DFA_SAD_XX.flac"),
+                      ("boredom", "1002_DFA_NEU_XX.flac")]:
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / name).symlink_to(crema / name)  # links, no corpus copies
+    items = read_folder(tmp_path)
+    assert sorted(i.label for i in items) == ["angry", "sad"]  # boredom dropped by default
+    assert len(read_folder(tmp_path, {"boredom": "neutral"})) == 3
+    with pytest.raises(ValueError, match="no MANIFEST.csv"):
+        read_folder(tmp_path / "boredom")
+
+
+# ------------------------------------------------------------------ label mapping of the real corpora
+def test_corpus_manifests_map_to_product_classes() -> None:
+    from edge.train.voice_eval import ravdess_test, read_manifest
+
+    rav = read_manifest(_need(SPEECH / "ravdess" / "MANIFEST.csv"))
+    counts = {e: sum(i.label == e for i in rav) for e in EMOTIONS}
+    assert counts == {"neutral": 96 + 192, "happy": 192, "surprise": 192, "sad": 192, "angry": 192,
+                      "disgust": 192, "fear": 192}  # calm -> neutral
+    test = ravdess_test(DATA)
+    assert len(test) == 360 and {i.speaker for i in test} == {f"Actor_{k}" for k in range(19, 25)}
+    emo_csv = _need(SPEECH / "emodb" / "MANIFEST.csv")
+    emo = read_manifest(emo_csv)
+    assert {e: sum(i.label == e for i in emo) for e in EMOTIONS} == {
+        "neutral": 79, "happy": 71, "surprise": 0, "sad": 62, "angry": 127, "disgust": 46, "fear": 69}
+    assert len(read_manifest(emo_csv, {"boredom": "neutral"})) == 535
+
+
+def test_fold_speakers_partition_and_match_shipped_split() -> None:
+    from edge.train.voice import fold_speakers
+    from edge.train.voice_data import Clip, split_speakers
+
+    clips = [Clip("", f"Actor_{k:02d}", 0, np.zeros(1)) for k in range(1, 25)]
+    tests = [fold_speakers(clips, k)[2] for k in range(4)]
+    assert [len(t) for t in tests] == [6, 6, 6, 6] and set().union(*tests) == {c.speaker for c in clips}
+    assert fold_speakers(clips, 3) == split_speakers(clips)
+    for k in range(4):
+        tr, va, te = fold_speakers(clips, k)
+        assert not (tr & va or tr & te or va & te) and len(va) == 2 and len(tr) == 16
+    with pytest.raises(ValueError):
+        fold_speakers(clips, 4)
+
+
+# ------------------------------------------------------------------ noise
+def _speechlike(seconds: float = 2.0, seed: int = 0) -> np.ndarray:
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    env = (np.sin(2 * np.pi * 4 * t) > 0).astype(np.float32)  # syllable-like on/off at 4 Hz
+    return (0.05 * env * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+
+def test_mix_noise_hits_the_snr() -> None:
+    from edge.train.voice_eval import mix_noise
+
+    x = _speechlike()
+    noise = np.random.default_rng(0).standard_normal(x.size).astype(np.float32)
+    for snr in (20.0, 10.0, 0.0):
+        y = mix_noise(x, noise, snr)
+        n_db = 10 * np.log10(np.mean((y - x).astype(np.float64) ** 2))
+        assert active_level_dbfs(x) - n_db == pytest.approx(snr, abs=0.05)
+    silent = np.zeros(SAMPLE_RATE, np.float32)
+    np.testing.assert_array_equal(mix_noise(silent, noise[:SAMPLE_RATE], 10.0), silent)
+
+
+def test_hvac_noise_is_low_frequency_and_babble_levels_equal() -> None:
+    from edge.train.voice_eval import _shaped_noise, babble
+
+    n = 4 * SAMPLE_RATE
+    spec = np.abs(np.fft.rfft(_shaped_noise(n, np.random.default_rng(0)))) ** 2
+    f = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
+    assert spec[f > 1500].sum() < 0.01 * spec.sum() and spec[f < 15].sum() < 1e-6 * spec.sum()
+    t = np.arange(n) / SAMPLE_RATE
+    quiet, loud = 0.001 * np.sin(2 * np.pi * 300 * t), 0.5 * np.sin(2 * np.pi * 1000 * t)
+    b = babble(n, [quiet.astype(np.float32), loud.astype(np.float32)], np.random.default_rng(1), talkers=2)
+    spec = np.abs(np.fft.rfft(b)) ** 2
+    p300, p1000 = spec[np.argmin(np.abs(f - 300))], spec[np.argmin(np.abs(f - 1000))]
+    assert p300 == pytest.approx(p1000, rel=0.05)  # each talker at the same level
+
+
+def test_add_noise_is_reproducible_per_clip() -> None:
+    from edge.train.voice_data import Clip
+    from edge.train.voice_eval import add_noise
+
+    clips = [Clip("a", "s", 0, _speechlike()), Clip("b", "s", 4, _speechlike(seed=1))]
+    a, b = add_noise(clips, "hvac", 10.0, None, seed=3), add_noise(clips, "hvac", 10.0, None, seed=3)
+    np.testing.assert_array_equal(a[1].audio, b[1].audio)
+    assert [c.label for c in a] == [0, 4] and not np.array_equal(a[0].audio, clips[0].audio)
+    with pytest.raises(ValueError, match="pool"):
+        add_noise(clips, "babble", 10.0, None)
+
+
+# ------------------------------------------------------------------ metrics and a real classification smoke test
+def test_clip_metrics_counts_missing_readings() -> None:
+    from edge.train.voice_eval import clip_metrics
+
+    y = np.array([4, 4, 0, 0])
+    probs = np.zeros((4, len(EMOTIONS)), np.float32)
+    probs[0, 4] = probs[2, 0] = probs[3, 0] = 1.0
+    ok = np.array([True, False, True, True])
+    res = clip_metrics(y, probs, ok, [0, 4])
+    assert res["n"] == 3 and res["no_reading"] == 1 and res["accuracy"] == 1.0
+    assert res["agitated_auc"] == 1.0 and res["agitated_auc_all_clips"] == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="no clip"):
+        clip_metrics(y, probs, np.zeros(4, bool), [0, 4])
+
+
+def test_real_model_separates_angry_from_calm_on_held_out_actors() -> None:
+    """Smoke classification: strong-intensity angry vs neutral/calm of two never-seen RAVDESS actors."""
+    from edge.train.voice_data import roc_auc
+    from edge.train.voice_eval import Item, load_analyzer, load_clips, predict_clips
+
+    manifest = _need(SPEECH / "ravdess" / "MANIFEST.csv")
+    _need_model()
+    with open(manifest, newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["speaker"] in ("Actor_19", "Actor_20")]
+    pick = [r for r in rows if (r["emotion"] == "angry" and r["path"].split("-")[3] == "02")
+            or r["emotion"] in ("neutral", "calm") and r["path"].split("-")[3] == "01"]
+    items = [Item(manifest.parent / r["path"], r["speaker"], "angry" if r["emotion"] == "angry" else "neutral")
+             for r in pick]
+    assert len(items) == 24
+    y, probs, ok = predict_clips(load_analyzer(None), load_clips(items))
+    assert ok.all()
+    agitated = probs[:, [EMOTIONS.index(e) for e in ("angry", "disgust", "fear")]].sum(1)
+    assert roc_auc(agitated, y == EMOTIONS.index("angry")) >= 0.85
+
+
+def test_predict_clips_does_not_depend_on_clip_order() -> None:
+    from edge.train.voice_eval import load_analyzer, load_clips, predict_clips, read_manifest
+
+    _need_model()
+    clips = load_clips(read_manifest(_need(SPEECH / "crema-d" / "MANIFEST.csv"))[:4])
+    an = load_analyzer(None)
+    _, fwd, ok1 = predict_clips(an, clips)
+    _, rev, ok2 = predict_clips(an, clips[::-1])
+    np.testing.assert_array_equal(ok1, ok2[::-1])
+    np.testing.assert_allclose(fwd, rev[::-1], atol=1e-6)
