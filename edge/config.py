@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edge.privacy_config import PrivacyConfig, profile_problems
+from edge.schedule import ScheduleConfig
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -229,6 +230,7 @@ class KioskConfig(_Section):
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logging.")
     state: StateConfig = Field(default_factory=StateConfig, description="The kiosk's own state folder.")
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig, description="Privacy profile and staff exclusion.")
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig, description="Opening hours of the analysis.")
     base_dir: Path = Field(default=Path("."), exclude=True, description="Folder of the config file (set by load).")
 
     @model_validator(mode="after")

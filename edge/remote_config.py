@@ -34,6 +34,7 @@ REMOTE_FIELDS: dict[str, frozenset[str] | None] = {
     "analysis": frozenset({"face_fps", "voice_hop_s", "min_speech_ratio", "vad_aggressiveness", "customer_zone",
                            "min_face_frac"}),
     "privacy": frozenset({"staff_zones", "pause_max_s"}),
+    "schedule": None,  # read by the main loop every second
 }
 _URL_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
 

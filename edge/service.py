@@ -23,6 +23,7 @@ from edge.mqtt import LogPublisher, MqttPublisher, Publisher
 from edge.privacy import PauseGate
 from edge.queues import AudioRing, DropQueue
 from edge.remote_config import RemoteConfig, apply_live, process_config
+from edge.schedule import is_open
 from edge.types import Frame
 from edge.watchdog import PipelineWatchdog
 
@@ -35,11 +36,12 @@ class Service:
     """Owns the threads of one kiosk; ``run(stop)`` blocks until ``stop`` is set or all file sources end."""
 
     def __init__(self, cfg: KioskConfig, analyzers: Analyzers, publisher: Publisher | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        """Wire queues, sources and workers; nothing starts until ``run``."""
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+        """Wire queues, sources and workers; nothing starts until ``run``. ``wall``: Unix time, for opening hours."""
         self.cfg = cfg
         self.an = analyzers
         self.clock = clock
+        self.wall = wall
         self.stop = threading.Event()
         self.factory = EventFactory(cfg.identity)
         self.frames: DropQueue[Frame] = DropQueue(cfg.camera.buffer_frames)
@@ -53,6 +55,8 @@ class Service:
         self.pause_topic = topic(cfg.mqtt.topic_prefix, cfg.identity.site_id, cfg.identity.kiosk_id, "pause")
         self.config_topic = topic(cfg.mqtt.topic_prefix, cfg.identity.site_id, cfg.identity.kiosk_id, "config")
         self.paused = PauseGate(cfg.privacy.pause_max_s)  # set: workers discard frames/audio unread, core gets nothing
+        self.closed = threading.Event()  # set outside the opening hours (`schedule`): the same as a pause
+        self._next_schedule = float("-inf")
         self.started = clock()
         offset = time.time() - clock()
         self.core = Core(cfg, self.factory, to_wall=lambda t: t + offset)
@@ -107,12 +111,36 @@ class Service:
         """Apply staff pause/resume (main loop): a pause drops pending readings and ends the visit; status on change."""
         paused, changed = self.paused.update(now)
         if paused:
-            while self.obs.get(timeout=0) is not None:  # analysed before the pause: dropped unused
-                pass
-            for kind, body in self.core.end_visit(now):
-                self.emit(kind, body)
+            self._stop_analysis(now)
         if changed:
             self.emit("status", self.status_body())
+
+    def process_schedule(self, now: float) -> None:
+        """Opening hours (main loop, once a second): closing ends the visit like a pause; status on a change."""
+        if now < self._next_schedule:
+            return
+        self._next_schedule = now + 1.0
+        closed = not is_open(self.cfg.schedule, self.wall())
+        if closed == self.closed.is_set():
+            return
+        log.info("%s opening hours: analysis %s", "outside" if closed else "inside", "stops" if closed else "resumes")
+        if closed:
+            self.closed.set()
+            self._stop_analysis(now)
+        else:
+            self.closed.clear()
+        self.emit("status", self.status_body())
+
+    def _stop_analysis(self, now: float) -> None:
+        """Drop readings analysed before a pause or closing time, and end the visit (its summary still goes out)."""
+        while self.obs.get(timeout=0) is not None:
+            pass
+        for kind, body in self.core.end_visit(now):
+            self.emit(kind, body)
+
+    def _off(self) -> bool:
+        """Whether the workers must discard what they capture (staff pause or outside opening hours)."""
+        return self.paused.is_set() or self.closed.is_set()
 
     # --- payload bodies -------------------------------------------------------------------------------------
     def _source_stats(self) -> dict[str, dict[str, Any]]:
@@ -137,6 +165,8 @@ class Service:
                     for k, v in self._source_stats().items() if v["state"] not in ("ok", "disabled")]
         if self.paused.is_set():
             degraded.append("analysis: paused by staff")
+        if self.closed.is_set():
+            degraded.append("analysis: outside opening hours")
         return {"state": "online", "version": __version__, "counter_name": self.cfg.identity.counter_name,
                 "models": dict(self.an.versions), "degraded": degraded,
                 "privacy_profile": self.cfg.privacy.profile, "paused": self.paused.is_set()}
@@ -185,7 +215,7 @@ class Service:
         while not self.stop.is_set():
             self.watchdog.beat("analyse-face")
             frame = self.frames.drain_latest(timeout=0.5)
-            if frame is None or self.paused.is_set():  # paused: the frame is discarded unread
+            if frame is None or self._off():  # paused or closed: the frame is discarded unread
                 continue
             t0 = time.perf_counter()
             try:
@@ -212,7 +242,7 @@ class Service:
         while not self.stop.wait(self.cfg.analysis.voice_hop_s):
             self.watchdog.beat("analyse-voice")
             new, t_end = self.ring.read_new()  # audio lost while this worker lagged shows as overrun in health
-            if self.paused.is_set():  # paused: discarded unanalysed, and no window spans the pause
+            if self._off():  # paused or closed: discarded unanalysed, and no window spans the pause
                 window = np.zeros(0, np.float32)
                 continue
             if new.size == 0:
@@ -283,8 +313,9 @@ class Service:
         now = self.clock()
         self.process_pauses(now)
         process_config(self)  # remote config: applied even while paused
-        if self.paused.is_set():
-            return  # no fusion, no emotion or alert events while paused
+        self.process_schedule(now)
+        if self._off():
+            return  # no fusion, no emotion or alert events while paused or closed
         try:
             self.process_acks(now)
             events = []

@@ -215,7 +215,7 @@ SAMPLE_BODIES: dict[str, dict[str, object]] = {
     "configstate": {"accepted": True, "trigger": "message", "errors": [], "changed": ["alerts.alert_threshold"],
                     "persisted": True, "note": None, "overlay": {"alerts": {"alert_threshold": 0.7}},
                     "config": {s: {} for s in ("identity", "camera", "microphone", "models", "analysis", "fusion",
-                                               "alerts", "mqtt", "logging", "state", "privacy")}},
+                                               "alerts", "mqtt", "logging", "state", "privacy", "schedule")}},
 }
 
 
