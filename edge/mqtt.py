@@ -1,4 +1,4 @@
-"""Publishing events: MQTT (paho-mqtt 2) with last will, reconnects and a store-and-forward outbox; fakes for tests."""
+"""Publishing events: MQTT (paho-mqtt 2) with last will, reconnects and a store-and-forward outbox."""
 
 from __future__ import annotations
 
@@ -7,150 +7,22 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 
 from edge.config import IdentityConfig, MqttConfig
 from edge.courier import Courier
-from edge.events import EventFactory, SchemaError, topic, validate
+from edge.events import EventFactory, topic
 from edge.outbox import Outbox, Row, open_store
+from edge.publishers import LogPublisher, Publisher, RecordingPublisher, _Counting
+
+__all__ = ["LogPublisher", "MqttPublisher", "Publisher", "RecordingPublisher"]  # the fakes live in edge.publishers
 
 log = logging.getLogger(__name__)
 
 STOP_FLUSH_S = 2.0  # longest stop() waits for the retained `offline` status to be acknowledged
-
-
-class Publisher(Protocol):
-    """Where events go: a broker, the log, or a list in tests."""
-
-    def start(self) -> None:
-        """Begin publishing (non-blocking)."""
-
-    def stop(self) -> None:
-        """Say goodbye (offline status where applicable) and release resources."""
-
-    def publish(self, kind: str, payload: dict[str, Any], retain: bool = False) -> bool:
-        """Validate and send one complete event; False if refused or dropped."""
-
-    def stats(self) -> dict[str, int]:
-        """Counters: connects, published, dropped, refused."""
-
-    def outbox_stats(self) -> dict[str, int]:
-        """Outbox rows, bytes, drops per kind and errors; empty where there is no outbox."""
-
-    @property
-    def connected(self) -> bool:
-        """Whether events currently reach their destination."""
-
-
-class _Counting:
-    """Shared counters and the validate-then-encode step every publisher performs."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts = {"connects": 0, "published": 0, "dropped": 0, "refused": 0}
-
-    def _bump(self, key: str, n: int = 1) -> None:
-        with self._lock:
-            self._counts[key] += n
-
-    def stats(self) -> dict[str, int]:
-        """Counters: connects, published (acknowledged), dropped (queue full), refused (invalid payload)."""
-        with self._lock:
-            return dict(self._counts)
-
-    def outbox_stats(self) -> dict[str, int]:
-        """No outbox here."""
-        return {}
-
-    def _encode(self, kind: str, payload: dict[str, Any]) -> str | None:
-        """Compact JSON of a valid payload; None (counted as refused, logged) if it breaks the contract."""
-        try:
-            validate(kind, payload)
-            return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        except (SchemaError, TypeError, ValueError) as exc:
-            self._bump("refused")
-            log.error("refused to publish %s event: %s", kind, exc)
-            return None
-
-
-class RecordingPublisher(_Counting):
-    """Test fake: validates like the real publisher and keeps (kind, payload, retain) in ``events``."""
-
-    def __init__(self, strict: bool = False) -> None:
-        """With ``strict`` an invalid payload raises SchemaError instead of being refused quietly."""
-        super().__init__()
-        self.strict = strict
-        self.events: list[tuple[str, dict[str, Any], bool]] = []
-        self._connected = False
-
-    @property
-    def connected(self) -> bool:
-        """True between start() and stop()."""
-        return self._connected
-
-    def start(self) -> None:
-        """Mark as connected."""
-        self._connected = True
-        self._bump("connects")
-
-    def stop(self) -> None:
-        """Mark as disconnected."""
-        self._connected = False
-
-    def publish(self, kind: str, payload: dict[str, Any], retain: bool = False) -> bool:
-        """Validate and record a payload."""
-        if self.strict:
-            validate(kind, payload)
-        if self._encode(kind, payload) is None:
-            return False
-        with self._lock:
-            self.events.append((kind, payload, retain))
-            self._counts["published"] += 1
-        return True
-
-    def payloads(self, kind: str | None = None) -> list[dict[str, Any]]:
-        """Recorded payloads, optionally of one kind only."""
-        with self._lock:
-            return [p for k, p, _ in self.events if kind is None or k == kind]
-
-
-class LogPublisher(_Counting):
-    """Used when MQTT is disabled: validates, then logs each event as one JSON line at INFO."""
-
-    def __init__(self, prefix: str = "edge-emotion", identity: IdentityConfig | None = None) -> None:
-        """Log lines are prefixed with the topic the event would have been published on."""
-        super().__init__()
-        self.prefix = prefix
-        self.identity = identity
-        self._connected = False
-
-    @property
-    def connected(self) -> bool:
-        """True between start() and stop()."""
-        return self._connected
-
-    def start(self) -> None:
-        """Begin logging."""
-        self._connected = True
-        self._bump("connects")
-
-    def stop(self) -> None:
-        """Stop logging."""
-        self._connected = False
-
-    def publish(self, kind: str, payload: dict[str, Any], retain: bool = False) -> bool:
-        """Validate and log one event."""
-        data = self._encode(kind, payload)
-        if data is None:
-            return False
-        where = kind if self.identity is None else topic(self.prefix, self.identity.site_id,
-                                                         self.identity.kiosk_id, kind)
-        log.info("event %s %s", where, data)
-        self._bump("published")
-        return True
 
 
 class MqttPublisher(_Counting):

@@ -313,7 +313,7 @@ def test_inbound_messages_reach_the_handler_and_survive_its_errors(mosquitto: Br
 
 
 def test_fakes_validate_like_the_real_publisher(caplog):
-    caplog.set_level(logging.INFO, logger="edge.mqtt")
+    caplog.set_level(logging.INFO, logger="edge.publishers")
     identity = IdentityConfig(site_id="site-a", kiosk_id="k-fake")
     factory = EventFactory(identity)
     rec = RecordingPublisher()
