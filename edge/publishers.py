@@ -67,14 +67,11 @@ class _Counting:
             return None
 
 
-class RecordingPublisher(_Counting):
-    """Test fake: validates like the real publisher and keeps (kind, payload, retain) in ``events``."""
+class _Local(_Counting):
+    """A publisher with no network: connected from start() to stop()."""
 
-    def __init__(self, strict: bool = False) -> None:
-        """With ``strict`` an invalid payload raises SchemaError instead of being refused quietly."""
+    def __init__(self) -> None:
         super().__init__()
-        self.strict = strict
-        self.events: list[tuple[str, dict[str, Any], bool]] = []
         self._connected = False
 
     @property
@@ -90,6 +87,16 @@ class RecordingPublisher(_Counting):
     def stop(self) -> None:
         """Mark as disconnected."""
         self._connected = False
+
+
+class RecordingPublisher(_Local):
+    """Test fake: validates like the real publisher and keeps (kind, payload, retain) in ``events``."""
+
+    def __init__(self, strict: bool = False) -> None:
+        """With ``strict`` an invalid payload raises SchemaError instead of being refused quietly."""
+        super().__init__()
+        self.strict = strict
+        self.events: list[tuple[str, dict[str, Any], bool]] = []
 
     def publish(self, kind: str, payload: dict[str, Any], retain: bool = False) -> bool:
         """Validate and record a payload."""
@@ -108,7 +115,7 @@ class RecordingPublisher(_Counting):
             return [p for k, p, _ in self.events if kind is None or k == kind]
 
 
-class LogPublisher(_Counting):
+class LogPublisher(_Local):
     """Used when MQTT is disabled: validates, then logs each event as one JSON line at INFO."""
 
     def __init__(self, prefix: str = "edge-emotion", identity: IdentityConfig | None = None) -> None:
@@ -116,21 +123,6 @@ class LogPublisher(_Counting):
         super().__init__()
         self.prefix = prefix
         self.identity = identity
-        self._connected = False
-
-    @property
-    def connected(self) -> bool:
-        """True between start() and stop()."""
-        return self._connected
-
-    def start(self) -> None:
-        """Begin logging."""
-        self._connected = True
-        self._bump("connects")
-
-    def stop(self) -> None:
-        """Stop logging."""
-        self._connected = False
 
     def publish(self, kind: str, payload: dict[str, Any], retain: bool = False) -> bool:
         """Validate and log one event."""
