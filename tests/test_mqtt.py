@@ -214,8 +214,11 @@ def test_reconnects_after_broker_restart_and_flushes_queue(mosquitto: Broker, su
         mosquitto.start()
         until(lambda: pub.connected and pub.stats()["connects"] == 2, timeout=8)
         sub = subscribe(mosquitto, "edge-emotion/site-a/k-restart/#")
-        again = json.loads(sub.wait_for(state_is("online", retained=True)).payload)
-        assert again["event_id"] != first["event_id"]
+        # the new `online` may reach this subscriber live (if it subscribed first) or retained (if it came later)
+        again = json.loads(sub.wait_for(
+            lambda m: state_is("online")(m) and json.loads(m.payload)["event_id"] != first["event_id"]).payload)
+        kept = subscribe(mosquitto, "edge-emotion/site-a/k-restart/status").wait_for(state_is("online", retained=True))
+        assert json.loads(kept.payload)["event_id"] == again["event_id"]
         got = sub.wait_for(lambda m: m.topic.endswith("/emotion"))
         assert json.loads(got.payload)["event_id"] == queued["event_id"]
     finally:
@@ -265,7 +268,7 @@ def test_websockets_transport(mosquitto: Broker, subscribe):
     pub = make_pub(mosquitto.ws_port, "k-ws", transport="websockets")
     pub.start()
     try:
-        until(lambda: pub.connected)
+        until(lambda: pub.connected and pub.stats()["published"] >= 1)  # the broker has acknowledged `online`
         subscribe(mosquitto, "edge-emotion/site-a/k-ws/status").wait_for(state_is("online", retained=True))
     finally:
         pub.stop()
@@ -277,7 +280,7 @@ def test_auto_falls_back_to_mqtt311(mosquitto: Broker, subscribe, caplog):
     pub = make_pub(gate.port, "k-311", protocol="auto")
     pub.start()
     try:
-        until(lambda: pub.connected)
+        until(lambda: pub.connected and pub.stats()["published"] >= 1)  # the broker has acknowledged `online`
         assert gate.levels[0] == 5 and gate.levels[-1] == 4
         assert "falling back to MQTT 3.1.1" in caplog.text
         subscribe(mosquitto, "edge-emotion/site-a/k-311/status").wait_for(state_is("online", retained=True))
