@@ -114,7 +114,8 @@ class AlertPolicy:
             "watch": e >= cfg.watch_threshold,
             "alert": e >= cfg.alert_threshold,
             "rising": e >= cfg.watch_threshold and rise >= cfg.rise_delta,
-            "voice": bool(voice is not None and voice.used and voice.confidence >= cfg.voice_min_confidence
+            "voice": bool(cfg.voice_agitation_threshold is not None and voice is not None and voice.used
+                          and voice.confidence >= cfg.voice_min_confidence
                           and voice.agitated >= cfg.voice_agitation_threshold),
             "calm": e < cfg.release_threshold,
         }

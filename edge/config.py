@@ -116,6 +116,10 @@ class FusionConfig(_Section):
     emit_interval_s: float = Field(default=1.0, ge=0.1, le=60, description="Seconds between `emotion` events.")
     visit_start_s: float = Field(default=1.0, ge=0, le=30, description="Face present this long starts a visit.")
     visit_end_s: float = Field(default=8.0, ge=1, le=600, description="No face (nor speech) this long ends a visit.")
+    voice_arousal: bool = Field(default=True, description="Escalation is at least the voice's own: voices carry "
+                                "arousal, so a calm-looking face does not cancel an agitated voice.")
+    happy_face_discount: Fraction = Field(default=1.0, description="How much a smiling face discounts the voice's "
+                                          "escalation (faces carry valence: loud and happy is not upset).")
 
 
 HintKey = Literal["watch", "rising", "sustained", "voice_agitation", "repeat", "recovered"]
@@ -137,8 +141,10 @@ class AlertsConfig(_Section):
                               "that raises an early `watch` (reason `rising`) once above `watch_threshold`.")
     rise_window_s: float = Field(default=3.0, gt=0, le=60, description="Window over which the rise is measured.")
     rise_hold_s: float = Field(default=0.5, gt=0, le=30, description="The rise must hold this long (no spikes).")
-    voice_agitation_threshold: Fraction = Field(default=0.7, description="Share of the voice's probability in "
-                                                "angry/disgust/fear that, held for `sustain_s`, raises an `alert`.")
+    voice_agitation_threshold: Fraction | None = Field(default=None, description="Share of the voice's probability "
+                                                       "in angry/disgust/fear that, held for `sustain_s`, raises an "
+                                                       "`alert` by itself (reason `voice_agitation`); null = off, the "
+                                                       "default: `fusion.voice_arousal` already carries the voice.")
     voice_min_confidence: Fraction = Field(default=0.4, description="Voice confidence needed for voice agitation.")
     min_confidence: Fraction = Field(default=0.15, description="Fused states less confident than this are "
                                      "ignored (neither escalation nor calm). One modality alone reaches ~0.5.")

@@ -11,6 +11,7 @@ from edge.types import AGITATED, EMOTIONS, Reading, valence_arousal
 
 MODALITIES = ("face", "voice")
 _AGITATED_IDX = [EMOTIONS.index(e) for e in AGITATED]
+_HAPPY = EMOTIONS.index("happy")
 
 
 @dataclass
@@ -116,5 +117,18 @@ class Fusion:
         v, a = valence_arousal(probs)
         return FusedState(
             t=now, probs=np.asarray(probs), label=EMOTIONS[int(np.argmax(probs))], valence=v, arousal=a,
-            escalation=escalation_score(probs), confidence=confidence, modalities=mods,
+            escalation=max(escalation_score(probs), self._voice_escalation(now, weights)), confidence=confidence,
+            modalities=mods,
         )
+
+    def _voice_escalation(self, now: float, weights: dict[str, float]) -> float:
+        """The voice's own escalation, discounted by a smiling face; 0 when off or without fresh speech.
+
+        Voices carry arousal and faces valence: an agitated voice behind a neutral face is still agitated (people
+        mask their faces at a counter far more than their voices), but loud and smiling is not upset.
+        """
+        if not self.cfg.voice_arousal or weights["voice"] <= 0:
+            return 0.0
+        face = self.tracks["face"]
+        happy = float(face.probs[_HAPPY]) * face.freshness(now, self.cfg.stale_after_s) if weights["face"] > 0 else 0.0
+        return escalation_score(self.tracks["voice"].probs) * (1.0 - self.cfg.happy_face_discount * happy)

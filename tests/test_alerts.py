@@ -84,12 +84,14 @@ def test_low_confidence_states_are_ignored() -> None:
     assert levels(drive(policy, visit, [0.9] * 12, t0=20.0, conf=0.31))[-1] == ("alert", "sustained")
 
 
-def test_voice_agitation_alerts_even_with_a_calm_face() -> None:
-    policy, visit = new_policy()
+def test_voice_agitation_trigger_when_switched_on() -> None:
+    """Off by default (fusion.voice_arousal carries the voice into the escalation); on, it alerts by itself."""
+    assert drive(*new_policy(), [0.3] * 40, voice=(0.6, 0.8)) == []
+    policy, visit = new_policy(voice_agitation_threshold=0.7)
     got = drive(policy, visit, [0.3] * 12, voice=(0.6, 0.8))
     assert levels(got) == [("alert", "voice_agitation")] and got[0][0] == 2.0
     assert got[0][1]["evidence"]["modalities"] == ["voice"]
-    unsure, visit2 = new_policy()
+    unsure, visit2 = new_policy(voice_agitation_threshold=0.7)
     assert drive(unsure, visit2, [0.3] * 40, voice=(0.3, 0.95)) == []  # below voice_min_confidence
 
 
@@ -191,7 +193,7 @@ def test_config_section_validates_order_and_hints() -> None:
        dt=st.floats(0.05, 2.0))
 def test_no_alert_from_a_single_spike(base: list[float], at: int, spike: float, voice: tuple[float, float],
                                       dt: float) -> None:
-    policy, visit = new_policy()
+    policy, visit = new_policy(voice_agitation_threshold=0.7)  # with the optional voice trigger on
     at = at % len(base)
     for i, e in enumerate(base):
         s = state(i * dt, spike, voice=voice) if i == at else state(i * dt, e, voice=(0.9, 0.1))
@@ -208,7 +210,7 @@ SEGMENT = st.tuples(st.integers(1, 30), st.floats(0.0, 1.5), st.floats(0.0, 1.0)
 @given(st.lists(SEGMENT, max_size=40), st.floats(1.0, 30.0), st.floats(0.1, 5.0))
 def test_at_most_one_alert_per_cooldown_whatever_the_input(segments: list[Any], cooldown: float,
                                                            sustain: float) -> None:
-    policy, visit = new_policy(cooldown_s=cooldown, sustain_s=sustain, recover_s=sustain)
+    policy, visit = new_policy(cooldown_s=cooldown, sustain_s=sustain, recover_s=sustain, voice_agitation_threshold=0.7)
     t = 0.0
     alert_times: list[float] = []
     recovered: set[str] = set()

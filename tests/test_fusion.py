@@ -53,6 +53,48 @@ def test_missing_modality_lowers_confidence_and_stale_expires() -> None:
     assert face_only.state(3.0 + cfg.stale_after_s + 0.1) is None
 
 
+def _face_and_voice(cfg: FusionConfig, face: str, voice: str, face_conf: float = 0.8) -> Fusion:
+    f = Fusion(cfg)
+    for i in range(48):
+        t = i * 0.125
+        f.update(Reading("face", t, onehot(face), face_conf))
+        if i % 8 == 0:
+            f.update(Reading("voice", t, onehot(voice, 0.6), 0.2))  # an unsure voice, as real ones are
+    return f
+
+
+def test_calm_face_does_not_cancel_an_agitated_voice() -> None:
+    on, off = _face_and_voice(FusionConfig(), "neutral", "angry"), _face_and_voice(
+        FusionConfig(voice_arousal=False), "neutral", "angry")
+    s_on, s_off = on.state(6.0), off.state(6.0)
+    assert s_on is not None and s_off is not None
+    voice_alone = escalation_score(on.tracks["voice"].probs)
+    assert s_off.escalation < 0.3 < voice_alone  # averaged with a confident neutral face, the anger disappears
+    assert 0.95 * voice_alone < s_on.escalation <= voice_alone  # less only the neutral face's sliver of `happy`
+    assert s_on.confidence == s_off.confidence  # the rule moves the score, never the confidence
+    assert s_on.label == s_off.label == "neutral"  # nor the published distribution
+
+
+def test_smiling_face_discounts_a_loud_voice() -> None:
+    neutral = _face_and_voice(FusionConfig(), "neutral", "angry").state(6.0)
+    happy = _face_and_voice(FusionConfig(), "happy", "angry").state(6.0)
+    half = _face_and_voice(FusionConfig(happy_face_discount=0.5), "happy", "angry").state(6.0)
+    assert neutral is not None and happy is not None and half is not None
+    assert happy.escalation < half.escalation < neutral.escalation
+
+
+def test_voice_escalation_needs_fresh_speech() -> None:
+    cfg = FusionConfig(stale_after_s=4.0)
+    f = _face_and_voice(cfg, "neutral", "angry")
+    fresh, stale = f.state(6.0), f.state(5.625 + cfg.stale_after_s + 0.5)
+    assert fresh is not None and fresh.escalation > 0.3
+    assert stale is None  # face readings stopped too: nothing is fresh, no state at all
+    for i in range(48, 120):  # the face keeps coming, the customer stops talking
+        f.update(Reading("face", i * 0.125, onehot("neutral"), 0.8))
+    quiet = f.state(119 * 0.125)
+    assert quiet is not None and not quiet.modalities["voice"].used and quiet.escalation < 0.1
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["face", "voice"]), st.floats(0, 1), st.floats(0, 1),
                           st.lists(st.floats(0, 1), min_size=7, max_size=7)), min_size=1, max_size=40))

@@ -6,7 +6,8 @@ Calm material: one visit per speaker — RAVDESS neutral/calm/happy (24 actors),
 video so that a visit exists and both modalities are fused. ``--gains`` replays the same audio louder/softer
 (kiosk microphone gain is unknown); that is not independent material (the voice features are gain-normalised).
 RAVDESS Actor_01-18 are the voice model's training/selection speakers: only Actor_19-24, EmoDB and CREMA-D
-are unseen speech. Results and their reading: docs/bench/alerts.md.
+are unseen speech. Angry voices: each unseen speaker's neutral → angry → neutral speech behind a calm face.
+Results and their reading: docs/bench/alerts.md.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import logging
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,8 @@ from edge.scenario import DATA_DIR, Part, compose, crema_clip, replay_scenario
 log = logging.getLogger(__name__)
 
 ANGRY_SCENARIOS = ("NEU*5,ANG*8,NEU*8", "NEU*5,DIS*8,NEU*8", "NEU*5,FEA*8,NEU*8")
-SENSITIVE = {"watch_threshold": 0.12, "alert_threshold": 0.15, "release_threshold": 0.1}
+SETTINGS: tuple[tuple[str, dict[str, Any] | None], ...] = (
+    ("default", None), ("voice rule off (fusion of v0.1)", {"voice_arousal": False}))
 FLOOR_VARIANTS: tuple[tuple[dict[str, Any] | None, dict[str, Any] | None], ...] = (
     (None, None), ({"sustain_s": 1.0}, None), (None, {"half_life_s": 1.0}), ({"sustain_s": 1.0}, {"half_life_s": 1.0}))
 CALM = {"neutral": "NEU", "calm": "NEU", "happy": "HAP", "happiness": "HAP"}
@@ -41,34 +44,77 @@ def _cfg(alerts: dict[str, Any] | None = None, fusion: dict[str, Any] | None = N
                          "alerts": alerts or {}, "fusion": fusion or {}})
 
 
+def _speech_rows(data: Path) -> Iterator[tuple[str, str, str, Path]]:
+    """(corpus, speaker, lower-case emotion, audio file) of every staged speech corpus manifest row."""
+    for corpus in ("ravdess", "emodb", "crema-d"):
+        manifest = data / "speech" / corpus / "MANIFEST.csv"
+        if manifest.is_file():
+            with manifest.open() as fh:
+                for row in csv.DictReader(fh):
+                    yield corpus, row["speaker"], row.get("emotion", "").lower(), manifest.parent / row["path"]
+
+
 def calm_visits(data: Path = DATA_DIR) -> dict[str, list[tuple[str, Path]]]:
     """Speaker -> [(video code NEU/HAP, audio file)] of neutral/calm/happy speech in the staged corpora."""
     visits: dict[str, list[tuple[str, Path]]] = defaultdict(list)
-    for corpus in ("ravdess", "emodb", "crema-d"):
-        manifest = data / "speech" / corpus / "MANIFEST.csv"
-        if not manifest.is_file():
-            continue
-        with manifest.open() as fh:
-            for row in csv.DictReader(fh):
-                emo = row.get("emotion", "").lower()
-                if emo in CALM:
-                    visits[f"{corpus}:{row['speaker']}"].append((CALM[emo], manifest.parent / row["path"]))
+    for corpus, speaker, emo, path in _speech_rows(data):
+        if emo in CALM:
+            visits[f"{corpus}:{speaker}"].append((CALM[emo], path))
     return dict(visits)
 
 
 def angry_latency(analyzers: Any, tmp: Path) -> list[dict[str, Any]]:
-    """Each angry/disgust/fear scenario with default and with sensitive thresholds: times to watch/alert/recovered."""
+    """Each angry/disgust/fear scenario, default settings and without the voice rule: times to watch/alert/recovered."""
     from edge.scenario import build_scenario
 
     rows = []
     for spec in ANGRY_SCENARIOS:
         sc = build_scenario(spec, tmp / spec.replace("*", "x").replace(",", "_"))
-        for name, alerts in (("default", None), ("sensitive (not a product setting)", SENSITIVE)):
-            s = replay_scenario(sc, _cfg(alerts), analyzers).summary()
+        for name, fusion in SETTINGS:
+            s = replay_scenario(sc, _cfg(None, fusion), analyzers).summary()
             rows.append({"scenario": spec, "settings": name, **{k: s[k] for k in (
                 "negative_start_s", "time_to_watch_s", "time_to_alert_s", "time_to_recovered_s", "n_alert",
                 "peak_escalation")}})
     return rows
+
+
+def speech_by_speaker(data: Path = DATA_DIR) -> dict[str, dict[str, list[Path]]]:
+    """Unseen speakers (RAVDESS Actor_19-24, EmoDB, CREMA-D) -> {"NEU"/"ANG": their neutral / angry clips}."""
+    out: dict[str, dict[str, list[Path]]] = defaultdict(lambda: defaultdict(list))
+    for corpus, speaker, emo, path in _speech_rows(data):
+        code = "ANG" if emo in ("anger", "angry") else "NEU" if emo == "neutral" else None
+        if code and (corpus != "ravdess" or "Actor_19" <= speaker <= "Actor_24"):
+            out[f"{corpus}:{speaker}"][code].append(path)
+    return {k: dict(v) for k, v in out.items() if v["ANG"] and v["NEU"]}
+
+
+def angry_voices(analyzers: Any, tmp: Path) -> dict[str, Any]:
+    """Per unseen speaker, a visit with a calm face (CREMA-D 1001 neutral, looped) and their own voice: 3 neutral,
+    6 angry, 3 neutral clips. Default settings and without the voice rule: time from the anger to watch/alert."""
+    from edge.capture.media import read_audio_file
+
+    face = crema_clip("NEU")
+    rows = []
+    for speaker, clips in sorted(speech_by_speaker().items()):
+        neu, ang = clips["NEU"] * 6, clips["ANG"] * 6
+        plan = [("NEU", p) for p in neu[:3]] + [("ANG", p) for p in ang[:6]] + [("NEU", p) for p in neu[3:6]]
+        sc = compose([Part(code, face, read_audio_file(p, 16000)) for code, p in plan], tmp / "voices", stem="visit")
+        for name, fusion in SETTINGS:
+            s = replay_scenario(sc, _cfg(None, fusion), analyzers).summary()
+            early = [a for a in s["alerts"]
+                     if a["level"] in ("watch", "alert") and a["media_t"] < s["negative_start_s"]]
+            rows.append({"speaker": speaker, "settings": name, "early": len(early), **{k: s[k] for k in (
+                "time_to_watch_s", "time_to_alert_s", "time_to_recovered_s", "peak_escalation")}})
+    summary = {}
+    for name, _ in SETTINGS:
+        mine = [r for r in rows if r["settings"] == name]
+        alerted = sorted(r["time_to_alert_s"] for r in mine if r["time_to_alert_s"] is not None)
+        watched = sorted(r["time_to_watch_s"] for r in mine if r["time_to_watch_s"] is not None)
+        summary[name] = {"speakers": len(mine), "alerted": len(alerted), "watched": len(watched),
+                         "median_to_alert_s": round(float(np.median(alerted)), 2) if alerted else None,
+                         "median_to_watch_s": round(float(np.median(watched)), 2) if watched else None,
+                         "early": sum(r["early"] for r in mine)}
+    return {"summary": summary, "rows": rows}
 
 
 def clip_readings(analyzers: Any) -> dict[str, dict[str, Any]]:
@@ -184,6 +230,7 @@ def cli_alerts(args: Any) -> int:
     with tempfile.TemporaryDirectory(prefix="edge-bench-alerts-") as tmp:
         res: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
                "clips": clip_readings(an), "angry": angry_latency(an, Path(tmp)),
+               "angry_voices": angry_voices(an, Path(tmp)),
                "synthetic_floor": [synthetic_floor(*o) for o in FLOOR_VARIANTS],
                "false_alerts": false_alerts(an, Path(tmp), args.minutes, gains)}
     res["wall_s"] = round(time.perf_counter() - t0, 1)
