@@ -109,7 +109,7 @@ class AnalysisConfig(_Section):
 class FusionConfig(_Section):
     """How readings become the customer's smoothed state."""
 
-    half_life_s: float = Field(default=2.0, gt=0, le=60, description="Exponential smoothing half-life.")
+    half_life_s: float = Field(default=1.0, gt=0, le=60, description="Exponential smoothing half-life.")
     stale_after_s: float = Field(default=4.0, gt=0, le=60, description="A modality older than this stops counting.")
     face_weight: float = Field(default=1.0, ge=0, le=10, description="Relative weight of face readings.")
     voice_weight: float = Field(default=1.0, ge=0, le=10, description="Relative weight of voice readings.")
@@ -136,7 +136,7 @@ class AlertsConfig(_Section):
                                       "raises an `alert` (act now).")
     release_threshold: Fraction = Field(default=0.3, description="Hysteresis: an episode ends only after "
                                         "escalation stays below this for `recover_s`.")
-    sustain_s: float = Field(default=2.0, gt=0, le=60, description="How long a trigger must hold before it fires.")
+    sustain_s: float = Field(default=1.0, gt=0, le=60, description="How long a trigger must hold before it fires.")
     rise_delta: float = Field(default=0.25, gt=0, le=1, description="Escalation rise within `rise_window_s` "
                               "that raises an early `watch` (reason `rising`) once above `watch_threshold`.")
     rise_window_s: float = Field(default=3.0, gt=0, le=60, description="Window over which the rise is measured.")

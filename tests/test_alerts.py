@@ -65,7 +65,7 @@ def test_sustained_anger_alerts_within_three_seconds() -> None:
     (t_watch, watch), (t_alert, alert) = got
     assert 5.0 < t_watch < t_alert <= 5.0 + 3.0
     assert alert["alert_id"] == watch["alert_id"] == "a-0" and alert["visit_id"] == "v-1"
-    assert alert["evidence"] == {"escalation": 0.7, "duration_s": 2.0, "modalities": ["face"]}
+    assert alert["evidence"] == {"escalation": 0.7, "duration_s": AlertsConfig().sustain_s, "modalities": ["face"]}
     assert alert["counter_name"] == "Counter 3" and alert["hint"] == {"lang": "en", "text": HINTS["en"]["sustained"]}
     assert visit.alert_raised and not visit.acknowledged
 
@@ -87,7 +87,7 @@ def test_low_confidence_states_are_ignored() -> None:
 def test_voice_agitation_trigger_when_switched_on() -> None:
     """Off by default (fusion.voice_arousal carries the voice into the escalation); on, it alerts by itself."""
     assert drive(*new_policy(), [0.3] * 40, voice=(0.6, 0.8)) == []
-    policy, visit = new_policy(voice_agitation_threshold=0.7)
+    policy, visit = new_policy(voice_agitation_threshold=0.7, sustain_s=2.0)
     got = drive(policy, visit, [0.3] * 12, voice=(0.6, 0.8))
     assert levels(got) == [("alert", "voice_agitation")] and got[0][0] == 2.0
     assert got[0][1]["evidence"]["modalities"] == ["voice"]
@@ -132,11 +132,11 @@ def test_above_release_means_one_episode_and_no_recovery(tail: list[float]) -> N
 
 def test_ack_stops_reminders_and_marks_the_visit() -> None:
     angry = [0.8] * 4 * 100  # 100 s of sustained anger
-    unacked, v1 = new_policy(cooldown_s=30)
+    unacked, v1 = new_policy(cooldown_s=30, sustain_s=2.0)
     reminders = drive(unacked, v1, angry)
     assert [t for t, _ in reminders] == [2.0, 32.0, 62.0, 92.0]
     assert {b["hint"]["text"] for _, b in reminders[1:]} == {HINTS["en"]["repeat"]}
-    acked, v2 = new_policy(cooldown_s=30)
+    acked, v2 = new_policy(cooldown_s=30, sustain_s=2.0)
     first = drive(acked, v2, angry[:12])
     assert not v2.acknowledged
     assert not acked.acknowledge("no-such-alert", 3.0) and not v2.acknowledged

@@ -30,10 +30,14 @@ from edge.scenario import DATA_DIR, Part, compose, crema_clip, replay_scenario
 log = logging.getLogger(__name__)
 
 ANGRY_SCENARIOS = ("NEU*5,ANG*8,NEU*8", "NEU*5,DIS*8,NEU*8", "NEU*5,FEA*8,NEU*8")
-SETTINGS: tuple[tuple[str, dict[str, Any] | None], ...] = (
-    ("default", None), ("voice rule off (fusion of v0.1)", {"voice_arousal": False}))
+# (name, alerts, fusion): today's defaults, and the defaults of the previous release for comparison in the same run
+V01 = "v0.1 defaults (no voice_arousal; voice-only trigger at 0.7; half-life 2 s, sustain 2 s)"
+SETTINGS: tuple[tuple[str, dict[str, Any] | None, dict[str, Any] | None], ...] = (
+    ("default", None, None),
+    ("voice_arousal with v0.1 timing (half-life 2 s, sustain 2 s)", {"sustain_s": 2.0}, {"half_life_s": 2.0}),
+    (V01, {"voice_agitation_threshold": 0.7, "sustain_s": 2.0}, {"voice_arousal": False, "half_life_s": 2.0}))
 FLOOR_VARIANTS: tuple[tuple[dict[str, Any] | None, dict[str, Any] | None], ...] = (
-    (None, None), ({"sustain_s": 1.0}, None), (None, {"half_life_s": 1.0}), ({"sustain_s": 1.0}, {"half_life_s": 1.0}))
+    (None, None), ({"sustain_s": 2.0}, None), (None, {"half_life_s": 2.0}), ({"sustain_s": 2.0}, {"half_life_s": 2.0}))
 CALM = {"neutral": "NEU", "calm": "NEU", "happy": "HAP", "happiness": "HAP"}
 
 
@@ -70,8 +74,8 @@ def angry_latency(analyzers: Any, tmp: Path) -> list[dict[str, Any]]:
     rows = []
     for spec in ANGRY_SCENARIOS:
         sc = build_scenario(spec, tmp / spec.replace("*", "x").replace(",", "_"))
-        for name, fusion in SETTINGS:
-            s = replay_scenario(sc, _cfg(None, fusion), analyzers).summary()
+        for name, alerts, fusion in SETTINGS:
+            s = replay_scenario(sc, _cfg(alerts, fusion), analyzers).summary()
             rows.append({"scenario": spec, "settings": name, **{k: s[k] for k in (
                 "negative_start_s", "time_to_watch_s", "time_to_alert_s", "time_to_recovered_s", "n_alert",
                 "peak_escalation")}})
@@ -99,14 +103,14 @@ def angry_voices(analyzers: Any, tmp: Path) -> dict[str, Any]:
         neu, ang = clips["NEU"] * 6, clips["ANG"] * 6
         plan = [("NEU", p) for p in neu[:3]] + [("ANG", p) for p in ang[:6]] + [("NEU", p) for p in neu[3:6]]
         sc = compose([Part(code, face, read_audio_file(p, 16000)) for code, p in plan], tmp / "voices", stem="visit")
-        for name, fusion in SETTINGS:
-            s = replay_scenario(sc, _cfg(None, fusion), analyzers).summary()
+        for name, alerts, fusion in SETTINGS:
+            s = replay_scenario(sc, _cfg(alerts, fusion), analyzers).summary()
             early = [a for a in s["alerts"]
                      if a["level"] in ("watch", "alert") and a["media_t"] < s["negative_start_s"]]
             rows.append({"speaker": speaker, "settings": name, "early": len(early), **{k: s[k] for k in (
                 "time_to_watch_s", "time_to_alert_s", "time_to_recovered_s", "peak_escalation")}})
     summary = {}
-    for name, _ in SETTINGS:
+    for name, _, _ in SETTINGS:
         mine = [r for r in rows if r["settings"] == name]
         alerted = sorted(r["time_to_alert_s"] for r in mine if r["time_to_alert_s"] is not None)
         watched = sorted(r["time_to_watch_s"] for r in mine if r["time_to_watch_s"] is not None)
@@ -168,7 +172,8 @@ def synthetic_floor(alerts: dict[str, Any] | None = None, fusion: dict[str, Any]
             "alert_s": first.get("alert")}
 
 
-def false_alerts(analyzers: Any, tmp: Path, max_minutes: float, gains: tuple[float, ...]) -> dict[str, Any]:
+def false_alerts(analyzers: Any, tmp: Path, max_minutes: float, gains: tuple[float, ...], cfg: Any = None
+                 ) -> dict[str, Any]:
     """Replay every calm visit (per gain) until ``max_minutes`` of media; count watch/alert messages."""
     from edge.capture.media import read_audio_file
 
@@ -177,7 +182,7 @@ def false_alerts(analyzers: Any, tmp: Path, max_minutes: float, gains: tuple[flo
     counts = {"watch": 0, "alert": 0, "recovered": 0}
     hits: list[dict[str, Any]] = []
     per_corpus: dict[str, float] = defaultdict(float)
-    cfg = _cfg()
+    cfg = cfg or _cfg()
     for gain in gains:
         for speaker, items in sorted(calm_visits().items()):
             if media_s >= max_minutes * 60:
@@ -232,7 +237,9 @@ def cli_alerts(args: Any) -> int:
                "clips": clip_readings(an), "angry": angry_latency(an, Path(tmp)),
                "angry_voices": angry_voices(an, Path(tmp)),
                "synthetic_floor": [synthetic_floor(*o) for o in FLOOR_VARIANTS],
-               "false_alerts": false_alerts(an, Path(tmp), args.minutes, gains)}
+               "false_alerts": false_alerts(an, Path(tmp), args.minutes, gains),
+               "false_alerts_other": {name: false_alerts(an, Path(tmp), args.minutes, gains, _cfg(al, fu))
+                                      for name, al, fu in SETTINGS[1:]}}
     res["wall_s"] = round(time.perf_counter() - t0, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "alerts.json").write_text(json.dumps(res, indent=1))
