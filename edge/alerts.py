@@ -142,6 +142,8 @@ class AlertPolicy:
         held = {name: self._held(name, now) for name in ("watch", "alert", "rising", "voice", "calm")}
         alert_reason = ("sustained" if held["alert"] >= cfg.sustain_s
                         else "voice_agitation" if held["voice"] >= cfg.sustain_s else None)
+        if alert_reason == "sustained" and state.voice_led:
+            alert_reason = "voice_agitation"  # the voice carried it: say so, with the raised-voice hint
         watch_reason = ("rising" if held["rising"] >= cfg.rise_hold_s
                         else "sustained" if held["watch"] >= cfg.sustain_s else alert_reason)
         may_alert = self._last_alert_t is None or now - self._last_alert_t >= cfg.cooldown_s
@@ -184,7 +186,8 @@ class AlertPolicy:
         """An alert body valid against alert.schema.json (without the envelope)."""
         assert self._visit is not None
         self._sent.setdefault(ep.alert_id, now)
-        key = {"sustained": "alert" if level == "alert" else "watch", "voice_agitation": "voice",
+        level_key = "alert" if level == "alert" else "watch"
+        key = {"sustained": level_key, "voice_agitation": "voice" if held["voice"] >= 0 else level_key,
                "rising": "rising", "recovered": "calm"}[reason]
         mods = ["voice"] if reason == "voice_agitation" else [m for m in MODALITIES
                                                              if m in state.modalities and state.modalities[m].used]

@@ -64,6 +64,7 @@ class FusedState:
     escalation: float
     confidence: float
     modalities: dict[str, ModalityState]
+    voice_led: bool = False  # the escalation is the voice's own (fusion.voice_arousal), above the fused estimate
 
 
 def escalation_score(probs: np.ndarray) -> float:
@@ -115,10 +116,10 @@ class Fusion:
         max_total = sum(self._weight(n) for n in self.tracks) or 1.0
         confidence = float(np.clip(total / max_total, 0.0, 1.0))
         v, a = valence_arousal(probs)
+        fused, voice = escalation_score(probs), self._voice_escalation(now, weights)
         return FusedState(
             t=now, probs=np.asarray(probs), label=EMOTIONS[int(np.argmax(probs))], valence=v, arousal=a,
-            escalation=max(escalation_score(probs), self._voice_escalation(now, weights)), confidence=confidence,
-            modalities=mods,
+            escalation=max(fused, voice), confidence=confidence, modalities=mods, voice_led=voice > fused,
         )
 
     def _voice_escalation(self, now: float, weights: dict[str, float]) -> float:

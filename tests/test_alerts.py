@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -68,6 +69,21 @@ def test_sustained_anger_alerts_within_three_seconds() -> None:
     assert alert["evidence"] == {"escalation": 0.7, "duration_s": AlertsConfig().sustain_s, "modalities": ["face"]}
     assert alert["counter_name"] == "Counter 3" and alert["hint"] == {"lang": "en", "text": HINTS["en"]["sustained"]}
     assert visit.alert_raised and not visit.acknowledged
+
+
+def test_voice_led_escalation_alerts_as_voice_agitation() -> None:
+    """When the voice carried the escalation (fusion.voice_arousal), the alert says so: reason, hint, evidence."""
+    policy, visit = new_policy()
+    got = []
+    for i in range(40):
+        t = i * DT
+        e = 0.1 if t < 5.0 else 0.7
+        s = state(t, e, voice=(0.2, 0.8))
+        got += [(t, b) for b in policy.update(t, dataclasses.replace(s, voice_led=t >= 5.0), visit)]
+    assert levels(got) == [("watch", "rising"), ("alert", "voice_agitation")]
+    alert = got[1][1]
+    assert alert["hint"]["text"] == HINTS["en"]["voice_agitation"]
+    assert alert["evidence"] == {"escalation": 0.7, "duration_s": AlertsConfig().sustain_s, "modalities": ["voice"]}
 
 
 def test_no_alert_without_a_visit_or_when_disabled() -> None:

@@ -71,6 +71,7 @@ def test_calm_face_does_not_cancel_an_agitated_voice() -> None:
     voice_alone = escalation_score(on.tracks["voice"].probs)
     assert s_off.escalation < 0.3 < voice_alone  # averaged with a confident neutral face, the anger disappears
     assert 0.95 * voice_alone < s_on.escalation <= voice_alone  # less only the neutral face's sliver of `happy`
+    assert s_on.voice_led and not s_off.voice_led
     assert s_on.confidence == s_off.confidence  # the rule moves the score, never the confidence
     assert s_on.label == s_off.label == "neutral"  # nor the published distribution
 

@@ -122,6 +122,7 @@ def test_angry_voice_behind_a_calm_face_alerts_then_recovers(tmp_path: Path, ana
     watch, alert, recovered = run.first("watch"), run.first("alert"), run.first("recovered")
     assert start is not None and watch is not None and alert is not None and recovered is not None, run.summary()
     assert start < watch["media_t"] <= alert["media_t"] <= ang_end + 2.0  # the voice window trails by up to 2 s
+    assert alert["reason"] == "voice_agitation" and alert["evidence"]["modalities"] == ["voice"]
     assert alert["hint"]["text"] and alert["visit_id"] == run.visits[0] == recovered["visit_id"]
     assert recovered["media_t"] > ang_end and len(run.visits) == 1
     assert not [a for a in run.alerts if a["media_t"] < start], run.summary()
