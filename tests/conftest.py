@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
@@ -222,3 +223,31 @@ SAMPLE_BODIES: dict[str, dict[str, object]] = {
 def sample_body(kind: str) -> dict[str, object]:
     """A deep copy of SAMPLE_BODIES[kind], safe to modify."""
     return copy.deepcopy(SAMPLE_BODIES[kind])
+
+
+def angry_face(t: float) -> Any:
+    """A confident angry face observation at pipeline time ``t``."""
+    import numpy as np
+
+    from edge.core import Observation
+    from edge.types import EMOTIONS, Reading
+
+    p = np.full(len(EMOTIONS), 0.02)
+    p[EMOTIONS.index("angry")] = 0.88
+    return Observation("face", t, Reading("face", t, p, 0.8))
+
+
+def run_fed(svc: Any) -> tuple[threading.Thread, threading.Event]:
+    """Run ``svc`` in a thread and feed it an angry face every 0.1 s until the returned event is cleared."""
+    runner = threading.Thread(target=svc.run, daemon=True)
+    runner.start()
+    feeding = threading.Event()
+    feeding.set()
+
+    def feed() -> None:
+        while feeding.is_set() and not svc.stop.is_set():
+            svc.obs.put(angry_face(svc.clock()))
+            time.sleep(0.1)
+
+    threading.Thread(target=feed, daemon=True).start()
+    return runner, feeding

@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from typing import Any
 
-import numpy as np
+from conftest import run_fed
 
 from edge.analyzers import Analyzers
 from edge.config import parse_config
-from edge.core import Observation
 from edge.events import validate
 from edge.service import Service
-from edge.types import EMOTIONS, Reading
-
-
-def angry_face(t: float) -> Observation:
-    p = np.full(len(EMOTIONS), 0.02)
-    p[EMOTIONS.index("angry")] = 0.88
-    return Observation("face", t, Reading("face", t, p, 0.8))
 
 
 def test_ack_from_the_broker_reaches_the_visit_summary(mosquitto: Any, subscribe: Any) -> None:
@@ -32,18 +23,7 @@ def test_ack_from_the_broker_reaches_the_visit_summary(mosquitto: Any, subscribe
     })
     sub = subscribe(mosquitto, "edge-emotion/site-a/kiosk-a/#")
     svc = Service(cfg, Analyzers())  # no capture: observations are injected below, on the service's clock
-    runner = threading.Thread(target=svc.run, daemon=True)
-    runner.start()
-    feeding = threading.Event()
-    feeding.set()
-
-    def feed() -> None:
-        while feeding.is_set() and not svc.stop.is_set():
-            svc.obs.put(angry_face(svc.clock()))
-            time.sleep(0.1)
-
-    feeder = threading.Thread(target=feed, daemon=True)
-    feeder.start()
+    runner, feeding = run_fed(svc)
     try:
         sub.wait_for(lambda m: m.topic.endswith("/status") and b'"online"' in m.payload, timeout=5)
         msg = sub.wait_for(lambda m: m.topic.endswith("/alert") and b'"level":"alert"' in m.payload, timeout=10)

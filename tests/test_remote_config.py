@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -11,10 +10,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import run_fed
 
 from edge.analyzers import Analyzers
 from edge.config import KioskConfig, parse_config
-from edge.core import Observation
 from edge.events import EventFactory, load_schema, validate
 from edge.face.expression import FaceAnalyzer
 from edge.remote_config import (
@@ -31,7 +30,7 @@ from edge.remote_config import (
     redact,
 )
 from edge.service import Service
-from edge.types import EMOTIONS, FaceBox, Frame, Reading
+from edge.types import EMOTIONS, FaceBox, Frame
 from edge.voice.model import VoiceAnalyzer
 from edge.voice.vad import Vad
 
@@ -270,25 +269,6 @@ def test_apply_live_reaches_analyzers_fusion_visits_and_pause(tmp_path: Path) ->
 
 
 # --- over a real broker --------------------------------------------------------------------------------------------
-def angry(t: float) -> Observation:
-    p = np.full(len(EMOTIONS), 0.02)
-    p[EMOTIONS.index("angry")] = 0.88
-    return Observation("face", t, Reading("face", t, p, 0.8))
-
-
-def _run(svc: Service) -> tuple[threading.Thread, threading.Event]:
-    runner = threading.Thread(target=svc.run, daemon=True)
-    runner.start()
-    feeding = threading.Event()
-    feeding.set()
-
-    def feed() -> None:
-        while feeding.is_set() and not svc.stop.is_set():
-            svc.obs.put(angry(svc.clock()))
-            time.sleep(0.1)
-
-    threading.Thread(target=feed, daemon=True).start()
-    return runner, feeding
 
 
 def _state(sub: Any, pred: Any, timeout: float = 5.0) -> dict[str, Any]:
@@ -310,7 +290,7 @@ def test_remote_config_over_the_broker(mosquitto: Any, subscribe: Any, tmp_path:
     topic = "edge-emotion/site-r/kiosk-r/config"
     sub = subscribe(mosquitto, "edge-emotion/site-r/kiosk-r/#")
     svc = Service(cfg, Analyzers())
-    runner, feeding = _run(svc)
+    runner, feeding = run_fed(svc)
     try:
         first = _state(sub, lambda p: p["trigger"] == "startup")
         assert first["accepted"] and first["config"]["mqtt"]["password"] == "***"
@@ -345,7 +325,7 @@ def test_remote_config_over_the_broker(mosquitto: Any, subscribe: Any, tmp_path:
     late = subscribe(mosquitto, "edge-emotion/site-r/kiosk-r/#")
     retained = late.wait_for(lambda m: m.topic.endswith("/configstate"))
     assert retained.retain and not json.loads(retained.payload)["accepted"]  # the last outcome, kept by the broker
-    runner, feeding = _run(svc2)
+    runner, feeding = run_fed(svc2)
     try:
         again = _state(late, lambda p: p["trigger"] == "startup" and p["overlay"] == {"alerts": stored["alerts"]})
         assert again["accepted"] and again["persisted"]
