@@ -140,7 +140,9 @@ class AlertPolicy:
             return []
         self._track(now, state)
         held = {name: self._held(name, now) for name in ("watch", "alert", "rising", "voice", "calm")}
-        alert_reason = ("sustained" if held["alert"] >= cfg.sustain_s
+        # Sustained: at or above the watch level for sustain_s; the alert level need only hold alert_hold_s (default
+        # 0: reaching it): the state is already smoothed, and holding both levels in turn only delayed alerts.
+        alert_reason = ("sustained" if held["alert"] >= cfg.alert_hold_s and held["watch"] >= cfg.sustain_s
                         else "voice_agitation" if held["voice"] >= cfg.sustain_s else None)
         if alert_reason == "sustained" and state.voice_led:
             alert_reason = "voice_agitation"  # the voice carried it: say so, with the raised-voice hint
@@ -186,8 +188,7 @@ class AlertPolicy:
         """An alert body valid against alert.schema.json (without the envelope)."""
         assert self._visit is not None
         self._sent.setdefault(ep.alert_id, now)
-        level_key = "alert" if level == "alert" else "watch"
-        key = {"sustained": level_key, "voice_agitation": "voice" if held["voice"] >= 0 else level_key,
+        key = {"sustained": "watch", "voice_agitation": "voice" if held["voice"] >= 0 else "watch",
                "rising": "rising", "recovered": "calm"}[reason]
         mods = ["voice"] if reason == "voice_agitation" else [m for m in MODALITIES
                                                              if m in state.modalities and state.modalities[m].used]

@@ -109,7 +109,9 @@ class AnalysisConfig(_Section):
 class FusionConfig(_Section):
     """How readings become the customer's smoothed state."""
 
-    half_life_s: float = Field(default=1.0, gt=0, le=60, description="Exponential smoothing half-life.")
+    half_life_s: float = Field(default=1.0, gt=0, le=60, description="Exponential smoothing half-life (face).")
+    voice_half_life_s: float = Field(default=0.5, gt=0, le=60, description="Smoothing half-life of voice readings: "
+                                     "each already covers a 2 s window, so they need less smoothing than frames.")
     stale_after_s: float = Field(default=4.0, gt=0, le=60, description="A modality older than this stops counting.")
     face_weight: float = Field(default=1.0, ge=0, le=10, description="Relative weight of face readings.")
     voice_weight: float = Field(default=1.0, ge=0, le=10, description="Relative weight of voice readings.")
@@ -132,11 +134,13 @@ class AlertsConfig(_Section):
     enabled: bool = Field(default=True, description="Raise staff alerts at all.")
     watch_threshold: Fraction = Field(default=0.45, description="Escalation held this high for `sustain_s` "
                                       "raises a `watch` (early sign).")
-    alert_threshold: Fraction = Field(default=0.6, description="Escalation held this high for `sustain_s` "
-                                      "raises an `alert` (act now).")
+    alert_threshold: Fraction = Field(default=0.6, description="Escalation reaching this after it has held "
+                                      "`watch_threshold` for `sustain_s` raises an `alert` (act now).")
     release_threshold: Fraction = Field(default=0.3, description="Hysteresis: an episode ends only after "
                                         "escalation stays below this for `recover_s`.")
     sustain_s: float = Field(default=1.0, gt=0, le=60, description="How long a trigger must hold before it fires.")
+    alert_hold_s: float = Field(default=0.0, ge=0, le=60, description="How long the alert level itself must hold "
+                                "(after the watch level held `sustain_s`); 0 = reaching it is enough.")
     rise_delta: float = Field(default=0.25, gt=0, le=1, description="Escalation rise within `rise_window_s` "
                               "that raises an early `watch` (reason `rising`) once above `watch_threshold`.")
     rise_window_s: float = Field(default=3.0, gt=0, le=60, description="Window over which the rise is measured.")

@@ -92,7 +92,8 @@ class Fusion:
         """Add one modality reading."""
         if reading.modality not in self.tracks:
             raise ValueError(f"unknown modality {reading.modality!r}")
-        self.tracks[reading.modality].update(reading, self.cfg.half_life_s)
+        voice = reading.modality == "voice"
+        self.tracks[reading.modality].update(reading, self.cfg.voice_half_life_s if voice else self.cfg.half_life_s)
 
     def _weight(self, name: str) -> float:
         return self.cfg.face_weight if name == "face" else self.cfg.voice_weight

@@ -156,7 +156,8 @@ def build_report(cfg: KioskConfig, manifest: Manifest | None) -> list[Block]:
         ("p", "Enforced when the configuration is validated (the service refuses to start otherwise):"),
         ("ul", list(PROFILE_RULES[p.profile])),
         ("p", f"Emotion events at most every {cfg.fusion.emit_interval_s:g} s, smoothed with a "
-              f"{cfg.fusion.half_life_s:g} s half-life. Notice text configured for: "
+              f"{cfg.fusion.half_life_s:g} s half-life (voice readings, each over a 2 s window: "
+              f"{cfg.fusion.voice_half_life_s:g} s). Notice text configured for: "
               f"{', '.join(p.notice_text) or 'no language'} (templates: `edge/notices/notice.en.md`, "
               "`edge/notices/notice.zh-CN.md`)."),
         *[("p", f"Notice ({lang}): {text}") for lang, text in p.notice_text.items()],

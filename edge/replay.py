@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,14 +66,9 @@ def _voice_obs(an: Analyzers, samples: np.ndarray, rate: int, hop_s: float, res:
         yield t, 1, Observation("voice", t, reading)
 
 
-def replay(cfg: KioskConfig, an: Analyzers, video: Path | None, audio: Path | None,
-           sink: Sink | None = None, start_wall: float | None = None) -> ReplayResult:
-    """Run the pipeline over the files on media time; every event goes to ``sink`` and into the result."""
-    res = ReplayResult()
-    t_wall0 = time.perf_counter()
-    start = time.time() if start_wall is None else start_wall
-    factory = EventFactory(cfg.identity, clock=time.time)
-    core = Core(cfg, factory, to_wall=lambda t: start + t)
+def observations(cfg: KioskConfig, an: Analyzers, video: Path | None, audio: Path | None,
+                 res: ReplayResult) -> Iterator[Observation]:
+    """The analyzers' observations of the files in media-time order (lazily; counts go into ``res``)."""
     streams: list[Iterator[tuple[float, int, Observation]]] = []
     if video is not None and an.face is not None:
         streams.append(_face_obs(an, video, cfg.analysis.face_fps, res))
@@ -99,6 +94,16 @@ def replay(cfg: KioskConfig, an: Analyzers, video: Path | None, audio: Path | No
                                       staff, cfg.privacy.staff_voice_margin_db))
     if not streams:
         raise MediaError("nothing to replay: give a video and/or audio file, with the matching analysis enabled")
+    return (obs for _, _, obs in heapq.merge(*streams, key=lambda x: (x[0], x[1])))
+
+
+def run_core(cfg: KioskConfig, obs: Iterable[Observation], res: ReplayResult, sink: Sink | None = None,
+             start_wall: float | None = None) -> ReplayResult:
+    """Drive a fresh Core with ``obs`` on media time (recorded observations may be replayed under many configs)."""
+    t_wall0 = time.perf_counter()
+    start = time.time() if start_wall is None else start_wall
+    factory = EventFactory(cfg.identity, clock=time.time)
+    core = Core(cfg, factory, to_wall=lambda t: start + t)
 
     def out(kind: str, body: dict[str, Any]) -> None:
         # Event time is media time mapped to wall time, so the envelope's ts follows the replay clock.
@@ -109,9 +114,9 @@ def replay(cfg: KioskConfig, an: Analyzers, video: Path | None, audio: Path | No
             sink(kind, payload)
 
     now = 0.0
-    for t, _, obs in heapq.merge(*streams, key=lambda x: (x[0], x[1])):
-        now = t
-        for kind, body in core.observe(obs) + core.tick(t):
+    for ob in obs:
+        now = ob.t
+        for kind, body in core.observe(ob) + core.tick(ob.t):
             out(kind, body)
     # Flush: the readings of the last interval (e.g. the final voice window) still get an emotion event.
     t_flush = now
@@ -125,5 +130,12 @@ def replay(cfg: KioskConfig, an: Analyzers, video: Path | None, audio: Path | No
         now = end
         if kind == "visit":
             out(kind, body)
-    res.wall_s = time.perf_counter() - t_wall0
+    res.wall_s += time.perf_counter() - t_wall0
     return res
+
+
+def replay(cfg: KioskConfig, an: Analyzers, video: Path | None, audio: Path | None,
+           sink: Sink | None = None, start_wall: float | None = None) -> ReplayResult:
+    """Run the pipeline over the files on media time; every event goes to ``sink`` and into the result."""
+    res = ReplayResult()
+    return run_core(cfg, observations(cfg, an, video, audio, res), res, sink, start_wall)

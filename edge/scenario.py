@@ -224,19 +224,39 @@ def media_time(payload: dict[str, Any]) -> float:
     return round(ts - _START_WALL, 3)
 
 
-def replay_scenario(sc: Scenario, cfg: Any = None, analyzers: Any = None, audio: bool = True,
-                    video: bool = True) -> ScenarioRun:
-    """Replay ``sc`` through the real analyzers and Core (default config unless ``cfg``) on media time."""
-    from edge.analyzers import build_analyzers
+def _replay_cfg(cfg: Any, audio: bool, video: bool) -> Any:
     from edge.config import parse_config
-    from edge.replay import replay
 
     if cfg is None:
         cfg = parse_config({"identity": {"site_id": "scenario", "kiosk_id": "replay", "counter_name": "Scenario"},
                             "mqtt": {"enabled": False}})
     cfg.camera.enabled, cfg.microphone.enabled = video, audio
-    an = analyzers or build_analyzers(cfg)
-    res = replay(cfg, an, sc.video if video else None, sc.audio if audio else None, start_wall=_START_WALL)
+    return cfg
+
+
+def record_scenario(sc: Scenario, cfg: Any = None, analyzers: Any = None) -> tuple[list[Any], float]:
+    """The real analyzers' observations of ``sc`` and its media length: replay them under many settings."""
+    from edge.analyzers import build_analyzers
+    from edge.replay import ReplayResult, observations
+
+    cfg = _replay_cfg(cfg, True, True)
+    res = ReplayResult()
+    obs = list(observations(cfg, analyzers or build_analyzers(cfg), sc.video, sc.audio, res))
+    return obs, res.media_s
+
+
+def replay_scenario(sc: Scenario, cfg: Any = None, analyzers: Any = None, audio: bool = True,
+                    video: bool = True, recorded: tuple[list[Any], float] | None = None) -> ScenarioRun:
+    """Replay ``sc`` through the real analyzers (or their ``recorded`` observations) and Core on media time."""
+    from edge.analyzers import build_analyzers
+    from edge.replay import ReplayResult, replay, run_core
+
+    cfg = _replay_cfg(cfg, audio, video)
+    if recorded is not None:
+        res = run_core(cfg, recorded[0], ReplayResult(media_s=recorded[1]), start_wall=_START_WALL)
+    else:
+        an = analyzers or build_analyzers(cfg)
+        res = replay(cfg, an, sc.video if video else None, sc.audio if audio else None, start_wall=_START_WALL)
     run = ScenarioRun(sc, events=res.events, wall_s=res.wall_s)
     for ev in res.events:
         kind = ev["schema"].split("/")[1]

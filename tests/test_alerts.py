@@ -71,6 +71,20 @@ def test_sustained_anger_alerts_within_three_seconds() -> None:
     assert visit.alert_raised and not visit.acknowledged
 
 
+def test_alert_needs_the_watch_level_sustained_then_only_the_alert_level() -> None:
+    """Sustain counts at the watch level: a slow climb alerts as soon as it reaches the alert threshold."""
+    policy, visit = new_policy()  # watch 0.45, alert 0.6, sustain 1 s
+    got = drive(policy, visit, [0.1] * 8 + [0.5] * 8 + [0.65] * 8)  # watch level from t=2, alert level from t=4
+    assert [(t, b["level"]) for t, b in got] == [(2.5, "watch"), (4.0, "alert")]  # the watch: a fast rise
+    assert got[1][1]["evidence"]["duration_s"] == 2.0  # elevated for 2 s, alert level reached just now
+    policy, visit = new_policy()
+    got = drive(policy, visit, [0.1] * 8 + [0.65] * 2 + [0.5] * 2 + [0.1] * 8)  # elevated for 0.75 s only
+    assert [b["level"] for _, b in got] == ["watch"] and not visit.alert_raised
+    policy, visit = new_policy()
+    got = drive(policy, visit, [0.1] * 8 + [0.5] * 3 + [0.65] + [0.1] * 8)  # alert level before watch held 1 s
+    assert [b["level"] for _, b in got] == ["watch"] and not visit.alert_raised
+
+
 def test_voice_led_escalation_alerts_as_voice_agitation() -> None:
     """When the voice carried the escalation (fusion.voice_arousal), the alert says so: reason, hint, evidence."""
     policy, visit = new_policy()

@@ -14,6 +14,7 @@ from edge.bench.common import pct
 from edge.bench.soak import drift
 from edge.bench.stages import STAGES
 from edge.cli import main
+from edge.scenario import DATA_DIR
 
 needs_broker = pytest.mark.skipif(shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists(),
                                   reason="mosquitto is not installed (apt-get install mosquitto)")
@@ -31,13 +32,40 @@ def test_helpers() -> None:
     assert 4.7 < _poisson_upper(1) < 4.8
 
 
+@pytest.mark.skipif(not (DATA_DIR / "face" / "fer2013" / "fer2013.npz").is_file(),
+                    reason=f"FER2013 not found in {DATA_DIR} (../shared/data is absent)")
+def test_calm_material_is_neutral_or_happy_and_held_out() -> None:
+    """The false-alert material: calm speech behind two kinds of faces, then silent held-out FER faces."""
+    import numpy as np
+
+    from edge.bench.calm import calm_sets, face_clip, fer_faces
+
+    faces = fer_faces()
+    usage = np.load(DATA_DIR / "face" / "fer2013" / "fer2013.npz")["usage"]
+    assert len(faces["NEU"]) > 500 and len(faces["HAP"]) > 500
+    assert {str(usage[row]) for code in faces for row, _ in faces[code]} == {"PrivateTest"}
+    clip = face_clip(*faces["NEU"][0])
+    assert clip.fps == 15.0 and clip.frames[0].shape == (360, 480, 3) and clip.audio.size == 0
+    assert not np.array_equal(clip.frames[0], clip.frames[7])  # it sways, with sensor noise
+    sets = list(calm_sets(silent_visits=4))
+    names = [s for s, _, _ in sets]
+    assert names.count("speech, CREMA-D face") == names.count("speech, FER faces") > 30
+    assert names[-4:] == ["silent, FER faces"] * 4
+    assert {p.label for _, _, parts in sets for p in parts} == {"NEU", "HAP"}
+    silent = sets[-1][2][0]
+    assert silent.audio is not None and not silent.audio.any() and silent.audio.size == 20 * 16000
+    assert len({v for s, v, _ in sets if s == "silent, FER faces"}) == 4  # a different person each visit
+
+
 def test_synthetic_floor_orders_watch_before_alert() -> None:
     """A clean calm → angry step: the default policy warns (watch) before it alerts, both after the step."""
     floor = synthetic_floor()
     assert floor["watch_s"] is not None and floor["alert_s"] is not None
     assert 0 < floor["watch_s"] <= floor["alert_s"] < 30
-    quicker = synthetic_floor(None, {"half_life_s": 0.5})
-    assert quicker["alert_s"] is not None and quicker["alert_s"] < floor["alert_s"]
+    slower = synthetic_floor(None, {"half_life_s": 2.0, "voice_half_life_s": 2.0})
+    assert slower["alert_s"] is not None and slower["alert_s"] > floor["alert_s"]
+    held = synthetic_floor({"alert_hold_s": 1.0})  # the alert level itself held 1 s: later than reaching it
+    assert held["alert_s"] is not None and held["alert_s"] > floor["alert_s"]
 
 
 @needs_broker

@@ -143,3 +143,18 @@ def test_flicker_does_not_start_a_visit() -> None:
     for i in range(20):
         evs += vt.observe(i * 0.3, face=(i % 2 == 0), speech=False)
     assert evs == [] and vt.current is None
+
+
+def test_voice_readings_have_their_own_half_life() -> None:
+    """A voice reading (a 2 s window) moves its track by its own half-life; the face keeps the frame half-life."""
+    agitated = [EMOTIONS.index(e) for e in ("angry", "disgust", "fear")]
+    moved = {}
+    for voice_hl in (0.5, 1.0):
+        f = Fusion(FusionConfig(half_life_s=1.0, voice_half_life_s=voice_hl))
+        for m in ("face", "voice"):
+            f.update(Reading(m, 0.0, onehot("neutral"), 1.0))
+            f.update(Reading(m, 1.0, onehot("angry"), 1.0))
+            moved[m, voice_hl] = float(f.tracks[m].probs[agitated].sum())
+    assert moved["voice", 0.5] > moved["voice", 1.0] == moved["face", 1.0] == moved["face", 0.5]
+    before, after = 3 * 0.1 / 6, 0.9 + 2 * 0.1 / 6  # agitated share of the neutral / angry readings
+    assert abs(moved["voice", 0.5] - (0.25 * before + 0.75 * after)) < 1e-9  # 1 s = two half-lives

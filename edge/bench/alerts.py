@@ -1,44 +1,42 @@
 """``edge-emotion bench alerts``: time from the start of anger to the alert, and false alerts per hour of calm material.
 
-Both replay real media through the real int8 models and the service's Core on media time, default settings.
-Calm material: one visit per speaker — RAVDESS neutral/calm/happy (24 actors), EmoDB neutral/happiness
-(10 speakers), CREMA-D neutral/happy (2 actors) — with the CREMA-D neutral (or happy) face clip looped as the
-video so that a visit exists and both modalities are fused. ``--gains`` replays the same audio louder/softer
-(kiosk microphone gain is unknown); that is not independent material (the voice features are gain-normalised).
-RAVDESS Actor_01-18 are the voice model's training/selection speakers: only Actor_19-24, EmoDB and CREMA-D
-are unseen speech. Angry voices: each unseen speaker's neutral → angry → neutral speech behind a calm face.
+Both run real media through the real int8 models once, then the service's Core on media time once per setting
+(default settings first; the others for comparison in the same run, on the same model readings). Calm material:
+edge/bench/calm.py (speech behind two kinds of faces, and silent faces). ``--gains`` replays the speech
+louder/softer (kiosk microphone gain is unknown); that is not independent material (voice features are
+gain-normalised). RAVDESS Actor_01-18 are the voice model's training/selection speakers: only Actor_19-24, EmoDB
+and CREMA-D are unseen speech. Angry voices: each unseen speaker's neutral → angry → neutral speech behind a calm face.
 Results and their reading: docs/bench/alerts.md.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edge.bench.calm import calm_sets, speech_rows
 from edge.bench.common import machine
-from edge.scenario import DATA_DIR, Part, compose, crema_clip, replay_scenario
+from edge.scenario import DATA_DIR, Part, compose, crema_clip, record_scenario, replay_scenario
 
 log = logging.getLogger(__name__)
 
 ANGRY_SCENARIOS = ("NEU*5,ANG*8,NEU*8", "NEU*5,DIS*8,NEU*8", "NEU*5,FEA*8,NEU*8")
-# (name, alerts, fusion): today's defaults, and the defaults of the previous release for comparison in the same run
-V01 = "v0.1 defaults (no voice_arousal; voice-only trigger at 0.7; half-life 2 s, sustain 2 s)"
+# (name, alerts, fusion): today's defaults, and earlier defaults for comparison in the same run
+PREV = "previous defaults (alert level held 1 s, voice half-life 1 s)"
+V01 = "v0.1 defaults (no voice_arousal; voice-only trigger at 0.7; half-lives 2 s, sustain 2 s)"
 SETTINGS: tuple[tuple[str, dict[str, Any] | None, dict[str, Any] | None], ...] = (
     ("default", None, None),
-    ("voice_arousal with v0.1 timing (half-life 2 s, sustain 2 s)", {"sustain_s": 2.0}, {"half_life_s": 2.0}),
-    (V01, {"voice_agitation_threshold": 0.7, "sustain_s": 2.0}, {"voice_arousal": False, "half_life_s": 2.0}))
-FLOOR_VARIANTS: tuple[tuple[dict[str, Any] | None, dict[str, Any] | None], ...] = (
-    (None, None), ({"sustain_s": 2.0}, None), (None, {"half_life_s": 2.0}), ({"sustain_s": 2.0}, {"half_life_s": 2.0}))
-CALM = {"neutral": "NEU", "calm": "NEU", "happy": "HAP", "happiness": "HAP"}
+    (PREV, {"alert_hold_s": 1.0}, {"voice_half_life_s": 1.0}),
+    (V01, {"voice_agitation_threshold": 0.7, "sustain_s": 2.0, "alert_hold_s": 2.0},
+     {"voice_arousal": False, "half_life_s": 2.0, "voice_half_life_s": 2.0}))
+FLOOR_VARIANTS: tuple[tuple[dict[str, Any] | None, dict[str, Any] | None], ...] = tuple((a, f) for _, a, f in SETTINGS)
 
 
 def _cfg(alerts: dict[str, Any] | None = None, fusion: dict[str, Any] | None = None) -> Any:
@@ -48,25 +46,6 @@ def _cfg(alerts: dict[str, Any] | None = None, fusion: dict[str, Any] | None = N
                          "alerts": alerts or {}, "fusion": fusion or {}})
 
 
-def _speech_rows(data: Path) -> Iterator[tuple[str, str, str, Path]]:
-    """(corpus, speaker, lower-case emotion, audio file) of every staged speech corpus manifest row."""
-    for corpus in ("ravdess", "emodb", "crema-d"):
-        manifest = data / "speech" / corpus / "MANIFEST.csv"
-        if manifest.is_file():
-            with manifest.open() as fh:
-                for row in csv.DictReader(fh):
-                    yield corpus, row["speaker"], row.get("emotion", "").lower(), manifest.parent / row["path"]
-
-
-def calm_visits(data: Path = DATA_DIR) -> dict[str, list[tuple[str, Path]]]:
-    """Speaker -> [(video code NEU/HAP, audio file)] of neutral/calm/happy speech in the staged corpora."""
-    visits: dict[str, list[tuple[str, Path]]] = defaultdict(list)
-    for corpus, speaker, emo, path in _speech_rows(data):
-        if emo in CALM:
-            visits[f"{corpus}:{speaker}"].append((CALM[emo], path))
-    return dict(visits)
-
-
 def angry_latency(analyzers: Any, tmp: Path) -> list[dict[str, Any]]:
     """Each angry/disgust/fear scenario, default settings and without the voice rule: times to watch/alert/recovered."""
     from edge.scenario import build_scenario
@@ -74,8 +53,9 @@ def angry_latency(analyzers: Any, tmp: Path) -> list[dict[str, Any]]:
     rows = []
     for spec in ANGRY_SCENARIOS:
         sc = build_scenario(spec, tmp / spec.replace("*", "x").replace(",", "_"))
+        rec = record_scenario(sc, _cfg(), analyzers)
         for name, alerts, fusion in SETTINGS:
-            s = replay_scenario(sc, _cfg(alerts, fusion), analyzers).summary()
+            s = replay_scenario(sc, _cfg(alerts, fusion), recorded=rec).summary()
             rows.append({"scenario": spec, "settings": name, **{k: s[k] for k in (
                 "negative_start_s", "time_to_watch_s", "time_to_alert_s", "time_to_recovered_s", "n_alert",
                 "peak_escalation")}})
@@ -85,7 +65,7 @@ def angry_latency(analyzers: Any, tmp: Path) -> list[dict[str, Any]]:
 def speech_by_speaker(data: Path = DATA_DIR) -> dict[str, dict[str, list[Path]]]:
     """Unseen speakers (RAVDESS Actor_19-24, EmoDB, CREMA-D) -> {"NEU"/"ANG": their neutral / angry clips}."""
     out: dict[str, dict[str, list[Path]]] = defaultdict(lambda: defaultdict(list))
-    for corpus, speaker, emo, path in _speech_rows(data):
+    for corpus, speaker, emo, path in speech_rows(data):
         code = "ANG" if emo in ("anger", "angry") else "NEU" if emo == "neutral" else None
         if code and (corpus != "ravdess" or "Actor_19" <= speaker <= "Actor_24"):
             out[f"{corpus}:{speaker}"][code].append(path)
@@ -103,8 +83,9 @@ def angry_voices(analyzers: Any, tmp: Path) -> dict[str, Any]:
         neu, ang = clips["NEU"] * 6, clips["ANG"] * 6
         plan = [("NEU", p) for p in neu[:3]] + [("ANG", p) for p in ang[:6]] + [("NEU", p) for p in neu[3:6]]
         sc = compose([Part(code, face, read_audio_file(p, 16000)) for code, p in plan], tmp / "voices", stem="visit")
+        rec = record_scenario(sc, _cfg(), analyzers)
         for name, alerts, fusion in SETTINGS:
-            s = replay_scenario(sc, _cfg(alerts, fusion), analyzers).summary()
+            s = replay_scenario(sc, _cfg(alerts, fusion), recorded=rec).summary()
             early = [a for a in s["alerts"]
                      if a["level"] in ("watch", "alert") and a["media_t"] < s["negative_start_s"]]
             rows.append({"speaker": speaker, "settings": name, "early": len(early), **{k: s[k] for k in (
@@ -172,40 +153,39 @@ def synthetic_floor(alerts: dict[str, Any] | None = None, fusion: dict[str, Any]
             "alert_s": first.get("alert")}
 
 
-def false_alerts(analyzers: Any, tmp: Path, max_minutes: float, gains: tuple[float, ...], cfg: Any = None
+def false_alerts(analyzers: Any, tmp: Path, max_minutes: float, gains: tuple[float, ...], silent_visits: int
                  ) -> dict[str, Any]:
-    """Replay every calm visit (per gain) until ``max_minutes`` of media; count watch/alert messages."""
-    from edge.capture.media import read_audio_file
-
-    faces = {code: crema_clip(code) for code in ("NEU", "HAP")}
-    media_s, n_visits = 0.0, 0
-    counts = {"watch": 0, "alert": 0, "recovered": 0}
-    hits: list[dict[str, Any]] = []
-    per_corpus: dict[str, float] = defaultdict(float)
-    cfg = cfg or _cfg()
+    """Replay every calm visit (per gain; until ``max_minutes`` of media) under each setting; count watch/alert."""
+    media: dict[str, float] = defaultdict(float)
+    per: dict[str, dict[str, Any]] = {name: {"counts": {"watch": 0, "alert": 0, "recovered": 0}, "hits": [],
+                                             "by_set": defaultdict(lambda: {"watch": 0, "alert": 0})}
+                                      for name, _, _ in SETTINGS}
+    n_visits = 0
     for gain in gains:
-        for speaker, items in sorted(calm_visits().items()):
-            if media_s >= max_minutes * 60:
+        for set_name, visit, parts in calm_sets(silent_visits if gain == gains[0] else 0, gain):
+            if sum(media.values()) >= max_minutes * 60:
                 break
-            parts = []
-            for code, path in items:
-                audio = read_audio_file(path, 16000) * gain
-                parts.append(Part(code, faces[code], np.clip(audio, -1, 1).astype(np.float32)))
             sc = compose(parts, tmp / "calm", stem="visit")
-            run = replay_scenario(sc, cfg, analyzers)
-            media_s += sc.duration_s
-            per_corpus[f"{speaker.split(':')[0]} ×{gain:g}"] += sc.duration_s
+            rec = record_scenario(sc, _cfg(), analyzers)
+            media[f"{set_name} ×{gain:g}"] += sc.duration_s
             n_visits += 1
-            for a in run.alerts:
-                counts[a["level"]] += 1
-                hits.append({"visit": speaker, "gain": gain, "media_t": a["media_t"], "level": a["level"],
-                             "reason": a["reason"]})
-    hours = media_s / 3600
-    return {"media_minutes": round(media_s / 60, 1), "visits": n_visits, "counts": counts, "hits": hits,
-            "alerts_per_hour": round(counts["alert"] / hours, 2) if hours else None,
-            "watches_per_hour": round(counts["watch"] / hours, 2) if hours else None,
-            "alert_rate_95_upper_per_hour": round(_poisson_upper(counts["alert"]) / hours, 2) if hours else None,
-            "minutes_by_source": {k: round(v / 60, 1) for k, v in per_corpus.items()}}
+            for name, al, fu in SETTINGS:
+                for a in replay_scenario(sc, _cfg(al, fu), recorded=rec).alerts:
+                    per[name]["counts"][a["level"]] += 1
+                    if a["level"] in ("watch", "alert"):
+                        per[name]["by_set"][set_name][a["level"]] += 1
+                    per[name]["hits"].append({"set": set_name, "visit": visit, "gain": gain,
+                                              "media_t": a["media_t"], "level": a["level"], "reason": a["reason"]})
+    hours = sum(media.values()) / 3600
+    out: dict[str, Any] = {"media_minutes": round(hours * 60, 1), "visits": n_visits,
+                           "minutes_by_set": {k: round(v / 60, 1) for k, v in media.items()}, "settings": {}}
+    for name, r in per.items():
+        n = r["counts"]["alert"]
+        out["settings"][name] = {**r, "by_set": dict(r["by_set"]),
+                                 "alerts_per_hour": round(n / hours, 2) if hours else None,
+                                 "watches_per_hour": round(r["counts"]["watch"] / hours, 2) if hours else None,
+                                 "alert_rate_95_upper_per_hour": round(_poisson_upper(n) / hours, 2) if hours else None}
+    return out
 
 
 def _poisson_upper(k: int) -> float:
@@ -237,9 +217,7 @@ def cli_alerts(args: Any) -> int:
                "clips": clip_readings(an), "angry": angry_latency(an, Path(tmp)),
                "angry_voices": angry_voices(an, Path(tmp)),
                "synthetic_floor": [synthetic_floor(*o) for o in FLOOR_VARIANTS],
-               "false_alerts": false_alerts(an, Path(tmp), args.minutes, gains),
-               "false_alerts_other": {name: false_alerts(an, Path(tmp), args.minutes, gains, _cfg(al, fu))
-                                      for name, al, fu in SETTINGS[1:]}}
+               "false_alerts": false_alerts(an, Path(tmp), args.minutes, gains, args.silent_visits)}
     res["wall_s"] = round(time.perf_counter() - t0, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "alerts.json").write_text(json.dumps(res, indent=1))
