@@ -49,7 +49,7 @@ def add_subcommands(sub: Any) -> None:
     b.add_argument("suite", nargs="?", default="pipeline", choices=["pipeline", "alerts", "tablet"])
     b.add_argument("--seconds", type=float, default=20.0, help="pipeline: seconds per measurement")
     b.add_argument("--minutes", type=float, default=300.0, help="alerts: minutes of neutral/happy material (max)")
-    b.add_argument("--silent-visits", type=int, default=150, help="alerts: silent calm visits (20 s of a FER face)")
+    b.add_argument("--silent-visits", type=int, default=400, help="alerts: silent calm visits (20 s of a FER face)")
     b.add_argument("--gains", default="1", help="alerts: audio gains to replay the calm material at, e.g. 1,0.5,2")
     b.add_argument("--count", type=int, default=50, help="tablet: alerts to publish")
     b.add_argument("--out", type=Path, default=Path("bench-out"), help="folder for JSON (and PNG) results")
