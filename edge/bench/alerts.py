@@ -16,6 +16,7 @@ import logging
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,21 +30,34 @@ log = logging.getLogger(__name__)
 
 ANGRY_SCENARIOS = ("NEU*5,ANG*8,NEU*8", "NEU*5,DIS*8,NEU*8", "NEU*5,FEA*8,NEU*8")
 # (name, alerts, fusion): today's defaults, and earlier defaults for comparison in the same run
-PREV = "previous defaults (alert level held 1 s, voice half-life 1 s)"
+PREV = "previous defaults (alert level held 1 s, voice half-life 1 s, a voice window every 1 s)"
 V01 = "v0.1 defaults (no voice_arousal; voice-only trigger at 0.7; half-lives 2 s, sustain 2 s)"
-SETTINGS: tuple[tuple[str, dict[str, Any] | None, dict[str, Any] | None], ...] = (
-    ("default", None, None),
-    (PREV, {"alert_hold_s": 1.0}, {"voice_half_life_s": 1.0}),
+Section = dict[str, Any] | None
+# (name, alerts, fusion, analysis) sections over the defaults
+SETTINGS: tuple[tuple[str, Section, Section, Section], ...] = (
+    ("default", None, None, None),
+    (PREV, {"alert_hold_s": 1.0}, {"voice_half_life_s": 1.0}, {"voice_hop_s": 1.0}),
     (V01, {"voice_agitation_threshold": 0.7, "sustain_s": 2.0, "alert_hold_s": 2.0},
-     {"voice_arousal": False, "half_life_s": 2.0, "voice_half_life_s": 2.0}))
-FLOOR_VARIANTS: tuple[tuple[dict[str, Any] | None, dict[str, Any] | None], ...] = tuple((a, f) for _, a, f in SETTINGS)
+     {"voice_arousal": False, "half_life_s": 2.0, "voice_half_life_s": 2.0}, {"voice_hop_s": 1.0}))
+FLOOR_VARIANTS: tuple[tuple[Section, Section, Section], ...] = tuple(x[1:] for x in SETTINGS)
 
 
-def _cfg(alerts: dict[str, Any] | None = None, fusion: dict[str, Any] | None = None) -> Any:
+def _cfg(alerts: Section = None, fusion: Section = None, analysis: Section = None) -> Any:
     from edge.config import parse_config
 
     return parse_config({"identity": {"site_id": "bench", "kiosk_id": "alerts"}, "mqtt": {"enabled": False},
-                         "alerts": alerts or {}, "fusion": fusion or {}})
+                         "alerts": alerts or {}, "fusion": fusion or {}, "analysis": analysis or {}})
+
+
+def _runs(sc: Any, analyzers: Any) -> Iterator[tuple[str, Any]]:
+    """(setting, ScenarioRun) per SETTINGS row; the media are analysed once per distinct analysis section."""
+    recorded: dict[str, tuple[list[Any], float]] = {}
+    for name, alerts, fusion, analysis in SETTINGS:
+        cfg = _cfg(alerts, fusion, analysis)
+        key = json.dumps(analysis or {}, sort_keys=True)
+        if key not in recorded:
+            recorded[key] = record_scenario(sc, cfg, analyzers)
+        yield name, replay_scenario(sc, cfg, recorded=recorded[key])
 
 
 def angry_latency(analyzers: Any, tmp: Path) -> list[dict[str, Any]]:
@@ -53,9 +67,8 @@ def angry_latency(analyzers: Any, tmp: Path) -> list[dict[str, Any]]:
     rows = []
     for spec in ANGRY_SCENARIOS:
         sc = build_scenario(spec, tmp / spec.replace("*", "x").replace(",", "_"))
-        rec = record_scenario(sc, _cfg(), analyzers)
-        for name, alerts, fusion in SETTINGS:
-            s = replay_scenario(sc, _cfg(alerts, fusion), recorded=rec).summary()
+        for name, run in _runs(sc, analyzers):
+            s = run.summary()
             rows.append({"scenario": spec, "settings": name, **{k: s[k] for k in (
                 "negative_start_s", "time_to_watch_s", "time_to_alert_s", "time_to_recovered_s", "n_alert",
                 "peak_escalation")}})
@@ -83,15 +96,14 @@ def angry_voices(analyzers: Any, tmp: Path) -> dict[str, Any]:
         neu, ang = clips["NEU"] * 6, clips["ANG"] * 6
         plan = [("NEU", p) for p in neu[:3]] + [("ANG", p) for p in ang[:6]] + [("NEU", p) for p in neu[3:6]]
         sc = compose([Part(code, face, read_audio_file(p, 16000)) for code, p in plan], tmp / "voices", stem="visit")
-        rec = record_scenario(sc, _cfg(), analyzers)
-        for name, alerts, fusion in SETTINGS:
-            s = replay_scenario(sc, _cfg(alerts, fusion), recorded=rec).summary()
+        for name, run in _runs(sc, analyzers):
+            s = run.summary()
             early = [a for a in s["alerts"]
                      if a["level"] in ("watch", "alert") and a["media_t"] < s["negative_start_s"]]
             rows.append({"speaker": speaker, "settings": name, "early": len(early), **{k: s[k] for k in (
                 "time_to_watch_s", "time_to_alert_s", "time_to_recovered_s", "peak_escalation")}})
     summary = {}
-    for name, _, _ in SETTINGS:
+    for name, *_ in SETTINGS:
         mine = [r for r in rows if r["settings"] == name]
         alerted = sorted(r["time_to_alert_s"] for r in mine if r["time_to_alert_s"] is not None)
         watched = sorted(r["time_to_watch_s"] for r in mine if r["time_to_watch_s"] is not None)
@@ -127,14 +139,15 @@ def clip_readings(analyzers: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
-def synthetic_floor(alerts: dict[str, Any] | None = None, fusion: dict[str, Any] | None = None) -> dict[str, Any]:
+def synthetic_floor(alerts: Section = None, fusion: Section = None, analysis: Section = None) -> dict[str, Any]:
     """Policy + fusion lag alone: readings jump from calm to clearly angry at t=10 s (both modalities, 8 fps face,
-    1 Hz voice); time until the policy (default unless overridden) sends watch and alert. The floor for any model."""
+    voice every voice_hop_s); time until the policy (default unless overridden) sends watch and alert: the floor."""
     from edge.core import Core, Observation
     from edge.events import EventFactory
     from edge.types import EMOTIONS, Reading
 
-    cfg = _cfg(alerts, fusion)
+    cfg = _cfg(alerts, fusion, analysis)
+    every = max(1, round(8 * cfg.analysis.voice_hop_s))
     core = Core(cfg, EventFactory(cfg.identity), to_wall=lambda t: t + 1.8e9)
     calm = np.array([0.9, 0.05, 0.01, 0.01, 0.01, 0.01, 0.01])
     angry = np.zeros(len(EMOTIONS))
@@ -144,12 +157,12 @@ def synthetic_floor(alerts: dict[str, Any] | None = None, fusion: dict[str, Any]
         t = i / 8
         p = angry if t >= 10 else calm
         core.observe(Observation("face", t, Reading("face", t, p, 0.7)))
-        if i % 8 == 0:
+        if i % every == 0:
             core.observe(Observation("voice", t, Reading("voice", t, p, 0.5)))
         for kind, body in core.tick(t):
             if kind == "alert":
                 first.setdefault(body["level"], t - 10)
-    return {"alerts": alerts or {}, "fusion": fusion or {}, "watch_s": first.get("watch"),
+    return {"alerts": alerts or {}, "fusion": fusion or {}, "analysis": analysis or {}, "watch_s": first.get("watch"),
             "alert_s": first.get("alert")}
 
 
@@ -159,18 +172,17 @@ def false_alerts(analyzers: Any, tmp: Path, max_minutes: float, gains: tuple[flo
     media: dict[str, float] = defaultdict(float)
     per: dict[str, dict[str, Any]] = {name: {"counts": {"watch": 0, "alert": 0, "recovered": 0}, "hits": [],
                                              "by_set": defaultdict(lambda: {"watch": 0, "alert": 0})}
-                                      for name, _, _ in SETTINGS}
+                                      for name, *_ in SETTINGS}
     n_visits = 0
     for gain in gains:
         for set_name, visit, parts in calm_sets(silent_visits if gain == gains[0] else 0, gain):
             if sum(media.values()) >= max_minutes * 60:
                 break
             sc = compose(parts, tmp / "calm", stem="visit")
-            rec = record_scenario(sc, _cfg(), analyzers)
             media[f"{set_name} ×{gain:g}"] += sc.duration_s
             n_visits += 1
-            for name, al, fu in SETTINGS:
-                for a in replay_scenario(sc, _cfg(al, fu), recorded=rec).alerts:
+            for name, run in _runs(sc, analyzers):
+                for a in run.alerts:
                     per[name]["counts"][a["level"]] += 1
                     if a["level"] in ("watch", "alert"):
                         per[name]["by_set"][set_name][a["level"]] += 1
