@@ -29,11 +29,10 @@ from edge.scenario import DATA_DIR, Part, compose, crema_clip, record_scenario, 
 log = logging.getLogger(__name__)
 
 ANGRY_SCENARIOS = ("NEU*5,ANG*8,NEU*8", "NEU*5,DIS*8,NEU*8", "NEU*5,FEA*8,NEU*8")
-# (name, alerts, fusion): today's defaults, and earlier defaults for comparison in the same run
 PREV = "previous defaults (alert level held 1 s, voice half-life 1 s, a voice window every 1 s)"
 V01 = "v0.1 defaults (no voice_arousal; voice-only trigger at 0.7; half-lives 2 s, sustain 2 s)"
 Section = dict[str, Any] | None
-# (name, alerts, fusion, analysis) sections over the defaults
+# (name, alerts, fusion, analysis) sections over the defaults: today's, and earlier defaults for comparison
 SETTINGS: tuple[tuple[str, Section, Section, Section], ...] = (
     ("default", None, None, None),
     (PREV, {"alert_hold_s": 1.0}, {"voice_half_life_s": 1.0}, {"voice_hop_s": 1.0}),
@@ -168,7 +167,7 @@ def synthetic_floor(alerts: Section = None, fusion: Section = None, analysis: Se
 
 def false_alerts(analyzers: Any, tmp: Path, max_minutes: float, gains: tuple[float, ...], silent_visits: int
                  ) -> dict[str, Any]:
-    """Replay every calm visit (per gain; until ``max_minutes`` of media) under each setting; count watch/alert."""
+    """Replay every calm visit (speech per gain, silent visits once; until ``max_minutes``) under each setting."""
     media: dict[str, float] = defaultdict(float)
     per: dict[str, dict[str, Any]] = {name: {"counts": {"watch": 0, "alert": 0, "recovered": 0}, "hits": [],
                                              "by_set": defaultdict(lambda: {"watch": 0, "alert": 0})}
