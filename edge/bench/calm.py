@@ -17,9 +17,10 @@ import cv2
 import numpy as np
 
 from edge.scenario import DATA_DIR, Clip, Part, crema_clip
+from edge.types import EMOTIONS
 
 CALM = {"neutral": "NEU", "calm": "NEU", "happy": "HAP", "happiness": "HAP"}
-FER_CODES = {"neutral": "NEU", "happiness": "HAP"}
+FER_CODES = {"neutral": "NEU", "happy": "HAP"}
 FPS, SIZE, FACE_PX = 15.0, (480, 360), 220  # the CREMA-D clips' frame rate and size; a face ~60 % of frame height
 SILENT_VISIT_S = 20.0
 
@@ -44,16 +45,18 @@ def calm_visits(data: Path = DATA_DIR) -> dict[str, list[tuple[str, Path]]]:
 
 
 def fer_faces(data: Path = DATA_DIR) -> dict[str, list[tuple[int, np.ndarray]]]:
-    """NEU/HAP -> [(FER2013 row, 48×48 gray face)] of PrivateTest rows whose FER+ majority is neutral/happiness."""
-    fer = np.load(data / "face" / "fer2013" / "fer2013.npz")
-    plus = np.load(data / "face" / "ferplus" / "ferplus.npz")
-    names, majority = [str(n) for n in plus["majority_names"]], plus["majority"]
-    images, usage = fer["images"], fer["usage"]  # each npz access decompresses the whole array: once
+    """NEU/HAP -> [(FER2013 row, 48×48 gray face)] of PrivateTest rows whose FER+ majority is neutral/happy.
+
+    The majority follows training's rule and keep mask (``edge.eval.face.private_rows``), as the face evaluation does.
+    """
+    from edge.eval.face import private_rows
+
+    rows, d = private_rows(data)
     out: dict[str, list[tuple[int, np.ndarray]]] = {"NEU": [], "HAP": []}
-    for i in np.flatnonzero(usage == "PrivateTest"):
-        m = int(majority[i])
-        if m >= 0 and names[m] in FER_CODES:
-            out[FER_CODES[names[m]]].append((int(i), images[i]))
+    for i in rows:
+        code = FER_CODES.get(EMOTIONS[d["major"][i]]) if d["major"][i] >= 0 else None
+        if code is not None:
+            out[code].append((int(i), d["x"][i]))
     return out
 
 

@@ -59,8 +59,8 @@ def emotion_index(name: str) -> int:
     return EMOTIONS.index(key)
 
 
-def fer_private(data_dir: Path, limit: int = 0) -> EvalSet:
-    """FER2013 PrivateTest rows with FER+ majority labels (training's rule) and the original FER2013 labels."""
+def private_rows(data_dir: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """FER2013 PrivateTest row numbers and ``edge.train.face.load_fer``'s arrays (FER+ majority by training's rule)."""
     fer, plus = data_dir / "face" / "fer2013" / "fer2013.npz", data_dir / "face" / "ferplus" / "ferplus.npz"
     if not (fer.is_file() and plus.is_file()):
         raise EvalDataError(f"FER2013/FER+ not found under {data_dir} (expected {fer} and {plus})")
@@ -68,10 +68,16 @@ def fer_private(data_dir: Path, limit: int = 0) -> EvalSet:
 
     # The FER+ majority rule of training and the model card; imported by name so mypy stays out of edge/train.
     d = importlib.import_module("edge.train.face").load_fer(data_dir)
-    idx = np.flatnonzero(d["split"] == "PrivateTest")[: limit or None]
-    ferplus = np.where((d["major"][idx] >= 0) & d["keep"][idx], d["major"][idx], -1)
+    d["major"] = np.where((d["major"] >= 0) & d["keep"], d["major"], -1)  # -1: no usable FER+ majority
+    return np.flatnonzero(d["split"] == "PrivateTest"), d
+
+
+def fer_private(data_dir: Path, limit: int = 0) -> EvalSet:
+    """FER2013 PrivateTest rows with FER+ majority labels (training's rule) and the original FER2013 labels."""
+    rows, d = private_rows(data_dir)
+    idx = rows[: limit or None]
     return EvalSet("FER2013 PrivateTest", list(d["x"][idx]),
-                   {"FER+ majority": ferplus, "FER2013 original": d["fer"][idx].astype(np.int64)})
+                   {"FER+ majority": d["major"][idx], "FER2013 original": d["fer"][idx].astype(np.int64)})
 
 
 def folder_set(root: Path, frames: bool) -> EvalSet:
