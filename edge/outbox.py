@@ -16,12 +16,12 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
+
+from edge.outbox_store import PRIORITY, Row, _Store
 
 log = logging.getLogger(__name__)
 
-PRIORITY = {"emotion": 0, "health": 0, "visit": 1, "configstate": 1, "alert": 2}  # dropped first: lowest, then oldest
 DB_NAME = "outbox.db"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,
@@ -29,79 +29,6 @@ CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind T
     size INTEGER NOT NULL, created REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS outbox_prio ON outbox (prio, seq);
 """
-
-
-@dataclass(frozen=True)
-class Row:
-    """One queued message."""
-
-    seq: int
-    kind: str
-    topic: str
-    payload: str
-    retain: bool
-
-
-class _Store:
-    """Limits, drop counters and the drop rule shared by both stores; subclasses keep the rows."""
-
-    def __init__(self, max_rows: int, max_bytes: int, max_age_s: float, clock: Callable[[], float]) -> None:
-        self.max_rows, self.max_bytes, self.max_age_s, self.clock = max_rows, max_bytes, max_age_s, clock
-        self.rows = 0
-        self.nbytes = 0
-        self.drops = dict.fromkeys(PRIORITY, 0)
-        self._expired_at = -1.0
-        self._warned_at = -1e18
-
-    def add(self, kind: str, topic: str, payload: str, retain: bool) -> int:
-        """Append one message; drop expired rows, then the lowest-priority oldest while over the limits."""
-        now = self.clock()
-        size = len(payload.encode())
-        seq = self._insert(kind, PRIORITY.get(kind, 0), topic, payload, retain, size, now)
-        self.rows += 1
-        self.nbytes += size
-        if now - self._expired_at >= 1.0:
-            self._expired_at = now
-            for k, n in self._expire(now - self.max_age_s):
-                self._dropped(k, n, "older than mqtt.outbox_max_age_s")
-        while self.rows > self.max_rows or self.nbytes > self.max_bytes:
-            k, n = self._drop_one()
-            self._dropped(k, n, "full")
-        return seq
-
-    def _dropped(self, kind: str, size: int, why: str) -> None:
-        self.rows -= 1
-        self.nbytes -= size
-        self.drops[kind] = self.drops.get(kind, 0) + 1
-        if time.monotonic() - self._warned_at >= 60.0:  # at most one warning a minute; counts are in health
-            self._warned_at = time.monotonic()
-            log.warning("outbox %s: dropped a queued %s event (%d rows, %d bytes queued; drops so far %s)",
-                        why, kind, self.rows, self.nbytes, self.drops)
-
-    def stats(self) -> dict[str, int]:
-        """Rows and bytes queued, and rows dropped per kind."""
-        return {"rows": self.rows, "bytes": self.nbytes, **self.drops}
-
-    # implemented by the stores
-    def _insert(self, kind: str, prio: int, topic: str, payload: str, retain: bool, size: int, now: float) -> int:
-        raise NotImplementedError
-
-    def _expire(self, cutoff: float) -> list[tuple[str, int]]:
-        raise NotImplementedError
-
-    def _drop_one(self) -> tuple[str, int]:
-        raise NotImplementedError
-
-    def after(self, seq: int, limit: int) -> list[Row]:
-        """Up to ``limit`` rows with a sequence number above ``seq``, oldest first."""
-        raise NotImplementedError
-
-    def delete(self, seqs: Iterable[int]) -> None:
-        """Remove acknowledged rows (missing ones are ignored)."""
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Release the store."""
 
 
 class MemoryStore(_Store):

@@ -211,10 +211,19 @@ def _fit(img: np.ndarray, w: int, h: int) -> np.ndarray:
     return canvas
 
 
-def build_scenario(spec: str, out_dir: Path, data_dir: Path = DATA_DIR,
-                   size: tuple[int, int] | None = None) -> Scenario:
-    """Build the media for a CREMA-D spec like ``NEU*5,ANG*8,NEU*6`` in ``out_dir``."""
-    parts = [Part(code, crema_clip(code, data_dir)) for code, n in parse_spec(spec) for _ in range(n)]
+def build_scenario(spec: str, out_dir: Path, data_dir: Path = DATA_DIR, size: tuple[int, int] | None = None,
+                   voice: str | None = None, face: str | None = None) -> Scenario:
+    """Media for a CREMA-D spec like ``NEU*5,ANG*8,NEU*6`` in ``out_dir``; ``voice``: another actor's staged speech
+    clips instead of the clips' own audio; ``face``: one face code throughout (``NEU``: a calm face)."""
+    if face is not None and face.upper() not in CODES:
+        raise ScenarioError(f"face {face!r}: expected one of {', '.join(CODES)}")
+    parts = []
+    for code, n in parse_spec(spec):
+        flac = data_dir / "speech" / "crema-d" / f"{voice}_DFA_{code}_XX.flac"
+        if voice is not None and not flac.is_file():
+            raise ScenarioError(f"voice {voice!r}, clip {code}: {flac} not found")
+        audio = None if voice is None else read_audio_file(flac, RATE)
+        parts += [Part(code, crema_clip((face or code).upper(), data_dir), audio)] * n
     return compose(parts, out_dir, size=size)
 
 
@@ -279,7 +288,7 @@ def cli_scenario(args: Any) -> int:
         if m is None:
             raise ScenarioError(f"--size {args.size!r}: expected WIDTHxHEIGHT, e.g. 640x480")
         size = (int(m.group(1)), int(m.group(2)))
-    sc = build_scenario(args.spec, args.out, Path(args.data) if args.data else DATA_DIR, size)
+    sc = build_scenario(args.spec, args.out, Path(args.data) if args.data else DATA_DIR, size, args.voice, args.face)
     print(f"scenario: {sc.video} + {sc.audio} ({sc.duration_s:.2f} s, {len(sc.segments)} segments)")
     if args.no_replay:
         return 0

@@ -8,9 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
-from edge import __version__
+from edge import service_status
 from edge.alerts import Ack, AckError, parse_ack
 from edge.analyzers import Analyzers
 from edge.capture.audio import AudioSource
@@ -18,14 +16,16 @@ from edge.capture.video import VideoSource
 from edge.config import KioskConfig
 from edge.core import Core, Observation
 from edge.events import EventFactory, SchemaError, topic
-from edge.health import LatencyStats, RateMeter, cpu_temperature_c
+from edge.health import LatencyStats, RateMeter
 from edge.mqtt import LogPublisher, MqttPublisher, Publisher
 from edge.privacy import PauseGate
 from edge.queues import AudioRing, DropQueue
-from edge.remote_config import RemoteConfig, apply_live, process_config
+from edge.remote_apply import apply_live, process_config
+from edge.remote_config import RemoteConfig
 from edge.schedule import is_open
 from edge.types import Frame
 from edge.watchdog import PipelineWatchdog
+from edge.workers import face_loop, voice_loop
 
 log = logging.getLogger(__name__)
 
@@ -143,60 +143,17 @@ class Service:
         return self.paused.is_set() or self.closed.is_set()
 
     # --- payload bodies -------------------------------------------------------------------------------------
-    def _source_stats(self) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        for name, src in (("camera", self.video), ("microphone", self.audio)):
-            if src is None:
-                out[name] = {"state": "disabled", "error": None}
-            else:
-                st = src.stats()
-                out[name] = {"state": st["state"] if st["state"] != "starting" else "ok", "error": st.get("error")}
-        return out
-
     def status_line(self) -> str:
         """One line for systemd's STATUS=, e.g. "analysing 8.0 fps, mqtt connected, camera ok, microphone ok"."""
-        mqtt = "connected" if self.publisher.connected else "disconnected"
-        srcs = ", ".join(f"{k} {v['state']}" for k, v in self._source_stats().items())
-        return f"analysing {self.analysed.rate():.1f} fps, mqtt {mqtt}, {srcs}"
+        return service_status.status_line(self)
 
     def status_body(self) -> dict[str, Any]:
         """Body of the retained ``status`` message."""
-        degraded = [f"{k}: {v['state']}" + (f" ({v['error']})" if v["error"] else "")
-                    for k, v in self._source_stats().items() if v["state"] not in ("ok", "disabled")]
-        if self.paused.is_set():
-            degraded.append("analysis: paused by staff")
-        if self.closed.is_set():
-            degraded.append("analysis: outside opening hours")
-        return {"state": "online", "version": __version__, "counter_name": self.cfg.identity.counter_name,
-                "models": dict(self.an.versions), "degraded": degraded,
-                "privacy_profile": self.cfg.privacy.profile, "paused": self.paused.is_set()}
+        return service_status.status_body(self)
 
     def health_body(self) -> dict[str, Any]:
         """Body of the periodic ``health`` message."""
-        vstats = self.video.stats() if self.video else {}
-        astats = self.audio.stats() if self.audio else {}
-        drops = {"frames": self.frames.dropped, "observations": self.obs.dropped, "acks": self.acks.dropped,
-                 "audio_overrun_samples": self.ring.overrun_samples,
-                 **{f"errors_{k}": v for k, v in self.errors.items()}}
-        if "overflows" in astats:
-            drops["audio_overflows"] = int(astats["overflows"])
-        outbox = self.publisher.outbox_stats()  # rows dropped per kind by the outbox's limits
-        drops.update({f"outbox_{k}": v for k, v in outbox.items() if k not in ("rows", "bytes")})
-        return {
-            "uptime_s": round(self.clock() - self.started, 1),
-            "fps_in": float(vstats.get("fps_in", 0.0)),
-            "fps_analysed": self.analysed.rate(),
-            "voice_windows": self.latency.count("voice"),
-            "latency_ms": self.latency.snapshot(),
-            "drops": drops,
-            "queue_depth": {"frames": self.frames.qsize(), "observations": self.obs.qsize(),
-                            **({"outbox": outbox["rows"]} if "rows" in outbox else {})},
-            "cpu_temp_c": cpu_temperature_c(),
-            "models": dict(self.an.versions),
-            "sources": self._source_stats(),
-            "mqtt": {k: int(v) for k, v in self.publisher.stats().items()
-                     if k in ("connects", "published", "dropped", "refused")},
-        }
+        return service_status.health_body(self)
 
     def emit(self, kind: str, body: dict[str, Any]) -> None:
         """Build, validate and hand one event to the publisher; invalid payloads are refused and counted."""
@@ -209,57 +166,6 @@ class Service:
         self.latency.add("publish", time.perf_counter() - t0)
 
     # --- workers --------------------------------------------------------------------------------------------
-    def _face_loop(self) -> None:
-        assert self.an.face is not None
-        next_t = self.clock()
-        while not self.stop.is_set():
-            self.watchdog.beat("analyse-face")
-            frame = self.frames.drain_latest(timeout=0.5)
-            if frame is None or self._off():  # paused or closed: the frame is discarded unread
-                continue
-            t0 = time.perf_counter()
-            try:
-                reading = self.an.face.analyze(frame)
-            except Exception:  # noqa: BLE001 - a bad frame must not stop the pipeline
-                self.errors["face"] += 1
-                log.exception("face analysis failed (frame %d); continuing", frame.seq)
-                continue
-            self.latency.add("face", time.perf_counter() - t0)
-            self.analysed.tick()
-            self.obs.put(Observation("face", frame.t, reading))
-            next_t += 1.0 / self.cfg.analysis.face_fps  # read each time: remote config may change it
-            delay = next_t - self.clock()
-            if delay > 0:
-                self.stop.wait(delay)
-            else:
-                next_t = self.clock()
-
-    def _voice_loop(self) -> None:
-        assert self.an.voice is not None
-        rate = self.cfg.microphone.sample_rate
-        win = int(self.an.voice.window_s * rate)
-        window = np.zeros(0, np.float32)
-        while not self.stop.wait(self.cfg.analysis.voice_hop_s):
-            self.watchdog.beat("analyse-voice")
-            new, t_end = self.ring.read_new()  # audio lost while this worker lagged shows as overrun in health
-            if self._off():  # paused or closed: discarded unanalysed, and no window spans the pause
-                window = np.zeros(0, np.float32)
-                continue
-            if new.size == 0:
-                continue
-            window = np.concatenate([window, new])[-win:]
-            if window.size < int(win * 0.9):
-                continue
-            t0 = time.perf_counter()
-            try:
-                reading = self.an.voice.analyze(window, t_end)
-            except Exception:  # noqa: BLE001
-                self.errors["voice"] += 1
-                log.exception("voice analysis failed; continuing")
-                continue
-            self.latency.add("voice", time.perf_counter() - t0)
-            self.obs.put(Observation("voice", t_end, reading))
-
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         th = threading.Thread(target=target, name=name, daemon=True)
         th.start()
@@ -282,9 +188,9 @@ class Service:
             if src is not None:
                 src.start()
         if self.video is not None:
-            self._spawn("analyse-face", self._face_loop)
+            self._spawn("analyse-face", lambda: face_loop(self))
         if self.audio is not None:
-            self._spawn("analyse-voice", self._voice_loop)
+            self._spawn("analyse-voice", lambda: voice_loop(self))
         log.info("service running: site=%s kiosk=%s models=%s", self.cfg.identity.site_id,
                  self.cfg.identity.kiosk_id, self.an.versions)
         self.watchdog.start({"camera": self.video, "microphone": self.audio},

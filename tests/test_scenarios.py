@@ -63,6 +63,14 @@ def test_missing_clip_is_a_clear_error(tmp_path: Path) -> None:
 
 
 @needs_data
+def test_bad_voice_or_face_is_a_clear_error(tmp_path: Path) -> None:
+    """An unknown face code or a voice actor without staged clips is named in the error."""
+    with pytest.raises(ScenarioError, match="face 'XYZ'"):
+        build_scenario("NEU", tmp_path, face="XYZ")
+    with pytest.raises(ScenarioError, match="voice '9999', clip NEU: .*9999_DFA_NEU_XX.flac not found"):
+        build_scenario("NEU", tmp_path, voice="9999")
+
+
 def test_built_media_follow_the_timeline(tmp_path: Path) -> None:
     """Video frames and audio samples line up with the segment list; segments are contiguous."""
     sc = build_scenario("NEU*2,ANG*3,NEU", tmp_path)
@@ -116,14 +124,7 @@ def test_angry_voice_behind_a_calm_face_alerts_then_recovers(tmp_path: Path, ana
     (CREMA-D). The fused escalation follows the voice (a calm face does not cancel it): watch → alert with a hint
     and the visit id during the anger, `recovered` in the neutral tail; the same face and voice kept neutral stay
     quiet, and so does the same fusion with the voice rule switched off."""
-    from edge.capture.media import read_audio_file
-    from edge.scenario import Part, compose, crema_clip
-
-    face = crema_clip("NEU")
-    voice = {c: read_audio_file(DATA_DIR / "speech" / "crema-d" / f"1002_DFA_{c}_XX.flac", 16000)
-             for c in ("NEU", "ANG")}
-    plan = ["NEU"] * 3 + ["ANG"] * 6 + ["NEU"] * 8
-    sc = compose([Part(c, face, voice[c]) for c in plan], tmp_path / "v", stem="visit")
+    sc = build_scenario("NEU*3,ANG*6,NEU*8", tmp_path / "v", voice="1002", face="NEU")
     run = replay_scenario(sc, _cfg(), analyzers)
     start = sc.first_start(["ANG"])
     ang_end = max(s.end_s for s in sc.segments if s.label == "ANG")
@@ -134,7 +135,7 @@ def test_angry_voice_behind_a_calm_face_alerts_then_recovers(tmp_path: Path, ana
     assert alert["hint"]["text"] and alert["visit_id"] == run.visits[0] == recovered["visit_id"]
     assert recovered["media_t"] > ang_end and len(run.visits) == 1
     assert not [a for a in run.alerts if a["media_t"] < start], run.summary()
-    calm = compose([Part("NEU", face, voice["NEU"])] * 17, tmp_path / "c", stem="calm")
+    calm = build_scenario("NEU*17", tmp_path / "c", voice="1002", face="NEU")
     assert replay_scenario(calm, _cfg(), analyzers).alerts == []
     rec = record_scenario(sc, _cfg(), analyzers)  # the bench's way: analyse once, replay the Core per setting
     again = replay_scenario(sc, _cfg(), recorded=rec)

@@ -43,6 +43,9 @@ def add_subcommands(sub: Any) -> None:
     s.add_argument("--config", "-c", type=Path, help="kiosk TOML (alerts, fusion, analysis); default: defaults")
     s.add_argument("--data", help="research data folder (default ../shared/data from the project root)")
     s.add_argument("--size", help="frame size WxH, e.g. 640x480 (letterboxed); default the clips' own")
+    s.add_argument("--voice", metavar="ACTOR", help="speech of this CREMA-D actor (staged speech clips, e.g. 1002) "
+                   "instead of the clips' own")
+    s.add_argument("--face", metavar="CODE", help="one face throughout, e.g. NEU: a calm face over an angry voice")
     s.add_argument("--no-replay", action="store_true", help="only build the media")
     s.set_defaults(func=_scenario)
     b = sub.add_parser("bench", help="benchmarks: pipeline stages/fps/CPU/RSS, alert timing, tablet latency")

@@ -1,0 +1,55 @@
+"""Remote config meets the running service: a validated config handed to its live objects, ``configstate`` sent."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from edge.config import KioskConfig
+from edge.events import SchemaError
+
+if TYPE_CHECKING:
+    from edge.service import Service
+
+log = logging.getLogger(__name__)
+
+
+def apply_live(svc: Service, cfg: KioskConfig) -> None:
+    """Hand a validated config to the running service's objects (main loop; workers see whole swapped values)."""
+    svc.cfg = cfg
+    core = svc.core
+    core.cfg = cfg
+    core.alerts.cfg = cfg.alerts  # read on every update
+    core.fusion.cfg = cfg.fusion
+    core.visits.start_s, core.visits.end_s = cfg.fusion.visit_start_s, cfg.fusion.visit_end_s
+    a, p = cfg.analysis, cfg.privacy
+    if svc.an.face is not None:
+        svc.an.face.configure(a.customer_zone, a.min_face_frac, p.staff_zones)
+    voice = svc.an.voice
+    if voice is not None:
+        voice.min_speech_ratio = float(a.min_speech_ratio)
+        if voice.vad.aggressiveness != a.vad_aggressiveness:
+            voice.vad = type(voice.vad)(a.vad_aggressiveness)
+    svc.paused.max_s = float(p.pause_max_s)  # from the next pause on
+    svc.watchdog.stale_s = max(svc.watchdog.stale_s, 2.0 / a.face_fps, 2.0 * a.voice_hop_s)
+
+
+def process_config(svc: Service) -> None:
+    """Main-loop turn: apply queued config messages; retained ``configstate`` per message, at start and on reconnect."""
+    remote = svc.remote
+    try:
+        bodies = remote.process(lambda cfg: apply_live(svc, cfg))
+    except Exception:  # noqa: BLE001 - even a failed rollback must not stop the main loop
+        log.exception("remote config processing failed")
+        bodies = []
+    svc.errors["config"] = remote.rejected + remote.pending.dropped  # refused, or dropped with 8 already queued
+    connects = svc.publisher.stats().get("connects", 0)
+    if connects > remote.connects_seen and not bodies:  # first turn, or a reconnect (retained copy may be lost)
+        bodies = [remote.body]
+    remote.connects_seen = max(connects, 1)
+    for body in bodies:
+        try:
+            svc.publisher.publish("configstate", svc.factory.make("configstate", **body), retain=True)
+        except SchemaError as exc:
+            svc.errors["schema"] += 1
+            log.error("refused to publish invalid configstate event: %s", exc)

@@ -1,0 +1,71 @@
+"""What the running service says about itself: systemd's status line, the ``status`` and ``health`` bodies."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from edge import __version__
+from edge.health import cpu_temperature_c
+
+if TYPE_CHECKING:
+    from edge.service import Service
+
+
+def source_stats(svc: Service) -> dict[str, dict[str, Any]]:
+    """State and last error of the camera and the microphone (``disabled`` when not in use)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, src in (("camera", svc.video), ("microphone", svc.audio)):
+        if src is None:
+            out[name] = {"state": "disabled", "error": None}
+        else:
+            st = src.stats()
+            out[name] = {"state": st["state"] if st["state"] != "starting" else "ok", "error": st.get("error")}
+    return out
+
+
+def status_line(svc: Service) -> str:
+    """One line for systemd's STATUS=, e.g. "analysing 8.0 fps, mqtt connected, camera ok, microphone ok"."""
+    mqtt = "connected" if svc.publisher.connected else "disconnected"
+    srcs = ", ".join(f"{k} {v['state']}" for k, v in source_stats(svc).items())
+    return f"analysing {svc.analysed.rate():.1f} fps, mqtt {mqtt}, {srcs}"
+
+
+def status_body(svc: Service) -> dict[str, Any]:
+    """Body of the retained ``status`` message."""
+    degraded = [f"{k}: {v['state']}" + (f" ({v['error']})" if v["error"] else "")
+                for k, v in source_stats(svc).items() if v["state"] not in ("ok", "disabled")]
+    if svc.paused.is_set():
+        degraded.append("analysis: paused by staff")
+    if svc.closed.is_set():
+        degraded.append("analysis: outside opening hours")
+    return {"state": "online", "version": __version__, "counter_name": svc.cfg.identity.counter_name,
+            "models": dict(svc.an.versions), "degraded": degraded,
+            "privacy_profile": svc.cfg.privacy.profile, "paused": svc.paused.is_set()}
+
+
+def health_body(svc: Service) -> dict[str, Any]:
+    """Body of the periodic ``health`` message."""
+    vstats = svc.video.stats() if svc.video else {}
+    astats = svc.audio.stats() if svc.audio else {}
+    drops = {"frames": svc.frames.dropped, "observations": svc.obs.dropped, "acks": svc.acks.dropped,
+             "audio_overrun_samples": svc.ring.overrun_samples,
+             **{f"errors_{k}": v for k, v in svc.errors.items()}}
+    if "overflows" in astats:
+        drops["audio_overflows"] = int(astats["overflows"])
+    outbox = svc.publisher.outbox_stats()  # rows dropped per kind by the outbox's limits
+    drops.update({f"outbox_{k}": v for k, v in outbox.items() if k not in ("rows", "bytes")})
+    return {
+        "uptime_s": round(svc.clock() - svc.started, 1),
+        "fps_in": float(vstats.get("fps_in", 0.0)),
+        "fps_analysed": svc.analysed.rate(),
+        "voice_windows": svc.latency.count("voice"),
+        "latency_ms": svc.latency.snapshot(),
+        "drops": drops,
+        "queue_depth": {"frames": svc.frames.qsize(), "observations": svc.obs.qsize(),
+                        **({"outbox": outbox["rows"]} if "rows" in outbox else {})},
+        "cpu_temp_c": cpu_temperature_c(),
+        "models": dict(svc.an.versions),
+        "sources": source_stats(svc),
+        "mqtt": {k: int(v) for k, v in svc.publisher.stats().items()
+                 if k in ("connects", "published", "dropped", "refused")},
+    }

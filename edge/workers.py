@@ -1,0 +1,71 @@
+"""The service's analysis worker threads: captured frames and audio in, face and voice observations out."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from edge.core import Observation
+
+if TYPE_CHECKING:
+    from edge.service import Service
+
+log = logging.getLogger(__name__)
+
+
+def face_loop(svc: Service) -> None:
+    """Face worker thread: analyse the newest frame at most ``analysis.face_fps`` times a second."""
+    assert svc.an.face is not None
+    next_t = svc.clock()
+    while not svc.stop.is_set():
+        svc.watchdog.beat("analyse-face")
+        frame = svc.frames.drain_latest(timeout=0.5)
+        if frame is None or svc._off():  # paused or closed: the frame is discarded unread
+            continue
+        t0 = time.perf_counter()
+        try:
+            reading = svc.an.face.analyze(frame)
+        except Exception:  # noqa: BLE001 - a bad frame must not stop the pipeline
+            svc.errors["face"] += 1
+            log.exception("face analysis failed (frame %d); continuing", frame.seq)
+            continue
+        svc.latency.add("face", time.perf_counter() - t0)
+        svc.analysed.tick()
+        svc.obs.put(Observation("face", frame.t, reading))
+        next_t += 1.0 / svc.cfg.analysis.face_fps  # read each time: remote config may change it
+        delay = next_t - svc.clock()
+        if delay > 0:
+            svc.stop.wait(delay)
+        else:
+            next_t = svc.clock()
+
+
+def voice_loop(svc: Service) -> None:
+    """Voice worker thread: every ``analysis.voice_hop_s``, analyse the latest window of new audio."""
+    assert svc.an.voice is not None
+    rate = svc.cfg.microphone.sample_rate
+    win = int(svc.an.voice.window_s * rate)
+    window = np.zeros(0, np.float32)
+    while not svc.stop.wait(svc.cfg.analysis.voice_hop_s):
+        svc.watchdog.beat("analyse-voice")
+        new, t_end = svc.ring.read_new()  # audio lost while this worker lagged shows as overrun in health
+        if svc._off():  # paused or closed: discarded unanalysed, and no window spans the pause
+            window = np.zeros(0, np.float32)
+            continue
+        if new.size == 0:
+            continue
+        window = np.concatenate([window, new])[-win:]
+        if window.size < int(win * 0.9):
+            continue
+        t0 = time.perf_counter()
+        try:
+            reading = svc.an.voice.analyze(window, t_end)
+        except Exception:  # noqa: BLE001
+            svc.errors["voice"] += 1
+            log.exception("voice analysis failed; continuing")
+            continue
+        svc.latency.add("voice", time.perf_counter() - t0)
+        svc.obs.put(Observation("voice", t_end, reading))
