@@ -62,6 +62,20 @@ def test_calm_material_is_neutral_or_happy_and_held_out() -> None:
     assert len({v for s, v, _ in sets if s == "silent, FER faces"}) == 4  # a different person each visit
 
 
+def test_speech_onset_finds_the_first_word_not_the_hiss() -> None:
+    """Leading silence of a clip: hiss 50 dB down is silence; the first loud 30 ms frame is the onset."""
+    import numpy as np
+
+    from edge.bench.alerts import speech_onset
+
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    word = 0.5 * np.sin(2 * np.pi * 220 * t)
+    clip = np.concatenate([rng.normal(0, 0.5 * 10 ** (-50 / 20), 12000), word]).astype(np.float32)
+    assert abs(speech_onset(clip) - 0.75) <= 0.03
+    assert speech_onset(word.astype(np.float32)) == 0.0 and speech_onset(np.zeros(100, np.float32)) == 0.0
+
+
 def test_synthetic_floor_orders_watch_before_alert() -> None:
     """A clean calm → angry step: the default policy warns (watch) before it alerts, both after the step."""
     floor = synthetic_floor()

@@ -41,6 +41,19 @@ SETTINGS: tuple[tuple[str, Section, Section, Section], ...] = (
 FLOOR_VARIANTS: tuple[tuple[Section, Section, Section], ...] = tuple(x[1:] for x in SETTINGS)
 
 
+ONSET_DB = -40.0  # speech starts at the first 30 ms frame within 40 dB of the clip's loudest: early, so conservative
+
+
+def speech_onset(audio: np.ndarray, rate: int = 16000) -> float:
+    """Seconds of leading silence in a clip: the first 30 ms frame whose RMS is within ONSET_DB of its loudest."""
+    n = int(0.03 * rate)
+    k = audio.size // n
+    if k == 0:
+        return 0.0
+    rms = np.sqrt((audio[: k * n].reshape(k, n).astype(np.float64) ** 2).mean(1))
+    return float(np.argmax(rms >= rms.max() * 10 ** (ONSET_DB / 20)) * n / rate)
+
+
 def _cfg(alerts: Section = None, fusion: Section = None, analysis: Section = None) -> Any:
     from edge.config import parse_config
 
@@ -86,7 +99,7 @@ def speech_by_speaker(data: Path = DATA_DIR) -> dict[str, dict[str, list[Path]]]
 
 def angry_voices(analyzers: Any, tmp: Path) -> dict[str, Any]:
     """Per unseen speaker, a visit with a calm face (CREMA-D 1001 neutral, looped) and their own voice: 3 neutral,
-    6 angry, 3 neutral clips. Default settings and without the voice rule: time from the anger to watch/alert."""
+    6 angry, 3 neutral clips. Per setting: time from the first angry clip, and from its first word, to watch/alert."""
     from edge.capture.media import read_audio_file
 
     face = crema_clip("NEU")
@@ -95,19 +108,26 @@ def angry_voices(analyzers: Any, tmp: Path) -> dict[str, Any]:
         neu, ang = clips["NEU"] * 6, clips["ANG"] * 6
         plan = [("NEU", p) for p in neu[:3]] + [("ANG", p) for p in ang[:6]] + [("NEU", p) for p in neu[3:6]]
         sc = compose([Part(code, face, read_audio_file(p, 16000)) for code, p in plan], tmp / "voices", stem="visit")
+        lead = round(speech_onset(read_audio_file(ang[0], 16000)), 3)  # silence before the first angry word
         for name, run in _runs(sc, analyzers):
             s = run.summary()
             early = [a for a in s["alerts"]
                      if a["level"] in ("watch", "alert") and a["media_t"] < s["negative_start_s"]]
+            ta = s["time_to_alert_s"]
             rows.append({"speaker": speaker, "settings": name, "early": len(early), **{k: s[k] for k in (
-                "time_to_watch_s", "time_to_alert_s", "time_to_recovered_s", "peak_escalation")}})
+                "time_to_watch_s", "time_to_alert_s", "time_to_recovered_s", "peak_escalation")},
+                "speech_onset_s": lead, "time_to_alert_from_speech_s": None if ta is None else round(ta - lead, 3)})
     summary = {}
     for name, *_ in SETTINGS:
         mine = [r for r in rows if r["settings"] == name]
         alerted = sorted(r["time_to_alert_s"] for r in mine if r["time_to_alert_s"] is not None)
         watched = sorted(r["time_to_watch_s"] for r in mine if r["time_to_watch_s"] is not None)
+        spoken = sorted(r["time_to_alert_from_speech_s"] for r in mine if r["time_to_alert_s"] is not None)
         summary[name] = {"speakers": len(mine), "alerted": len(alerted), "watched": len(watched),
                          "median_to_alert_s": round(float(np.median(alerted)), 2) if alerted else None,
+                         "alerted_within_3s": sum(t <= 3.0 for t in alerted),
+                         "median_to_alert_from_speech_s": round(float(np.median(spoken)), 2) if spoken else None,
+                         "alerted_within_3s_from_speech": sum(t <= 3.0 for t in spoken),
                          "median_to_watch_s": round(float(np.median(watched)), 2) if watched else None,
                          "early": sum(r["early"] for r in mine)}
     return {"summary": summary, "rows": rows}
