@@ -138,7 +138,7 @@ class Service:
         for kind, body in self.core.end_visit(now):
             self.emit(kind, body)
 
-    def _off(self) -> bool:
+    def analysis_off(self) -> bool:
         """Whether the workers must discard what they capture (staff pause or outside opening hours)."""
         return self.paused.is_set() or self.closed.is_set()
 
@@ -220,7 +220,7 @@ class Service:
         self.process_pauses(now)
         process_config(self)  # remote config: applied even while paused
         self.process_schedule(now)
-        if self._off():
+        if self.analysis_off():
             return  # no fusion, no emotion or alert events while paused or closed
         try:
             self.process_acks(now)

@@ -23,7 +23,7 @@ def face_loop(svc: Service) -> None:
     while not svc.stop.is_set():
         svc.watchdog.beat("analyse-face")
         frame = svc.frames.drain_latest(timeout=0.5)
-        if frame is None or svc._off():  # paused or closed: the frame is discarded unread
+        if frame is None or svc.analysis_off():  # paused or closed: the frame is discarded unread
             continue
         t0 = time.perf_counter()
         try:
@@ -52,7 +52,7 @@ def voice_loop(svc: Service) -> None:
     while not svc.stop.wait(svc.cfg.analysis.voice_hop_s):
         svc.watchdog.beat("analyse-voice")
         new, t_end = svc.ring.read_new()  # audio lost while this worker lagged shows as overrun in health
-        if svc._off():  # paused or closed: discarded unanalysed, and no window spans the pause
+        if svc.analysis_off():  # paused or closed: discarded unanalysed, and no window spans the pause
             window = np.zeros(0, np.float32)
             continue
         if new.size == 0:
