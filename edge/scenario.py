@@ -151,12 +151,17 @@ def load_clip(path: Path, audio_path: Path | None = None) -> Clip:
     return Clip(path.stem, tuple(frames), fps, audio)
 
 
+def crema_speech(code: str, data_dir: Path = DATA_DIR, actor: str = "1001", sentence: str = "DFA") -> Path:
+    """Where the staged CREMA-D speech clip (FLAC) of ``actor`` for ``code`` lives (it may be absent)."""
+    return data_dir / "speech" / "crema-d" / f"{actor}_{sentence}_{code}_XX.flac"
+
+
 def crema_clip(code: str, data_dir: Path = DATA_DIR, actor: str = "1001", sentence: str = "DFA") -> Clip:
     """The CREMA-D audio-visual clip for ``code`` with its FLAC audio (same recording) when staged."""
     video = data_dir / "av" / "crema-d" / f"{actor}_{sentence}_{code}_XX.mp4"
     if not video.is_file():
         raise ScenarioError(f"clip {code}: {video} not found (CREMA-D fixtures live in ../shared/data/av/crema-d)")
-    flac = data_dir / "speech" / "crema-d" / f"{actor}_{sentence}_{code}_XX.flac"
+    flac = crema_speech(code, data_dir, actor, sentence)
     return load_clip(video, flac if flac.is_file() else None)
 
 
@@ -219,7 +224,7 @@ def build_scenario(spec: str, out_dir: Path, data_dir: Path = DATA_DIR, size: tu
         raise ScenarioError(f"face {face!r}: expected one of {', '.join(CODES)}")
     parts = []
     for code, n in parse_spec(spec):
-        flac = data_dir / "speech" / "crema-d" / f"{voice}_DFA_{code}_XX.flac"
+        flac = crema_speech(code, data_dir, actor=str(voice))
         if voice is not None and not flac.is_file():
             raise ScenarioError(f"voice {voice!r}, clip {code}: {flac} not found")
         audio = None if voice is None else read_audio_file(flac, RATE)
