@@ -198,3 +198,41 @@ def test_real_int8_model_on_crema_clip() -> None:
 def test_normalize_gain_leaves_silence_alone() -> None:
     z = np.zeros(SAMPLE_RATE, np.float32)
     np.testing.assert_array_equal(normalize_gain(z), z)
+
+
+def test_calm_output_is_folded_into_neutral() -> None:
+    """A model trained on RAVDESS' 8 native classes: its ``calm`` output counts as neutral, other labels stay."""
+    from edge.runtime import ModelError
+
+    labels = (*EMOTIONS, "calm")
+    np.testing.assert_array_equal(label_index_map(labels), [*range(len(EMOTIONS)), EMOTIONS.index("neutral")])
+    an = _analyzer(FakeModel(labels=labels, hot=len(EMOTIONS)))  # all mass on calm
+    speech = _espeak("Could you tell me when my card will arrive")[-2 * SAMPLE_RATE:]
+    r = an.analyze(speech, t=0.0)
+    assert r is not None and r.probs.shape == (len(EMOTIONS),)
+    assert EMOTIONS[int(np.argmax(r.probs))] == "neutral"
+    assert r.probs[EMOTIONS.index("neutral")] == pytest.approx(0.02 + 1.0 - 0.02 * 7, abs=1e-5)
+    assert r.probs.sum() == pytest.approx(1.0, abs=1e-5)
+    clip = an.clip_model_probs(np.concatenate([speech, speech]))
+    assert clip is not None and clip[0].shape == (8,) and int(np.argmax(clip[0])) == 7 and clip[2] >= 2
+    with pytest.raises(ModelError, match="repeat"):
+        label_index_map(("neutral", "calm", "calm"))
+    with pytest.raises(ModelError, match="boredom"):
+        label_index_map(("neutral", "boredom"))
+
+
+def test_load_corpus_keeps_calm_only_when_asked(tmp_path: Path) -> None:
+    sf = pytest.importorskip("soundfile")
+    from edge.train.voice_data import LABELS8, load_corpus, product_index
+
+    tone = (0.1 * np.sin(np.arange(SAMPLE_RATE) * 0.05)).astype(np.float32)
+    rows = ["path,speaker,emotion"]
+    for i, emo in enumerate(("calm", "neutral", "fearful", "boredom")):
+        sf.write(tmp_path / f"{i}.wav", tone, SAMPLE_RATE)
+        rows.append(f"{i}.wav,s{i},{emo}")
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    merged = load_corpus(tmp_path / "m.csv")
+    kept = load_corpus(tmp_path / "m.csv", keep_calm=True)
+    assert [LABELS8[c.label] for c in merged] == ["neutral", "neutral", "fear"]  # boredom dropped
+    assert [LABELS8[c.label] for c in kept] == ["calm", "neutral", "fear"]
+    assert [product_index(c.label) for c in kept] == [c.label for c in merged]

@@ -221,3 +221,42 @@ def test_predict_clips_does_not_depend_on_clip_order() -> None:
     _, rev, ok2 = predict_clips(an, clips[::-1])
     np.testing.assert_array_equal(ok1, ok2[::-1])
     np.testing.assert_allclose(fwd, rev[::-1], atol=1e-6)
+
+
+def test_native_scoring_keeps_calm_and_needs_it_in_the_model() -> None:
+    """predict_clips(native=True) scores the model's own labels; the product path counts calm as neutral."""
+    from types import SimpleNamespace
+
+    from edge.train.voice_data import LABELS8, Clip
+    from edge.train.voice_eval import clip_metrics, predict_clips
+    from edge.voice.vad import Vad
+
+    class Fake:
+        """Analyzer stand-in: every clip's model probabilities put 0.9 on the label given by its first sample."""
+
+        def __init__(self, labels: tuple[str, ...]) -> None:
+            self.labels, self.vad = labels, Vad(2)
+
+        def clip_model_probs(self, audio: np.ndarray) -> tuple[np.ndarray, float, int]:
+            p = np.full(len(self.labels), 0.1 / (len(self.labels) - 1))
+            p[int(audio[0])] = 0.9
+            return p, 1.0, 1
+
+        def analyze_clip(self, audio: np.ndarray) -> SimpleNamespace:
+            p = np.zeros(len(EMOTIONS))
+            np.add.at(p, [0 if i == 7 else i for i in range(len(self.labels))], self.clip_model_probs(audio)[0])
+            return SimpleNamespace(probs=p)
+
+    calm, angry = LABELS8.index("calm"), EMOTIONS.index("angry")
+    clips = [Clip("a", "s", calm, np.full(10, calm, np.float32)), Clip("b", "s", angry, np.full(10, angry, np.float32)),
+             Clip("c", "s", calm, np.full(10, 0, np.float32))]  # the last: calm read as neutral
+    y, probs, ok = predict_clips(Fake(LABELS8), clips, native=True)
+    assert y.tolist() == [calm, angry, calm] and probs.shape == (3, 8) and ok.all()
+    res = clip_metrics(y, probs, ok, list(range(8)), LABELS8)
+    assert res["accuracy"] == pytest.approx(2 / 3, abs=1e-4) and res["per_class_recall"]["calm"] == 0.5
+    assert res["labels"] == list(LABELS8) and len(res["confusion"]) == 8
+    y7, probs7, _ = predict_clips(Fake(LABELS8), clips)
+    assert y7.tolist() == [0, angry, 0] and probs7.shape == (3, len(EMOTIONS))
+    assert clip_metrics(y7, probs7, ok, [0, angry])["accuracy"] == 1.0  # calm and neutral are one product class
+    with pytest.raises(ValueError, match="calm"):
+        predict_clips(Fake(EMOTIONS), clips, native=True)

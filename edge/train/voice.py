@@ -7,7 +7,9 @@ full-integer int8 TFLite file and evaluates *that file* through ``edge.runtime.l
 ``VoiceAnalyzer.analyze_clip`` on RAVDESS Actor_19-24 (never seen) and all of EmoDB (cross-corpus).
 
 ``--fold K`` (0-3) holds out speaker fold K of 4 instead (RAVDESS: Actor_01-06, 07-12, 13-18, 19-24; fold 3
-is the shipped split) and writes to ``OUT/work/folds/foldK``, never over the shipped model.
+is the shipped split) and writes to ``OUT/work/folds/foldK``, never over the shipped model. ``--calm`` keeps
+RAVDESS calm as an eighth output (the corpus' 8 native classes, scored as such; the runtime folds calm into
+neutral); fold runs then write to ``OUT/work/folds/foldK-calm``.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ from typing import Any
 import numpy as np
 
 from edge.train.voice_data import (
+    LABELS8,
     WINDOW_S,
     Clip,
     build_features,
     load_corpus,
+    product_index,
     split_speakers,
 )
-from edge.types import EMOTIONS
 from edge.voice.features import N_MELS, n_frames, window_features
 
 log = logging.getLogger(__name__)
@@ -102,9 +105,10 @@ def train(args: argparse.Namespace, train_c: list[Clip], val_c: list[Clip], clas
     from edge.voice.vad import Vad
 
     cache = work / f"feats_v{args.variants}_s{args.seed}_n{len(train_c)}.npz"
-    if cache.exists():
-        d = np.load(cache)
-        x, y = d["x"], d["y"]
+    labels = np.repeat([c.label for c in train_c], args.variants)  # build_features' order: clip by clip
+    d = np.load(cache) if cache.exists() else None
+    if d is not None and np.array_equal([product_index(v) for v in labels], d["y"]):
+        x, y = d["x"], labels  # the windows do not depend on calm being kept or folded
         log.info("loaded cached features %s", cache)
     else:
         t0 = time.time()
@@ -181,11 +185,16 @@ def export_int8(model: Any, rep: np.ndarray, path: Path, seed: int) -> None:
     log.info("wrote %s (%d bytes)", path, path.stat().st_size)
 
 
-def evaluate(analyzer: Any, clips: list[Clip], classes: list[int]) -> dict[str, Any]:
-    """Clip-level metrics of the runtime analyzer (sliding windows, VAD-gated) over ``clips``."""
+def evaluate(analyzer: Any, clips: list[Clip], classes: list[int], native: bool = False) -> dict[str, Any]:
+    """Clip-level metrics of the runtime analyzer (sliding windows, VAD-gated) over ``clips``.
+
+    Product classes (calm counted as neutral) by default; ``native`` scores the model's own outputs (LABELS8).
+    """
     from edge.train.voice_eval import clip_metrics, predict_clips
 
-    return clip_metrics(*predict_clips(analyzer, clips), classes)
+    if native:
+        return clip_metrics(*predict_clips(analyzer, clips, native=True), classes, names=LABELS8)
+    return clip_metrics(*predict_clips(analyzer, clips), sorted({product_index(c) for c in classes}))
 
 
 def plot_confusions(results: dict[str, dict[str, Any]], path: Path) -> None:
@@ -198,15 +207,16 @@ def plot_confusions(results: dict[str, dict[str, Any]], path: Path) -> None:
     fig, axes = plt.subplots(1, len(results), figsize=(6.5 * len(results), 5.5))
     for ax, (name, res) in zip(np.atleast_1d(axes), results.items(), strict=True):
         cm = np.array(res["confusion"], np.float64)
+        names = tuple(res.get("labels", LABELS8[:len(cm)]))
         norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
         ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-        for i in range(len(EMOTIONS)):
-            for j in range(len(EMOTIONS)):
+        for i in range(len(names)):
+            for j in range(len(names)):
                 if cm[i].sum():
                     ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=8,
                             color="white" if norm[i, j] > 0.5 else "black")
-        ax.set_xticks(range(len(EMOTIONS)), EMOTIONS, rotation=45)
-        ax.set_yticks(range(len(EMOTIONS)), EMOTIONS)
+        ax.set_xticks(range(len(names)), names, rotation=45)
+        ax.set_yticks(range(len(names)), names)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_title(f"{name}\nacc {res['accuracy']:.3f}, macro-F1 {res['macro_f1']:.3f}, n={res['n']}")
@@ -229,9 +239,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--fold", type=int, choices=range(4), help="hold out speaker fold K of 4 (cross-validation run)")
+    ap.add_argument("--calm", action="store_true",
+                    help="keep RAVDESS calm as its own (eighth) output instead of merging it into neutral")
     args = ap.parse_args(argv)
     if args.fold is not None:
-        args.out = args.out / "work" / "folds" / f"fold{args.fold}"
+        args.out = args.out / "work" / "folds" / f"fold{args.fold}{'-calm' if args.calm else ''}"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import tensorflow as tf
 
@@ -241,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
     t_start = time.time()
     work = args.out / "work" / "voice"
     work.mkdir(parents=True, exist_ok=True)
-    corpus = load_corpus(args.manifest or args.data / "speech" / "ravdess" / "MANIFEST.csv")
+    corpus = load_corpus(args.manifest or args.data / "speech" / "ravdess" / "MANIFEST.csv", keep_calm=args.calm)
     tr_s, va_s, te_s = split_speakers(corpus) if args.fold is None else fold_speakers(corpus, args.fold)
     log.info("speakers train %s | val %s | test %s", sorted(tr_s), sorted(va_s), sorted(te_s))
     train_c = [c for c in corpus if c.speaker in tr_s]
@@ -259,11 +271,14 @@ def main(argv: list[str] | None = None) -> None:
     update_manifest(args.out, "voice_emotion", {
         "file": tfl.name, "version": VERSION, "task": "voice-emotion",
         "input": tensor_entry(it.get_input_details()[0]), "output": tensor_entry(it.get_output_details()[0]),
-        "labels": [EMOTIONS[c] for c in classes], "licence": LICENCE, "optional": False,
+        "labels": [LABELS8[c] for c in classes], "licence": LICENCE, "optional": False,
     })
     analyzer = VoiceAnalyzer(load_model(load_manifest(args.out), "voice_emotion", threads=1))
     test_c = [c for c in corpus if c.speaker in te_s]
-    results = {"RAVDESS held-out " + ",".join(sorted(te_s)): evaluate(analyzer, test_c, classes)}
+    held_out = "RAVDESS held-out " + ",".join(sorted(te_s))
+    results = {held_out: evaluate(analyzer, test_c, classes)}
+    if args.calm:
+        results[held_out + " (8 native classes)"] = evaluate(analyzer, test_c, classes, native=True)
     emodb = args.data / "speech" / "emodb" / "MANIFEST.csv"
     if args.manifest is None and emodb.exists():
         results["EmoDB cross-corpus (all speakers, boredom dropped)"] = evaluate(analyzer, load_corpus(emodb), classes)
@@ -273,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
     state = json.loads((work / "state.json").read_text())
     metrics = {
         "model": "voice_emotion", "version": VERSION, "file_bytes": tfl.stat().st_size,
-        "labels": [EMOTIONS[c] for c in classes],
+        "labels": [LABELS8[c] for c in classes],
         "evaluated": "int8 TFLite via edge.runtime.load_model + VoiceAnalyzer.analyze_clip"
                      " (2 s windows, 0.5 s hop, VAD-gated)",
         "speakers": {"train": sorted(tr_s), "val": sorted(va_s), "test": sorted(te_s)},

@@ -35,12 +35,22 @@ LABEL_MAP: dict[str, str | None] = {
 }
 
 
+# ``--calm`` training keeps RAVDESS calm as an eighth output (its native classes); the runtime folds it into neutral.
+CALM = "calm"
+LABELS8: tuple[str, ...] = (*EMOTIONS, CALM)
+
+
 def map_label(name: str) -> str | None:
     """Product emotion for a corpus label (case-insensitive), None if dropped; KeyError if unknown."""
     key = name.strip().lower()
     if key not in LABEL_MAP:
         raise KeyError(f"unknown emotion label {name!r}: add it to edge.train.voice_data.LABEL_MAP")
     return LABEL_MAP[key]
+
+
+def product_index(label: int) -> int:
+    """EMOTIONS index of a LABELS8 index (calm -> neutral)."""
+    return EMOTIONS.index(map_label(LABELS8[label]) or "neutral")
 
 
 @dataclass
@@ -53,18 +63,21 @@ class Clip:
     audio: np.ndarray
 
 
-def load_corpus(manifest: Path) -> list[Clip]:
-    """Read a path,speaker,emotion CSV and its audio (16 kHz mono); dropped labels are skipped."""
+def load_corpus(manifest: Path, keep_calm: bool = False) -> list[Clip]:
+    """Read a path,speaker,emotion CSV and its audio (16 kHz mono); dropped labels are skipped.
+
+    Labels are indices into LABELS8: EMOTIONS, plus 7 = calm when ``keep_calm`` (else calm -> neutral).
+    """
     clips = []
     with open(manifest, newline="") as fh:
         for row in csv.DictReader(fh):
-            lab = map_label(row["emotion"])
+            lab = CALM if keep_calm and row["emotion"].strip().lower() == CALM else map_label(row["emotion"])
             if lab is None:
                 continue
             audio, sr = sf.read(manifest.parent / row["path"], dtype="float32", always_2d=True)
             if sr != SAMPLE_RATE:
                 raise ValueError(f"{row['path']}: {sr} Hz, expected {SAMPLE_RATE}")
-            clips.append(Clip(row["path"], row["speaker"], EMOTIONS.index(lab), audio.mean(axis=1)))
+            clips.append(Clip(row["path"], row["speaker"], LABELS8.index(lab), audio.mean(axis=1)))
     log.info("loaded %d clips from %s", len(clips), manifest)
     return clips
 
@@ -166,12 +179,16 @@ def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def classification_metrics(y: np.ndarray, probs: np.ndarray, classes: list[int]) -> dict[str, object]:
-    """Accuracy, macro-F1 and per-class recall over ``classes`` present in y, agitated AUC, confusion."""
+def classification_metrics(y: np.ndarray, probs: np.ndarray, classes: list[int],
+                           names: tuple[str, ...] = EMOTIONS) -> dict[str, object]:
+    """Accuracy, macro-F1 and per-class recall over ``classes`` present in y, agitated AUC, confusion.
+
+    ``y`` and the columns of ``probs`` index ``names`` (EMOTIONS, or LABELS8 for the native RAVDESS classes).
+    """
     from edge.types import AGITATED
 
     pred = probs.argmax(1)
-    k = len(EMOTIONS)
+    k = len(names)
     cm = np.zeros((k, k), np.int64)
     for t, p in zip(y, pred, strict=True):
         cm[t, p] += 1
@@ -180,9 +197,9 @@ def classification_metrics(y: np.ndarray, probs: np.ndarray, classes: list[int])
         tp, support, predicted = cm[c, c], cm[c].sum(), cm[:, c].sum()
         r = tp / support if support else float("nan")
         pr = tp / predicted if predicted else 0.0
-        recall[EMOTIONS[c]] = round(float(r), 4)
+        recall[names[c]] = round(float(r), 4)
         f1.append(0.0 if tp == 0 else 2 * pr * r / (pr + r))
-    agi = [EMOTIONS.index(e) for e in AGITATED]
+    agi = [names.index(e) for e in AGITATED]
     return {
         "n": int(y.size), "accuracy": round(float((pred == y).mean()), 4), "macro_f1": round(float(np.mean(f1)), 4),
         "per_class_recall": recall,

@@ -22,7 +22,16 @@ from typing import Any
 
 import numpy as np
 
-from edge.train.voice_data import LABEL_MAP, Clip, classification_metrics, roc_auc, split_speakers
+from edge.train.voice_data import (
+    CALM,
+    LABEL_MAP,
+    LABELS8,
+    Clip,
+    classification_metrics,
+    product_index,
+    roc_auc,
+    split_speakers,
+)
 from edge.types import AGITATED, EMOTIONS
 from edge.voice.features import SAMPLE_RATE, active_level_dbfs
 
@@ -88,9 +97,9 @@ def read_folder(folder: Path, extra: dict[str, str | None] | None = None) -> lis
     return items
 
 
-def ravdess_test(data: Path) -> list[Item]:
+def ravdess_test(data: Path, extra: dict[str, str | None] | None = None) -> list[Item]:
     """RAVDESS held-out actors (the training split rule: Actor_19-24)."""
-    items = read_manifest(data / "speech" / "ravdess" / "MANIFEST.csv")
+    items = read_manifest(data / "speech" / "ravdess" / "MANIFEST.csv", extra)
     test = split_speakers(items)[2]  # uses .speaker only
     return [i for i in items if i.speaker in test]
 
@@ -99,7 +108,7 @@ def load_clips(items: list[Item]) -> list[Clip]:
     """Read the audio (mono float32, resampled to 16 kHz)."""
     from edge.capture.media import read_audio_file
 
-    return [Clip(str(i.path), i.speaker, EMOTIONS.index(i.label), read_audio_file(i.path, SAMPLE_RATE))
+    return [Clip(str(i.path), i.speaker, LABELS8.index(i.label), read_audio_file(i.path, SAMPLE_RATE))
             for i in items]
 
 
@@ -171,46 +180,62 @@ def noise_pool(kind: str, data: Path) -> list[np.ndarray] | None:
 
 
 # ---------------------------------------------------------------- metrics
-def predict_clips(analyzer: Any, clips: list[Clip]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Labels (N,), clip probabilities over EMOTIONS (N, 7) and a has-reading mask (N,) via ``analyze_clip``.
+def predict_clips(analyzer: Any, clips: list[Clip], native: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels (N,), clip probabilities (N, classes) and a has-reading mask (N,) via the analyzer's clip path.
 
-    webrtcvad adapts its internal state across calls, so each clip starts with a fresh VAD (same settings):
-    otherwise a clip's figures depend on which clips were analysed before it.
+    Over EMOTIONS (calm counted as neutral) by default; ``native`` scores the model's own labels (e.g. the 8
+    RAVDESS classes) and needs every clip's label among them. webrtcvad adapts its internal state across
+    calls, so each clip starts with a fresh VAD (same settings): otherwise a clip's figures depend on which
+    clips were analysed before it.
     """
     from edge.voice.vad import Vad
 
-    probs = np.zeros((len(clips), len(EMOTIONS)), np.float32)
+    names = analyzer.labels if native else EMOTIONS
+    if native:
+        missing = sorted({LABELS8[c.label] for c in clips} - set(names))
+        if missing:
+            raise ValueError(f"labels {missing} are not outputs of the voice model {list(names)}")
+        y = np.array([names.index(LABELS8[c.label]) for c in clips], np.int64)
+    else:
+        y = np.array([product_index(c.label) for c in clips], np.int64)
+    probs = np.zeros((len(clips), len(names)), np.float32)
     ok = np.zeros(len(clips), bool)
     v = analyzer.vad
     for i, c in enumerate(clips):
         analyzer.vad = Vad(v.aggressiveness, v.margin_db, v.floor_dbfs)
-        r = analyzer.analyze_clip(c.audio)
-        if r is not None:
+        if native:
+            clip = analyzer.clip_model_probs(c.audio)
+            if clip is not None:
+                probs[i], ok[i] = clip[0], True
+        elif (r := analyzer.analyze_clip(c.audio)) is not None:
             probs[i], ok[i] = r.probs, True
-    return np.array([c.label for c in clips], np.int64), probs, ok
+    return y, probs, ok
 
 
-def clip_metrics(y: np.ndarray, probs: np.ndarray, ok: np.ndarray, classes: list[int]) -> dict[str, Any]:
+def clip_metrics(y: np.ndarray, probs: np.ndarray, ok: np.ndarray, classes: list[int],
+                 names: tuple[str, ...] = EMOTIONS) -> dict[str, Any]:
     """classification_metrics over clips with a reading, plus the AUC scoring no-reading clips as not agitated."""
     if not ok.any():
         raise ValueError(f"no clip of {len(y)} gave a voice reading (no speech found by the VAD)")
-    res = classification_metrics(y[ok], probs[ok], sorted(set(y[ok].tolist()) & set(classes)))
+    res = classification_metrics(y[ok], probs[ok], sorted(set(y[ok].tolist()) & set(classes)), names)
+    res["labels"] = list(names)
     res["no_reading"] = int((~ok).sum())
-    agi = [EMOTIONS.index(e) for e in AGITATED]
+    agi = [names.index(e) for e in AGITATED]
     res["agitated_auc_all_clips"] = round(roc_auc(np.where(ok, probs[:, agi].sum(1), 0.0), np.isin(y, agi)), 4)
     return res
 
 
 def format_metrics(name: str, res: dict[str, Any]) -> str:
     """The metric lines the command prints."""
+    names = tuple(res.get("labels", EMOTIONS))
     rec = "  ".join(f"{k} {v:.3f}" for k, v in res["per_class_recall"].items())
     lines = [f"== {name}", f"clips          {res['n']} with a reading, {res['no_reading']} without (no speech)",
              f"accuracy       {res['accuracy']:.4f}", f"macro_f1       {res['macro_f1']:.4f}",
              f"agitated_auc   {res['agitated_auc']:.4f}  (angry+disgust+fear vs rest; "
              f"{res['agitated_auc_all_clips']:.4f} with no-reading clips scored 0)",
-             f"recall         {rec}", "confusion      rows true, columns predicted: " + " ".join(EMOTIONS)]
+             f"recall         {rec}", "confusion      rows true, columns predicted: " + " ".join(names)]
     cm = np.array(res["confusion"])
-    lines += [f"  {EMOTIONS[i]:<9}" + " ".join(f"{v:5d}" for v in cm[i]) for i in range(len(EMOTIONS)) if cm[i].sum()]
+    lines += [f"  {names[i]:<9}" + " ".join(f"{v:5d}" for v in cm[i]) for i in range(len(names)) if cm[i].sum()]
     return "\n".join(lines)
 
 
@@ -246,17 +271,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--map", action="append", default=[], metavar="LABEL=CLASS", help="extra label mapping or =drop")
     ap.add_argument("--noise", metavar="KIND:SNR", help=f"add noise, KIND one of {', '.join(NOISES)}, SNR in dB")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--native", action="store_true",
+                    help="score the model's own outputs (RAVDESS calm kept as its own class) instead of EMOTIONS")
     ap.add_argument("--png", type=Path, help="write the row-normalised confusion matrix PNG here")
     ap.add_argument("--json", type=Path, help="write the metrics JSON here")
     args = ap.parse_args(argv)
     try:
         extra = _parse_map(args.map)
+        if args.native:
+            extra.setdefault(CALM, CALM)
         if args.manifest:
             items, name = read_manifest(args.manifest, extra), str(args.manifest)
         elif args.folder:
             items, name = read_folder(args.folder, extra), str(args.folder)
         elif args.ravdess_test:
-            items, name = ravdess_test(args.data), "RAVDESS held-out Actor_19-24"
+            items, name = ravdess_test(args.data, extra), "RAVDESS held-out Actor_19-24"
         else:
             items = read_manifest(args.data / "speech" / "emodb" / "MANIFEST.csv", extra)
             name = "EmoDB (boredom " + ("-> " + str(extra["boredom"]) if extra.get("boredom") else "dropped") + ")"
@@ -276,7 +305,11 @@ def main(argv: list[str] | None = None) -> int:
 
     analyzer = load_analyzer(args.models)
     try:
-        res = clip_metrics(*predict_clips(analyzer, clips), label_index_map(analyzer.model.spec.labels).tolist())
+        if args.native:
+            res = clip_metrics(*predict_clips(analyzer, clips, native=True), list(range(len(analyzer.labels))),
+                               analyzer.labels)
+        else:
+            res = clip_metrics(*predict_clips(analyzer, clips), label_index_map(analyzer.labels).tolist())
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

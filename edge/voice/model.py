@@ -13,15 +13,19 @@ from edge.voice.vad import Vad
 
 log = logging.getLogger(__name__)
 
+# Model outputs that are not product emotions but fold into one: RAVDESS "calm" (a model trained on the corpus'
+# 8 native classes) is counted as neutral.
+FOLDED: dict[str, str] = {"calm": "neutral"}
+
 
 def label_index_map(labels: tuple[str, ...] | list[str]) -> np.ndarray:
-    """Index into EMOTIONS of each declared model output label; raises ModelError on an unknown label."""
+    """Index into EMOTIONS of each declared model output label (FOLDED ones included); ModelError if unknown."""
     out = []
     for lab in labels:
-        if lab not in EMOTIONS:
-            raise ModelError(f"voice model label {lab!r} is not a product emotion {EMOTIONS}")
-        out.append(EMOTIONS.index(lab))
-    if len(set(out)) != len(out):
+        if lab not in EMOTIONS and lab not in FOLDED:
+            raise ModelError(f"voice model label {lab!r} is not a product emotion {EMOTIONS} nor one of {FOLDED}")
+        out.append(EMOTIONS.index(FOLDED.get(lab, lab)))
+    if len(set(labels)) != len(labels):
         raise ModelError(f"voice model labels repeat a class: {labels}")
     return np.asarray(out, dtype=np.int64)
 
@@ -62,14 +66,26 @@ class VoiceAnalyzer:
         """Analysis window length in seconds the model expects (derived from its input frames)."""
         return self.window_samples / SAMPLE_RATE
 
-    def probs(self, samples: np.ndarray) -> np.ndarray:
-        """Model probabilities over EMOTIONS for one window (no VAD gating)."""
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The model's own output labels (manifest order), e.g. with ``calm`` before it is folded."""
+        return tuple(self.model.spec.labels)
+
+    def model_probs(self, samples: np.ndarray) -> np.ndarray:
+        """Probabilities over the model's own labels for one window (no VAD gating)."""
         feats = window_features(samples, self.window_s)
         x = feats.reshape(self.model.input_shape).astype(np.float32)
-        p_model = _softmax_if_needed(self.model.infer(x))
+        return _softmax_if_needed(self.model.infer(x))
+
+    def fold(self, p_model: np.ndarray) -> np.ndarray:
+        """Model-label probabilities -> probabilities over EMOTIONS (FOLDED labels summed into their class)."""
         out = np.zeros(len(EMOTIONS), dtype=np.float64)
-        out[self._map] = p_model
+        np.add.at(out, self._map, np.asarray(p_model, dtype=np.float64))
         return (out / max(float(out.sum()), 1e-12)).astype(np.float32)
+
+    def probs(self, samples: np.ndarray) -> np.ndarray:
+        """Model probabilities over EMOTIONS for one window (no VAD gating)."""
+        return self.fold(self.model_probs(samples))
 
     @staticmethod
     def _confidence(probs: np.ndarray, speech_ratio: float) -> float:
@@ -78,31 +94,44 @@ class VoiceAnalyzer:
         ent = float(-(p * np.log(p)).sum() / np.log(p.size))
         return float(np.clip((1.0 - ent) * min(1.0, speech_ratio / 0.5), 0.0, 1.0))
 
-    def analyze(self, samples: np.ndarray, t: float) -> Reading | None:
-        """Reading for the last window_s seconds of audio, or None when the VAD finds too little speech."""
+    def _window(self, samples: np.ndarray, t: float) -> tuple[np.ndarray, float] | None:
+        """(model-label probabilities, speech ratio) of the last window_s seconds, None without enough speech."""
         x = fit_length(samples, self.window_samples)
         ratio = self.vad.speech_ratio(x)
         if ratio < self.min_speech_ratio:
             log.debug("voice window at t=%.2f: speech ratio %.2f < %.2f, no reading", t, ratio, self.min_speech_ratio)
             return None
-        p = self.probs(x)
-        return Reading(modality="voice", t=float(t), probs=p, confidence=self._confidence(p, ratio),
-                       extra={"speech_ratio": ratio})
+        return self.model_probs(x), ratio
 
-    def analyze_clip(self, samples: np.ndarray, hop_s: float = 0.5, t: float = 0.0) -> Reading | None:
-        """Clip-level reading: slide windows (hop ``hop_s``) over the clip and average the gated ones."""
+    def analyze(self, samples: np.ndarray, t: float) -> Reading | None:
+        """Reading for the last window_s seconds of audio, or None when the VAD finds too little speech."""
+        win = self._window(samples, t)
+        if win is None:
+            return None
+        p = self.fold(win[0])
+        return Reading(modality="voice", t=float(t), probs=p, confidence=self._confidence(p, win[1]),
+                       extra={"speech_ratio": win[1]})
+
+    def clip_model_probs(self, samples: np.ndarray, hop_s: float = 0.5) -> tuple[np.ndarray, float, int] | None:
+        """Clip level over the model's own labels: (speech-weighted mean probabilities, mean ratio, windows)."""
         x = np.asarray(samples, dtype=np.float32)
         n = self.window_samples
         hop = max(1, int(round(hop_s * SAMPLE_RATE)))
         ends = list(range(n, x.size + 1, hop)) or [x.size]
         if ends[-1] != x.size:
             ends.append(x.size)
-        readings = [r for e in ends if (r := self.analyze(x[max(0, e - n):e], t)) is not None]
-        if not readings:
+        wins = [win for e in ends if (win := self._window(x[max(0, e - n):e], 0.0)) is not None]
+        if not wins:
             return None
-        w = np.array([r.extra["speech_ratio"] for r in readings], dtype=np.float64)
-        p = (np.stack([r.probs for r in readings]).astype(np.float64) * w[:, None]).sum(0) / w.sum()
-        ratio = float(w.mean())
-        probs = (p / p.sum()).astype(np.float32)
-        return Reading(modality="voice", t=float(t), probs=probs, confidence=self._confidence(probs, ratio),
-                       extra={"speech_ratio": ratio, "windows": float(len(readings))})
+        w = np.array([r for _, r in wins], dtype=np.float64)
+        p = (np.stack([pm for pm, _ in wins]).astype(np.float64) * w[:, None]).sum(0) / w.sum()
+        return p / p.sum(), float(w.mean()), len(wins)
+
+    def analyze_clip(self, samples: np.ndarray, hop_s: float = 0.5, t: float = 0.0) -> Reading | None:
+        """Clip-level reading: slide windows (hop ``hop_s``) over the clip and average the gated ones."""
+        clip = self.clip_model_probs(samples, hop_s)
+        if clip is None:
+            return None
+        probs = self.fold(clip[0])
+        return Reading(modality="voice", t=float(t), probs=probs, confidence=self._confidence(probs, clip[1]),
+                       extra={"speech_ratio": clip[1], "windows": float(clip[2])})
