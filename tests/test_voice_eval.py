@@ -260,3 +260,21 @@ def test_native_scoring_keeps_calm_and_needs_it_in_the_model() -> None:
     assert clip_metrics(y7, probs7, ok, [0, angry])["accuracy"] == 1.0  # calm and neutral are one product class
     with pytest.raises(ValueError, match="calm"):
         predict_clips(Fake(EMOTIONS), clips, native=True)
+
+
+def test_fold_summary_reads_fold_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.train.voice_folds import main
+
+    assert main(["--models", str(tmp_path), "--calm"]) == 2 and "no fold metrics" in capsys.readouterr().err
+    for fold, acc in ((0, 0.60), (2, 0.50)):
+        d = tmp_path / "work" / "folds" / f"fold{fold}-calm"
+        d.mkdir(parents=True)
+        res = {"accuracy": acc, "macro_f1": acc - 0.1, "agitated_auc": 0.9}
+        (d / "voice_emotion.metrics.json").write_text(json.dumps({
+            "selected_epoch": 7, "speakers": {"test": [f"A{fold}1", f"A{fold}6"]},
+            "results": {"RAVDESS held-out x": res, "EmoDB cross-corpus": res,
+                        "RAVDESS held-out x (8 native classes)": {**res, "accuracy": acc - 0.05}}}))
+    assert main(["--models", str(tmp_path), "--calm"]) == 0
+    out = capsys.readouterr().out
+    assert "| 0: A01–A06 | 7 | 0.550 | 0.500 | 0.600 |" in out and "| 2: A21–A26 |" in out
+    assert "| mean ± sample std (2 folds) | | 0.500 ± 0.071 |" in out
