@@ -131,6 +131,10 @@ def main(argv: list[str] | None = None) -> None:
     for name, clips in sets.items():
         ours[name] = clip_metrics(*predict_clips(analyzer, clips), classes)
         log.info("ours %s: acc %.4f AUC %.4f", name, ours[name]["accuracy"], ours[name]["agitated_auc"])
+    if "calm" in analyzer.labels:  # a model trained with --calm: score its 8 native RAVDESS classes too
+        native_test = load_clips([i for i in read_manifest(rav_csv, {"calm": "calm"}) if i.speaker in test_spk])
+        ours["RAVDESS test (Actor_19-24) clean, 8 native classes"] = clip_metrics(
+            *predict_clips(analyzer, native_test, native=True), list(range(len(analyzer.labels))), analyzer.labels)
     y, p, ok = predict_clips(analyzer, emodb)
     ours["EmoDB (boredom dropped)"] = clip_metrics(y[~bored], p[~bored], ok[~bored], classes)
     ours["EmoDB agitated AUC, boredom counted as rest"] = {"agitated_auc": round(
