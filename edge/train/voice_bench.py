@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from edge.train.voice import fold_speakers
-from edge.train.voice_data import Clip, classification_metrics, roc_auc
+from edge.train.voice_data import CALM, Clip, classification_metrics, roc_auc
 from edge.train.voice_eval import (
     DATA,
     add_noise,
@@ -131,8 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     for name, clips in sets.items():
         ours[name] = clip_metrics(*predict_clips(analyzer, clips), classes)
         log.info("ours %s: acc %.4f AUC %.4f", name, ours[name]["accuracy"], ours[name]["agitated_auc"])
-    if "calm" in analyzer.labels:  # a model trained with --calm: score its 8 native RAVDESS classes too
-        native_test = load_clips([i for i in read_manifest(rav_csv, {"calm": "calm"}) if i.speaker in test_spk])
+    if CALM in analyzer.labels:  # a model trained with --calm: score its 8 native RAVDESS classes too
+        native_test = load_clips([i for i in read_manifest(rav_csv, {CALM: CALM}) if i.speaker in test_spk])
         ours["RAVDESS test (Actor_19-24) clean, 8 native classes"] = clip_metrics(
             *predict_clips(analyzer, native_test, native=True), list(range(len(analyzer.labels))), analyzer.labels)
     y, p, ok = predict_clips(analyzer, emodb)

@@ -49,8 +49,11 @@ def map_label(name: str) -> str | None:
 
 
 def product_index(label: int) -> int:
-    """EMOTIONS index of a LABELS8 index (calm -> neutral)."""
-    return EMOTIONS.index(map_label(LABELS8[label]) or "neutral")
+    """EMOTIONS index of a LABELS8 index, folded as the runtime folds a model's outputs (calm -> neutral)."""
+    from edge.voice.model import FOLDED
+
+    name = LABELS8[label]
+    return EMOTIONS.index(FOLDED.get(name, name))
 
 
 @dataclass
