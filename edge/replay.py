@@ -53,6 +53,7 @@ def _voice_obs(an: Analyzers, samples: np.ndarray, rate: int, hop_s: float, res:
                staff_channel: int | None = None, margin_db: float = 3.0) -> Iterator[tuple[float, int, Observation]]:
     """Voice observations; ``samples`` is mono or (samples, channels) with a staff channel to gate on."""
     assert an.voice is not None
+    an.voice.reset()  # a replayed file is its own stream: its readings must not depend on what was replayed before
     win = int(an.voice.window_s * rate)
     hop = max(int(hop_s * rate), 1)
     for end in range(win, samples.shape[0] + 1, hop):

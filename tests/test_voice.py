@@ -236,3 +236,22 @@ def test_load_corpus_keeps_calm_only_when_asked(tmp_path: Path) -> None:
     assert [LABELS8[c.label] for c in merged] == ["neutral", "neutral", "fear"]  # boredom dropped
     assert [LABELS8[c.label] for c in kept] == ["calm", "neutral", "fear"]
     assert [product_index(c.label) for c in kept] == [c.label for c in merged]
+
+
+def test_replayed_stream_does_not_depend_on_the_one_before() -> None:
+    """webrtcvad adapts to what it heard: each replayed file starts a fresh VAD state, so its readings repeat."""
+    from edge.replay import ReplayResult, _voice_obs
+
+    first = np.concatenate([_crema_clip("1001_DFA_NEU_XX.flac"), _crema_clip("1001_DFA_SAD_XX.flac")])
+    clip = np.concatenate([_crema_clip("1002_DFA_NEU_XX.flac"), _crema_clip("1002_DFA_ANG_XX.flac")])
+    an = SimpleNamespace(voice=VoiceAnalyzer(_real_model()))
+
+    def readings() -> list[tuple[float, list[float] | None]]:
+        obs = [o for _, _, o in _voice_obs(an, clip, SAMPLE_RATE, 0.25, ReplayResult())]  # type: ignore[arg-type]
+        return [(o.t, None if o.reading is None else [o.reading.extra["speech_ratio"], *o.reading.probs.tolist()])
+                for o in obs]
+
+    fresh = readings()
+    list(_voice_obs(an, first, SAMPLE_RATE, 0.25, ReplayResult()))  # type: ignore[arg-type]
+    assert readings() == fresh
+    assert sum(r is not None for _, r in fresh) >= 3

@@ -237,6 +237,9 @@ def test_native_scoring_keeps_calm_and_needs_it_in_the_model() -> None:
         def __init__(self, labels: tuple[str, ...]) -> None:
             self.labels, self.vad = labels, Vad(2)
 
+        def reset(self) -> None:
+            self.vad = Vad(2)
+
         def clip_model_probs(self, audio: np.ndarray) -> tuple[np.ndarray, float, int]:
             p = np.full(len(self.labels), 0.1 / (len(self.labels) - 1))
             p[int(audio[0])] = 0.9

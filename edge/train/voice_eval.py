@@ -185,11 +185,9 @@ def predict_clips(analyzer: Any, clips: list[Clip], native: bool = False) -> tup
 
     Over EMOTIONS (calm counted as neutral) by default; ``native`` scores the model's own labels (e.g. the 8
     RAVDESS classes) and needs every clip's label among them. webrtcvad adapts its internal state across
-    calls, so each clip starts with a fresh VAD (same settings): otherwise a clip's figures depend on which
-    clips were analysed before it.
+    calls, so each clip starts with a fresh VAD (``VoiceAnalyzer.reset``): otherwise a clip's figures depend on
+    which clips were analysed before it.
     """
-    from edge.voice.vad import Vad
-
     names = analyzer.labels if native else EMOTIONS
     if native:
         missing = sorted({LABELS8[c.label] for c in clips} - set(names))
@@ -200,9 +198,8 @@ def predict_clips(analyzer: Any, clips: list[Clip], native: bool = False) -> tup
         y = np.array([product_index(c.label) for c in clips], np.int64)
     probs = np.zeros((len(clips), len(names)), np.float32)
     ok = np.zeros(len(clips), bool)
-    v = analyzer.vad
     for i, c in enumerate(clips):
-        analyzer.vad = Vad(v.aggressiveness, v.margin_db, v.floor_dbfs)
+        analyzer.reset()
         if native:
             clip = analyzer.clip_model_probs(c.audio)
             if clip is not None:

@@ -55,6 +55,12 @@ class VoiceAnalyzer:
         self.vad = Vad(vad_aggressiveness)
         self._map = label_index_map(labels)
 
+    def reset(self) -> None:
+        """Start a new audio stream (a replayed file, an evaluated clip) with a fresh VAD state."""
+        # webrtcvad adapts to what it has heard: without this, a stream's readings depend on the one before it
+        v = self.vad
+        self.vad = Vad(v.aggressiveness, v.margin_db, v.floor_dbfs)
+
     @property
     def window_samples(self) -> int:
         """Analysis window in samples: the frames' span rounded up to whole hops (198 frames -> 32000)."""
