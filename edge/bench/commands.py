@@ -3,19 +3,47 @@
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 
 def _scenario(args: argparse.Namespace) -> int:
-    from edge.scenario import ScenarioError, cli_scenario
+    from edge.scenario import ScenarioError
 
     try:
         return cli_scenario(args)
     except ScenarioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def cli_scenario(args: argparse.Namespace) -> int:
+    """``edge-emotion scenario SPEC --out DIR``: build the media, replay them (unless --no-replay), print a summary."""
+    from edge.config import load_config
+    from edge.scenario import DATA_DIR, ScenarioError, build_scenario, replay_scenario
+
+    size = None
+    if args.size:
+        m = re.fullmatch(r"(\d{2,4})x(\d{2,4})", args.size)
+        if m is None:
+            raise ScenarioError(f"--size {args.size!r}: expected WIDTHxHEIGHT, e.g. 640x480")
+        size = (int(m.group(1)), int(m.group(2)))
+    sc = build_scenario(args.spec, args.out, Path(args.data) if args.data else DATA_DIR, size, args.voice, args.face)
+    print(f"scenario: {sc.video} + {sc.audio} ({sc.duration_s:.2f} s, {len(sc.segments)} segments)")
+    if args.no_replay:
+        return 0
+    cfg = load_config(args.config) if args.config else None
+    run = replay_scenario(sc, cfg)
+    summary = run.summary()
+    for a in run.alerts:
+        print(f"  t={a['media_t']:7.2f} s  {a['level']:9s} {a['reason']:15s} visit={a['visit_id'][:8]}  "
+              f"escalation={a['evidence']['escalation']:.2f}  hint: {a['hint']['text']}")
+    print(json.dumps({k: v for k, v in summary.items() if k != "alerts"}))
+    (args.out / "run.json").write_text(json.dumps({"summary": summary, "escalation": run.escalation}, indent=1))
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
