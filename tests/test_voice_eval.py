@@ -115,8 +115,7 @@ def test_corpus_manifests_map_to_product_classes() -> None:
 
 
 def test_fold_speakers_partition_and_match_shipped_split() -> None:
-    from edge.train.voice import fold_speakers
-    from edge.train.voice_data import Clip, split_speakers
+    from edge.train.voice_data import Clip, fold_speakers, split_speakers
 
     clips = [Clip("", f"Actor_{k:02d}", 0, np.zeros(1)) for k in range(1, 25)]
     tests = [fold_speakers(clips, k)[2] for k in range(4)]
@@ -127,6 +126,25 @@ def test_fold_speakers_partition_and_match_shipped_split() -> None:
         assert not (tr & va or tr & te or va & te) and len(va) == 2 and len(tr) == 16
     with pytest.raises(ValueError):
         fold_speakers(clips, 4)
+
+
+def test_emodb_leave_two_speakers_out_folds_and_their_folders(tmp_path: Path) -> None:
+    """--folds 5 on EmoDB's 10 speakers holds out 2 per fold; fold runs get a folder per corpus and fold count."""
+    from edge.train.voice import main
+    from edge.train.voice_data import Clip, fold_dir, fold_speakers
+
+    clips = [Clip("", f"{k:02d}", 0, np.zeros(1)) for k in (3, 8, 9, 10, 11, 12, 13, 14, 15, 16)]
+    tests = [fold_speakers(clips, k, 5)[2] for k in range(5)]
+    assert tests[0] == {"03", "08"} and all(len(t) == 2 for t in tests)
+    assert set().union(*tests) == {c.speaker for c in clips}
+    for k in range(5):
+        tr, va, te = fold_speakers(clips, k, 5)
+        assert not (tr & va or tr & te or va & te) and len(va) == 1 and len(tr) == 7
+    emodb = tmp_path / "emodb" / "MANIFEST.csv"
+    assert fold_dir(None, 2) == "fold2" and fold_dir(None, 3, calm=True) == "fold3-calm"
+    assert fold_dir(emodb, 4, 5) == "emodb-5x-fold4" and fold_dir(None, 0, 6) == "ravdess-6x-fold0"
+    with pytest.raises(SystemExit):
+        main(["--manifest", str(emodb), "--folds", "5", "--fold", "5", "--out", str(tmp_path)])
 
 
 # ------------------------------------------------------------------ noise

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,9 @@ from edge.train.voice_data import (
     WINDOW_S,
     Clip,
     build_features,
+    corpus_name,
+    fold_dir,
+    fold_speakers,
     load_corpus,
     product_index,
     split_speakers,
@@ -73,18 +75,6 @@ def spec_augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         x[i, t0:t0 + t, :] = fill
         x[i, :, f0:f0 + f] = fill
     return x
-
-
-def fold_speakers(clips: list[Clip], fold: int, k: int = 4) -> tuple[set[str], set[str], set[str]]:
-    """(train, val, test) for speaker fold ``fold`` of ``k`` (sorted ids, contiguous); val = last 10 % of the rest."""
-    spk = sorted({c.speaker for c in clips})
-    if not 0 <= fold < k or len(spk) < k:
-        raise ValueError(f"fold {fold} of {k} impossible with {len(spk)} speakers")
-    size = len(spk) / k
-    test = spk[round(fold * size):round((fold + 1) * size)]
-    rest = [s for s in spk if s not in test]
-    n_val = max(1, math.ceil(len(rest) * 0.1))
-    return set(rest[:-n_val]), set(rest[-n_val:]), set(test)
 
 
 def clip_windows(audio: np.ndarray, vad: Any, hop_s: float = 0.5) -> np.ndarray:
@@ -238,12 +228,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--fold", type=int, choices=range(4), help="hold out speaker fold K of 4 (cross-validation run)")
+    ap.add_argument("--fold", type=int, help="hold out speaker fold K of --folds (cross-validation run)")
+    ap.add_argument("--folds", type=int, default=4, help="speaker folds (4: RAVDESS 6 actors each; 5 for EmoDB's "
+                    "10 speakers = leave-2-speakers-out)")
     ap.add_argument("--calm", action="store_true",
                     help="keep RAVDESS calm as its own (eighth) output instead of merging it into neutral")
     args = ap.parse_args(argv)
     if args.fold is not None:
-        args.out = args.out / "work" / "folds" / f"fold{args.fold}{'-calm' if args.calm else ''}"
+        if not 0 <= args.fold < args.folds:
+            ap.error(f"--fold {args.fold}: must be 0..{args.folds - 1} (--folds {args.folds})")
+        args.out = args.out / "work" / "folds" / fold_dir(args.manifest, args.fold, args.folds, args.calm)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import tensorflow as tf
 
@@ -254,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
     work = args.out / "work" / "voice"
     work.mkdir(parents=True, exist_ok=True)
     corpus = load_corpus(args.manifest or args.data / "speech" / "ravdess" / "MANIFEST.csv", keep_calm=args.calm)
-    tr_s, va_s, te_s = split_speakers(corpus) if args.fold is None else fold_speakers(corpus, args.fold)
+    tr_s, va_s, te_s = split_speakers(corpus) if args.fold is None else fold_speakers(corpus, args.fold, args.folds)
     log.info("speakers train %s | val %s | test %s", sorted(tr_s), sorted(va_s), sorted(te_s))
     train_c = [c for c in corpus if c.speaker in tr_s]
     classes = sorted({c.label for c in train_c})
@@ -275,13 +269,15 @@ def main(argv: list[str] | None = None) -> None:
     })
     analyzer = VoiceAnalyzer(load_model(load_manifest(args.out), "voice_emotion", threads=1))
     test_c = [c for c in corpus if c.speaker in te_s]
-    held_out = "RAVDESS held-out " + ",".join(sorted(te_s))
+    held_out = f"{corpus_name(args.manifest)} held-out " + ",".join(sorted(te_s))
     results = {held_out: evaluate(analyzer, test_c, classes)}
     if args.calm:
         results[held_out + " (8 native classes)"] = evaluate(analyzer, test_c, classes, native=True)
-    emodb = args.data / "speech" / "emodb" / "MANIFEST.csv"
-    if args.manifest is None and emodb.exists():
-        results["EmoDB cross-corpus (all speakers, boredom dropped)"] = evaluate(analyzer, load_corpus(emodb), classes)
+    other = args.data / "speech" / ("emodb" if args.manifest is None else "ravdess") / "MANIFEST.csv"
+    if other.exists() and corpus_name(other).lower() != corpus_name(args.manifest).lower():  # the other corpus
+        name = ("EmoDB cross-corpus (all speakers, boredom dropped)" if args.manifest is None else
+                "RAVDESS cross-corpus (all actors, calm as neutral, classes the model has)")
+        results[name] = evaluate(analyzer, [c for c in load_corpus(other) if c.label in classes], classes)
     for name, res in results.items():
         log.info("%s: acc %.3f macro-F1 %.3f agitated AUC %.3f recall %s", name, res["accuracy"], res["macro_f1"],
                  res["agitated_auc"], res["per_class_recall"])

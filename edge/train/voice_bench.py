@@ -20,8 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.train.voice import fold_speakers
-from edge.train.voice_data import CALM, Clip, classification_metrics, roc_auc
+from edge.train.voice_data import CALM, Clip, classification_metrics, fold_speakers, roc_auc
 from edge.train.voice_eval import (
     DATA,
     add_noise,

@@ -94,6 +94,29 @@ def split_speakers(clips: list[Clip]) -> tuple[set[str], set[str], set[str]]:
     return set(rest[:-n_val]), set(rest[-n_val:]), set(test)
 
 
+def fold_speakers(clips: list[Clip], fold: int, k: int = 4) -> tuple[set[str], set[str], set[str]]:
+    """(train, val, test) for speaker fold ``fold`` of ``k`` (sorted ids, contiguous); val = last 10 % of the rest."""
+    spk = sorted({c.speaker for c in clips})
+    if not 0 <= fold < k or len(spk) < k:
+        raise ValueError(f"fold {fold} of {k} impossible with {len(spk)} speakers")
+    size = len(spk) / k
+    test = spk[round(fold * size):round((fold + 1) * size)]
+    rest = [s for s in spk if s not in test]
+    n_val = max(1, math.ceil(len(rest) * 0.1))
+    return set(rest[:-n_val]), set(rest[-n_val:]), set(test)
+
+
+def corpus_name(manifest: Path | None) -> str:
+    """Name of the training corpus in results: RAVDESS by default, else the manifest's folder (e.g. emodb)."""
+    return "RAVDESS" if manifest is None else manifest.resolve().parent.name
+
+
+def fold_dir(manifest: Path | None, fold: int, folds: int = 4, calm: bool = False) -> str:
+    """Folder of a fold run under models/work/folds: ``foldK[-calm]`` for RAVDESS' 4 folds, else tagged by corpus."""
+    tag = "" if manifest is None and folds == 4 else f"{corpus_name(manifest).lower()}-{folds}x-"
+    return f"{tag}fold{fold}{'-calm' if calm else ''}"
+
+
 # ---------------------------------------------------------------- augmentation
 def _pink(n: int, rng: np.random.Generator) -> np.ndarray:
     spec = np.fft.rfft(rng.standard_normal(n))

@@ -35,7 +35,7 @@ def _split(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Results keyed by role: held-out product classes, held-out native classes, EmoDB."""
     roles: dict[str, dict[str, Any]] = {}
     for name, res in results.items():
-        role = "emodb" if name.startswith("EmoDB") else ("native" if "native" in name else "product")
+        role = "emodb" if "cross-corpus" in name else ("native" if "native" in name else "product")
         roles[role] = res
     return roles
 
