@@ -299,3 +299,35 @@ def test_fold_summary_reads_fold_runs(tmp_path: Path, capsys: pytest.CaptureFixt
     out = capsys.readouterr().out
     assert "| 0: A01–A06 | 7 | 0.550 | 0.500 | 0.600 |" in out and "| 2: A21–A26 |" in out
     assert "| mean ± sample std (2 folds) | | 0.500 ± 0.071 |" in out
+
+
+def test_fold_summary_of_another_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """EmoDB's leave-2-speakers-out runs (emodb-5x-foldK) get their own table: held-out and RAVDESS columns."""
+    from edge.train.voice_folds import main
+
+    emodb = tmp_path / "emodb" / "MANIFEST.csv"
+    for fold, acc in ((0, 0.70), (4, 0.60)):
+        d = tmp_path / "work" / "folds" / f"emodb-5x-fold{fold}"
+        d.mkdir(parents=True)
+        res = {"accuracy": acc, "macro_f1": acc - 0.1, "agitated_auc": 0.9}
+        (d / "voice_emotion.metrics.json").write_text(json.dumps({
+            "selected_epoch": 9, "speakers": {"test": [f"{fold}1", f"{fold}2"]},
+            "results": {"emodb held-out x": res, "RAVDESS cross-corpus (all actors)": {**res, "accuracy": 0.3}}}))
+    assert main(["--models", str(tmp_path), "--manifest", str(emodb), "--folds", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "| emodb held-out acc |" in out and "| RAVDESS cross-corpus acc |" in out
+    assert "| 0: 01–02 | 9 | 0.700 | 0.600 | 0.900 | 0.300 |" in out and "| 4: 41–42 |" in out
+    assert "| mean ± sample std (2 folds) | | 0.650 ± 0.071 |" in out
+    assert main(["--models", str(tmp_path), "--folds", "5"]) == 2  # RAVDESS 5-fold runs: none
+
+
+
+def test_baseline_cv_table() -> None:
+    """The baseline's per-fold rows and their mean ± sample std, per variant."""
+    from edge.train.voice_bench import cv_table
+
+    folds = [{"test_speakers": ["03", "08"], "accuracy": 0.7, "macro_f1": 0.6, "agitated_auc": 0.9},
+             {"test_speakers": ["09", "10"], "accuracy": 0.5, "macro_f1": 0.4, "agitated_auc": 0.8}]
+    out = cv_table({"raw": folds})
+    assert "| raw | 03,08 | 0.700 | 0.600 | 0.900 |" in out
+    assert "| raw | mean ± sample std | 0.600 ± 0.141 | 0.500 ± 0.141 | 0.850 ± 0.071 |" in out

@@ -85,6 +85,27 @@ def _baseline_res(model: Any, x: np.ndarray, y: np.ndarray, classes: list[int]) 
     return classification_metrics(y, predict_probs(model, x), sorted(set(y.tolist()) & set(classes)))
 
 
+def emodb_cv(data: Path) -> dict[str, list[dict[str, Any]]]:
+    """eGeMAPS+LR on EmoDB leave-2-speakers-out: the folds of ``edge.train.voice --manifest <emodb> --folds 5``."""
+    from edge.train.baseline import egemaps, speaker_cv
+
+    clips = load_clips(read_manifest(data / "speech" / "emodb" / "MANIFEST.csv"))  # boredom dropped, as in training
+    y, spk = np.array([c.label for c in clips]), [c.speaker for c in clips]
+    folds = [fold_speakers(clips, k, 5)[2] for k in range(5)]
+    return {("gain-normalised" if g else "raw"): speaker_cv(egemaps(clips, g, CACHE), y, spk, folds) for g in (0, 1)}
+
+
+def cv_table(cv: dict[str, list[dict[str, Any]]]) -> str:
+    """Markdown: per fold and mean ± sample std of accuracy / macro-F1 / agitated AUC, per baseline variant."""
+    keys = ("accuracy", "macro_f1", "agitated_auc")
+    lines = ["| baseline | test speakers | acc | macro-F1 | agitated AUC |", "|---|---|---|---|---|"]
+    for v, folds in cv.items():
+        lines += [f"| {v} | {','.join(f['test_speakers'])} | " + " | ".join(f"{f[k]:.3f}" for k in keys) + " |"
+                  for f in folds]
+        lines.append(f"| {v} | mean ± sample std | " + " | ".join(_mean_std(folds, k) for k in keys) + " |")
+    return "\n".join(lines)
+
+
 def _mean_std(folds: list[dict[str, Any]], key: str) -> str:
     v = np.array([f[key] for f in folds], np.float64)
     return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}"
@@ -97,8 +118,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", type=Path, help="write all results here (e.g. docs/bench/voice.json)")
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--rtf-only", action="store_true")
+    ap.add_argument("--emodb-cv", action="store_true", help="only the baseline's EmoDB leave-2-speakers-out folds")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.emodb_cv:
+        print(cv_table(emodb_cv(args.data)))
+        return
     t_start = time.time()
     analyzer = load_analyzer(None)
     classes = label_index_map(analyzer.model.spec.labels).tolist()
