@@ -283,18 +283,26 @@ def test_native_scoring_keeps_calm_and_needs_it_in_the_model() -> None:
         predict_clips(Fake(EMOTIONS), clips, native=True)
 
 
+def _fold_res(acc: float) -> dict[str, float]:
+    return {"accuracy": acc, "macro_f1": acc - 0.1, "agitated_auc": 0.9}
+
+
+def _write_fold(d: Path, epoch: int, test: list[str], results: dict[str, object]) -> None:
+    """A fold run's metrics file as edge.train.voice writes it (the fields the fold table reads)."""
+    d.mkdir(parents=True)
+    (d / "voice_emotion.metrics.json").write_text(json.dumps({
+        "selected_epoch": epoch, "speakers": {"test": test}, "results": results}))
+
+
 def test_fold_summary_reads_fold_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from edge.train.voice_folds import main
 
     assert main(["--models", str(tmp_path), "--calm"]) == 2 and "no fold metrics" in capsys.readouterr().err
     for fold, acc in ((0, 0.60), (2, 0.50)):
-        d = tmp_path / "work" / "folds" / f"fold{fold}-calm"
-        d.mkdir(parents=True)
-        res = {"accuracy": acc, "macro_f1": acc - 0.1, "agitated_auc": 0.9}
-        (d / "voice_emotion.metrics.json").write_text(json.dumps({
-            "selected_epoch": 7, "speakers": {"test": [f"A{fold}1", f"A{fold}6"]},
-            "results": {"RAVDESS held-out x": res, "EmoDB cross-corpus": res,
-                        "RAVDESS held-out x (8 native classes)": {**res, "accuracy": acc - 0.05}}}))
+        res = _fold_res(acc)
+        _write_fold(tmp_path / "work" / "folds" / f"fold{fold}-calm", 7, [f"A{fold}1", f"A{fold}6"], {
+            "RAVDESS held-out x": res, "EmoDB cross-corpus": res,
+            "RAVDESS held-out x (8 native classes)": {**res, "accuracy": acc - 0.05}})
     assert main(["--models", str(tmp_path), "--calm"]) == 0
     out = capsys.readouterr().out
     assert "| 0: A01–A06 | 7 | 0.550 | 0.500 | 0.600 |" in out and "| 2: A21–A26 |" in out
@@ -307,12 +315,9 @@ def test_fold_summary_of_another_corpus(tmp_path: Path, capsys: pytest.CaptureFi
 
     emodb = tmp_path / "emodb" / "MANIFEST.csv"
     for fold, acc in ((0, 0.70), (4, 0.60)):
-        d = tmp_path / "work" / "folds" / f"emodb-5x-fold{fold}"
-        d.mkdir(parents=True)
-        res = {"accuracy": acc, "macro_f1": acc - 0.1, "agitated_auc": 0.9}
-        (d / "voice_emotion.metrics.json").write_text(json.dumps({
-            "selected_epoch": 9, "speakers": {"test": [f"{fold}1", f"{fold}2"]},
-            "results": {"emodb held-out x": res, "RAVDESS cross-corpus (all actors)": {**res, "accuracy": 0.3}}}))
+        res = _fold_res(acc)
+        _write_fold(tmp_path / "work" / "folds" / f"emodb-5x-fold{fold}", 9, [f"{fold}1", f"{fold}2"], {
+            "emodb held-out x": res, "RAVDESS cross-corpus (all actors)": {**res, "accuracy": 0.3}})
     assert main(["--models", str(tmp_path), "--manifest", str(emodb), "--folds", "5"]) == 0
     out = capsys.readouterr().out
     assert "| emodb held-out acc |" in out and "| RAVDESS cross-corpus acc |" in out
