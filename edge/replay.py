@@ -60,7 +60,7 @@ def _voice_obs(an: Analyzers, samples: np.ndarray, rate: int, hop_s: float, res:
         t = end / rate
         window = gate_voice(samples[end - win:end], staff_channel, margin_db)
         res.voice_gated += window is None
-        reading = None if window is None else an.voice.analyze(window, t)
+        reading = None if window is None else an.voice.analyze(window, t, end=end)
         res.voice_windows += 1
         res.voice_readings += reading is not None
         res.media_s = max(res.media_s, t)

@@ -6,9 +6,8 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from edge.core import Observation
+from edge.voice.stream import StreamWindow
 
 if TYPE_CHECKING:
     from edge.service import Service
@@ -48,24 +47,26 @@ def voice_loop(svc: Service) -> None:
     assert svc.an.voice is not None
     rate = svc.cfg.microphone.sample_rate
     win = int(svc.an.voice.window_s * rate)
-    window = np.zeros(0, np.float32)
+    stream = StreamWindow(win)
     while not svc.stop.wait(svc.cfg.analysis.voice_hop_s):
         svc.watchdog.beat("analyse-voice")
         new, t_end = svc.ring.read_new()  # audio lost while this worker lagged shows as overrun in health
         if svc.analysis_off():  # paused or closed: discarded unanalysed, and no window spans the pause
-            window = np.zeros(0, np.float32)
+            stream.clear()
             continue
         if new.size == 0:
             continue
-        window = np.concatenate([window, new])[-win:]
-        if window.size < int(win * 0.9):
+        stream.push(new)
+        span, end, late = stream.latest()
+        if span.size < int(win * 0.9):
             continue
+        t = t_end - late / rate
         t0 = time.perf_counter()
         try:
-            reading = svc.an.voice.analyze(window, t_end)
+            reading = svc.an.voice.analyze(span, t, end=end)
         except Exception:  # noqa: BLE001
             svc.errors["voice"] += 1
             log.exception("voice analysis failed; continuing")
             continue
         svc.latency.add("voice", time.perf_counter() - t0)
-        svc.obs.put(Observation("voice", t_end, reading))
+        svc.obs.put(Observation("voice", t, reading))

@@ -44,7 +44,7 @@ class SpyVoice:
     def __init__(self) -> None:
         self.calls = 0
 
-    def analyze(self, samples: np.ndarray, t: float) -> Reading:
+    def analyze(self, samples: np.ndarray, t: float, end: int | None = None) -> Reading:
         self.calls += 1
         return Reading("voice", t, ANGRY.copy(), 0.6)
 

@@ -227,7 +227,7 @@ class QuietVoice:
 
     window_s = 1.0
 
-    def analyze(self, samples: Any, t: float) -> None:
+    def analyze(self, samples: Any, t: float, end: int | None = None) -> None:
         """No speech."""
         return None
 

@@ -31,15 +31,15 @@ log = logging.getLogger(__name__)
 ANGRY_SCENARIOS = ("NEU*5,ANG*8,NEU*8", "NEU*5,DIS*8,NEU*8", "NEU*5,FEA*8,NEU*8")
 PREV = "previous defaults (alert level held 1 s, voice half-life 1 s, a voice window every 1 s)"
 V01 = "v0.1 defaults (no voice_arousal; voice-only trigger at 0.7; half-lives 2 s, sustain 2 s)"
-HOP025 = "a voice window every 0.25 s (default otherwise; twice the voice model's work of the default)"
+HOP05 = "a voice window every 0.5 s (the default until windows shared their mel frames; default otherwise)"
 Section = dict[str, Any] | None
-# (name, alerts, fusion, analysis) sections over the defaults: today's, earlier defaults and a faster voice hop
+# (name, alerts, fusion, analysis) sections over the defaults: today's, earlier defaults and the previous voice hop
 SETTINGS: tuple[tuple[str, Section, Section, Section], ...] = (
     ("default", None, None, None),
     (PREV, {"alert_hold_s": 1.0}, {"voice_half_life_s": 1.0}, {"voice_hop_s": 1.0}),
     (V01, {"voice_agitation_threshold": 0.7, "sustain_s": 2.0, "alert_hold_s": 2.0},
      {"voice_arousal": False, "half_life_s": 2.0, "voice_half_life_s": 2.0}, {"voice_hop_s": 1.0}),
-    (HOP025, None, None, {"voice_hop_s": 0.25}))
+    (HOP05, None, None, {"voice_hop_s": 0.5}))
 FLOOR_VARIANTS: tuple[tuple[Section, Section, Section], ...] = tuple(x[1:] for x in SETTINGS)
 
 

@@ -10,10 +10,10 @@ STAGE_NAMES = {
     "decode": "capture decode (OpenCV, one 640×480 frame of the MPEG-4 file)",
     "detect": "face detection (BlazeFace short-range int8 / Haar)",
     "expression": "expression (crop 48×48 + int8 CNN)",
-    "voice": "voice total: VAD + log-mel + int8 model (2 s window)",
-    "vad": "  of which VAD (webrtcvad)",
-    "features": "  of which log-mel features",
-    "voice_model": "  of which voice model",
+    "voice": "voice total: VAD + log-mel + int8 model (2 s window, mel frames shared with the last)",
+    "vad": "  VAD (webrtcvad)",
+    "features": "  log-mel features of a whole window (not shared)",
+    "voice_model": "  voice model",
     "fusion": "fusion + visits + alert policy (Core.observe+tick)",
     "publish": "publish (schema validation + hand-off to MQTT)",
     "broker_delivery": "publish call → loopback subscriber receives",
@@ -89,7 +89,7 @@ def pipeline_markdown(res: dict[str, Any], png: Path | None = None) -> str:
         f"| measured throughput: decode + detect + expression + fusion (+ voice per media second), fps | "
         f"{one['throughput_fps']:.1f} | {allc['throughput_fps']:.1f} |",
         f"| face path per frame (ms) | {one['face_path_ms']:.1f} | {allc['face_path_ms']:.1f} |",
-        f"| sustainable fps with one voice window per second | {one['sustainable_fps']:.1f} | "
+        f"| sustainable fps with a voice window every `voice_hop_s` | {one['sustainable_fps']:.1f} | "
         f"{allc['sustainable_fps']:.1f} |",
         f"| face path per frame, CPU time (ms) | {one['face_path_cpu_ms']:.1f} | "
         f"{allc['face_path_cpu_ms']:.1f} (summed over threads) |",

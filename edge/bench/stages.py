@@ -96,11 +96,11 @@ def run_stages(video: Path, audio: Path, seconds: float, threads: int, port: int
         frames += 1
         media_t = frames / fps
         if media_t >= next_voice:  # one voice window per hop of media time, like the service's voice worker
-            end = int(next_voice * 16000) % max(pcm.size - win, 1) + win
+            end = windows * hop % max(pcm.size - win, 1) + win  # consecutive windows share frames, as in the service
             x = fit_length(pcm[end - win:end], win)
             c1 = time.process_time()
             v0 = time.perf_counter()
-            r = voice.analyze(x, media_t)
+            r = voice.analyze(x, media_t, end=end)
             v1 = time.perf_counter()
             voice_cpu += time.process_time() - c1
             voice.vad.speech_ratio(x)

@@ -80,14 +80,21 @@ def active_level_dbfs(samples: np.ndarray) -> float | None:
     return float(10.0 * np.log10(power.mean()))
 
 
+def gain_linear(samples: np.ndarray, target_dbfs: float = TARGET_DBFS) -> np.float32 | None:
+    """Linear gain that brings the active frames' RMS to ``target_dbfs`` (capped), None without active frames."""
+    level = active_level_dbfs(np.asarray(samples, dtype=np.float32))
+    if level is None:
+        return None
+    return np.float32(10.0 ** (min(target_dbfs - level, MAX_GAIN_DB) / 20.0))
+
+
 def normalize_gain(samples: np.ndarray, target_dbfs: float = TARGET_DBFS) -> np.ndarray:
     """Scale so the active frames' RMS is ``target_dbfs`` (gain capped at +MAX_GAIN_DB); float32, clipped."""
     x = np.asarray(samples, dtype=np.float32)
-    level = active_level_dbfs(x)
-    if level is None:
+    g = gain_linear(x, target_dbfs)
+    if g is None:
         return x.copy()
-    gain_db = min(target_dbfs - level, MAX_GAIN_DB)
-    return np.clip(x * np.float32(10.0 ** (gain_db / 20.0)), -1.0, 1.0).astype(np.float32)
+    return np.clip(x * g, -1.0, 1.0).astype(np.float32)
 
 
 def n_frames(n_samples: int) -> int:
@@ -95,8 +102,8 @@ def n_frames(n_samples: int) -> int:
     return 0 if n_samples < WIN else 1 + (n_samples - WIN) // HOP
 
 
-def log_mel(samples: np.ndarray) -> np.ndarray:
-    """Fixed-scaled log-mel spectrogram, float32 (frames, N_MELS); no gain normalisation here."""
+def mel_power(samples: np.ndarray) -> np.ndarray:
+    """Mel-band power of each 25 ms frame (10 ms hop), float32 (frames, N_MELS); frames are independent."""
     x = np.asarray(samples, dtype=np.float32)
     n = n_frames(x.size)
     if n == 0:
@@ -104,8 +111,17 @@ def log_mel(samples: np.ndarray) -> np.ndarray:
     idx = np.arange(WIN)[None, :] + HOP * np.arange(n)[:, None]
     frames = x[idx] * _WINDOW
     spec = np.abs(np.fft.rfft(frames, n=N_FFT, axis=1)).astype(np.float32) ** 2
-    mel = spec @ _FB
+    return spec @ _FB
+
+
+def log_scale(mel: np.ndarray) -> np.ndarray:
+    """Mel power -> the model's fixed-scaled log-mel values, float32."""
     return ((np.log(mel + _EPS) - LOG_OFFSET) / LOG_SCALE).astype(np.float32)
+
+
+def log_mel(samples: np.ndarray) -> np.ndarray:
+    """Fixed-scaled log-mel spectrogram, float32 (frames, N_MELS); no gain normalisation here."""
+    return log_scale(mel_power(samples))
 
 
 def fit_length(samples: np.ndarray, n: int) -> np.ndarray:

@@ -9,6 +9,7 @@ import numpy as np
 from edge.runtime import Model, ModelError
 from edge.types import EMOTIONS, Reading
 from edge.voice.features import HOP, N_MELS, SAMPLE_RATE, WIN, fit_length, window_features
+from edge.voice.stream import StreamFeatures
 from edge.voice.vad import Vad
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class VoiceAnalyzer:
         self.frames = int(shape[1])
         self.min_speech_ratio = float(min_speech_ratio)
         self.vad = Vad(vad_aggressiveness)
+        self.stream = StreamFeatures()
         self._map = label_index_map(labels)
 
     def reset(self) -> None:
@@ -60,6 +62,7 @@ class VoiceAnalyzer:
         # webrtcvad adapts to what it has heard: without this, a stream's readings depend on the one before it
         v = self.vad
         self.vad = Vad(v.aggressiveness, v.margin_db, v.floor_dbfs)
+        self.stream.reset()
 
     @property
     def window_samples(self) -> int:
@@ -77,9 +80,13 @@ class VoiceAnalyzer:
         """The model's own output labels (manifest order), e.g. with ``calm`` before it is folded."""
         return tuple(self.model.spec.labels)
 
-    def model_probs(self, samples: np.ndarray) -> np.ndarray:
-        """Probabilities over the model's own labels for one window (no VAD gating)."""
-        feats = window_features(samples, self.window_s)
+    def model_probs(self, samples: np.ndarray, end: int | None = None) -> np.ndarray:
+        """Probabilities over the model's own labels for one window (no VAD gating); see ``analyze`` for ``end``."""
+        n = self.window_samples
+        if end is not None and np.asarray(samples).size >= n:
+            feats = self.stream.features(fit_length(samples, n), int(end) - n)
+        else:
+            feats = window_features(samples, self.window_s)
         x = feats.reshape(self.model.input_shape).astype(np.float32)
         return _softmax_if_needed(self.model.infer(x))
 
@@ -100,18 +107,22 @@ class VoiceAnalyzer:
         ent = float(-(p * np.log(p)).sum() / np.log(p.size))
         return float(np.clip((1.0 - ent) * min(1.0, speech_ratio / 0.5), 0.0, 1.0))
 
-    def _window(self, samples: np.ndarray, t: float) -> tuple[np.ndarray, float] | None:
+    def _window(self, samples: np.ndarray, t: float, end: int | None = None) -> tuple[np.ndarray, float] | None:
         """(model-label probabilities, speech ratio) of the last window_s seconds, None without enough speech."""
         x = fit_length(samples, self.window_samples)
         ratio = self.vad.speech_ratio(x)
         if ratio < self.min_speech_ratio:
             log.debug("voice window at t=%.2f: speech ratio %.2f < %.2f, no reading", t, ratio, self.min_speech_ratio)
             return None
-        return self.model_probs(x), ratio
+        return self.model_probs(x, end), ratio
 
-    def analyze(self, samples: np.ndarray, t: float) -> Reading | None:
-        """Reading for the last window_s seconds of audio, or None when the VAD finds too little speech."""
-        win = self._window(samples, t)
+    def analyze(self, samples: np.ndarray, t: float, end: int | None = None) -> Reading | None:
+        """Reading for the last window_s seconds of audio, or None when the VAD finds too little speech.
+
+        ``end``: the stream position (sample count) just after ``samples``; given, consecutive overlapping windows
+        of one stream reuse each other's mel frames (``StreamFeatures``), otherwise the window is computed whole.
+        """
+        win = self._window(samples, t, end)
         if win is None:
             return None
         p = self.fold(win[0])
