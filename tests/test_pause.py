@@ -20,6 +20,7 @@ from edge.mqtt import RecordingPublisher
 from edge.privacy import PauseError, parse_pause
 from edge.service import Service
 from edge.types import EMOTIONS, Frame, Reading
+from edge.voice.features import HOP, SAMPLE_RATE
 
 ANGRY = np.full(len(EMOTIONS), 0.02)
 ANGRY[EMOTIONS.index("angry")] = 0.88
@@ -43,9 +44,11 @@ class SpyVoice:
 
     def __init__(self) -> None:
         self.calls = 0
+        self.windows: list[tuple[int, int | None]] = []  # (samples, stream position just after them)
 
     def analyze(self, samples: np.ndarray, t: float, end: int | None = None) -> Reading:
         self.calls += 1
+        self.windows.append((samples.size, end))
         return Reading("voice", t, ANGRY.copy(), 0.6)
 
 
@@ -134,6 +137,10 @@ def test_pause_and_resume_over_a_real_broker(mosquitto: Any, subscribe: Any, tmp
         svc.stop.set()
         runner.join(timeout=10)
     assert not runner.is_alive()
+    # the voice worker hands over windows ending on the 10 ms frame grid, so consecutive windows share mel frames
+    positions = [e for _, e in voice.windows]
+    assert all(e is not None and e % HOP == 0 for e in positions) and positions == sorted(positions), positions
+    assert all(int(0.9 * SAMPLE_RATE) <= n <= SAMPLE_RATE for n, _ in voice.windows)
     ends = [json.loads(m.payload) for m in sub.messages if m.topic.endswith("/visit") and b'"end"' in m.payload]
     assert ends, "pausing did not end the visit"
     for m in sub.messages:
