@@ -115,3 +115,21 @@ def test_stream_window_ends_on_the_frame_grid_and_holds_back_the_rest() -> None:
     sw.push(x[37_100:40_000])
     span3, end3, _ = sw.latest()
     assert end3 == 40_000 - 40_000 % HOP and span3.size < WIN
+
+
+def test_clip_evaluation_shares_frames_like_the_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edge.runtime import ModelError, load_manifest, load_model
+    from edge.voice.model import VoiceAnalyzer
+
+    try:
+        shared = VoiceAnalyzer(load_model(load_manifest(), "voice_emotion", threads=1))
+        whole = VoiceAnalyzer(load_model(load_manifest(), "voice_emotion", threads=1))
+    except ModelError as exc:
+        pytest.skip(f"voice_emotion model not available: {exc}")
+    monkeypatch.setattr(whole.stream, "features", lambda x, start: window_features(x, 2.0))
+    x = _speech(6)
+    a, b = shared.clip_model_probs(x), whole.clip_model_probs(x)
+    assert a is not None and b is not None and a[2] == b[2] > 5
+    assert shared.stream.frames_reused > 0
+    np.testing.assert_allclose(a[0], b[0], atol=0.01)
+    assert int(np.argmax(a[0])) == int(np.argmax(b[0]))

@@ -137,7 +137,8 @@ class VoiceAnalyzer:
         ends = list(range(n, x.size + 1, hop)) or [x.size]
         if ends[-1] != x.size:
             ends.append(x.size)
-        wins = [win for e in ends if (win := self._window(x[max(0, e - n):e], 0.0)) is not None]
+        self.stream.reset()  # the clip is its own stream; its windows share mel frames as in the service
+        wins = [win for e in ends if (win := self._window(x[max(0, e - n):e], 0.0, end=e)) is not None]
         if not wins:
             return None
         w = np.array([r for _, r in wins], dtype=np.float64)
