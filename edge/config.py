@@ -92,9 +92,9 @@ class AnalysisConfig(_Section):
     voice: bool = Field(default=True, description="Analyse voice.")
     face_fps: float = Field(default=8.0, gt=0, le=60, description="Frames analysed per second (camera may be faster).")
     voice_hop_s: float = Field(default=0.25, ge=0.1, le=10,
-                               description="Seconds between voice analyses (each over the model's 2 s window; "
-                               "windows share mel frames when this is a multiple of 0.01); 0.5 halves the voice "
-                               "CPU and alerts ~0.3 s later (docs/bench/alerts.md).")
+                               description="Seconds between voice analyses, each over the model's 2 s window "
+                               "(consecutive windows share mel frames; in replays when this is a multiple of 0.01); "
+                               "0.5 halves the voice CPU and alerts ~0.3 s later (docs/bench/alerts.md).")
     min_speech_ratio: Fraction = Field(default=0.3, description="Share of a window that must be speech to analyse it.")
     vad_aggressiveness: int = Field(default=2, ge=0, le=3, description="webrtcvad aggressiveness 0..3.")
     customer_zone: tuple[Fraction, Fraction, Fraction, Fraction] = Field(
