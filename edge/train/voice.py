@@ -35,7 +35,8 @@ from edge.train.voice_data import (
     product_index,
     split_speakers,
 )
-from edge.voice.features import N_MELS, n_frames, window_features
+from edge.voice.features import N_MELS, fit_length, n_frames
+from edge.voice.stream import StreamFeatures
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +84,10 @@ def clip_windows(audio: np.ndarray, vad: Any, hop_s: float = 0.5) -> np.ndarray:
     ends = list(range(n, audio.size + 1, hop)) or [audio.size]
     if ends[-1] != audio.size:
         ends.append(audio.size)
-    wins = [audio[max(0, e - n):e] for e in ends]
-    kept = [w for w in wins if vad.speech_ratio(w) >= 0.3] or wins[-1:]
-    return np.stack([window_features(w, WINDOW_S) for w in kept])
+    wins = [(audio[max(0, e - n):e], e) for e in ends]
+    kept = [(w, e) for w, e in wins if vad.speech_ratio(w) >= 0.3] or wins[-1:]
+    stream = StreamFeatures()  # kept windows share mel frames, as in analyze_clip
+    return np.stack([stream.features(fit_length(w, n), e - n) for w, e in kept])
 
 
 def train(args: argparse.Namespace, train_c: list[Clip], val_c: list[Clip], classes: list[int], work: Path) -> Any:
