@@ -48,7 +48,8 @@ class StreamFeatures:
         x = np.asarray(x, dtype=np.float32)
         first, keep = self._reusable(x, start)
         new = mel_power(x[keep * HOP:])
-        pw = new if keep == 0 else np.concatenate([self._pow[first:first + keep], new])  # type: ignore[index]
+        cached = self._pow
+        pw = new if keep == 0 or cached is None else np.concatenate([cached[first:first + keep], new])
         self.frames_reused += keep
         self.frames_computed += new.shape[0]
         self._x, self._pow, self._start = x.copy(), pw, int(start)
