@@ -112,14 +112,20 @@ def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(f * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def build_model(n_classes: int) -> Any:
-    """Small CNN: one plain conv then depthwise-separable blocks 32-64-128-256, GAP, dropout, softmax."""
+ARCHS = {  # (filters, separable blocks) per stage; "small" is model 0.1.0
+    "small": ((32, 2), (64, 2), (128, 2), (256, 2)),
+    "medium": ((32, 2), (64, 3), (128, 3), (256, 3)),
+}
+
+
+def build_model(n_classes: int, arch: str = "small") -> Any:
+    """Small CNN: one plain conv then depthwise-separable stages (``ARCHS``), GAP, dropout, softmax."""
     from tensorflow import keras
 
     lay = keras.layers
     inp = keras.Input((INPUT_SIZE, INPUT_SIZE, 1), name="face")
     x = inp
-    for i, (filters, reps) in enumerate([(32, 2), (64, 2), (128, 2), (256, 2)]):
+    for i, (filters, reps) in enumerate(ARCHS[arch]):
         for j in range(reps):
             conv = lay.Conv2D if i == 0 and j == 0 else lay.SeparableConv2D
             x = conv(filters, 3, padding="same", use_bias=False)(x)
@@ -139,7 +145,8 @@ def _majority_acc(model: Any, x: np.ndarray, major: np.ndarray) -> float:
     return float((p.argmax(1) == major[m]).mean())
 
 
-def train(data: dict[str, np.ndarray], work: Path, epochs: int, resume: bool, seed: int, max_train: int) -> Any:
+def train(data: dict[str, np.ndarray], work: Path, epochs: int, resume: bool, seed: int, max_train: int,
+          arch: str = "small") -> Any:
     """Train with per-epoch checkpoints in ``work``; returns the Keras model with the best PublicTest weights."""
     import tensorflow as tf
     from tensorflow import keras
@@ -161,7 +168,7 @@ def train(data: dict[str, np.ndarray], work: Path, epochs: int, resume: bool, se
         log.info("resumed after epoch %d (best %.4f at %d)", state["epoch"], state["best_acc"], state["best_epoch"])
     else:
         tf.keras.utils.set_random_seed(seed)
-        model = build_model(len(EMOTIONS))
+        model = build_model(len(EMOTIONS), arch)
         steps = epochs * int(np.ceil(len(tr) / 64))
         lr = keras.optimizers.schedules.CosineDecay(1e-4, steps, alpha=0.02, warmup_target=2e-3,
                                                     warmup_steps=min(500, steps // 10))
@@ -217,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--arch", choices=sorted(ARCHS), default="small", help="network size (small: model 0.1.0)")
     ap.add_argument("--max-train", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -228,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.time()
     data = load_custom(args.npz) if args.npz else load_fer(args.data)
-    model = train(data, args.out / "work" / "face", args.epochs, args.resume, args.seed, args.max_train)
+    model = train(data, args.out / "work" / "face", args.epochs, args.resume, args.seed, args.max_train,
+                  args.arch)
     train_s = time.time() - t0
     tr = np.flatnonzero(data["keep"] & (data["split"] == "Training"))
     rep = data["x"][np.random.default_rng(0).choice(tr, min(400, len(tr)), replace=False)]
