@@ -47,6 +47,11 @@ def _metrics(out: Path) -> dict:  # type: ignore[type-arg]
     return json.loads((out / "metrics.json").read_text())
 
 
+def _ours() -> str:
+    """The metrics key of the shipped expression model, e.g. "face_expression 0.1.0 int8"."""
+    return f"face_expression {load_manifest(MODELS).get('face_expression').version} int8"
+
+
 def test_eval_fer_slice_prints_metrics_and_writes_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """100 PrivateTest rows: metric lines for both label sets, one readable confusion PNG each, sane accuracy."""
     _need_fer()
@@ -56,7 +61,7 @@ def test_eval_fer_slice_prints_metrics_and_writes_png(tmp_path: Path, capsys: py
     for needle in ("| FER+ majority  n=", "| FER2013 original  n=100", "accuracy ", "macro-F1 ", "recall   neutral",
                    "latency per face"):
         assert needle in text
-    m = _metrics(tmp_path)["models"]["face_expression 0.1.0 int8"]
+    m = _metrics(tmp_path)["models"][_ours()]
     plus, orig = m["FER+ majority"], m["FER2013 original"]
     assert orig["n"] == 100 and 80 <= plus["n"] < 100  # rows without a FER+ majority are not scored
     assert sum(plus["support"].values()) == plus["n"] and np.array(plus["confusion"]).sum() == plus["n"]
@@ -77,7 +82,7 @@ def test_eval_fer_slice_with_peer(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "points vs fer" in text
     models = _metrics(tmp_path)["models"]
     peer = models["fer 25.10.3 emotion_model_quantized.tflite"]
-    ours = models["face_expression 0.1.0 int8"]
+    ours = models[_ours()]
     assert peer["FER+ majority"]["n"] == ours["FER+ majority"]["n"]  # the same rows
     assert peer["FER2013 original"]["accuracy"] > 0.5  # far above chance: label order and scaling are right
 
@@ -98,7 +103,7 @@ def test_eval_folder_of_crops_and_aliases(tmp_path: Path, capsys: pytest.Capture
     assert eval_main(["--folder", str(folder), "--out", str(tmp_path / "out"), "--latency-runs", "5"]) == 0
     text = capsys.readouterr().out
     assert "| folder labels  n=12" in text
-    s = _metrics(tmp_path / "out")["models"]["face_expression 0.1.0 int8"]["folder labels"]
+    s = _metrics(tmp_path / "out")["models"][_ours()]["folder labels"]
     assert s["support"]["happy"] == 4 and s["support"]["neutral"] == 4 and s["support"]["surprise"] == 4
     assert s["accuracy"] >= 0.5
     (folder / "bored").mkdir()
@@ -119,7 +124,7 @@ def test_eval_folder_of_frames_uses_detector(tmp_path: Path, capsys: pytest.Capt
     assert eval_main(["--folder", str(tmp_path), "--frames", "--detector", "haar", "--out", str(out),
                       "--latency-runs", "5"]) == 0
     assert "customer face found in 1/2 frames" in capsys.readouterr().out
-    s = _metrics(out)["models"]["face_expression 0.1.0 int8"]["folder labels"]
+    s = _metrics(out)["models"][_ours()]["folder labels"]
     assert s["n"] == 1 and s["faces_found"] == 1 and _metrics(out)["detector"] == "HaarDetector"
 
 
@@ -132,7 +137,7 @@ def test_eval_npz_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     np.savez(tmp_path / "b.npz", images=imgs, labels=np.array([0, 1, 1, 0, 0, 1]), label_names=np.array(["sad", "joy"]))
     np.savez(tmp_path / "c.npz", images=imgs, labels=np.array([0, 1, 1, 0, 0, 9]))
     assert eval_main(["--npz", str(tmp_path / "a.npz"), "--out", str(tmp_path / "o"), "--latency-runs", "5"]) == 0
-    s = _metrics(tmp_path / "o")["models"]["face_expression 0.1.0 int8"]["npz labels"]
+    s = _metrics(tmp_path / "o")["models"][_ours()]["npz labels"]
     assert s["n"] == 6 and s["support"]["sad"] == 2 and s["support"]["angry"] == 1
     capsys.readouterr()
     assert eval_main(["--npz", str(tmp_path / "b.npz"), "--out", str(tmp_path / "o")]) == 2

@@ -29,13 +29,13 @@ LICENCE = ("Trained by us on FER2013 (research-only, no licence stated; images s
            "`python -m edge.train.face --npz YOUR.npz --out models`.")
 
 
-def manifest_entry(models_dir: Path) -> dict[str, Any]:
+def manifest_entry(models_dir: Path, version: str = "0.1.0") -> dict[str, Any]:
     """Manifest entry for the exported file, tensor specs read from the interpreter itself."""
     cls, _ = interpreter_class()
     interp = cls(model_path=str(models_dir / FILE), num_threads=1)
     interp.allocate_tensors()
     return {
-        "file": FILE, "version": "0.1.0", "task": "face-expression",
+        "file": FILE, "version": version, "task": "face-expression",
         "input": tensor_entry(interp.get_input_details()[0]),
         "output": tensor_entry(interp.get_output_details()[0]),
         "labels": list(EMOTIONS), "licence": LICENCE, "optional": False,
@@ -56,9 +56,9 @@ def latency_ms(model: Model, face: np.ndarray, runs: int = 500) -> float:
 
 
 def evaluate_and_publish(models_dir: Path, docs_dir: Path, data: dict[str, np.ndarray], source: str,
-                         train_s: float, threads: int = 1) -> dict[str, Any]:
+                         train_s: float, threads: int = 1, version: str = "0.1.0") -> dict[str, Any]:
     """Register the file in the manifest, load it verified, score PrivateTest, write metrics JSON and PNG."""
-    update_manifest(models_dir, NAME, manifest_entry(models_dir))
+    update_manifest(models_dir, NAME, manifest_entry(models_dir, version))
     model = load_model(load_manifest(models_dir), NAME, threads=1)
     test = np.flatnonzero(data["split"] == "PrivateTest")
     probs = predict(model, data["x"][test])
