@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--arch", choices=sorted(ARCHS), default="small", help="network size (small: model 0.1.0)")
-    ap.add_argument("--version", default="0.1.0", help="model version written to the manifest entry")
+    ap.add_argument("--version", help="model version for the manifest entry (default: the shipped model's)")
     ap.add_argument("--max-train", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    from edge.train.face_eval import evaluate_and_publish
+    from edge.train.face_eval import VERSION, evaluate_and_publish
 
     t0 = time.time()
     data = load_custom(args.npz) if args.npz else load_fer(args.data)
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     export_int8(model, rep, args.out / "face_expression.tflite")
     source = str(args.npz) if args.npz else "FER2013 + FER+"
-    evaluate_and_publish(args.out, args.docs, data, source, train_s, args.threads, args.version)
+    evaluate_and_publish(args.out, args.docs, data, source, train_s, args.threads, args.version or VERSION)
     return 0
 
 

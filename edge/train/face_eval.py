@@ -23,13 +23,14 @@ log = logging.getLogger(__name__)
 
 NAME = "face_expression"
 FILE = "face_expression.tflite"
+VERSION = "0.1.0"  # of the shipped file; a retrain sets its own with ``--version``
 LICENCE = ("Trained by us on FER2013 (research-only, no licence stated; images scraped from the web) with FER+ "
            "labels (MIT, Microsoft). The weights inherit the research-only limits of FER2013: get a legal review "
            "before commercial use, or retrain on licensed data with "
            "`python -m edge.train.face --npz YOUR.npz --out models`.")
 
 
-def manifest_entry(models_dir: Path, version: str = "0.1.0") -> dict[str, Any]:
+def manifest_entry(models_dir: Path, version: str = VERSION) -> dict[str, Any]:
     """Manifest entry for the exported file, tensor specs read from the interpreter itself."""
     cls, _ = interpreter_class()
     interp = cls(model_path=str(models_dir / FILE), num_threads=1)
@@ -56,7 +57,7 @@ def latency_ms(model: Model, face: np.ndarray, runs: int = 500) -> float:
 
 
 def evaluate_and_publish(models_dir: Path, docs_dir: Path, data: dict[str, np.ndarray], source: str,
-                         train_s: float, threads: int = 1, version: str = "0.1.0") -> dict[str, Any]:
+                         train_s: float, threads: int = 1, version: str = VERSION) -> dict[str, Any]:
     """Register the file in the manifest, load it verified, score PrivateTest, write metrics JSON and PNG."""
     update_manifest(models_dir, NAME, manifest_entry(models_dir, version))
     model = load_model(load_manifest(models_dir), NAME, threads=1)
