@@ -143,6 +143,7 @@ def test_emodb_leave_two_speakers_out_folds_and_their_folders(tmp_path: Path) ->
     emodb = tmp_path / "emodb" / "MANIFEST.csv"
     assert fold_dir(None, 2) == "fold2" and fold_dir(None, 3, calm=True) == "fold3-calm"
     assert fold_dir(emodb, 4, 5) == "emodb-5x-fold4" and fold_dir(None, 0, 6) == "ravdess-6x-fold0"
+    assert fold_dir(None, 1, calm=True, swa=True) == "fold1-calm-swa"
     with pytest.raises(SystemExit):
         main(["--manifest", str(emodb), "--folds", "5", "--fold", "5", "--out", str(tmp_path)])
 
@@ -155,7 +156,7 @@ def _speechlike(seconds: float = 2.0, seed: int = 0) -> np.ndarray:
 
 
 def test_mix_noise_hits_the_snr() -> None:
-    from edge.train.voice_eval import mix_noise
+    from edge.train.voice_noise import mix_noise
 
     x = _speechlike()
     noise = np.random.default_rng(0).standard_normal(x.size).astype(np.float32)
@@ -168,7 +169,7 @@ def test_mix_noise_hits_the_snr() -> None:
 
 
 def test_hvac_noise_is_low_frequency_and_babble_levels_equal() -> None:
-    from edge.train.voice_eval import _shaped_noise, babble
+    from edge.train.voice_noise import _shaped_noise, babble
 
     n = 4 * SAMPLE_RATE
     spec = np.abs(np.fft.rfft(_shaped_noise(n, np.random.default_rng(0)))) ** 2

@@ -9,7 +9,8 @@ full-integer int8 TFLite file and evaluates *that file* through ``edge.runtime.l
 ``--fold K`` (0-3) holds out speaker fold K of 4 instead (RAVDESS: Actor_01-06, 07-12, 13-18, 19-24; fold 3
 is the shipped split) and writes to ``OUT/work/folds/foldK``, never over the shipped model. ``--calm`` keeps
 RAVDESS calm as an eighth output (the corpus' 8 native classes, scored as such; the runtime folds calm into
-neutral); fold runs then write to ``OUT/work/folds/foldK-calm``.
+neutral); fold runs then write to ``OUT/work/folds/foldK-calm``. ``--swa N`` adds N constant-rate epochs whose
+weights are averaged into the output (``edge.train.voice_swa``; fold runs get a ``-swa`` suffix).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from edge.train.voice_data import (
     product_index,
     split_speakers,
 )
+from edge.train.voice_swa import WeightAverage, lr_at
 from edge.voice.features import N_MELS, fit_length, n_frames
 from edge.voice.stream import StreamFeatures
 
@@ -90,6 +92,17 @@ def clip_windows(audio: np.ndarray, vad: Any, hop_s: float = 0.5) -> np.ndarray:
     return np.stack([stream.features(fit_length(w, n), e - n) for w, e in kept])
 
 
+def val_scores(model: Any, val_x: list[np.ndarray], val_y: np.ndarray, n_classes: int) -> tuple[float, float]:
+    """Clip-level (accuracy, macro-F1) of the float model: the mean of each clip's window probabilities."""
+    pred = np.stack([model.predict(w[..., None], verbose=0).mean(0) for w in val_x]).argmax(1)
+    f1s = []
+    for c in range(n_classes):
+        tp = np.sum((pred == c) & (val_y == c))
+        p, r = tp / max(1, np.sum(pred == c)), tp / max(1, np.sum(val_y == c))
+        f1s.append(0.0 if tp == 0 else 2 * p * r / (p + r))
+    return float((pred == val_y).mean()), float(np.mean(f1s))
+
+
 def train(args: argparse.Namespace, train_c: list[Clip], val_c: list[Clip], classes: list[int], work: Path) -> Any:
     """Train with resume support; returns the Keras model holding the best-validation weights."""
     import tensorflow as tf
@@ -127,21 +140,17 @@ def train(args: argparse.Namespace, train_c: list[Clip], val_c: list[Clip], clas
         model.compile(optimizer=tf.keras.optimizers.Adam(args.lr), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
     rng = np.random.default_rng(args.seed + int(state["epoch"]))
-    for epoch in range(int(state["epoch"]), args.epochs):
+    swa = WeightAverage(work / "swa_mean.npz")
+    for epoch in range(int(state["epoch"]), args.epochs + args.swa):
         t0 = time.time()
-        lr = args.lr * 0.5 * (1 + np.cos(np.pi * epoch / args.epochs))
+        lr = lr_at(epoch, args.epochs, args.lr, args.swa, args.swa_lr)
         model.optimizer.learning_rate.assign(lr)
         idx = rng.permutation(len(y))[: args.per_epoch or None]
         xb = spec_augment(x[idx].astype(np.float32), rng)[..., None]
         h = model.fit(xb, y[idx], sample_weight=class_w[y[idx]], batch_size=64, epochs=1, verbose=0)
-        probs = np.stack([model.predict(w[..., None], verbose=0).mean(0) for w in val_x])
-        pred = probs.argmax(1)
-        f1s = []
-        for c in range(len(classes)):
-            tp = np.sum((pred == c) & (val_y == c))
-            p, r = tp / max(1, np.sum(pred == c)), tp / max(1, np.sum(val_y == c))
-            f1s.append(0.0 if tp == 0 else 2 * p * r / (p + r))
-        f1, acc = float(np.mean(f1s)), float((pred == val_y).mean())
+        if epoch >= args.epochs:
+            swa.update(model.get_weights())
+        acc, f1 = val_scores(model, val_x, val_y, len(classes))
         state["epoch"] = epoch + 1
         state["history"].append({"epoch": epoch + 1, "loss": float(h.history["loss"][0]), "val_acc": acc, "val_f1": f1})
         if f1 > state["best_f1"]:
@@ -150,8 +159,16 @@ def train(args: argparse.Namespace, train_c: list[Clip], val_c: list[Clip], clas
         model.save(last_path)
         state_path.write_text(json.dumps(state, indent=1))
         log.info("epoch %d/%d lr %.2e loss %.3f val acc %.3f macro-F1 %.3f (best %.3f @ %d) %.0f s", epoch + 1,
-                 args.epochs, lr, h.history["loss"][0], acc, f1, state["best_f1"], state["best_epoch"],
+                 args.epochs + args.swa, lr, h.history["loss"][0], acc, f1, state["best_f1"], state["best_epoch"],
                  time.time() - t0)
+    if args.swa:  # the recipe's output is the average, whatever the single epochs scored on validation
+        swa.apply(model, x, seed=args.seed)
+        best_path = work / "swa.weights.h5"
+        model.save_weights(best_path)
+        state["swa_val_acc"], state["swa_val_f1"] = val_scores(model, val_x, val_y, len(classes))
+        state_path.write_text(json.dumps(state, indent=1))
+        log.info("SWA of epochs %d-%d: val acc %.3f macro-F1 %.3f", args.epochs + 1, args.epochs + args.swa,
+                 state["swa_val_acc"], state["swa_val_f1"])
     best = build_model(len(classes), batch=1)
     best.load_weights(best_path)
     return best, x
@@ -189,35 +206,6 @@ def evaluate(analyzer: Any, clips: list[Clip], classes: list[int], native: bool 
     return clip_metrics(*predict_clips(analyzer, clips), sorted({product_index(c) for c in classes}))
 
 
-def plot_confusions(results: dict[str, dict[str, Any]], path: Path) -> None:
-    """Row-normalised confusion matrices side by side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(results), figsize=(6.5 * len(results), 5.5))
-    for ax, (name, res) in zip(np.atleast_1d(axes), results.items(), strict=True):
-        cm = np.array(res["confusion"], np.float64)
-        names = tuple(res.get("labels", LABELS8[:len(cm)]))
-        norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-        ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-        for i in range(len(names)):
-            for j in range(len(names)):
-                if cm[i].sum():
-                    ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=8,
-                            color="white" if norm[i, j] > 0.5 else "black")
-        ax.set_xticks(range(len(names)), names, rotation=45)
-        ax.set_yticks(range(len(names)), names)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        ax.set_title(f"{name}\nacc {res['accuracy']:.3f}, macro-F1 {res['macro_f1']:.3f}, n={res['n']}")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -230,6 +218,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--swa", type=int, default=0, help="after --epochs, N epochs at --swa-lr whose weights are "
+                    "averaged into the output model (stochastic weight averaging; 0 = pick the best epoch)")
+    ap.add_argument("--swa-lr", type=float, default=5e-4)
     ap.add_argument("--fold", type=int, help="hold out speaker fold K of --folds (cross-validation run)")
     ap.add_argument("--folds", type=int, default=4, help="speaker folds (4: RAVDESS 6 actors each; 5 for EmoDB's "
                     "10 speakers = leave-2-speakers-out)")
@@ -239,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.fold is not None:
         if not 0 <= args.fold < args.folds:
             ap.error(f"--fold {args.fold}: must be 0..{args.folds - 1} (--folds {args.folds})")
-        args.out = args.out / "work" / "folds" / fold_dir(args.manifest, args.fold, args.folds, args.calm)
+        args.out = args.out / "work" / "folds" / fold_dir(args.manifest, args.fold, args.folds, args.calm, args.swa > 0)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import tensorflow as tf
 
@@ -290,12 +281,16 @@ def main(argv: list[str] | None = None) -> None:
         "evaluated": "int8 TFLite via edge.runtime.load_model + VoiceAnalyzer.analyze_clip"
                      " (2 s windows, 0.5 s hop, VAD-gated)",
         "speakers": {"train": sorted(tr_s), "val": sorted(va_s), "test": sorted(te_s)},
-        "selected_epoch": state["best_epoch"], "val_macro_f1_float": round(state["best_f1"], 4),
+        "selected_epoch": f"SWA {args.epochs + 1}-{args.epochs + args.swa}" if args.swa else state["best_epoch"],
+        "val_macro_f1_float": round(state["swa_val_f1"] if args.swa else state["best_f1"], 4),
+        "swa_epochs": args.swa, "swa_lr": args.swa_lr if args.swa else None,
         "epochs": args.epochs, "variants": args.variants, "train_wall_s": round(time.time() - t_start),
         "results": results,
     }
     (args.out / "voice_emotion.metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     docs = args.out.parent / "docs" if args.fold is None else args.out
+    from edge.train.voice_plot import plot_confusions
+
     plot_confusions(results, docs / "voice_emotion_confusion.png")
     log.info("done in %.0f s", time.time() - t_start)
 

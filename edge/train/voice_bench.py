@@ -3,7 +3,7 @@
 ``nice -n 10 python -m edge.train.voice_bench [--data ../shared/data] [--json docs/bench/voice.json]``
 (needs the ``eval`` extra for the baseline; ``--no-baseline`` and ``--rtf-only`` skip parts). Splits: our model
 was trained on RAVDESS Actor_01-16 (17-18 picked the checkpoint); the baseline trains on Actor_01-18, both are
-tested on Actor_19-24 and on all of EmoDB. Noise is added to the test clips with ``voice_eval.add_noise``
+tested on Actor_19-24 and on all of EmoDB. Noise is added to the test clips with ``voice_noise.add_noise``
 (seeded per clip: both systems hear the same noisy audio). Prints Markdown tables.
 """
 
@@ -23,7 +23,6 @@ import numpy as np
 from edge.train.voice_data import CALM, Clip, classification_metrics, fold_speakers, roc_auc
 from edge.train.voice_eval import (
     DATA,
-    add_noise,
     clip_metrics,
     load_analyzer,
     load_clips,
@@ -31,6 +30,7 @@ from edge.train.voice_eval import (
     predict_clips,
     read_manifest,
 )
+from edge.train.voice_noise import add_noise
 from edge.types import AGITATED, EMOTIONS
 from edge.voice.model import label_index_map
 

@@ -111,10 +111,10 @@ def corpus_name(manifest: Path | None) -> str:
     return "RAVDESS" if manifest is None else manifest.resolve().parent.name
 
 
-def fold_dir(manifest: Path | None, fold: int, folds: int = 4, calm: bool = False) -> str:
-    """Folder of a fold run under models/work/folds: ``foldK[-calm]`` for RAVDESS' 4 folds, else tagged by corpus."""
+def fold_dir(manifest: Path | None, fold: int, folds: int = 4, calm: bool = False, swa: bool = False) -> str:
+    """Folder of a fold run under models/work/folds: ``foldK[-calm][-swa]`` for RAVDESS' 4 folds, else tagged."""
     tag = "" if manifest is None and folds == 4 else f"{corpus_name(manifest).lower()}-{folds}x-"
-    return f"{tag}fold{fold}{'-calm' if calm else ''}"
+    return f"{tag}fold{fold}{'-calm' if calm else ''}{'-swa' if swa else ''}"
 
 
 # ---------------------------------------------------------------- augmentation

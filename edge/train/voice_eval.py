@@ -5,8 +5,8 @@
 ``MANIFEST.csv`` or one sub-folder per label; or ``--ravdess-test`` (Actor_19-24, calm -> neutral) / ``--emodb``
 (all 535 clips; boredom dropped unless ``--map boredom=neutral``). Corpus labels map to the product classes with
 ``edge.train.voice_data.LABEL_MAP``; ``--map LABEL=CLASS|drop`` adds or overrides. ``--noise babble:10`` adds noise
-at an SNR (see ``mix_noise``). Prints accuracy, macro-F1, per-class recall, agitated-vs-rest ROC AUC and the
-confusion matrix; ``--png`` / ``--json`` write them.
+at an SNR (``edge.train.voice_noise``). Prints accuracy, macro-F1, per-class recall, agitated-vs-rest ROC AUC and
+the confusion matrix; ``--png`` / ``--json`` write them.
 """
 
 from __future__ import annotations
@@ -32,14 +32,14 @@ from edge.train.voice_data import (
     roc_auc,
     split_speakers,
 )
+from edge.train.voice_noise import NOISES, add_noise, speech_pool
 from edge.types import AGITATED, EMOTIONS
-from edge.voice.features import SAMPLE_RATE, active_level_dbfs
+from edge.voice.features import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 AUDIO_EXT = {".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".opus"}
-NOISES = ("babble", "babble-ravdess", "hvac")
 
 
 @dataclass(frozen=True)
@@ -113,57 +113,6 @@ def load_clips(items: list[Item]) -> list[Clip]:
 
 
 # ---------------------------------------------------------------- noise
-def _shaped_noise(n: int, rng: np.random.Generator, lo_hz: float = 20.0, hi_hz: float = 800.0) -> np.ndarray:
-    """HVAC-like noise: brown (1/f amplitude) spectrum, high-passed at lo_hz, 4th-order low-pass at hi_hz."""
-    spec = np.fft.rfft(rng.standard_normal(n))
-    f = np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE)
-    spec *= np.where(f >= lo_hz, 1.0 / np.maximum(f, lo_hz), 0.0) / np.sqrt(1.0 + (f / hi_hz) ** 8)
-    return np.fft.irfft(spec, n).astype(np.float32)
-
-
-def babble(n: int, pool: list[np.ndarray], rng: np.random.Generator, talkers: int = 6) -> np.ndarray:
-    """Sum of ``talkers`` speech-only signals from ``pool``, each at the same RMS, random offsets, looped."""
-    out = np.zeros(n, np.float64)
-    for i in rng.choice(len(pool), size=min(talkers, len(pool)), replace=False):
-        s = pool[int(i)]
-        seg = np.resize(np.roll(s, -int(rng.integers(0, s.size))), n)
-        out += seg / (np.sqrt(np.mean(seg.astype(np.float64) ** 2)) + 1e-9)
-    return out.astype(np.float32)
-
-
-def speech_pool(clips: list[Clip], max_clips: int = 48, seed: int = 0) -> list[np.ndarray]:
-    """Speech-only (VAD) signals of up to ``max_clips`` clips, for babble."""
-    from edge.voice.vad import Vad
-
-    vad = Vad(2)
-    idx = np.random.default_rng(seed).permutation(len(clips))[:max_clips]
-    return [s for i in idx if (s := vad.speech_only(clips[int(i)].audio)).size > SAMPLE_RATE // 2]
-
-
-def mix_noise(x: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
-    """x + noise scaled so active-speech level (as the features measure it) minus noise RMS = snr_db."""
-    level = active_level_dbfs(x)
-    if level is None:
-        return x.copy()
-    n_db = 20 * np.log10(np.sqrt(np.mean(noise.astype(np.float64) ** 2)) + 1e-12)
-    return np.clip(x + noise * np.float32(10 ** ((level - snr_db - n_db) / 20)), -1, 1).astype(np.float32)
-
-
-def add_noise(clips: list[Clip], kind: str, snr_db: float, pool: list[np.ndarray] | None, seed: int = 0) -> list[Clip]:
-    """Noisy copies of ``clips`` (seeded per clip, so the model and the baseline hear the same noise)."""
-    out = []
-    for i, c in enumerate(clips):
-        rng = np.random.default_rng([seed, i])
-        if kind == "hvac":
-            noise = _shaped_noise(c.audio.size, rng)
-        else:
-            if not pool:
-                raise ValueError("babble noise needs a speech pool")
-            noise = babble(c.audio.size, pool, rng)
-        out.append(Clip(c.path, c.speaker, c.label, mix_noise(c.audio, noise, snr_db)))
-    return out
-
-
 def noise_pool(kind: str, data: Path) -> list[np.ndarray] | None:
     """Babble talkers: EmoDB speech ('babble'; unseen voices and language) or RAVDESS Actor_01-16 ('babble-ravdess')."""
     if kind == "hvac":
@@ -314,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({name: res}, indent=1) + "\n")
     if args.png:
-        from edge.train.voice import plot_confusions
+        from edge.train.voice_plot import plot_confusions
 
         plot_confusions({name: res}, args.png)
         print(f"confusion PNG  {args.png}")

@@ -1,8 +1,8 @@
 """Speaker k-fold summary of the voice CNN from the fold runs' metrics files.
 
-``python -m edge.train.voice_folds [--models models] [--calm] [--manifest CSV --folds K]`` reads
-``models/work/folds/foldK[-calm]/voice_emotion.metrics.json`` (other corpora: ``emodb-5x-foldK/``), written by
-``python -m edge.train.voice --fold K [--calm]``; the 7-class fold 3 is the shipped split, so
+``python -m edge.train.voice_folds [--models models] [--calm] [--swa] [--manifest CSV --folds K]`` reads
+``models/work/folds/foldK[-calm][-swa]/voice_emotion.metrics.json`` (other corpora: ``emodb-5x-foldK/``), written by
+``python -m edge.train.voice --fold K [--calm] [--swa N]``; the 7-class fold 3 is the shipped split, so
 ``models/voice_emotion.metrics.json`` stands in when that fold was not run separately. Prints a Markdown table per
 fold with the mean ± sample standard deviation over the folds found.
 """
@@ -20,15 +20,15 @@ import numpy as np
 COLUMNS = (("accuracy", "acc"), ("macro_f1", "macro-F1"), ("agitated_auc", "agitated AUC"))
 
 
-def fold_metrics(models: Path, calm: bool, k: int = 4,
-                 manifest: Path | None = None) -> list[tuple[int, dict[str, Any]]]:
+def fold_metrics(models: Path, calm: bool, k: int = 4, manifest: Path | None = None,
+                 swa: bool = False) -> list[tuple[int, dict[str, Any]]]:
     """(fold, metrics) for every fold whose metrics file exists (``manifest``: runs on another corpus)."""
     from edge.train.voice_data import fold_dir
 
     out = []
     for fold in range(k):
-        path = models / "work" / "folds" / fold_dir(manifest, fold, k, calm) / "voice_emotion.metrics.json"
-        if not path.is_file() and fold == k - 1 and not calm and manifest is None and k == 4:
+        path = models / "work" / "folds" / fold_dir(manifest, fold, k, calm, swa) / "voice_emotion.metrics.json"
+        if not path.is_file() and fold == k - 1 and not (calm or swa) and manifest is None and k == 4:
             path = models / "voice_emotion.metrics.json"
         if path.is_file():
             out.append((fold, json.loads(path.read_text())))
@@ -75,13 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", type=Path, default=Path("models"))
     ap.add_argument("--calm", action="store_true", help="the --calm (8 native classes) fold runs")
+    ap.add_argument("--swa", action="store_true", help="the runs with stochastic weight averaging (--swa N)")
     ap.add_argument("--manifest", type=Path, help="the runs trained on this corpus (e.g. EmoDB's MANIFEST.csv)")
     ap.add_argument("--folds", type=int, default=4, help="number of folds of those runs (EmoDB: 5)")
     args = ap.parse_args(argv)
-    folds = fold_metrics(args.models, args.calm, args.folds, args.manifest)
+    folds = fold_metrics(args.models, args.calm, args.folds, args.manifest, args.swa)
     if not folds:
         print(f"error: no fold metrics under {args.models / 'work' / 'folds'} (run python -m edge.train.voice "
-              f"--fold K{' --calm' if args.calm else ''})", file=sys.stderr)
+              f"--fold K{' --calm' if args.calm else ''}{' --swa N' if args.swa else ''})", file=sys.stderr)
         return 2
     from edge.train.voice_data import corpus_name
 
