@@ -36,6 +36,8 @@ def test_running_mean_survives_a_resume(tmp_path: Path) -> None:
         np.testing.assert_allclose(avg.mean[i], np.mean([s[i] for s in sets], axis=0), rtol=1e-6)
     with pytest.raises(ValueError, match="3 weight arrays"):
         avg.update(sets[0] + [np.zeros(1)])
+    assert WeightAverage(tmp_path / "m.npz", keep=False).n == 0  # a new run does not inherit an old mean
+    assert not (tmp_path / "m.npz").exists()
 
 
 def test_apply_sets_the_mean_and_estimates_batch_norm_again(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ from edge.train.voice_data import (
     product_index,
     split_speakers,
 )
+from edge.train.voice_plot import plot_confusions
 from edge.train.voice_swa import WeightAverage, lr_at
 from edge.voice.features import N_MELS, fit_length, n_frames
 from edge.voice.stream import StreamFeatures
@@ -140,7 +141,10 @@ def train(args: argparse.Namespace, train_c: list[Clip], val_c: list[Clip], clas
         model.compile(optimizer=tf.keras.optimizers.Adam(args.lr), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
     rng = np.random.default_rng(args.seed + int(state["epoch"]))
-    swa = WeightAverage(work / "swa_mean.npz")
+    done = max(0, int(state["epoch"]) - args.epochs)  # SWA epochs already in the saved mean
+    swa = WeightAverage(work / "swa_mean.npz", keep=done > 0)
+    if swa.n != done:
+        raise SystemExit(f"{swa.path} averages {swa.n} epochs, {state_path} says {done}: run again without --resume")
     for epoch in range(int(state["epoch"]), args.epochs + args.swa):
         t0 = time.time()
         lr = lr_at(epoch, args.epochs, args.lr, args.swa, args.swa_lr)
@@ -289,8 +293,6 @@ def main(argv: list[str] | None = None) -> None:
     }
     (args.out / "voice_emotion.metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     docs = args.out.parent / "docs" if args.fold is None else args.out
-    from edge.train.voice_plot import plot_confusions
-
     plot_confusions(results, docs / "voice_emotion_confusion.png")
     log.info("done in %.0f s", time.time() - t_start)
 

@@ -30,12 +30,14 @@ def lr_at(epoch: int, epochs: int, lr: float, swa: int = 0, swa_lr: float = 5e-4
 class WeightAverage:
     """Running mean of a model's weights, kept in ``path`` (an .npz) so that a resumed run continues it."""
 
-    def __init__(self, path: Path) -> None:
-        """Load the mean saved at ``path`` if any."""
+    def __init__(self, path: Path, keep: bool = True) -> None:
+        """Load the mean saved at ``path`` if any (``keep``), else discard it: a new run starts a new mean."""
         self.path = path
         self.n = 0
         self.mean: list[np.ndarray] = []
-        if path.exists():
+        if not keep:
+            path.unlink(missing_ok=True)
+        elif path.exists():
             with np.load(path) as d:
                 self.n = int(d["n"])
                 self.mean = [d[f"w{i}"] for i in range(len(d.files) - 1)]
