@@ -105,7 +105,7 @@ def val_scores(model: Any, val_x: list[np.ndarray], val_y: np.ndarray, n_classes
 
 
 def train(args: argparse.Namespace, train_c: list[Clip], val_c: list[Clip], classes: list[int], work: Path) -> Any:
-    """Train with resume support; returns the Keras model holding the best-validation weights."""
+    """Train with resume support; returns the Keras model with the best-validation (--swa: averaged) weights."""
     import tensorflow as tf
 
     from edge.voice.vad import Vad
