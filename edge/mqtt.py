@@ -12,6 +12,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 
+from edge import __version__
 from edge.config import IdentityConfig, MqttConfig
 from edge.courier import Courier
 from edge.events import EventFactory, topic
@@ -69,8 +70,17 @@ class MqttPublisher(_Counting):
         return self._connected
 
     def _status(self, state: str) -> str:
-        body = {k: v for k, v in self.status_body().items() if k != "state"}
-        payload = self.factory.make("status", state=state, **body)
+        """The status payload; a body the schema refuses is counted (``refused``) and replaced by one that says so."""
+        try:
+            body = {k: v for k, v in self.status_body().items() if k != "state"}
+            payload = self.factory.make("status", state=state, **body)
+        except Exception as exc:  # noqa: BLE001 - never abort connect/disconnect handling over a status body
+            self._bump("refused")
+            log.error("status body refused, publishing a minimal status instead: %s", str(exc)[:500])
+            payload = self.factory.make("status", state=state, version=__version__,
+                                        counter_name=self.identity.counter_name, models={},
+                                        degraded=["status: the full status was refused by its schema (a bug; see "
+                                                  "the kiosk log and health.mqtt.refused)"])
         return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
     def _build(self) -> paho.Client:
@@ -144,9 +154,9 @@ class MqttPublisher(_Counting):
                 log.error("%s (%s:%d as %r)", self.last_error, self.cfg.host, self.cfg.port, self.cfg.username)
                 return
             self.last_error = None
-            client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
-            if self.subscriptions:
+            if self.subscriptions:  # first: staff commands never depend on a publish succeeding
                 client.subscribe([(s, 1) for s in self.subscriptions])
+            client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
             with self._lock:
                 self._connected = True
                 self._counts["connects"] += 1

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from edge import __version__
+from edge.capture.media import clip
+from edge.events import load_schema
 from edge.health import cpu_temperature_c
 
 if TYPE_CHECKING:
@@ -30,8 +33,14 @@ def status_line(svc: Service) -> str:
     return f"analysing {svc.analysed.rate():.1f} fps, mqtt {mqtt}, {srcs}"
 
 
+@cache
+def degraded_max() -> int:
+    """The schema's bound on one ``status.degraded`` item."""
+    return int(load_schema("status")["properties"]["degraded"]["items"]["maxLength"])
+
+
 def status_body(svc: Service) -> dict[str, Any]:
-    """Body of the retained ``status`` message."""
+    """Body of the retained ``status`` message; every ``degraded`` item within the schema's bound."""
     degraded = [f"{k}: {v['state']}" + (f" ({v['error']})" if v["error"] else "")
                 for k, v in source_stats(svc).items() if v["state"] not in ("ok", "disabled")]
     if svc.paused.is_set():
@@ -39,7 +48,7 @@ def status_body(svc: Service) -> dict[str, Any]:
     if svc.closed.is_set():
         degraded.append("analysis: outside opening hours")
     return {"state": "online", "version": __version__, "counter_name": svc.cfg.identity.counter_name,
-            "models": dict(svc.an.versions), "degraded": degraded,
+            "models": dict(svc.an.versions), "degraded": [clip(d, degraded_max()) for d in degraded],
             "privacy_profile": svc.cfg.privacy.profile, "paused": svc.paused.is_set()}
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from edge.capture import media
-from edge.capture.media import MediaError, read_audio_file
+from edge.capture.media import MediaError, clip, read_audio_file
 from edge.config import MicrophoneConfig
 from edge.queues import AudioRing
 
@@ -82,7 +82,7 @@ class AudioSource(threading.Thread):
     # -- shared -------------------------------------------------------------------------------------------
     def _set(self, state: str, error: str | None) -> None:
         with self._lock:
-            self.state, self.error = state, error
+            self.state, self.error = state, None if error is None else clip(error)
 
     def _lost(self, reason: str, backoff: float) -> float:
         """Enter/stay in "reopening", wait ``backoff`` seconds (interruptible), return the next back-off."""
@@ -92,7 +92,7 @@ class AudioSource(threading.Thread):
         else:
             log.debug("%s; next attempt in %.1f s", reason, backoff)
         with self._lock:
-            self.state, self.error = "reopening", reason
+            self.state, self.error = "reopening", clip(reason)
             self.reopens += 1
         self.stop_event.wait(backoff)
         return min(backoff * 2.0, self.cfg.reopen_max_s)

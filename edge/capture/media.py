@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 _AUDIO_TIMEOUT_S = 300.0
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
+# A source's last error as the service reports it: `status.degraded` items are "camera: reopening (ERROR)" and
+# may be 200 characters (status schema), so the error is cut here, where it is made, for every consumer at once.
+ERROR_MAX = 160
 
 
 class Capture(Protocol):
@@ -40,6 +43,11 @@ class MediaError(RuntimeError):
 def redact(source: str) -> str:
     """Source string with any ``user:password@`` in a URL replaced by ``***@`` (safe for logs)."""
     return _URL_CREDENTIALS.sub("***@", source)
+
+
+def clip(text: str, limit: int = ERROR_MAX) -> str:
+    """``text`` cut to at most ``limit`` characters, an ellipsis marking the cut."""
+    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
 
 
 def classify_video_source(source: str, kind: str = "auto") -> str:

@@ -23,7 +23,16 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.capture.media import Capture, MediaError, classify_video_source, file_fps, open_video, redact, source_label
+from edge.capture.media import (
+    Capture,
+    MediaError,
+    classify_video_source,
+    clip,
+    file_fps,
+    open_video,
+    redact,
+    source_label,
+)
 from edge.config import CameraConfig
 from edge.queues import DropQueue
 from edge.types import Frame
@@ -113,7 +122,7 @@ class VideoSource(threading.Thread):
     # -- internals ----------------------------------------------------------------------------------------
     def _set(self, state: str, error: str | None) -> None:
         with self._lock:
-            self.state, self.error = state, error
+            self.state, self.error = state, None if error is None else clip(redact(error))
 
     def _lost(self, reason: str, backoff: float) -> float:
         """Enter/stay in "reopening", wait ``backoff`` seconds (interruptible), return the next back-off."""
@@ -123,7 +132,7 @@ class VideoSource(threading.Thread):
         else:
             log.debug("%s; next attempt in %.1f s", redact(reason), backoff)
         with self._lock:
-            self.state, self.error = "reopening", redact(reason)
+            self.state, self.error = "reopening", clip(redact(reason))
             self.reopens += 1
         self.stop_event.wait(backoff)
         return min(backoff * 2.0, self.cfg.reopen_max_s)
