@@ -185,7 +185,8 @@ class KioskConfig(_Section):
 
     @model_validator(mode="after")
     def _profile(self) -> KioskConfig:
-        problems = profile_problems(self.privacy, self.fusion.emit_interval_s, self.fusion.half_life_s)
+        problems = profile_problems(self.privacy, self.fusion.emit_interval_s, self.fusion.half_life_s,
+                                    self.analysis.min_face_frac)
         if problems:
             raise ValueError("\n".join(problems))  # format_errors prints one line per problem
         return self

@@ -4,31 +4,64 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
-
 Point = tuple[Fraction, Fraction]
-Polygon = Annotated[list[Point], Field(min_length=3, max_length=64)]
+MIN_ZONE_AREA = 1e-4  # share of the frame a staff polygon must enclose (1 % x 1 %); less is a line or a point
+
+
+def polygon_area(points: list[Point]) -> float:
+    """Area of a simple polygon of normalised points (shoelace formula), as a share of the frame."""
+    n = len(points)
+    return abs(sum(points[i][0] * points[(i + 1) % n][1] - points[(i + 1) % n][0] * points[i][1]
+                   for i in range(n))) / 2.0
+
+
+def _not_degenerate(points: list[Point]) -> list[Point]:
+    area = polygon_area(points)
+    if area < MIN_ZONE_AREA:
+        raise ValueError(f"degenerate polygon: it encloses {area:.2g} of the frame, at least {MIN_ZONE_AREA:g} "
+                         "(1 % x 1 %) is required")
+    return points
+
+
+Polygon = Annotated[list[Point], Field(min_length=3, max_length=64), AfterValidator(_not_degenerate)]
 NoticeText = Annotated[str, Field(min_length=20, max_length=4000)]
 
+MIN_AGGREGATION_S = 1.0
+MIN_PAUSE_S = 300.0  # eu/cn: a customer's opt-out lasts at least this long unless staff resume
+MIN_FACE_FRAC = 0.05  # eu/cn: smaller (farther) faces, i.e. bystanders, are never analysed
+_FLOORS = (
+    f"fusion.emit_interval_s >= {MIN_AGGREGATION_S}: no per-frame events, states aggregated over at least 1 s",
+    f"fusion.half_life_s >= {MIN_AGGREGATION_S}: readings smoothed over at least 1 s",
+    f"privacy.pause_max_s >= {MIN_PAUSE_S:g}: a customer's opt-out (staff pause) lasts at least 5 minutes "
+    "unless staff resume",
+    f"analysis.min_face_frac >= {MIN_FACE_FRAC}: faces smaller than 5 % of the frame height (bystanders farther "
+    "away) are never analysed",
+    "remote config (MQTT) may only tighten the config file, the privacy baseline: the staff zones must still "
+    "cover everything the file's cover, analysis.customer_zone must stay inside the file's, and "
+    "analysis.min_face_frac and privacy.pause_max_s may not go below the file's values",
+)
 # What each privacy profile enforces at validation; the privacy report prints these same lines.
 PROFILE_RULES: dict[str, tuple[str, ...]] = {
     "eu": (
         "privacy.staff_zones: at least one staff zone (emotion recognition of workers is prohibited, "
         "EU AI Act Art. 5(1)(f))",
         "privacy.notice_text: a notice text for the counter signage (EU AI Act Art. 50(3), GDPR Art. 13)",
-        "fusion.emit_interval_s >= 1.0: no per-frame events, states aggregated over at least 1 s",
-        "fusion.half_life_s >= 1.0: readings smoothed over at least 1 s",
+        *_FLOORS,
     ),
     "cn": (
         "privacy.notice_text.zh-CN: a Chinese notice text for the prominent sign PIPL Art. 26 requires",
-        "fusion.emit_interval_s >= 1.0: no per-frame events, states aggregated over at least 1 s",
-        "fusion.half_life_s >= 1.0: readings smoothed over at least 1 s",
+        *_FLOORS,
     ),
     "custom": ("nothing beyond the field bounds: the deployer documents their own rules",),
 }
-MIN_AGGREGATION_S = 1.0
+# Every profile: what makes a config invalid whatever the profile; the privacy report prints it too.
+COMMON_RULES: tuple[str, ...] = (
+    f"privacy.staff_zones: every polygon encloses at least {MIN_ZONE_AREA:g} of the frame (1 % x 1 %); a "
+    "degenerate polygon (a point, a line, a sliver) is refused, in the config file and over MQTT alike",
+)
 
 
 class PrivacyConfig(BaseModel):
@@ -56,7 +89,8 @@ class PrivacyConfig(BaseModel):
         "required by the eu and cn profiles.")
 
 
-def profile_problems(p: PrivacyConfig, emit_interval_s: float, half_life_s: float) -> list[str]:
+def profile_problems(p: PrivacyConfig, emit_interval_s: float, half_life_s: float,
+                     min_face_frac: float) -> list[str]:
     """The ``key.path: message`` lines for every minimum of ``p.profile`` that the config breaks."""
     out: list[str] = []
     if p.profile == "eu":
@@ -73,5 +107,11 @@ def profile_problems(p: PrivacyConfig, emit_interval_s: float, half_life_s: floa
         if half_life_s < MIN_AGGREGATION_S:
             out.append(f"fusion.half_life_s: the {p.profile} profile requires >= {MIN_AGGREGATION_S} "
                        f"(got {half_life_s})")
+        if p.pause_max_s < MIN_PAUSE_S:
+            out.append(f"privacy.pause_max_s: the {p.profile} profile requires >= {MIN_PAUSE_S:g} (a customer's "
+                       f"opt-out must not expire sooner; got {p.pause_max_s:g})")
+        if min_face_frac < MIN_FACE_FRAC:
+            out.append(f"analysis.min_face_frac: the {p.profile} profile requires >= {MIN_FACE_FRAC} (bystanders' "
+                       f"smaller faces are not analysed; got {min_face_frac:g})")
     return out
 

@@ -18,7 +18,7 @@ from edge import __version__
 from edge.config import KioskConfig
 from edge.events import INBOUND, KINDS, load_schema, topic
 from edge.privacy import zone_pixels
-from edge.privacy_config import PROFILE_RULES
+from edge.privacy_config import COMMON_RULES, PROFILE_RULES
 from edge.runtime import Manifest, ModelError
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ def build_report(cfg: KioskConfig, manifest: Manifest | None) -> list[Block]:
          + [("customer", "x0, y0, x1, y1 = " + ", ".join(f"{v:g}" for v in cfg.analysis.customer_zone))]),
         ("h", 2, f"Privacy profile `{p.profile}`"),
         ("p", "Enforced when the configuration is validated (the service refuses to start otherwise):"),
-        ("ul", list(PROFILE_RULES[p.profile])),
+        ("ul", [*PROFILE_RULES[p.profile], *COMMON_RULES]),
         ("p", f"Emotion events at most every {cfg.fusion.emit_interval_s:g} s, smoothed with a "
               f"{cfg.fusion.half_life_s:g} s half-life (voice readings, each over a 2 s window: "
               f"{cfg.fusion.voice_half_life_s:g} s). Notice text configured for: "

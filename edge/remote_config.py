@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from edge.config import KioskConfig, format_errors
 from edge.events import SchemaError, iso, validate_inbound
+from edge.privacy_floor import weakened
 from edge.queues import DropQueue
 from edge.remote_apply import apply_live as apply_live  # the service-facing half, importable from here too
 from edge.remote_apply import process_config as process_config
@@ -104,12 +105,16 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 def effective(base: KioskConfig, overlay: dict[str, Any]) -> KioskConfig:
-    """The base config with ``overlay`` merged over it, validated as a whole (profile rules too)."""
+    """The base config with ``overlay`` merged over it, validated as a whole (profile rules, privacy baseline)."""
     data = merge_patch(base.model_dump(mode="json"), overlay)
     try:
-        return KioskConfig.model_validate({**data, "base_dir": base.base_dir})
+        new = KioskConfig.model_validate({**data, "base_dir": base.base_dir})
     except ValidationError as exc:  # no ${ENV} expansion here: an overlay cannot read the environment
         raise RemoteConfigError([e for e in format_errors(exc) if not e.startswith("base_dir")]) from None
+    errors = weakened(base, new)  # eu/cn: the TOML file is the privacy baseline, remote changes only tighten
+    if errors:
+        raise RemoteConfigError(errors)
+    return new
 
 
 def redact(cfg: KioskConfig) -> dict[str, Any]:

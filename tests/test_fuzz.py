@@ -180,6 +180,58 @@ def test_any_inbound_message_never_raises_and_invalid_ones_change_nothing(which:
         assert not svc.paused.is_set()
 
 
+# --- remote config and the privacy baseline -------------------------------------------------------------------
+NOTICE = {"en": "Emotion sensing at this counter; ask staff to pause it.",
+          "zh-CN": "本柜台使用情绪感知设备，如不同意请告知工作人员。"}
+BASE_STAFF = [[0.0, 0.0], [0.3, 0.0], [0.3, 1.0], [0.0, 1.0]]
+COORD = st.sampled_from([0.0, 0.1, 0.3, 0.31, 0.5, 0.999, 1.0]) | st.floats(0, 1)
+POLYGON = (st.lists(st.tuples(COORD, COORD).map(list), min_size=3, max_size=6)
+           | st.just(BASE_STAFF) | st.just([[0, 0], [0.4, 0], [0.4, 1], [0, 1]])
+           | st.just([[0.999, 0.999], [1, 0.999], [1, 1]]) | st.just([[0, 0], [0, 0], [0, 0]]))
+BOX = st.tuples(COORD, COORD, COORD, COORD).map(list) | st.just([0, 0, 1, 1]) | st.just([0.3, 0, 1, 1])
+PAUSE = st.sampled_from([10, 299, 300, 600, 900]) | st.none()
+PRIVACY_PATCH = st.fixed_dictionaries({}, optional={
+    "privacy": st.fixed_dictionaries({}, optional={"staff_zones": st.lists(POLYGON, max_size=3) | st.none(),
+                                                   "pause_max_s": PAUSE}),
+    "analysis": st.fixed_dictionaries({}, optional={"customer_zone": BOX | st.none(),
+                                                    "min_face_frac": st.sampled_from([0, 0.04, 0.05, 0.1, 0.2])})})
+
+
+def _unmasked_share(base: list[Any], zones: list[Any]) -> float:
+    """Share of the baseline zones' pixels that the service's own masking leaves visible (640 x 480)."""
+    from edge.privacy import mask_staff
+
+    white = np.full((480, 640), 255, np.uint8)
+    inside = mask_staff(white, base) == 0
+    return float((mask_staff(white, zones)[inside] != 0).mean()) if inside.any() else 0.0
+
+
+@fuzz(120)
+@given(st.sampled_from(["eu", "cn", "custom"]), st.lists(PRIVACY_PATCH, min_size=1, max_size=3))
+def test_remote_config_never_weakens_privacy_below_the_file(profile: str, patches: list[dict[str, Any]]) -> None:
+    from edge.privacy_config import MIN_ZONE_AREA, polygon_area, profile_problems
+    from edge.remote_config import RemoteConfig
+
+    base = parse_config({"identity": {"site_id": "s", "kiosk_id": "k"}, "mqtt": {"enabled": False},
+                         "analysis": {"customer_zone": [0.3, 0.0, 1.0, 1.0], "min_face_frac": 0.1},
+                         "privacy": {"profile": profile, "staff_zones": [BASE_STAFF], "pause_max_s": 600,
+                                     "notice_text": NOTICE}})
+    remote = RemoteConfig(base, None)
+    for patch in patches:
+        remote.handle(json.dumps(patch).encode(), lambda cfg: None)
+        cfg = remote.cfg
+        assert not profile_problems(cfg.privacy, cfg.fusion.emit_interval_s, cfg.fusion.half_life_s,
+                                    cfg.analysis.min_face_frac)
+        assert all(polygon_area(z) >= MIN_ZONE_AREA for z in cfg.privacy.staff_zones)  # no degenerate zone anywhere
+        if profile == "custom":
+            continue
+        a, b = cfg.analysis, base.analysis
+        assert _unmasked_share([BASE_STAFF], cfg.privacy.staff_zones) <= 0.01, cfg.privacy.staff_zones
+        assert all(n >= o for n, o in zip(a.customer_zone[:2], b.customer_zone[:2], strict=True))
+        assert all(n <= o for n, o in zip(a.customer_zone[2:], b.customer_zone[2:], strict=True))
+        assert a.min_face_frac >= b.min_face_frac and cfg.privacy.pause_max_s >= base.privacy.pause_max_s
+
+
 # --- media readers ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def seeds(scratch: Path) -> dict[str, bytes]:

@@ -55,6 +55,19 @@ def test_staff_zone_bounds() -> None:
     assert any(e.startswith("privacy.profile:") for e in errs), errs
 
 
+def test_degenerate_zones_and_profile_floors_are_refused_in_the_toml_too() -> None:
+    errs = _errors({"privacy": {"staff_zones": [[[0, 0], [0, 0], [0, 0]], [[0.999, 0.999], [1, 0.999], [1, 1]],
+                                                [[0, 0], [0.5, 0.5], [1, 1]]]}})
+    assert [e.split(":")[0] for e in errs] == ["privacy.staff_zones.0", "privacy.staff_zones.1",
+                                              "privacy.staff_zones.2"] and "degenerate polygon" in errs[0]
+    for profile, extra in (("eu", {"staff_zones": [STAFF], "notice_text": {"en": NOTICE_EN}}),
+                           ("cn", {"notice_text": {"zh-CN": NOTICE_ZH}})):
+        errs = _errors({"privacy": {"profile": profile, "pause_max_s": 10, **extra},
+                        "analysis": {"min_face_frac": 0.0}})
+        assert [e.split(":")[0] for e in errs] == ["privacy.pause_max_s", "analysis.min_face_frac"], errs
+    assert parse_config({"identity": ID, "privacy": {"pause_max_s": 10}, "analysis": {"min_face_frac": 0.0}})
+
+
 def test_mask_staff_blanks_a_copy_only_inside_the_polygon() -> None:
     img = np.full((100, 200, 3), 200, np.uint8)
     out = mask_staff(img, [STAFF])

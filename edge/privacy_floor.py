@@ -1,0 +1,51 @@
+"""Remote config may only tighten privacy under the eu and cn profiles: the kiosk's TOML file is the baseline."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from edge.config import KioskConfig
+
+GRID = 400  # raster on which staff-zone coverage is compared (0.25 % of the frame per cell)
+SLACK = 0.005  # share of the baseline's staff pixels a redrawn zone may miss (rasterised edges differ by a pixel)
+_PROFILES = ("eu", "cn")
+
+
+def _mask(zones: Sequence[Sequence[Sequence[float]]]) -> np.ndarray:
+    out = np.zeros((GRID, GRID), np.uint8)
+    polys = [np.round(np.asarray(z, np.float64) * (GRID - 1)).astype(np.int32) for z in zones]
+    if polys:
+        cv2.fillPoly(out, polys, 1)
+    return out.astype(bool)
+
+
+def uncovered_share(baseline: Sequence[Sequence[Sequence[float]]], zones: Sequence[Sequence[Sequence[float]]]) -> float:
+    """Share of the baseline staff zones' area that ``zones`` leave unmasked (0 when there is no baseline)."""
+    base = _mask(baseline)
+    total = int(base.sum())
+    return 0.0 if total == 0 else float((base & ~_mask(zones)).sum()) / total
+
+
+def weakened(base: KioskConfig, new: KioskConfig) -> list[str]:
+    """One ``key.path: problem`` line for each privacy setting ``new`` loosens against the TOML ``base`` (eu/cn)."""
+    profile = base.privacy.profile
+    if profile not in _PROFILES:
+        return []
+    why = f"under the {profile} profile a remote change may only tighten the config file's privacy settings"
+    out: list[str] = []
+    share = uncovered_share(base.privacy.staff_zones, new.privacy.staff_zones)
+    if share > SLACK:
+        out.append(f"privacy.staff_zones: {why}; these zones leave {share:.0%} of the file's staff zones unmasked")
+    bx0, by0, bx1, by1 = base.analysis.customer_zone
+    x0, y0, x1, y1 = new.analysis.customer_zone
+    if x0 < bx0 or y0 < by0 or x1 > bx1 or y1 > by1:
+        out.append(f"analysis.customer_zone: {why}; it must stay inside the file's "
+                   f"[{bx0:g}, {by0:g}, {bx1:g}, {by1:g}]")
+    if new.analysis.min_face_frac < base.analysis.min_face_frac:
+        out.append(f"analysis.min_face_frac: {why}; it may not go below the file's {base.analysis.min_face_frac:g}")
+    if new.privacy.pause_max_s < base.privacy.pause_max_s:
+        out.append(f"privacy.pause_max_s: {why}; it may not go below the file's {base.privacy.pause_max_s:g}")
+    return out
