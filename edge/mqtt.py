@@ -11,6 +11,7 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge import __version__
 from edge.config import IdentityConfig, MqttConfig
@@ -59,6 +60,8 @@ class MqttPublisher(_Counting):
         self._stopping = False
         self._protocol = MQTTProtocolVersion.MQTTv311 if cfg.protocol == "3.1.1" else MQTTProtocolVersion.MQTTv5
         self._client: paho.Client | None = None
+        self._counts["inbound_retained"] = 0  # inbound commands refused because they carried the retain flag
+        self._retained_warned: set[str] = set()
 
     def topic(self, kind: str) -> str:
         """This kiosk's topic for ``kind``."""
@@ -155,7 +158,7 @@ class MqttPublisher(_Counting):
                 return
             self.last_error = None
             if self.subscriptions:  # first: staff commands never depend on a publish succeeding
-                client.subscribe([(s, 1) for s in self.subscriptions])
+                self._subscribe(client)
             client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
             with self._lock:
                 self._connected = True
@@ -195,8 +198,23 @@ class MqttPublisher(_Counting):
         if self._courier is not None:
             self._courier.acked(mid)  # done either way: a rejected message would be rejected again
 
+    def _subscribe(self, client: paho.Client) -> None:
+        """QoS 1; with MQTT 5 a live retained command keeps its retain flag (retain-as-published), so it is refused."""
+        if self._protocol == MQTTProtocolVersion.MQTTv5:
+            opts = SubscribeOptions(qos=1, retainAsPublished=True)
+            client.subscribe([(s, opts) for s in self.subscriptions])
+        else:  # MQTT 3.1.1: only retained messages sent on (re)subscribing carry the flag
+            client.subscribe([(s, 1) for s in self.subscriptions])
+
     def _on_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
         if self.on_message is None:
+            return
+        if msg.retain:  # a command kept by the broker would be re-applied on every reconnect: refused, counted
+            self._bump("inbound_retained")
+            level = logging.DEBUG if msg.topic in self._retained_warned else logging.WARNING
+            self._retained_warned.add(msg.topic)  # bounded: the topics subscribed to
+            log.log(level, "refused retained message on %s: commands must be published without retain "
+                    "(counted in health.drops.inbound_retained; logged once per topic)", msg.topic)
             return
         try:
             self.on_message(msg.topic, bytes(msg.payload))
@@ -233,7 +251,7 @@ class MqttPublisher(_Counting):
         return True
 
     def stats(self) -> dict[str, int]:
-        """Counters: connects, published (acknowledged), dropped (outbox limits, broker rejections), refused."""
+        """Counters: connects, published (acked), dropped (outbox limits, broker rejections), refused, retained."""
         out = super().stats()
         if self.outbox is not None:
             out["dropped"] += sum(v for k, v in self.outbox.stats().items() if k not in ("rows", "bytes", "errors"))

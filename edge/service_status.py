@@ -61,6 +61,7 @@ def health_body(svc: Service) -> dict[str, Any]:
              **{f"errors_{k}": v for k, v in svc.errors.items()}}
     if "overflows" in astats:
         drops["audio_overflows"] = int(astats["overflows"])
+    drops["inbound_retained"] = int(svc.publisher.stats().get("inbound_retained", 0))  # refused: retain flag set
     outbox = svc.publisher.outbox_stats()  # rows dropped per kind by the outbox's limits
     drops.update({f"outbox_{k}": v for k, v in outbox.items() if k not in ("rows", "bytes")})
     return {

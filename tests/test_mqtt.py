@@ -133,7 +133,8 @@ def test_online_is_retained_and_events_arrive_with_qos1(mosquitto: Broker, subsc
             assert (m.topic, m.qos, m.retain) == (f"edge-emotion/site-a/k-online/{kind}", 1, False)
             validate(kind, json.loads(m.payload))
         until(lambda: pub.stats()["published"] == 4)
-        assert pub.stats() == {"connects": 1, "published": 4, "dropped": 0, "refused": 0}
+        assert pub.stats() == {"connects": 1, "published": 4, "dropped": 0, "refused": 0,
+                               "inbound_retained": 0}
     finally:
         pub.stop()
 
