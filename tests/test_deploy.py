@@ -259,7 +259,8 @@ class Client:
         self.c.on_message = self._on_message
         self.c.on_publish = self._on_publish
         self.c.on_subscribe = self._on_subscribe
-        self.c.on_disconnect = lambda *_: self.connected.set()  # refused after the TLS handshake: stop waiting
+        self.disconnects = 0
+        self.c.on_disconnect = self._on_disconnect
         self.c.connect("127.0.0.1", port, keepalive=10)
         self.c.loop_start()
         self.connected.wait(5)
@@ -270,6 +271,10 @@ class Client:
     def _on_connect(self, _c: paho.Client, _u: object, _f: object, rc: object, _p: object = None) -> None:
         self.rc = rc
         self.connected.set()
+
+    def _on_disconnect(self, *_: object) -> None:
+        self.disconnects += 1
+        self.connected.set()  # refused after the TLS handshake: stop waiting
 
     def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
         with self.cond:
@@ -336,11 +341,55 @@ def site_broker(deployed: Deployment) -> Iterator[Deployment]:
         proc.wait(timeout=5)
 
 
-def kiosk_client(d: Deployment, name: str, pki: Path | None = None) -> Client:
+def kiosk_client(d: Deployment, name: str, pki: Path | None = None, client_id: str = "") -> Client:
     """A client authenticated by ``name``'s certificate from the site CA (or from ``pki``)."""
     pki = pki or d.pki
     return Client(d.mqtts_port, cafile=d.pki / "ca.crt", cert=str(pki / "clients" / f"{name}.crt"),
-                  key=pki / "clients" / f"{name}.key")
+                  key=pki / "clients" / f"{name}.key", client_id=client_id)
+
+
+def test_a_tablet_login_with_a_kiosks_client_id_cannot_disconnect_the_kiosk(site_broker: Deployment) -> None:
+    d = site_broker
+    kiosk_id = f"edge-emotion-{SITE}-kiosk-a"  # the kiosk's client id (the role keeps the default)
+    a = kiosk_client(d, "kiosk-a", client_id=kiosk_id)
+    tablets: list[Client] = []
+    try:
+        assert a.subscribe(f"{TOPIC}/kiosk-a/ack") == 1
+        for cid in (kiosk_id, "kiosk-a", kiosk_id):  # the kiosk's id, its certificate name, and again
+            tablets.append(Client(d.ws_port, user="tablet-t", ws=True, client_id=cid))
+        time.sleep(1.0)  # a takeover closes the kiosk's connection at once
+        assert a.disconnects == 0 and a.c.is_connected()
+        assert tablets[-1].publish(f"{TOPIC}/kiosk-a/ack", '{"alert_id": "a-9"}') == 0
+        assert a.wait_for(f"{TOPIC}/kiosk-a/ack") == b'{"alert_id": "a-9"}'
+        assert a.publish(f"{TOPIC}/kiosk-a/status", '{"still": "here"}') == 0
+        broker_log = (d.tmp / "mosquitto.log").read_text(errors="replace")
+        assert "as tablet-t" in broker_log  # the broker's client id of the tablet is its account name
+    finally:
+        for c in (*tablets, a):
+            c.close()
+
+
+def test_oversized_packets_are_refused_by_the_site_broker(site_broker: Deployment) -> None:
+    d = site_broker
+    a = kiosk_client(d, "kiosk-a", client_id=f"edge-emotion-{SITE}-kiosk-a")
+    tab = Client(d.ws_port, user="tablet-t", ws=True)
+    try:
+        assert a.subscribe(f"{TOPIC}/kiosk-a/ack") == 1
+        tab.c.publish(f"{TOPIC}/kiosk-a/ack", b"x" * (2 * 2**20), qos=1)  # 2 MiB: the tablet is disconnected
+        deadline = time.monotonic() + 10
+        while tab.disconnects == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert tab.disconnects >= 1
+        tab.close()
+        tab = Client(d.ws_port, user="tablet-t", ws=True)
+        assert tab.publish(f"{TOPIC}/kiosk-a/ack", '{"alert_id": "a-1"}') == 0
+        assert a.wait_for(f"{TOPIC}/kiosk-a/ack") == b'{"alert_id": "a-1"}'
+        assert all(len(p) < 1024 for _, p in a.messages)  # the oversized payload never reached the kiosk
+    finally:
+        tab.close()
+        a.close()
+    conf = (d.root / "etc" / "mosquitto" / "conf.d" / "edge-emotion.conf").read_text()
+    assert "max_packet_size 262144" in conf and "message_size_limit 262144" in conf
 
 
 def test_acl_kiosk_writes_only_its_own_topics(site_broker: Deployment) -> None:
