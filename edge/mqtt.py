@@ -11,6 +11,8 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge import __version__
@@ -25,6 +27,9 @@ __all__ = ["LogPublisher", "MqttPublisher", "Publisher", "RecordingPublisher"]  
 log = logging.getLogger(__name__)
 
 STOP_FLUSH_S = 2.0  # longest stop() waits for the retained `offline` status to be acknowledged
+# Largest packet the kiosk accepts (MQTT 5 CONNECT property; the broker drops anything bigger for this client):
+# commands are at most 32 KiB (remote config), acks and pauses 1 KiB. MQTT 3.1.1 has no such property.
+INBOUND_MAX_PACKET = 64 * 1024
 
 
 class MqttPublisher(_Counting):
@@ -131,7 +136,11 @@ class MqttPublisher(_Counting):
     def _connect(self) -> None:
         self._stopping = False
         self._client = self._build()
-        self._client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s)
+        props = None
+        if self._protocol == MQTTProtocolVersion.MQTTv5:
+            props = Properties(PacketTypes.CONNECT)
+            props.MaximumPacketSize = INBOUND_MAX_PACKET
+        self._client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s, properties=props)
         self._client.loop_start()
         log.info("MQTT publisher started for %s:%d (%s, MQTT %s) as %s", self.cfg.host, self.cfg.port,
                  self.cfg.transport, self.cfg.protocol, self.client_id)

@@ -13,9 +13,11 @@ import cv2
 import numpy as np
 
 from edge.events import SchemaError, validate_inbound
+from edge.lograte import RateLimitedLog
 from edge.queues import DropQueue
 
 log = logging.getLogger(__name__)
+_warn = RateLimitedLog(log)  # malformed commands: a few lines a minute; each counted in health.drops.errors_pause
 
 Zone = Sequence[Sequence[float]]  # one polygon: [[x, y], ...] normalised to 0..1
 PAUSE_MAX_BYTES = 1024  # a pause command is ~40 bytes; anything much larger is not one
@@ -129,7 +131,7 @@ class PauseGate:
         try:
             cmd = parse_pause(payload)
         except PauseError as exc:
-            log.warning("ignored malformed pause command: %s", exc)
+            _warn.warning("pause", "ignored malformed pause command: %s", exc)
             return False
         self._commands.put(cmd)
         return True

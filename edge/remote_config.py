@@ -16,12 +16,14 @@ from pydantic import ValidationError
 
 from edge.config import KioskConfig, format_errors
 from edge.events import SchemaError, iso, validate_inbound
+from edge.lograte import RateLimitedLog
 from edge.privacy_floor import weakened
 from edge.queues import DropQueue
 from edge.remote_apply import apply_live as apply_live  # the service-facing half, importable from here too
 from edge.remote_apply import process_config as process_config
 
 log = logging.getLogger(__name__)
+_warn = RateLimitedLog(log)  # refused messages: a few lines a minute; each counted and answered in configstate
 
 CONFIG_MAX_BYTES = 32 * 1024  # 16 staff polygons of 64 points fit in ~20 KiB
 OVERLAY_FILE = "remote-config.json"
@@ -233,7 +235,7 @@ class RemoteConfig:
             new = effective(self.base, overlay)
         except RemoteConfigError as exc:
             self.rejected += 1
-            log.warning("remote config refused, nothing changed: %s", "; ".join(exc.errors)[:1000])
+            _warn.warning("config", "remote config refused, nothing changed: %s", "; ".join(exc.errors)[:1000])
             self.body = self._body(False, "message", exc.errors, [], "refused: the effective config is unchanged")
             return self.body
         old = self.cfg

@@ -17,6 +17,7 @@ from edge.config import KioskConfig
 from edge.core import Core, Observation
 from edge.events import EventFactory, SchemaError, topic
 from edge.health import LatencyStats, RateMeter
+from edge.lograte import RateLimitedLog
 from edge.mqtt import LogPublisher, MqttPublisher, Publisher
 from edge.privacy import PauseGate
 from edge.queues import AudioRing, DropQueue
@@ -28,6 +29,7 @@ from edge.watchdog import PipelineWatchdog
 from edge.workers import face_loop, voice_loop
 
 log = logging.getLogger(__name__)
+_warn = RateLimitedLog(log)  # a flood of bad inbound messages: a few lines a minute, every one counted in health
 
 _FINISHED = ("ended", "failed", "disabled")
 
@@ -94,12 +96,12 @@ class Service:
             return
         try:
             if msg_topic != self.ack_topic:
-                log.warning("ignored message on unexpected topic %s", msg_topic)
+                _warn.warning("topic", "ignored message on unexpected topic %s", msg_topic)
                 return
             ack = parse_ack(payload)
         except AckError as exc:
             self.errors["ack"] += 1
-            log.warning("ignored malformed ack on %s: %s", msg_topic, exc)
+            _warn.warning("ack", "ignored malformed ack on %s: %s", msg_topic, exc)
             return
         except Exception:  # noqa: BLE001 - nothing may escape into the network thread
             self.errors["ack"] += 1
@@ -244,7 +246,7 @@ class Service:
             if self.core.acknowledge(ack.alert_id, now):
                 log.debug("ack for alert %s came from %r", ack.alert_id, ack.by)
             else:
-                log.warning("ack for unknown or expired alert %r ignored", ack.alert_id)
+                _warn.warning("ack-unknown", "ack for unknown or expired alert %r ignored", ack.alert_id)
 
     def _finish(self) -> None:
         for th in [*self._threads, *(s for s in (self.video, self.audio) if s is not None)]:

@@ -60,12 +60,12 @@ class Kiosk:
         """The log so far."""
         return self.log.read_text(errors="replace")
 
-    def rss_kb(self) -> int:
-        """Resident set size of the process in KiB."""
+    def memory_kb(self, field: str = "VmHWM") -> int:
+        """A memory figure of the process in KiB from /proc (VmHWM: peak resident set size; VmRSS: current)."""
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
-        raise AssertionError("no VmRSS")
+        raise AssertionError(f"no {field}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
         """Signal the process and wait for its exit code."""
