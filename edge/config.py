@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from edge.policy_config import AlertsConfig, FusionConfig
 from edge.privacy_config import PrivacyConfig, profile_problems
+from edge.redact import is_secret_key, redact
 from edge.schedule import ScheduleConfig
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -219,16 +220,27 @@ def _expand_env(node: Any, path: str, errors: list[str]) -> Any:
     return node
 
 
+def _got(loc: tuple[Any, ...], err: Any) -> str:
+    """What a config error line shows of the value: nothing of a secret-looking key or an unknown one."""
+    if err["type"] == "missing":
+        return ""
+    if any(is_secret_key(str(p)) for p in loc):
+        return " (value not shown: the key looks secret)"
+    if err["type"] == "extra_forbidden":
+        return ""  # a misspelt key's value may be anything, a password included; the key path says enough
+    shown = redact(repr(err.get("input")))
+    return f" (got {shown if len(shown) <= 200 else shown[:199] + '…'})"
+
+
 def format_errors(exc: ValidationError) -> list[str]:
-    """One ``key.path: message (got value)`` line per pydantic error."""
+    """One ``key.path: message (got value)`` line per pydantic error; secret-looking values are never shown."""
     lines = []
     for err in exc.errors():
         if not err["loc"] and err["type"] == "value_error":  # whole-config rules (privacy profile) carry key paths
             lines += str(err["msg"]).removeprefix("Value error, ").splitlines()
             continue
         loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        got = "" if err["type"] == "missing" else f" (got {err.get('input')!r})"
-        lines.append(f"{loc}: {err['msg']}{got}")
+        lines.append(f"{loc}: {err['msg']}{_got(tuple(err['loc']), err)}")
     return lines
 
 

@@ -6,7 +6,6 @@ import copy
 import json
 import logging
 import os
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ from edge.events import SchemaError, iso, validate_inbound
 from edge.lograte import RateLimitedLog
 from edge.privacy_floor import weakened
 from edge.queues import DropQueue
+from edge.redact import redact as redact_text
 from edge.remote_apply import apply_live as apply_live  # the service-facing half, importable from here too
 from edge.remote_apply import process_config as process_config
 
@@ -38,7 +38,6 @@ REMOTE_FIELDS: dict[str, frozenset[str] | None] = {
     "privacy": frozenset({"staff_zones", "pause_max_s"}),
     "schedule": None,  # read by the main loop every second
 }
-_URL_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
 
 
 class RemoteConfigError(ValueError):
@@ -120,14 +119,14 @@ def effective(base: KioskConfig, overlay: dict[str, Any]) -> KioskConfig:
 
 
 def redact(cfg: KioskConfig) -> dict[str, Any]:
-    """The config as JSON without secrets: password and TLS key path ``***``, URL credentials ``***@``."""
+    """The config as JSON without secrets: password and TLS key path ``***``, credentials in sources (edge.redact)."""
     out = cfg.model_dump(mode="json")
     if out["mqtt"]["password"] is not None:
         out["mqtt"]["password"] = "***"
     if out["mqtt"]["tls"] and out["mqtt"]["tls"]["key_file"] is not None:
         out["mqtt"]["tls"]["key_file"] = "***"
     for section in ("camera", "microphone"):
-        out[section]["source"] = _URL_CREDENTIALS.sub(r"\1***@", out[section]["source"])
+        out[section]["source"] = redact_text(out[section]["source"])
     return out
 
 

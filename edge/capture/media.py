@@ -18,10 +18,11 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from edge.redact import redact as redact  # re-exported: the capture modules and their tests use it from here
+
 log = logging.getLogger(__name__)
 
 _AUDIO_TIMEOUT_S = 300.0
-_URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
 # A source's last error as the service reports it: `status.degraded` items are "camera: reopening (ERROR)" and
 # may be 200 characters (status schema), so the error is cut here, where it is made, for every consumer at once.
 ERROR_MAX = 160
@@ -38,11 +39,6 @@ class Capture(Protocol):
 
 class MediaError(RuntimeError):
     """A camera, stream, microphone or media file cannot be used; the message names it and says why."""
-
-
-def redact(source: str) -> str:
-    """Source string with any ``user:password@`` in a URL replaced by ``***@`` (safe for logs)."""
-    return _URL_CREDENTIALS.sub("***@", source)
 
 
 def clip(text: str, limit: int = ERROR_MAX) -> str:

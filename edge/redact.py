@@ -1,0 +1,29 @@
+"""Keeping secrets out of logs, errors and published config: credentials in source strings, secret-looking keys."""
+
+from __future__ import annotations
+
+import re
+
+_URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")  # rtsp://user:password@host -> rtsp://***@host
+# key=value pairs: GStreamer properties (user-pw=...), URL query parameters (?password=...&token=...)
+_KEY_VALUE = re.compile(r"(?<![\w.-])([A-Za-z][\w.-]*)(\s*=\s*)(\"[^\"]*\"|'[^']*'|[^\s&;,!\"']+)")
+# Parts of key names that mark a secret, misspellings included ("pasword"); hiding too much here costs nothing.
+SECRET_HINTS = ("pas", "pw", "secret", "token", "cred", "auth", "sig", "cookie", "session")
+_KEY_NAME = re.compile(r"key($|[-_.]?file)")  # api-key, private_key, key_file; not key-int-max
+
+
+def is_secret_key(name: str) -> bool:
+    """Whether a config key or parameter name looks like it holds a secret (password, token, key, ...)."""
+    low = name.lower()
+    return any(h in low for h in SECRET_HINTS) or _KEY_NAME.search(low) is not None
+
+
+def _hide_value(m: re.Match[str]) -> str:
+    if is_secret_key(m.group(1)):
+        return f"{m.group(1)}{m.group(2)}***"
+    return m.group(1) + m.group(2) + _KEY_VALUE.sub(_hide_value, m.group(3))  # e.g. location="https://…?token=…"
+
+
+def redact(text: str) -> str:
+    """``text`` with URL credentials as ``***@`` and the values of secret-looking ``key=value`` pairs as ``***``."""
+    return _KEY_VALUE.sub(_hide_value, _URL_CREDENTIALS.sub("***@", text))
