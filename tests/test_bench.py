@@ -39,7 +39,7 @@ def test_calm_material_is_neutral_or_happy_and_held_out() -> None:
     import numpy as np
 
     from edge.bench.calm import calm_sets, face_clip, fer_faces
-    from edge.eval.face import private_rows
+    from edge.eval.face_data import private_rows
     from edge.types import EMOTIONS
 
     faces = fer_faces()

@@ -129,13 +129,15 @@ def test_eval_folder_of_frames_uses_detector(tmp_path: Path, capsys: pytest.Capt
 
 
 def test_eval_npz_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """An npz with string labels or label_names indices is read; bad indices are one clear error."""
+    """An npz with string labels or label_names indices is read; bad indices or unnamed indices are clear errors."""
     _need_model()
     rng = np.random.default_rng(0)
     imgs = rng.integers(0, 255, (6, 48, 48), dtype=np.uint8)
     np.savez(tmp_path / "a.npz", images=imgs, labels=np.array(["happy", "anger", "sad", "fear", "neutral", "sad"]))
     np.savez(tmp_path / "b.npz", images=imgs, labels=np.array([0, 1, 1, 0, 0, 1]), label_names=np.array(["sad", "joy"]))
-    np.savez(tmp_path / "c.npz", images=imgs, labels=np.array([0, 1, 1, 0, 0, 9]))
+    np.savez(tmp_path / "c.npz", images=imgs, labels=np.array([0, 1, 1, 0, 0, 9]),
+             label_names=np.array(["sad", "happy"]))
+    np.savez(tmp_path / "d.npz", images=imgs, labels=np.array([0, 1, 1, 0, 0, 1]))
     assert eval_main(["--npz", str(tmp_path / "a.npz"), "--out", str(tmp_path / "o"), "--latency-runs", "5"]) == 0
     s = _metrics(tmp_path / "o")["models"][_ours()]["npz labels"]
     assert s["n"] == 6 and s["support"]["sad"] == 2 and s["support"]["angry"] == 1
@@ -144,6 +146,9 @@ def test_eval_npz_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "'joy' is not one of" in capsys.readouterr().err
     assert eval_main(["--npz", str(tmp_path / "c.npz"), "--out", str(tmp_path / "o")]) == 2
     assert "label indices outside" in capsys.readouterr().err
+    # integer labels without their names are refused, never read in our class order
+    assert eval_main(["--npz", str(tmp_path / "d.npz"), "--out", str(tmp_path / "o")]) == 2
+    assert "'label_names'" in capsys.readouterr().err
 
 
 def test_eval_missing_data_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -231,3 +236,41 @@ def test_cli_eval_detector_dispatch(tmp_path: Path, capsys: pytest.CaptureFixtur
                      "--out", str(tmp_path)]) == 0
     text = capsys.readouterr().out
     assert "Haar (our fallback)" in text and "recall" in text and (tmp_path / "detector.json").is_file()
+
+
+def test_agitation_metrics_by_hand() -> None:
+    """AUC of the agitated mass and the per-class watch/alert reach, on numbers worked out by hand."""
+    from edge.eval.metrics import agitation, roc_auc
+
+    e = EMOTIONS.index
+    y = np.array([e("angry"), e("angry"), e("neutral"), e("happy"), e("fear")])
+    p = np.zeros((5, len(EMOTIONS)), np.float32)
+    p[0, e("angry")], p[0, e("neutral")] = 0.7, 0.3   # agitated mass 0.7: watch and alert
+    p[1, e("disgust")], p[1, e("neutral")] = 0.5, 0.5  # 0.5: watch only
+    p[2, e("neutral")] = 1.0                            # 0.0
+    p[3, e("happy")], p[3, e("fear")] = 0.4, 0.6      # 0.6: a false agitated reading on a happy face
+    p[4, e("fear")], p[4, e("sad")] = 0.2, 0.8          # 0.2
+    a = agitation(y, p, watch=0.45, alert=0.6)
+    # positives (0.7, 0.5, 0.2) vs negatives (0.0, 0.6): pairs won 2 + 1 + 1 = 4 of 6
+    assert a["agitated_auc"] == pytest.approx(4 / 6, abs=1e-4)
+    assert a["reach"]["angry"] == {"watch": 1.0, "alert": 0.5}
+    assert a["reach"]["happy"] == {"watch": 1.0, "alert": 1.0} and a["reach"]["neutral"]["watch"] == 0.0
+    assert roc_auc(np.array([1.0, 1.0, 0.0]), np.array([True, False, False])) == pytest.approx(0.75)
+
+
+def test_eval_ckplus_reports_agitation_and_drops_contempt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """CK+48 is read with its class names; contempt is dropped (or scored as disgust) and the output says which."""
+    _need_model()
+    data = DATA
+    if not (data / "face" / "ckplus48" / "ckplus48.npz").is_file():
+        pytest.skip(f"CK+48 not staged under {data}/face/ckplus48 (research data, never committed)")
+    assert eval_main(["--ckplus", "--data", str(data), "--out", str(tmp_path / "o"), "--latency-runs", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "contempt dropped" in out and "agitated-vs-rest AUC" in out
+    s = _metrics(tmp_path / "o")["models"][_ours()]["CK+ labels"]
+    assert s["n"] == 927 and s["support"]["neutral"] == 0 and s["support"]["angry"] == 135
+    assert set(s["reach"]) == {"angry", "disgust", "fear", "happy", "sad", "surprise"}
+    assert 0.5 < s["agitated_auc"] <= 1.0
+    assert eval_main(["--ckplus", "--contempt", "disgust", "--data", str(data), "--out", str(tmp_path / "p"),
+                      "--latency-runs", "5"]) == 0
+    assert _metrics(tmp_path / "p")["models"][_ours()]["CK+ labels"]["support"]["disgust"] == 177 + 54

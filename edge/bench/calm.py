@@ -47,9 +47,9 @@ def calm_visits(data: Path = DATA_DIR) -> dict[str, list[tuple[str, Path]]]:
 def fer_faces(data: Path = DATA_DIR) -> dict[str, list[tuple[int, np.ndarray]]]:
     """NEU/HAP -> [(FER2013 row, 48×48 gray face)] of PrivateTest rows whose FER+ majority is neutral/happy.
 
-    The majority follows training's rule and keep mask (``edge.eval.face.private_rows``), as the face evaluation does.
+    The majority follows training's rule and keep mask (``face_data.private_rows``), as the face evaluation does.
     """
-    from edge.eval.face import private_rows
+    from edge.eval.face_data import private_rows
 
     rows, d = private_rows(data)
     out: dict[str, list[tuple[int, np.ndarray]]] = {"NEU": [], "HAP": []}

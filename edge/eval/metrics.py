@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.types import EMOTIONS
+from edge.types import AGITATED, EMOTIONS
 
 
 def scores(y: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
@@ -31,6 +31,44 @@ def scores(y: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
         "support": {e: int(s) for e, s in zip(EMOTIONS, cm.sum(1), strict=True)},
         "confusion": cm.tolist(),
     }
+
+
+def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """ROC AUC by the rank (Mann-Whitney) formula, ties averaged; nan if one class is absent."""
+    pos = np.asarray(positive, bool)
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    s = np.asarray(scores, np.float64)
+    order = np.argsort(s, kind="mergesort")
+    sorted_s = s[order]
+    # average rank of each run of ties
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_s)) + 1]
+    ends = np.r_[starts[1:], s.size]
+    ranks = np.empty(s.size, np.float64)
+    ranks[order] = np.repeat((starts + ends - 1) / 2.0 + 1.0, ends - starts)
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def agitation(y: np.ndarray, probs: np.ndarray, watch: float, alert: float) -> dict[str, Any]:
+    """Agitated-vs-rest AUC of the agitated mass (angry + disgust + fear) and, per true class, the share of faces
+    whose agitated mass reaches the alert policy's ``watch`` and ``alert`` levels."""
+    y = np.asarray(y, np.int64)
+    agi = [EMOTIONS.index(e) for e in AGITATED]
+    mass = np.asarray(probs, np.float64)[:, agi].sum(1)
+    reach = {EMOTIONS[c]: {"watch": round(float((mass[y == c] >= watch).mean()), 4),
+                           "alert": round(float((mass[y == c] >= alert).mean()), 4)}
+             for c in sorted(set(y.tolist()))}
+    return {"agitated_auc": round(roc_auc(mass, np.isin(y, agi)), 4), "levels": {"watch": watch, "alert": alert},
+            "reach": reach}
+
+
+def agitation_lines(a: dict[str, Any]) -> list[str]:
+    """Printable lines of ``agitation``."""
+    lv = a["levels"]
+    reach = "  ".join(f"{e} {r['watch']:.2f}/{r['alert']:.2f}" for e, r in a["reach"].items())
+    return [f"  agitated-vs-rest AUC {a['agitated_auc']:.4f}",
+            f"  agitated mass >= watch {lv['watch']} / alert {lv['alert']}:  {reach}"]
 
 
 def report_lines(title: str, s: dict[str, Any]) -> list[str]:

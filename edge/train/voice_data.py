@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from edge.eval.metrics import roc_auc
 from edge.types import EMOTIONS
 from edge.voice.features import SAMPLE_RATE, active_level_dbfs, window_features
 from edge.voice.vad import Vad
@@ -185,26 +186,6 @@ def build_features(clips: list[Clip], variants: int, seed: int) -> tuple[np.ndar
 
 
 # ---------------------------------------------------------------- metrics
-def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """ROC AUC by the rank (Mann-Whitney) formula, ties averaged; nan if one class is absent."""
-    pos = np.asarray(positive, bool)
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    s = np.asarray(scores, np.float64)
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(s.size, np.float64)
-    sorted_s = s[order]
-    i = 0
-    while i < s.size:
-        j = i
-        while j + 1 < s.size and sorted_s[j + 1] == sorted_s[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
-
-
 def classification_metrics(y: np.ndarray, probs: np.ndarray, classes: list[int],
                            names: tuple[str, ...] = EMOTIONS) -> dict[str, object]:
     """Accuracy, macro-F1 and per-class recall over ``classes`` present in y, agitated AUC, confusion.

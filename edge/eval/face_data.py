@@ -1,0 +1,118 @@
+"""Face evaluation sets: FER2013 PrivateTest, CK+48, image folders and npz files, each with its label sets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.face.expression import LABEL_ALIASES
+from edge.types import EMOTIONS
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+class EvalDataError(ValueError):
+    """Evaluation data that is missing or malformed (one clear message)."""
+
+
+@dataclass
+class EvalSet:
+    """Images plus one or more label sets (EMOTIONS index per image, -1 = not scored under that set)."""
+
+    name: str
+    images: list[np.ndarray]
+    labels: dict[str, np.ndarray]
+    frames: bool = False
+    files: list[str] = field(default_factory=list)
+
+
+def emotion_index(name: str) -> int:
+    """EMOTIONS index of a label name or alias (happiness, anger, contempt->disgust, ...); EvalDataError if none."""
+    key = LABEL_ALIASES.get(name.strip().lower(), name.strip().lower())
+    if key not in EMOTIONS:
+        raise EvalDataError(f"label {name!r} is not one of {list(EMOTIONS)} (or an alias {sorted(LABEL_ALIASES)})")
+    return EMOTIONS.index(key)
+
+
+def private_rows(data_dir: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """FER2013 PrivateTest row numbers and ``edge.train.face.load_fer``'s arrays (FER+ majority by training's rule)."""
+    fer, plus = data_dir / "face" / "fer2013" / "fer2013.npz", data_dir / "face" / "ferplus" / "ferplus.npz"
+    if not (fer.is_file() and plus.is_file()):
+        raise EvalDataError(f"FER2013/FER+ not found under {data_dir} (expected {fer} and {plus})")
+    import importlib
+
+    # The FER+ majority rule of training and the model card; imported by name so mypy stays out of edge/train.
+    d = importlib.import_module("edge.train.face").load_fer(data_dir)
+    d["major"] = np.where((d["major"] >= 0) & d["keep"], d["major"], -1)  # -1: no usable FER+ majority
+    return np.flatnonzero(d["split"] == "PrivateTest"), d
+
+
+def fer_private(data_dir: Path, limit: int = 0) -> EvalSet:
+    """FER2013 PrivateTest rows with FER+ majority labels (training's rule) and the original FER2013 labels."""
+    rows, d = private_rows(data_dir)
+    idx = rows[: limit or None]
+    return EvalSet("FER2013 PrivateTest", list(d["x"][idx]),
+                   {"FER+ majority": d["major"][idx], "FER2013 original": d["fer"][idx].astype(np.int64)})
+
+
+def folder_set(root: Path, frames: bool) -> EvalSet:
+    """Images under ``root/<label>/``; the label folder names must be emotion names or aliases."""
+    if not root.is_dir():
+        raise EvalDataError(f"image folder {root} not found")
+    images, labels, files = [], [], []
+    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+        label = emotion_index(sub.name)
+        for f in sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_EXTS):
+            img = cv2.imread(str(f), cv2.IMREAD_COLOR)
+            if img is None:
+                raise EvalDataError(f"cannot read image {f}")
+            images.append(img)
+            labels.append(label)
+            files.append(str(f.relative_to(root)))
+    if not images:
+        raise EvalDataError(f"no images in {root}/<label>/*.png|jpg")
+    return EvalSet(f"folder {root}", images, {"folder labels": np.array(labels)}, frames, files)
+
+
+def npz_set(path: Path, frames: bool) -> EvalSet:
+    """``images`` (N,H,W[,3]) uint8 and ``labels`` (N,): names, or indices into ``label_names`` or EMOTIONS."""
+    if not path.is_file():
+        raise EvalDataError(f"npz {path} not found")
+    d = np.load(path, allow_pickle=False)
+    if "images" not in d.files or "labels" not in d.files:
+        raise EvalDataError(f"{path} needs arrays 'images' and 'labels' (has {d.files})")
+    images, raw = d["images"], d["labels"]
+    if len(images) != len(raw) or images.ndim not in (3, 4):
+        raise EvalDataError(f"{path}: images {images.shape} and labels {raw.shape} do not match (N,H,W[,C]) / (N,)")
+    if raw.dtype.kind in "US":
+        labels = np.array([emotion_index(str(n)) for n in raw])
+    else:
+        if "label_names" not in d.files:
+            raise EvalDataError(f"{path}: integer labels need an array 'label_names' naming each index (or store "
+                                "the class names as labels); their order is not guessed")
+        names = [str(n) for n in d["label_names"]]
+        lut = np.array([emotion_index(n) for n in names])
+        if raw.min() < 0 or raw.max() >= len(lut):
+            raise EvalDataError(f"{path}: label indices outside 0..{len(lut) - 1}")
+        labels = lut[raw.astype(np.int64)]
+    return EvalSet(f"npz {path}", list(images), {"npz labels": labels}, frames)
+
+
+CONTEMPT = ("drop", "disgust")
+
+
+def ckplus_set(data_dir: Path, contempt: str = "drop") -> EvalSet:
+    """CK+48 crops with class-name labels; contempt (no product class) is dropped or scored as disgust."""
+    path = data_dir / "face" / "ckplus48" / "ckplus48.npz"
+    if not path.is_file():
+        raise EvalDataError(f"CK+48 not found: {path}")
+    d = np.load(path, allow_pickle=False)
+    names = d["labels"].astype(str)
+    keep = names != "contempt" if contempt == "drop" else np.ones(len(names), bool)
+    labels = np.array([emotion_index(n) for n in names[keep]])
+    return EvalSet(f"CK+48 ({int(keep.sum())} crops, contempt {'dropped' if contempt == 'drop' else 'as disgust'})",
+                   list(d["images"][keep]), {"CK+ labels": labels})
