@@ -27,6 +27,7 @@ class Courier:
         self._online = False
         self._cursor = 0  # highest seq handed to the client on this connection
         self._mids: dict[int, int] = {}  # message id -> seq, this connection
+        self._gen = outbox.generation  # the outbox's store changed: start again from the oldest row
         self._idle = threading.Event()
         if len(outbox) == 0:
             self._idle.set()
@@ -100,6 +101,9 @@ class Courier:
                 stop = True
         if done:
             self.outbox.delete(done)
+        if self.outbox.generation != self._gen:  # the database failed or works again: resend from the oldest
+            self._gen, self._cursor = self.outbox.generation, 0
+            self._mids.clear()
         while self._online and not stop and len(self._mids) < self.window:
             rows = self.outbox.after(self._cursor, self.window - len(self._mids))
             if not rows or not self._send(rows):

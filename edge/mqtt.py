@@ -19,7 +19,8 @@ from edge import __version__
 from edge.config import IdentityConfig, MqttConfig
 from edge.courier import Courier
 from edge.events import EventFactory, topic
-from edge.outbox import Outbox, Row, open_store
+from edge.outbox import Outbox, Row
+from edge.outbox_open import open_store
 from edge.publishers import LogPublisher, Publisher, RecordingPublisher, _Counting
 
 __all__ = ["LogPublisher", "MqttPublisher", "Publisher", "RecordingPublisher"]  # the fakes live in edge.publishers
@@ -263,12 +264,17 @@ class MqttPublisher(_Counting):
         """Counters: connects, published (acked), dropped (outbox limits, broker rejections), refused, retained."""
         out = super().stats()
         if self.outbox is not None:
-            out["dropped"] += sum(v for k, v in self.outbox.stats().items() if k not in ("rows", "bytes", "errors"))
+            out["dropped"] += sum(v for k, v in self.outbox.stats().items()
+                                  if k not in ("rows", "bytes", "errors", "stranded"))
         return out
 
     def outbox_stats(self) -> dict[str, int]:
-        """Outbox rows, bytes, drops per kind and database errors."""
+        """Outbox rows, bytes, drops per kind, database errors and rows stranded in a failed database."""
         return self.outbox.stats() if self.outbox is not None else {}
+
+    def outbox_problem(self) -> str | None:
+        """Why the outbox database is not in use (it keeps trying), or None."""
+        return self.outbox.problem if self.outbox is not None else None
 
     def stop(self) -> None:
         """Flush the outbox and publish the retained `offline` status (bounded waits), then disconnect and close."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import bisect
 import contextlib
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -65,6 +64,10 @@ class MemoryStore(_Store):
         prio = min(p for p, seqs in self._by_prio.items() if seqs)
         return self._pop(next(iter(self._by_prio[prio])))
 
+    def queued(self) -> list[tuple[Row, int, float]]:
+        """Every queued row with its size and creation time, oldest first."""
+        return list(self._rows.values())
+
     def after(self, seq: int, limit: int) -> list[Row]:
         """Up to ``limit`` rows above ``seq``, oldest first."""
         keys = list(self._rows)
@@ -115,15 +118,38 @@ class SqliteStore(_Store):
         return int(cur.lastrowid or 0)
 
     def add(self, kind: str, topic: str, payload: str, retain: bool) -> int:
-        """Append one message and apply the limits, in one transaction."""
+        """Append one message and apply the limits, in one transaction (counters restored if it fails)."""
+        counts = self.rows, self.nbytes, dict(self.drops)
         self.con.execute("BEGIN")
         try:
             seq = super().add(kind, topic, payload, retain)
             self.con.execute("COMMIT")
         except BaseException:
-            self.con.execute("ROLLBACK")
+            self._rollback()
+            self.rows, self.nbytes, self.drops = counts
             raise
         return seq
+
+    def _rollback(self) -> None:
+        """Roll back, keeping the original error: after SQLITE_FULL SQLite may have rolled back already."""
+        with contextlib.suppress(sqlite3.Error):
+            self.con.execute("ROLLBACK")
+
+    def adopt(self, rows: list[tuple[Row, int, float]]) -> None:
+        """Insert rows kept in memory meanwhile, with their own sequence numbers, in one transaction."""
+        self.con.execute("BEGIN")
+        try:
+            for row, size, created in rows:
+                self.con.execute("INSERT INTO outbox (seq, kind, prio, topic, payload, retain, size, created) "
+                                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (row.seq, row.kind, PRIORITY.get(row.kind, 0),
+                                                                     row.topic, row.payload, int(row.retain), size,
+                                                                     created))
+            self.con.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        self.rows += len(rows)
+        self.nbytes += sum(size for _, size, _ in rows)
 
     def _expire(self, cutoff: float) -> list[tuple[str, int]]:
         old = [(str(k), int(s)) for k, s in self.con.execute(
@@ -143,7 +169,8 @@ class SqliteStore(_Store):
             "SELECT seq, kind, topic, payload, retain FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))]
 
     def delete(self, seqs: Iterable[int]) -> None:
-        """Remove acknowledged rows in one transaction."""
+        """Remove acknowledged rows in one transaction (counters restored if it fails)."""
+        counts = self.rows, self.nbytes
         self.con.execute("BEGIN")
         try:
             for seq in seqs:
@@ -154,7 +181,8 @@ class SqliteStore(_Store):
                     self.nbytes -= int(r[0])
             self.con.execute("COMMIT")
         except BaseException:
-            self.con.execute("ROLLBACK")
+            self._rollback()
+            self.rows, self.nbytes = counts
             raise
 
     def close(self) -> None:
@@ -162,49 +190,26 @@ class SqliteStore(_Store):
         self.con.close()
 
 
-def _move_aside(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        p = Path(f"{path}{suffix}")
-        if p.exists():
-            os.replace(p, f"{p}.corrupt")
-
-
-def open_store(state_dir: Path | None, max_rows: int, max_bytes: int, max_age_s: float,
-               memory_rows: int) -> _Store:
-    """The SQLite outbox in ``state_dir``, else (none, or unusable: logged) a memory store of ``memory_rows``."""
-    memory = MemoryStore(memory_rows, max_bytes, max_age_s)
-    if state_dir is None:
-        return memory
-    path = state_dir / DB_NAME
-    try:
-        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return SqliteStore(path, max_rows, max_bytes, max_age_s)
-    except sqlite3.OperationalError as exc:  # cannot open / locked by another process: leave the file alone
-        if not path.exists() or "unable to open" in str(exc) or "locked" in str(exc):
-            log.error("outbox %s cannot be used (%s); events are kept in memory only", path, exc)
-            return memory
-        problem: Exception = exc
-    except sqlite3.DatabaseError as exc:
-        problem = exc
-    except OSError as exc:
-        log.error("state folder %s cannot be used (%s); events are kept in memory only", state_dir, exc)
-        return memory
-    log.error("outbox %s is unreadable (%s); moved aside as %s.corrupt, starting empty", path, problem, path.name)
-    try:
-        _move_aside(path)
-        return SqliteStore(path, max_rows, max_bytes, max_age_s)
-    except (OSError, sqlite3.Error) as exc:
-        log.error("outbox %s cannot be recreated (%s); events are kept in memory only", path, exc)
-        return memory
-
-
 class Outbox:
-    """Thread-safe facade over a store; a failing database is replaced by a memory store (logged, counted)."""
+    """Thread-safe facade over a store; a failing database is replaced by memory, counted, shown and retried.
 
-    def __init__(self, store: _Store) -> None:
+    When the database fails (disk full, I/O error), new events are kept in memory, the rows already in the file
+    wait there (``stranded``; they are sent once the database works again, or after a restart), the cause is in
+    ``problem`` (the service lists it in ``status.degraded``), and every ``RETRY_S`` the file is tried again.
+    """
+
+    RETRY_S = 10.0
+
+    def __init__(self, store: _Store, clock: Callable[[], float] = time.monotonic) -> None:
         """Wrap ``store``."""
         self.store = store
         self.errors = 0
+        self.stranded = 0  # rows left in the failed database file
+        self.problem: str | None = None  # why the database is not in use, while it is not
+        self.generation = 0  # bumped when the store changes: the sender starts again from the oldest row
+        self.clock = clock
+        self._failed_path: Path | None = None
+        self._retry_at = 0.0
         self._lock = threading.Lock()
 
     @property
@@ -215,20 +220,49 @@ class Outbox:
     def _failed(self, exc: sqlite3.Error) -> None:
         old = self.store
         assert isinstance(old, SqliteStore)
-        log.error("outbox database %s failed (%s); keeping events in memory from now on", old.path, exc)
         self.errors += 1
+        self.stranded, self._failed_path = max(0, old.rows), old.path
+        self.problem = f"outbox.db failed: {exc}"[:120]
+        log.error("outbox database %s failed (%s); %d queued event(s) wait in the file, new events are kept in "
+                  "memory; retrying every %.0f s", old.path, exc, self.stranded, self.RETRY_S)
         try:
             first = old.last_seq() + 1
         except sqlite3.Error:
             first = 1 << 40  # above any sequence number the file can have reached
         self.store = MemoryStore(old.max_rows, old.max_bytes, old.max_age_s, old.clock, first)
         self.store.drops = dict(old.drops)
+        self.generation += 1
+        self._retry_at = self.clock() + self.RETRY_S
         with contextlib.suppress(sqlite3.Error):
             old.close()
+
+    def _resume(self) -> None:
+        """Every RETRY_S after a failure: reopen the database and move the rows kept in memory back into it."""
+        mem, path = self.store, self._failed_path
+        if path is None or not isinstance(mem, MemoryStore) or self.clock() < self._retry_at:
+            return
+        self._retry_at = self.clock() + self.RETRY_S
+        try:
+            store = SqliteStore(path, mem.max_rows, mem.max_bytes, mem.max_age_s, mem.clock)
+        except sqlite3.Error as exc:
+            log.debug("outbox database %s still unusable: %s", path, exc)
+            return
+        try:
+            store.adopt(mem.queued())
+        except sqlite3.Error as exc:
+            log.debug("outbox database %s still unusable: %s", path, exc)
+            with contextlib.suppress(sqlite3.Error):
+                store.close()
+            return
+        store.drops = dict(mem.drops)
+        self.store, self.stranded, self.problem, self._failed_path = store, 0, None, None
+        self.generation += 1
+        log.warning("outbox database %s works again; %d queued event(s) in it", path, store.rows)
 
     def add(self, kind: str, topic: str, payload: str, retain: bool) -> int:
         """Queue one message; returns its sequence number."""
         with self._lock:
+            self._resume()
             try:
                 return self.store.add(kind, topic, payload, retain)
             except sqlite3.Error as exc:
@@ -253,13 +287,13 @@ class Outbox:
                 self._failed(exc)
 
     def __len__(self) -> int:
-        """Rows queued."""
+        """Rows queued (in memory or the database in use)."""
         return self.store.rows
 
     def stats(self) -> dict[str, int]:
-        """rows, bytes, drops per kind and store errors."""
+        """rows, bytes, drops per kind, store errors and rows stranded in a failed database."""
         with self._lock:
-            return {**self.store.stats(), "errors": self.errors}
+            return {**self.store.stats(), "errors": self.errors, "stranded": self.stranded}
 
     def close(self) -> None:
         """Close the store."""

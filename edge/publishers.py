@@ -31,6 +31,9 @@ class Publisher(Protocol):
     def outbox_stats(self) -> dict[str, int]:
         """Outbox rows, bytes, drops per kind and errors; empty where there is no outbox."""
 
+    def outbox_problem(self) -> str | None:
+        """Why the outbox database is not in use, or None."""
+
     @property
     def connected(self) -> bool:
         """Whether events currently reach their destination."""
@@ -55,6 +58,10 @@ class _Counting:
     def outbox_stats(self) -> dict[str, int]:
         """No outbox here."""
         return {}
+
+    def outbox_problem(self) -> str | None:
+        """No outbox here."""
+        return None
 
     def _encode(self, kind: str, payload: dict[str, Any]) -> str | None:
         """Compact JSON of a valid payload; None (counted as refused, logged) if it breaks the contract."""

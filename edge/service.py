@@ -59,6 +59,7 @@ class Service:
         self.paused = PauseGate(cfg.privacy.pause_max_s)  # set: workers discard frames/audio unread, core gets nothing
         self.closed = threading.Event()  # set outside the opening hours (`schedule`): the same as a pause
         self._next_schedule = float("-inf")
+        self._outbox_problem: str | None = None  # last seen; a change republishes the retained status
         self.started = clock()
         offset = time.time() - clock()
         self.core = Core(cfg, self.factory, to_wall=lambda t: t + offset)
@@ -140,6 +141,13 @@ class Service:
         for kind, body in self.core.end_visit(now):
             self.emit(kind, body)
 
+    def _outbox_status(self) -> None:
+        """Republish the retained status when the outbox database fails or works again (it is in ``degraded``)."""
+        problem = self.publisher.outbox_problem()
+        if problem != self._outbox_problem:
+            self._outbox_problem = problem
+            self.emit("status", self.status_body())
+
     def analysis_off(self) -> bool:
         """Whether the workers must discard what they capture (staff pause or outside opening hours)."""
         return self.paused.is_set() or self.closed.is_set()
@@ -206,6 +214,7 @@ class Service:
                 self.watchdog.tick(now)  # from the main loop: a hung main loop stops the pings too
                 if now >= next_health:
                     next_health = now + self.cfg.mqtt.health_interval_s
+                    self._outbox_status()
                     self.emit("health", self.health_body())
                 if self._sources_finished() and self.obs.qsize() == 0:
                     log.info("all sources ended; stopping")

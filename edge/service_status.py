@@ -47,6 +47,9 @@ def status_body(svc: Service) -> dict[str, Any]:
         degraded.append("analysis: paused by staff")
     if svc.closed.is_set():
         degraded.append("analysis: outside opening hours")
+    if (problem := svc.publisher.outbox_problem()) is not None:
+        stranded = svc.publisher.outbox_stats().get("stranded", 0)
+        degraded.append(f"outbox: {problem}; {stranded} event(s) wait in it, new ones in memory; retrying")
     return {"state": "online", "version": __version__, "counter_name": svc.cfg.identity.counter_name,
             "models": dict(svc.an.versions), "degraded": [clip(d, degraded_max()) for d in degraded],
             "privacy_profile": svc.cfg.privacy.profile, "paused": svc.paused.is_set()}
@@ -63,7 +66,7 @@ def health_body(svc: Service) -> dict[str, Any]:
         drops["audio_overflows"] = int(astats["overflows"])
     drops["inbound_retained"] = int(svc.publisher.stats().get("inbound_retained", 0))  # refused: retain flag set
     outbox = svc.publisher.outbox_stats()  # rows dropped per kind by the outbox's limits
-    drops.update({f"outbox_{k}": v for k, v in outbox.items() if k not in ("rows", "bytes")})
+    drops.update({f"outbox_{k}": v for k, v in outbox.items() if k not in ("rows", "bytes", "stranded")})
     return {
         "uptime_s": round(svc.clock() - svc.started, 1),
         "fps_in": float(vstats.get("fps_in", 0.0)),
@@ -72,7 +75,8 @@ def health_body(svc: Service) -> dict[str, Any]:
         "latency_ms": svc.latency.snapshot(),
         "drops": drops,
         "queue_depth": {"frames": svc.frames.qsize(), "observations": svc.obs.qsize(),
-                        **({"outbox": outbox["rows"]} if "rows" in outbox else {})},
+                        **({"outbox": outbox["rows"]} if "rows" in outbox else {}),
+                        **({"outbox_stranded": outbox["stranded"]} if outbox.get("stranded") else {})},
         "cpu_temp_c": cpu_temperature_c(),
         "models": dict(svc.an.versions),
         "sources": source_stats(svc),

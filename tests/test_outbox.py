@@ -18,7 +18,8 @@ from edge.analyzers import Analyzers
 from edge.config import IdentityConfig, MqttConfig, parse_config
 from edge.courier import Courier
 from edge.events import EventFactory, validate
-from edge.outbox import DB_NAME, MemoryStore, Outbox, Row, SqliteStore, open_store
+from edge.outbox import DB_NAME, MemoryStore, Outbox, Row, SqliteStore
+from edge.outbox_open import open_store
 from edge.service import Service
 
 STATUS = {"version": "0.1.0", "counter_name": "C", "models": {}, "degraded": []}
@@ -150,7 +151,8 @@ def test_database_failure_at_run_time_switches_to_memory(tmp_path: Path, caplog:
     second = box.add("alert", "t", '{"a":1}', False)
     assert not box.persistent and second > first and box.stats()["errors"] == 1
     assert [r.payload for r in box.after(0, 10)] == ['{"a":1}']
-    assert "keeping events in memory" in caplog.text
+    assert box.stats()["stranded"] == 1 and box.problem is not None and "closed database" in box.problem
+    assert "new events are kept in memory" in caplog.text
 
 
 class FakeClient:

@@ -1,0 +1,76 @@
+"""Opening the outbox at start: a healthy file is used, a corrupt one is moved aside (its rows counted), else memory."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+from pathlib import Path
+
+from edge.outbox import DB_NAME, MemoryStore, SqliteStore
+from edge.outbox_store import _Store
+
+log = logging.getLogger(__name__)
+
+
+def _count_rows(path: Path) -> int | None:
+    """Rows a damaged outbox file still shows (read-only), or None when it cannot be read at all."""
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1.0)
+    except sqlite3.Error:
+        return None
+    try:
+        return int(con.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+    except sqlite3.Error:
+        return None
+    finally:
+        with contextlib.suppress(sqlite3.Error):
+            con.close()
+
+
+def _move_aside(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        p = Path(f"{path}{suffix}")
+        if p.exists():
+            os.replace(p, f"{p}.corrupt")
+
+
+def open_store(state_dir: Path | None, max_rows: int, max_bytes: int, max_age_s: float,
+               memory_rows: int) -> _Store:
+    """The SQLite outbox in ``state_dir``, else (none, or unusable: logged) a memory store of ``memory_rows``.
+
+    Rows lost with a corrupt file are counted in the store's drops as ``corrupt`` (``health.drops.outbox_corrupt``;
+    1 when the file is too damaged to count them).
+    """
+    memory = MemoryStore(memory_rows, max_bytes, max_age_s)
+    if state_dir is None:
+        return memory
+    path = state_dir / DB_NAME
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if path.exists() and path.stat().st_size == 0:
+            log.warning("outbox %s is empty (0 bytes): any events it held before are lost%s", path,
+                        " (its write-ahead log is replayed if intact)" if Path(f"{path}-wal").exists() else "")
+        return SqliteStore(path, max_rows, max_bytes, max_age_s)
+    except sqlite3.OperationalError as exc:  # cannot open / locked by another process: leave the file alone
+        if not path.exists() or "unable to open" in str(exc) or "locked" in str(exc):
+            log.error("outbox %s cannot be used (%s); events are kept in memory only", path, exc)
+            return memory
+        problem: Exception = exc
+    except sqlite3.DatabaseError as exc:
+        problem = exc
+    except OSError as exc:
+        log.error("state folder %s cannot be used (%s); events are kept in memory only", state_dir, exc)
+        return memory
+    lost = _count_rows(path)
+    log.error("outbox %s is unreadable (%s); moved aside as %s.corrupt with %s queued event(s), starting empty",
+              path, problem, path.name, "an unknown number of" if lost is None else lost)
+    try:
+        _move_aside(path)
+        store: _Store = SqliteStore(path, max_rows, max_bytes, max_age_s)
+    except (OSError, sqlite3.Error) as exc:
+        log.error("outbox %s cannot be recreated (%s); events are kept in memory only", path, exc)
+        store = memory
+    store.drops["corrupt"] = 1 if lost is None else lost
+    return store
