@@ -354,3 +354,20 @@ def test_unit_security_exposure_is_at_most_2_5() -> None:
     assert m, r.stdout + r.stderr
     assert float(m.group(1)) <= 2.5 and m.group(2) in ("OK", "SAFE"), m.group(0)
     assert r.returncode == 0, r.stdout + r.stderr  # --threshold=25: fails above 2.5
+
+
+def test_the_example_config_passes_check_config_with_the_units_environment() -> None:
+    """deploy/kiosk.example.toml with exactly what the shipped unit provides (Environment=, no credentials, no env
+    file): the ExecStartPre check-config line accepts it (models are checked elsewhere: --no-models)."""
+    import os
+    import sys
+
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/")}
+    for entry in unit_entries(UNIT.read_text())["Environment"]:
+        key, value = entry.split("=", 1)
+        env[key] = value
+    assert "LoadCredential" not in unit_entries(UNIT.read_text())  # so no $CREDENTIALS_DIRECTORY either
+    r = subprocess.run([sys.executable, "-m", "edge", "check-config", "--no-models",
+                        str(ROOT / "deploy" / "kiosk.example.toml")], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
