@@ -17,7 +17,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 log = logging.getLogger(__name__)
 
-KINDS = ("status", "health", "alert")
+KINDS = ("status", "health", "alert", "configstate")  # configstate (retained): each kiosk's health interval
+DEFAULT_HEALTH_S = 10.0  # mqtt.health_interval_s of a kiosk whose configstate was not seen
 
 
 @dataclass
@@ -44,9 +45,27 @@ class Kiosk:
     status: dict[str, Any] | None = None
     health: dict[str, Any] | None = None
     alert: dict[str, Any] | None = None
+    configstate: dict[str, Any] | None = None
     seen: set[str] = field(default_factory=set)
 
-    def row(self) -> dict[str, Any]:
+    def health_interval_s(self) -> float:
+        """The kiosk's ``mqtt.health_interval_s`` from its retained configstate (default when unknown)."""
+        try:
+            return float((self.configstate or {})["config"]["mqtt"]["health_interval_s"])
+        except (KeyError, TypeError, ValueError):
+            return DEFAULT_HEALTH_S
+
+    def stale(self, wait_s: float) -> bool | None:
+        """A retained ``online`` with no health within a wait long enough for one: True; None when too short to tell.
+
+        A kiosk that dies while the broker is down leaves its retained ``online`` (the broker never saw the
+        connection drop, so it never sent the last will).
+        """
+        if (self.status or {}).get("state") != "online" or self.health is not None:
+            return False
+        return True if wait_s >= 1.5 * self.health_interval_s() + 1.0 else None
+
+    def row(self, wait_s: float = 0.0) -> dict[str, Any]:
         """The kiosk's line as a JSON-able dict (None where nothing was received within the wait)."""
         st, he, al = self.status or {}, self.health or {}, self.alert or {}
         drops = he.get("drops")
@@ -57,7 +76,8 @@ class Kiosk:
             "fps_in": he.get("fps_in"), "fps_analysed": he.get("fps_analysed"),
             "drops_total": sum(v for v in drops.values() if isinstance(v, int)) if isinstance(drops, dict) else None,
             "health_ts": he.get("ts"), "last_alert_ts": al.get("ts"), "last_alert_level": al.get("level"),
-            "paused": st.get("paused"), "degraded": st.get("degraded"),
+            "paused": st.get("paused"), "degraded": st.get("degraded"), "stale": self.stale(wait_s),
+            "health_interval_s": self.health_interval_s(),
         }
 
 
@@ -134,7 +154,8 @@ def format_line(r: dict[str, Any]) -> str:
     alert = f"{r['last_alert_level']}@{r['last_alert_ts']}" if r["last_alert_ts"] else "-"
     paused = {True: "yes", False: "no", None: "-"}[r["paused"]]
     degraded = "; ".join(r["degraded"]) if r["degraded"] else "-"
-    return (f"{r['site_id']}/{r['kiosk_id']:<14} {(r['counter_name'] or '-')[:20]:<20} {r['state'] or '?':<7} "
+    state = (r["state"] or "?") + (" STALE" if r.get("stale") else "")
+    return (f"{r['site_id']}/{r['kiosk_id']:<14} {(r['counter_name'] or '-')[:20]:<20} {state:<7} "
             f"v{r['version'] or '?':<8} fps {_fmt(r['fps_analysed'], '.1f')}/{_fmt(r['fps_in'], '.1f')} "
             f"drops {_fmt(r['drops_total'])} alert {alert} paused {paused} degraded {degraded} models {models}")
 
@@ -147,7 +168,7 @@ def fleet_status(broker: Broker, prefix: str = "edge-emotion", site: str | None 
     except ConnectionError as exc:
         print(f"fleet status: {exc}", file=sys.stderr)
         return 1
-    rows = [k.row() for k in kiosks.values()]
+    rows = [k.row(wait_s) for k in kiosks.values()]
     if as_json:
         print(json.dumps(rows, ensure_ascii=False, indent=1))
     else:
@@ -155,8 +176,13 @@ def fleet_status(broker: Broker, prefix: str = "edge-emotion", site: str | None 
             print(format_line(r))
         online = sum(r["state"] == "online" for r in rows)
         no_health = sum(r["health_ts"] is None for r in rows)
-        print(f"{len(rows)} kiosk(s), {online} online; {no_health} without a health message in {wait_s:g} s "
-              "(health comes every mqtt.health_interval_s; use --wait 11 to see every kiosk's)", file=sys.stderr)
+        stale = sum(bool(r["stale"]) for r in rows)
+        unsure = sum(r["stale"] is None for r in rows)
+        print(f"{len(rows)} kiosk(s), {online} online, {stale} of them STALE (retained online but no health within "
+              f"the wait: died while the broker was down?); {no_health} without a health message in {wait_s:g} s "
+              "(health comes every mqtt.health_interval_s; use --wait 16 to see every kiosk's)"
+              + (f"; {unsure} online kiosk(s) not checked for staleness: wait longer" if unsure else ""),
+              file=sys.stderr)
     if not rows:
         print(f"fleet status: no kiosk found under {prefix}/{site or '+'}/", file=sys.stderr)
     return 0 if rows else 1
