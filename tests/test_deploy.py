@@ -233,6 +233,8 @@ def test_broker_role_files(deployed: Deployment) -> None:
     lines = (d / "passwd").read_text().splitlines()
     assert sorted(line.split(":")[0] for line in lines) == sorted(ACCOUNTS)
     assert all("pass-1" not in line for line in lines)  # hashed
+    # PBKDF2-SHA512 with 210,000 rounds (mosquitto_passwd 2.0 uses 101); the broker tests below log in with them
+    assert all(line.split(":", 1)[1].startswith("$7$210000$") for line in lines), lines
     assert stat.S_IMODE((d / "server.key").stat().st_mode) == 0o640
     assert stat.S_IMODE((d / "passwd").stat().st_mode) == 0o640
 
