@@ -90,9 +90,9 @@ def test_analyzer_streamed_readings_match_whole_windows() -> None:
             readings += 1
             assert int(a.probs.argmax()) == int(b.probs.argmax())
             np.testing.assert_allclose(a.probs, b.probs, atol=0.02)  # at most a few int8 output steps apart
-    assert readings > 20 and streamed.stream.frames_reused > 0
+    assert readings > 20 and streamed.frontend.stream.frames_reused > 0
     streamed.reset()
-    assert streamed.stream.frames_reused > 0 and streamed.stream._x is None
+    assert streamed.frontend.stream.frames_reused > 0 and streamed.frontend.stream._x is None
 
 
 def test_stream_window_ends_on_the_frame_grid_and_holds_back_the_rest() -> None:
@@ -126,10 +126,10 @@ def test_clip_evaluation_shares_frames_like_the_service(monkeypatch: pytest.Monk
         whole = VoiceAnalyzer(load_model(load_manifest(), "voice_emotion", threads=1))
     except ModelError as exc:
         pytest.skip(f"voice_emotion model not available: {exc}")
-    monkeypatch.setattr(whole.stream, "features", lambda x, start: window_features(x, 2.0))
+    monkeypatch.setattr(whole.frontend.stream, "features", lambda x, start: window_features(x, 2.0))
     x = _speech(6)
     a, b = shared.clip_model_probs(x), whole.clip_model_probs(x)
     assert a is not None and b is not None and a[2] == b[2] > 5
-    assert shared.stream.frames_reused > 0
+    assert shared.frontend.stream.frames_reused > 0
     np.testing.assert_allclose(a[0], b[0], atol=0.01)
     assert int(np.argmax(a[0])) == int(np.argmax(b[0]))

@@ -34,7 +34,7 @@ def run_stages(video: Path, audio: Path, seconds: float, threads: int, port: int
     from edge.face.expression import confidence_of, select_customer
     from edge.face.preprocess import crop_face
     from edge.types import Reading
-    from edge.voice.features import fit_length, window_features
+    from edge.voice.features import fit_length
 
     cfg = parse_config({"identity": {"site_id": "bench", "kiosk_id": "stages"}, "models": {"threads": threads},
                         "mqtt": {"enabled": port is not None, "host": "127.0.0.1", "port": port or 1883}})
@@ -105,7 +105,7 @@ def run_stages(video: Path, audio: Path, seconds: float, threads: int, port: int
             voice_cpu += time.process_time() - c1
             voice.vad.speech_ratio(x)
             v2 = time.perf_counter()
-            feats = window_features(x, voice.window_s)
+            feats = voice.frontend.features(x)
             v3 = time.perf_counter()
             voice.model.infer(feats.reshape(voice.model.input_shape).astype(np.float32))
             v4 = time.perf_counter()

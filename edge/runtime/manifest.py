@@ -53,6 +53,7 @@ class ModelSpec:
     task: str
     optional: bool
     path: Path
+    features: str = ""  # the input features a model was trained on (voice models: edge.voice.frontends)
 
     def verify_file(self) -> None:
         """Check that the file exists and its sha256 matches the manifest."""
@@ -125,6 +126,7 @@ def load_manifest(root: Path | None = None) -> Manifest:
                 task=str(entry.get("task", "")),
                 optional=bool(entry.get("optional", False)),
                 path=root / str(entry["file"]),
+                features=str(entry.get("features", "")),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ModelError(f"{where}: missing or malformed field {exc}") from exc

@@ -69,6 +69,16 @@ def fit(x: np.ndarray, y: np.ndarray, c: float = 1.0) -> Any:
     return model.fit(np.nan_to_num(x), y)
 
 
+def fit_weighted(x: np.ndarray, y: np.ndarray, w: np.ndarray, c: float = 1.0) -> Any:
+    """``fit`` with explicit sample weights (e.g. corpus- and class-balanced) instead of balanced class weights."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000))
+    return model.fit(np.nan_to_num(x), y, logisticregression__sample_weight=w)
+
+
 def predict_probs(model: Any, x: np.ndarray, n_out: int = len(EMOTIONS)) -> np.ndarray:
     """(N, n_out) probabilities, columns at the model's class ids (EMOTIONS indices for product labels)."""
     p = model.predict_proba(np.nan_to_num(x))

@@ -49,14 +49,14 @@ def rtf(analyzer: Any, clip: np.ndarray, runs: int = 300, hop_s: float = 0.25) -
     ``analyze_stream``: the service's case, consecutive windows ``hop_s`` apart of one stream (shared mel frames
     reused); the stream is the chosen speech window repeated, so every streamed window holds the same speech.
     """
-    from edge.voice.features import SAMPLE_RATE, window_features
+    from edge.voice.features import SAMPLE_RATE
 
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     n = analyzer.window_samples
     w = max((clip[s:s + n] for s in range(0, max(1, clip.size - n), 1600)), key=analyzer.vad.speech_ratio)
     if analyzer.analyze(w, 0.0) is None:
         raise ValueError("RTF clip has no 2 s window with speech")
-    x = window_features(w, analyzer.window_s).reshape(analyzer.model.input_shape).astype(np.float32)
+    x = analyzer.frontend.features(w).reshape(analyzer.model.input_shape).astype(np.float32)
     hop = int(round(hop_s * SAMPLE_RATE))
     stream = np.tile(w, 2 + (runs + 20) * hop // n)
     ends = iter(range(n, stream.size + 1, hop))
@@ -65,7 +65,7 @@ def rtf(analyzer: Any, clip: np.ndarray, runs: int = 300, hop_s: float = 0.25) -
         end = next(ends)
         analyzer.analyze(stream[end - n:end], 0.0, end=end)
 
-    parts = {"vad": lambda: analyzer.vad.speech_ratio(w), "features": lambda: window_features(w, analyzer.window_s),
+    parts = {"vad": lambda: analyzer.vad.speech_ratio(w), "features": lambda: analyzer.frontend.features(w),
              "infer": lambda: analyzer.model.infer(x), "analyze": lambda: analyzer.analyze(w, 0.0),
              "analyze_stream": streamed}
     analyzer.reset()

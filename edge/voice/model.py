@@ -8,8 +8,8 @@ import numpy as np
 
 from edge.runtime import Model, ModelError
 from edge.types import EMOTIONS, Reading
-from edge.voice.features import HOP, N_MELS, SAMPLE_RATE, WIN, fit_length, window_features
-from edge.voice.stream import StreamFeatures
+from edge.voice.features import SAMPLE_RATE, fit_length
+from edge.voice.frontends import make_frontend
 from edge.voice.vad import Vad
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,7 @@ class VoiceAnalyzer:
     def __init__(self, model: Model, min_speech_ratio: float = 0.3, vad_aggressiveness: int = 2) -> None:
         """Bind a loaded voice_emotion Model; labels are mapped onto EMOTIONS by name from the manifest."""
         shape = tuple(model.input_shape)
-        if len(shape) < 3 or shape[2] != N_MELS:
-            raise ModelError(f"voice model input {shape} is not (1, frames, {N_MELS}[, 1])")
+        self.frontend = make_frontend(getattr(model.spec, "features", "") or "logmel64", shape)
         labels = model.spec.labels
         if len(labels) != int(np.prod(model.spec.output.shape)):
             raise ModelError(f"voice model declares {len(labels)} labels for output {model.spec.output.shape}")
@@ -54,7 +53,6 @@ class VoiceAnalyzer:
         self.frames = int(shape[1])
         self.min_speech_ratio = float(min_speech_ratio)
         self.vad = Vad(vad_aggressiveness)
-        self.stream = StreamFeatures()
         self._map = label_index_map(labels)
 
     def reset(self) -> None:
@@ -62,13 +60,12 @@ class VoiceAnalyzer:
         # webrtcvad adapts to what it has heard: without this, a stream's readings depend on the one before it
         v = self.vad
         self.vad = Vad(v.aggressiveness, v.margin_db, v.floor_dbfs)
-        self.stream.reset()
+        self.frontend.reset()
 
     @property
     def window_samples(self) -> int:
-        """Analysis window in samples: the frames' span rounded up to whole hops (198 frames -> 32000)."""
-        span = (self.frames - 1) * HOP + WIN
-        return -(-span // HOP) * HOP
+        """Analysis window in samples the model's frames span (the front end's rule; 32000 for both shipped ones)."""
+        return self.frontend.window_samples(self.frames)
 
     @property
     def window_s(self) -> float:
@@ -83,10 +80,8 @@ class VoiceAnalyzer:
     def model_probs(self, samples: np.ndarray, end: int | None = None) -> np.ndarray:
         """Probabilities over the model's own labels for one window (no VAD gating); see ``analyze`` for ``end``."""
         n = self.window_samples
-        if end is not None and np.asarray(samples).size >= n:
-            feats = self.stream.features(fit_length(samples, n), int(end) - n)
-        else:
-            feats = window_features(samples, self.window_s)
+        whole = end is not None and np.asarray(samples).size >= n
+        feats = self.frontend.features(fit_length(samples, n), int(end) if whole and end is not None else None)
         x = feats.reshape(self.model.input_shape).astype(np.float32)
         return _softmax_if_needed(self.model.infer(x))
 
@@ -137,7 +132,7 @@ class VoiceAnalyzer:
         ends = list(range(n, x.size + 1, hop)) or [x.size]
         if ends[-1] != x.size:
             ends.append(x.size)
-        self.stream.reset()  # the clip is its own stream; its windows share mel frames as in the service
+        self.frontend.reset()  # the clip is its own stream; its windows share mel frames as in the service
         wins = [win for e in ends if (win := self._window(x[max(0, e - n):e], 0.0, end=e)) is not None]
         if not wins:
             return None

@@ -1,0 +1,86 @@
+"""The four emotional-speech corpora of ../shared/data/speech as labelled clips, with each corpus' known traps handled.
+
+- RAVDESS (English, 24 actors), EmoDB (German, 10), URDU (Urdu talk shows, 29 codes; SF1 and SF4 share audio, so they
+  are one speaker here), ASED (Amharic, 65; Ogg Opus).
+- ASED pads clips with digital silence to emotion-specific lengths: leading and trailing zeros are trimmed, so clip
+  length cannot reach a model; of each pair in its ``duplicates.csv`` only the first file is kept.
+Labels map onto the product's classes through ``voice_data.map_label`` (EmoDB boredom is dropped).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from edge.train.voice_data import Clip, map_label
+from edge.types import EMOTIONS
+from edge.voice.features import SAMPLE_RATE
+
+log = logging.getLogger(__name__)
+
+CORPORA = ("ravdess", "emodb", "urdu", "ased")
+LANGUAGE = {"ravdess": "English", "emodb": "German", "urdu": "Urdu", "ased": "Amharic"}
+SPEAKER_ALIAS = {("urdu", "SF4"): "SF1"}  # one voice under two codes (overlaps.csv)
+SILENCE = 1e-4  # |sample| below this at a clip's ends is padding
+
+
+@dataclass
+class CorpusClip(Clip):
+    """A clip with the corpus it came from."""
+
+    corpus: str = ""
+
+
+def trim_silence(x: np.ndarray, level: float = SILENCE) -> np.ndarray:
+    """Drop leading and trailing samples quieter than ``level`` (digital padding); all-silent clips stay whole."""
+    loud = np.flatnonzero(np.abs(x) >= level)
+    return x if loud.size == 0 else x[loud[0]:loud[-1] + 1]
+
+
+def _skipped(root: Path, name: str) -> set[str]:
+    """Paths to leave out: the second file of each duplicate pair (ASED)."""
+    dup = root / "duplicates.csv"
+    if name != "ased" or not dup.is_file():
+        return set()
+    with open(dup, newline="") as fh:
+        return {row["path_b"] for row in csv.DictReader(fh)}
+
+
+def load(data: Path, name: str, limit: int = 0, manifest: Path | None = None) -> list[CorpusClip]:
+    """Clips of one corpus (``limit``: every k-th clip only, for tests); FileNotFoundError if it is not staged.
+
+    ``manifest``: a customer's own ``path,speaker,emotion`` CSV (paths relative to it) instead of a staged corpus."""
+    root = Path(data) / "speech" / name if manifest is None else manifest.parent
+    manifest = root / "MANIFEST.csv" if manifest is None else manifest
+    if not manifest.is_file():
+        raise FileNotFoundError(f"corpus {name}: {manifest} not found")
+    skip = _skipped(root, name)
+    out = []
+    with open(manifest, newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["path"] not in skip]
+    for row in rows[::limit or 1]:
+        lab = map_label(row["emotion"])
+        if lab is None:
+            continue
+        audio, sr = sf.read(root / row["path"], dtype="float32", always_2d=True)
+        if sr != SAMPLE_RATE:
+            raise ValueError(f"{root / row['path']}: {sr} Hz, expected {SAMPLE_RATE}")
+        x = audio.mean(axis=1)
+        if name == "ased":
+            x = trim_silence(x)
+        spk = SPEAKER_ALIAS.get((name, row["speaker"]), row["speaker"])
+        out.append(CorpusClip(f"{name}/{row['path']}", f"{name}:{spk}", EMOTIONS.index(lab), x, corpus=name))
+    log.info("%s: %d clips, %d speakers", name, len(out), len({c.speaker for c in out}))
+    return out
+
+
+def load_all(data: Path, names: tuple[str, ...] = CORPORA, limit: int = 0,
+             csvs: tuple[Path, ...] = ()) -> list[CorpusClip]:
+    """Clips of every named corpus, then of every ``path,speaker,emotion`` CSV (named by its folder), in order."""
+    return ([c for n in names for c in load(data, n, limit)]
+            + [c for f in csvs for c in load(data, f.resolve().parent.name, limit, f)])

@@ -1,0 +1,84 @@
+"""The trained head over pooled Whisper-encoder features, clip-level aggregation and the leave-one-out metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edge.train.voice_data import classification_metrics, roc_auc
+from edge.types import AGITATED, EMOTIONS
+
+FOUR = tuple(EMOTIONS.index(e) for e in ("neutral", "happy", "sad", "angry"))
+
+
+def balance_weights(y: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Sample weights giving every group (corpus) the same total and every class within a group the same share."""
+    w = np.zeros(len(y), np.float64)
+    groups = np.unique(group)
+    for g in groups:
+        m = group == g
+        classes = np.unique(y[m])
+        for c in classes:
+            mc = m & (y == c)
+            w[mc] = 1.0 / (len(groups) * len(classes) * mc.sum())
+    return w * len(y)
+
+
+class Head:
+    """Standardisation + multinomial logistic regression on window features; exportable as one Dense layer."""
+
+    def __init__(self, c: float = 0.05, n_out: int = len(EMOTIONS)) -> None:
+        """``c``: inverse L2 strength (chosen by speaker folds inside the training corpora)."""
+        self.c, self.n_out = c, n_out
+
+    def fit(self, x: np.ndarray, y: np.ndarray, w: np.ndarray) -> Head:
+        """Fit on (N, D) features, EMOTIONS labels and sample weights."""
+        from sklearn.linear_model import LogisticRegression
+
+        self.mu, self.sd = x.mean(0), x.std(0) + 1e-6
+        self.lr = LogisticRegression(C=self.c, max_iter=3000).fit((x - self.mu) / self.sd, y, sample_weight=w)
+        return self
+
+    def dense(self) -> tuple[np.ndarray, np.ndarray]:
+        """(kernel (D, n_out), bias (n_out,)) of the equivalent Dense layer on raw features; absent classes -inf-ish."""
+        k = np.zeros((self.mu.size, self.n_out), np.float32)
+        b = np.full(self.n_out, -30.0, np.float32)
+        coef, icpt = self.lr.coef_, self.lr.intercept_
+        for j, cls in enumerate(self.lr.classes_):
+            k[:, int(cls)] = coef[j] / self.sd
+            b[int(cls)] = icpt[j] - float(np.sum(coef[j] * self.mu / self.sd))
+        return k, b
+
+    def probs(self, x: np.ndarray) -> np.ndarray:
+        """(N, n_out) window probabilities."""
+        k, b = self.dense()
+        z = x @ k + b
+        z -= z.max(1, keepdims=True)
+        p = np.exp(z)
+        return p / p.sum(1, keepdims=True)
+
+
+def clip_probs(pw: np.ndarray, clip: np.ndarray, ratio: np.ndarray, n_clips: int) -> tuple[np.ndarray, np.ndarray]:
+    """Speech-ratio-weighted mean of window probabilities per clip (as ``analyze_clip``); (probs, has_reading)."""
+    out = np.zeros((n_clips, pw.shape[1]), np.float64)
+    wsum = np.zeros(n_clips, np.float64)
+    np.add.at(out, clip, pw * ratio[:, None])
+    np.add.at(wsum, clip, ratio)
+    ok = wsum > 0
+    out[ok] /= wsum[ok, None]
+    out[~ok] = 1.0 / pw.shape[1]  # no reading: counted as chance, not left out
+    return out, ok
+
+
+def loco_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
+    """Agitated-vs-rest AUC, 4-class unweighted accuracy (argmax over neutral/happy/sad/angry), and the full report."""
+    agi = [EMOTIONS.index(e) for e in AGITATED]
+    four = np.isin(y, FOUR)
+    pred4 = np.array(FOUR)[p[four][:, FOUR].argmax(1)]
+    rec4 = {EMOTIONS[c]: float((pred4[y[four] == c] == c).mean()) for c in FOUR if (y[four] == c).any()}
+    res = classification_metrics(y, p, sorted(set(y.tolist())))
+    return {"agitated_auc": round(roc_auc(p[:, agi].sum(1), np.isin(y, agi)), 4),
+            "ua4": round(float(np.mean(list(rec4.values()))), 4), "recall4": {k: round(v, 4) for k, v in rec4.items()},
+            "accuracy": res["accuracy"], "macro_f1": res["macro_f1"], "per_class_recall": res["per_class_recall"],
+            "n": int(len(y))}

@@ -1,0 +1,237 @@
+"""Leave-one-corpus-out voice benchmark and the Whisper-encoder voice model's training (encoder + head).
+
+``python -m edge.train.voice_loco features``  encoder export (int8) and feature cache for every corpus/condition
+``python -m edge.train.voice_loco table``     the leave-one-corpus-out table with the eGeMAPS baseline (JSON + plot)
+``python -m edge.train.voice_loco export``    head on all four corpora, one int8 TFLite file, manifest entry
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.train.voice_corpora import CORPORA, CorpusClip, load_all
+from edge.train.voice_fe import FRAMES, Feats, clip_windows, export_int8, features
+from edge.train.voice_head import Head, balance_weights, clip_probs, loco_metrics
+from edge.train.voice_kiosk import CONDITIONS
+from edge.train.voice_noise import speech_pool
+from edge.voice.vad import Vad
+from edge.voice.whisper_mel import whisper_log_mel
+
+log = logging.getLogger(__name__)
+
+ONNX_NAME = "smart-turn-v3.2-cpu.onnx"
+TAPS = (1, 2)  # encoder depths whose pooled outputs are cached
+TAP_SETS = ((1,), (2,), (1, 2))  # head inputs tried: one depth, or both concatenated
+
+
+def tap_rows(x: np.ndarray, taps: tuple[int, ...]) -> np.ndarray:
+    """(W, len(taps) * D) head input from cached (W, len(TAPS), D) features."""
+    return x[:, [TAPS.index(t) for t in taps]].reshape(len(x), -1)
+
+
+def work_dir(out: Path) -> Path:
+    """Where the encoder file and the feature cache live (git-ignored)."""
+    return out / "work" / "voice-whisper"
+
+
+def calibration(clips: list[CorpusClip], pool: list[np.ndarray], n: int = 400, seed: int = 7) -> np.ndarray:
+    """(n, FRAMES, 80) mel windows from every corpus, half of them under random kiosk conditions."""
+    from edge.train.voice_kiosk import augment
+
+    rng = np.random.default_rng(seed)
+    vad = Vad(2)
+    mels = []
+    for i in rng.permutation(len(clips)):
+        a = clips[int(i)].audio
+        if rng.random() < 0.5:
+            a = augment(a, rng, pool)
+        wins, _ = clip_windows(a, vad, fallback=True)
+        mels.append(whisper_log_mel(wins[int(rng.integers(len(wins)))]))
+        if len(mels) == n:
+            break
+    return np.stack(mels)
+
+
+def encoder_file(onnx: Path, clips: list[CorpusClip], pool: list[np.ndarray], work: Path) -> Path:
+    """The int8 encoder with one pooled output per tap (built once; delete it to rebuild)."""
+    path = work / "encoder_taps.tflite"
+    if path.is_file():
+        return path
+    import tensorflow as tf  # only here: TensorFlow and openSMILE in one process have crashed (malloc)
+
+    from edge.train.whisper_encoder import build_encoder, onnx_weights
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    work.mkdir(parents=True, exist_ok=True)
+    rep = calibration(clips, pool)
+    np.save(work / "calibration.npy", rep)
+    export_int8(build_encoder(onnx_weights(onnx), FRAMES, TAPS), rep, path)
+    return path
+
+
+def corpus_clips(args: argparse.Namespace) -> list[CorpusClip]:
+    """The clips of the chosen corpora and customer CSVs."""
+    return load_all(args.data, tuple(args.corpora), args.limit, tuple(args.manifest_csv))
+
+
+def export(args: argparse.Namespace) -> Path:
+    """Head on every clip (clean + augmented), one int8 file with the encoder, manifest entry and metrics."""
+    from edge.train.voice_export import publish
+
+    feats = all_features(args)
+    clips = corpus_clips(args)
+    y = np.array([c.label for c in clips])
+    corpus = np.array([c.corpus for c in clips])
+    speaker = np.array([c.speaker for c in clips])
+    everything = np.ones(len(clips), bool)
+    t, c = select(feats, y, corpus, speaker, everything) if args.C is None else (tuple(args.taps), args.C)
+    x, cl = _train_rows(feats, everything, t)
+    head = Head(c).fit(x, y[cl], balance_weights(y[cl], corpus[cl]))
+    rep = np.load(work_dir(args.out) / "calibration.npy")
+    info = {"trained_on": {k: int((corpus == k).sum()) for k in np.unique(corpus)}, "windows": int(len(cl)),
+            "augmented_copies": args.variants}
+    return publish(args.onnx, t, head, rep, args.out, info, args.version)
+
+
+def all_features(args: argparse.Namespace) -> dict[str, Feats]:
+    """Features of every corpus under every condition (and ``args.variants`` augmented training copies)."""
+    clips = corpus_clips(args)
+    pool = speech_pool(clips, 48, seed=3)
+    work = work_dir(args.out)
+    enc = encoder_file(args.onnx, clips, pool, work)
+    out = {}
+    for cond in args.conditions:
+        t0 = time.time()
+        out[cond] = features(clips, cond, enc, work / "cache", pool)
+        log.info("%s: %d windows (%.0f s)", cond, len(out[cond].clip), time.time() - t0)
+    for v in range(args.variants):
+        out[f"aug{v}"] = features(clips, "aug", enc, work / "cache", pool, seed=100 + v)
+    return out
+
+
+def _train_rows(feats: dict[str, Feats], keep: np.ndarray, taps: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(window features, their clip index) of the clean and augmented copies of the clips in ``keep``."""
+    xs, cs = [], []
+    for name, f in feats.items():
+        if name == "clean" or name.startswith("aug"):
+            m = keep[f.clip]
+            xs.append(tap_rows(f.x[m], taps))
+            cs.append(f.clip[m])
+    return np.concatenate(xs), np.concatenate(cs)
+
+
+def select(feats: dict[str, Feats], y: np.ndarray, corpus: np.ndarray, speaker: np.ndarray,
+           train: np.ndarray, grid: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1)
+           ) -> tuple[tuple[int, ...], float]:
+    """(encoder taps, C) by held-out speakers in the training corpora (every 4th of each): mean of AUC and UA4."""
+    spk = np.unique(speaker[train])
+    val_spk = {s for c in np.unique(corpus[train]) for s in sorted(set(speaker[train & (corpus == c)]))[1::4]}
+    val = train & np.isin(speaker, sorted(val_spk))
+    fit_m = train & ~val
+    best, best_score = (TAP_SETS[-1], grid[0]), -1.0
+    for t in TAP_SETS:
+        x, cl = _train_rows(feats, fit_m, t)
+        xv = feats["clean"]
+        mv = val[xv.clip]
+        for c in grid:
+            head = Head(c).fit(x, y[cl], balance_weights(y[cl], corpus[cl]))
+            p, _ = clip_probs(head.probs(tap_rows(xv.x[mv], t)), xv.clip[mv], xv.ratio[mv], len(y))
+            scores = [loco_metrics(y[val & (corpus == k)], p[val & (corpus == k)]) for k in np.unique(corpus[val])]
+            sc = float(np.nanmean([r["agitated_auc"] for r in scores] + [r["ua4"] for r in scores]))
+            log.info("select taps %s C %g: %.4f (%d speakers held out of %d)", t, c, sc, len(val_spk), len(spk))
+            if sc > best_score:
+                best, best_score = (t, c), sc
+    return best
+
+
+def loco_table(args: argparse.Namespace) -> dict[str, Any]:
+    """Leave-one-corpus-out: per left-out corpus and condition, ours (int8 encoder + head) and eGeMAPS + LR."""
+    from edge.train import baseline
+
+    feats = all_features(args)
+    clips = corpus_clips(args)
+    y = np.array([c.label for c in clips])
+    corpus = np.array([c.corpus for c in clips])
+    speaker = np.array([c.speaker for c in clips])
+    pool = speech_pool(clips, 48, seed=3)
+    cache = work_dir(args.out) / "egemaps"
+    base_x = {cond: baseline.egemaps(condition_clips(clips, cond, pool), True, cache / f"{cond}.npz", cond)
+              for cond in args.conditions}
+    out: dict[str, Any] = {"corpora": {}, "conditions": list(args.conditions)}
+    for held in args.corpora:
+        test, train = corpus == held, corpus != held
+        t, c = select(feats, y, corpus, speaker, train)
+        x, cl = _train_rows(feats, train, t)
+        head = Head(c).fit(x, y[cl], balance_weights(y[cl], corpus[cl]))
+        bw = balance_weights(y[train], corpus[train])
+        base = baseline.fit_weighted(base_x["clean"][train], y[train], bw)
+        row: dict[str, Any] = {"taps": list(t), "C": c, "ours": {}, "egemaps": {}}
+        for cond in args.conditions:
+            f = feats[cond]
+            m = test[f.clip]
+            p, ok = clip_probs(head.probs(tap_rows(f.x[m], t)), f.clip[m], f.ratio[m], len(y))
+            row["ours"][cond] = loco_metrics(y[test], p[test]) | {"clips_with_reading": int(ok[test].sum())}
+            pb = baseline.predict_probs(base, base_x[cond][test])
+            row["egemaps"][cond] = loco_metrics(y[test], pb)
+        out["corpora"][held] = row
+        log.info("%s: ours AUC %.3f UA4 %.3f | eGeMAPS AUC %.3f UA4 %.3f", held, row["ours"]["clean"]["agitated_auc"],
+                 row["ours"]["clean"]["ua4"], row["egemaps"]["clean"]["agitated_auc"], row["egemaps"]["clean"]["ua4"])
+    return out
+
+
+def condition_clips(clips: list[CorpusClip], cond: str, pool: list[np.ndarray], seed: int = 0) -> list[Any]:
+    """The clips under ``cond`` with the very noise ``features`` gave them (same per-clip seeds)."""
+    from edge.train.voice_data import Clip
+    from edge.train.voice_kiosk import condition
+
+    return [Clip(c.path, c.speaker, c.label, condition(c.audio, cond, np.random.default_rng([seed, i]), pool))
+            for i, c in enumerate(clips)]
+
+
+def parser() -> argparse.ArgumentParser:
+    """Command line."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("step", choices=("features", "table", "export"))
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--out", type=Path, default=Path("models"))
+    ap.add_argument("--onnx", type=Path, default=Path("models/work/pretrained") / ONNX_NAME,
+                    help="smart-turn v3.2 ONNX (scripts/install-models --train)")
+    ap.add_argument("--corpora", nargs="+", default=list(CORPORA), choices=CORPORA)
+    ap.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
+    ap.add_argument("--variants", type=int, default=2, help="augmented training copies per clip")
+    ap.add_argument("--manifest-csv", type=Path, nargs="*", default=[],
+                    help="your own clips: path,speaker,emotion CSV(s), paths relative to each CSV")
+    ap.add_argument("--C", type=float, help="export: head regularisation (default: chosen by held-out speakers)")
+    ap.add_argument("--taps", type=int, nargs="+", default=list(TAPS), choices=TAPS,
+                    help="export with --C: encoder depths whose pooled outputs feed the head")
+    ap.add_argument("--version", default="0.2.0", help="export: manifest version")
+    ap.add_argument("--limit", type=int, default=0, help=argparse.SUPPRESS)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.step == "features":
+        all_features(args)
+    elif args.step == "table":
+        import json
+
+        res = loco_table(args)
+        path = work_dir(args.out) / "loco.json"
+        path.write_text(json.dumps(res, indent=1) + "\n")
+        log.info("wrote %s", path)
+    else:
+        export(args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
