@@ -71,6 +71,7 @@ def test_bad_voice_or_face_is_a_clear_error(tmp_path: Path) -> None:
         build_scenario("NEU", tmp_path, voice="9999")
 
 
+@needs_data
 def test_built_media_follow_the_timeline(tmp_path: Path) -> None:
     """Video frames and audio samples line up with the segment list; segments are contiguous."""
     sc = build_scenario("NEU*2,ANG*3,NEU", tmp_path)
