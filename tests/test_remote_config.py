@@ -89,6 +89,21 @@ def test_inbound_schema_matches_the_changeable_sections() -> None:
     assert check_keys({"alerts": {"alert_threshold": 0.7}, "fusion": None}) == []
 
 
+def test_configstate_overlay_covers_every_remotely_changeable_section(tmp_path: Path) -> None:
+    """Issue 22: a remote ``schedule`` change was applied but its configstate refused by our own schema."""
+    overlay_schema = load_schema("configstate")["properties"]["overlay"]
+    assert set(overlay_schema["properties"]) == set(REMOTE_FIELDS)
+    week = {"enabled": True, "timezone": "Europe/Berlin",
+            "windows": [{"days": ["mon", "tue"], "start": "08:00", "end": "18:00"}]}
+    rc = RemoteConfig(base(), tmp_path)
+    body = rc.handle(msg({"schedule": week}), lambda c: None)
+    assert body["accepted"] and body["overlay"] == {"schedule": week}
+    EventFactory(rc.cfg.identity).make("configstate", **body)  # schema-valid: it is published
+    restarted = RemoteConfig(base(), tmp_path)  # the start-up body (re-published, retained) says it is in force
+    assert restarted.body["trigger"] == "startup" and restarted.body["overlay"] == {"schedule": week}
+    EventFactory(restarted.cfg.identity).make("configstate", **restarted.body)
+
+
 @pytest.mark.parametrize(("data", "want"), [
     (b"{not json", "not JSON"), (b"\xff\xfe", "not UTF-8"), (b"[1, 2]", "must be a JSON object"),
     (b'{"alerts": {"sustain_s": NaN}}', "not JSON"), (b" " * (CONFIG_MAX_BYTES + 1), "too large"),
