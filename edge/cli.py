@@ -173,7 +173,7 @@ def cmd_privacy_report(args: argparse.Namespace) -> int:
     """Print the privacy report as Markdown; with --out also write report.md, report.html and zones.png."""
     from edge.privacy_report import build_report, load_manifest_or_none, to_markdown, write_report
 
-    cfg = _load(args.config)
+    cfg = load_config(args.config, credentials=False)  # never connects: the broker's credentials are not needed
     manifest = load_manifest_or_none(cfg)
     print(write_report(cfg, args.out, manifest) if args.out else to_markdown(build_report(cfg, manifest)), end="")
     return 0

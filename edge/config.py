@@ -203,15 +203,22 @@ class KioskConfig(_Section):
         return p if p.is_absolute() else self.base_dir / p
 
 
-def _expand_env(node: Any, path: str, errors: list[str]) -> Any:
-    """Replace ${VAR} in strings with the environment's value, collecting missing ones as errors."""
+# Broker credentials: only the service connects with them; reports may leave their ${ENV} references unexpanded.
+CREDENTIAL_KEYS = frozenset({"mqtt.username", "mqtt.password", "mqtt.tls.ca_file", "mqtt.tls.cert_file",
+                             "mqtt.tls.key_file"})
+
+
+def _expand_env(node: Any, path: str, errors: list[str], keep: frozenset[str] = frozenset()) -> Any:
+    """Replace ${VAR} in strings with the environment's value, collecting missing ones as errors (``keep``: left)."""
     if isinstance(node, dict):
-        return {k: _expand_env(v, f"{path}.{k}" if path else str(k), errors) for k, v in node.items()}
+        return {k: _expand_env(v, f"{path}.{k}" if path else str(k), errors, keep) for k, v in node.items()}
     if isinstance(node, list):
-        return [_expand_env(v, f"{path}[{i}]", errors) for i, v in enumerate(node)]
+        return [_expand_env(v, f"{path}[{i}]", errors, keep) for i, v in enumerate(node)]
     if isinstance(node, str):
         def sub(m: re.Match[str]) -> str:
             val = os.environ.get(m.group(1))
+            if val is None and path in keep:
+                return m.group(0)
             if val is None:
                 errors.append(f"{path}: environment variable {m.group(1)} is not set")
                 return ""
@@ -244,10 +251,11 @@ def format_errors(exc: ValidationError) -> list[str]:
     return lines
 
 
-def parse_config(data: dict[str, Any], source: str = "<config>", base_dir: Path | None = None) -> KioskConfig:
-    """Validate a config mapping; raise ConfigError listing every problem with its key path."""
+def parse_config(data: dict[str, Any], source: str = "<config>", base_dir: Path | None = None,
+                 credentials: bool = True) -> KioskConfig:
+    """Validate a config; raise ConfigError with every problem (credentials=False: unset credential ${ENV} kept)."""
     errors: list[str] = []
-    data = _expand_env(data, "", errors)
+    data = _expand_env(data, "", errors, frozenset() if credentials else CREDENTIAL_KEYS)
     try:
         cfg = KioskConfig.model_validate({**data, "base_dir": base_dir or Path(".")})
     except ValidationError as exc:
@@ -258,8 +266,8 @@ def parse_config(data: dict[str, Any], source: str = "<config>", base_dir: Path 
     return cfg
 
 
-def load_config(path: str | Path) -> KioskConfig:
-    """Read and validate a kiosk TOML file."""
+def load_config(path: str | Path, credentials: bool = True) -> KioskConfig:
+    """Read and validate a kiosk TOML file (``credentials``: as in ``parse_config``)."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -271,4 +279,4 @@ def load_config(path: str | Path) -> KioskConfig:
         raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from None
     if "base_dir" in data:
         raise ConfigError(str(path), ["base_dir: Extra inputs are not permitted"])
-    return parse_config(data, str(path), path.resolve().parent)
+    return parse_config(data, str(path), path.resolve().parent, credentials)

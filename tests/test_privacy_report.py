@@ -96,3 +96,69 @@ def test_committed_report_is_current() -> None:
     assert got == want, ("docs/privacy/report.md is stale: run `edge-emotion privacy-report --config "
                          "deploy/kiosk.example.toml --out docs/privacy` (with the two env vars it references set)")
     assert (DOCS / "zones.png").is_file() and re.search(r"<h1>Privacy report", (DOCS / "report.html").read_text())
+
+
+# --- issue 22: runs without the credentials it does not use, every retained topic, a config hash ----------------
+_CRED_TOML = """
+[identity]
+site_id = "s1"
+kiosk_id = "k1"
+[mqtt]
+username = "kiosk-k1"
+password = "${PR_TEST_MQTT_PASSWORD}"
+[mqtt.tls]
+ca_file = "${PR_TEST_CREDS}/ca.crt"
+cert_file = "${PR_TEST_CREDS}/kiosk.crt"
+key_file = "${PR_TEST_CREDS}/kiosk.key"
+"""
+
+
+def test_report_runs_without_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """The report never uses the broker password or TLS files, so it does not need their ${ENV} variables."""
+    monkeypatch.delenv("PR_TEST_MQTT_PASSWORD", raising=False)
+    monkeypatch.delenv("PR_TEST_CREDS", raising=False)
+    path = tmp_path / "kiosk.toml"
+    path.write_text(_CRED_TOML, encoding="utf-8")
+    assert main(["privacy-report", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "# Privacy report: s1 / k1" in out and "(TLS)" in out
+    assert main(["check-config", "--no-models", str(path)]) == 2  # the service itself still needs them
+    err = capsys.readouterr().err
+    assert "mqtt.password: environment variable PR_TEST_MQTT_PASSWORD is not set" in err
+    assert "mqtt.tls.key_file: environment variable PR_TEST_CREDS is not set" in err
+    path.write_text(_CRED_TOML.replace('kiosk_id = "k1"', 'kiosk_id = "k1"\ncounter_nmae = "x"'), encoding="utf-8")
+    assert main(["privacy-report", "--config", str(path)]) == 2  # other problems are still errors
+
+
+def test_report_lists_every_retained_topic() -> None:
+    """``configstate`` (the whole effective config) is retained on the broker as well as ``status``."""
+    md = to_markdown(build_report(load_config(EXAMPLE), None))
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in md.splitlines() if line.startswith("| ")}
+    for kind in ("status", "configstate"):
+        assert "retained" in rows[kind].split(" | ")[2], rows[kind]
+    for kind in ("health", "emotion", "visit", "alert"):
+        assert "retained" not in rows[kind].split(" | ")[2]
+    retention = md.split("## Retention", 1)[1].split("\n## ", 1)[0]
+    assert "`status`" in retention and "`configstate`" in retention
+
+
+def test_report_carries_a_config_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checklist asks for re-signing after a config change: the hash changes with the settings, not secrets."""
+    from edge.privacy_report import config_hash
+
+    cfg = load_config(EXAMPLE)
+    digest = config_hash(cfg)
+    assert re.fullmatch(r"[0-9a-f]{64}", digest)
+    assert f"`{digest}`" in to_markdown(build_report(cfg, None))
+    assert config_hash(load_config(EXAMPLE)) == digest  # stable
+    cfg.alerts.alert_threshold = 0.9
+    assert config_hash(cfg) != digest
+    monkeypatch.setenv("PR_TEST_MQTT_PASSWORD", "one")
+    monkeypatch.setenv("PR_TEST_CREDS", "/run/a")
+    path = tmp_path / "kiosk.toml"
+    path.write_text(_CRED_TOML, encoding="utf-8")
+    a = config_hash(load_config(path))
+    monkeypatch.setenv("PR_TEST_MQTT_PASSWORD", "two")
+    monkeypatch.setenv("PR_TEST_CREDS", "/run/b")
+    assert config_hash(load_config(path)) == a  # rotating credentials needs no new report
