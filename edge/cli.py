@@ -76,11 +76,21 @@ def _load(path: Path) -> KioskConfig:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate config (and verify its models); print every problem with its key path."""
-    cfg = _load(args.config)
-    if not args.no_models:
+    from edge.config_check import config_problems
+
+    errors, cfg = config_problems(args.config)
+    model_error = None
+    if not args.no_models and cfg is not None and not any(e.startswith("models.") for e in errors):
         from edge.analyzers import build_analyzers
 
-        build_analyzers(cfg)
+        try:
+            build_analyzers(cfg)
+        except ModelError as exc:
+            model_error = str(exc)
+    if errors:
+        raise ConfigError(str(args.config), errors + ([f"models: {model_error}"] if model_error else []))
+    if model_error is not None or cfg is None:
+        raise ModelError(model_error or "no configuration")
     print(f"OK: {args.config} (site {cfg.identity.site_id}, kiosk {cfg.identity.kiosk_id})")
     return 0
 

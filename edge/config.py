@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from edge.config_keys import close_key
 from edge.policy_config import AlertsConfig, FusionConfig
 from edge.privacy_config import PrivacyConfig, profile_problems
 from edge.redact import is_secret_key, redact
@@ -44,6 +45,11 @@ class IdentityConfig(_Section):
     counter_name: str = Field(default="", max_length=80, description="Human name of the counter, shown on tablets.")
 
 
+def _index_as_text(v: Any) -> Any:
+    """A device index written as a TOML integer (``source = 0``) is the source ``"0"``; bools stay errors."""
+    return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
 class CameraConfig(_Section):
     """Camera source: device index/path, GStreamer pipeline, RTSP URL or video file."""
 
@@ -60,6 +66,11 @@ class CameraConfig(_Section):
     reopen_min_s: float = Field(default=0.5, gt=0, le=60, description="First back-off before reopening a lost source.")
     reopen_max_s: float = Field(default=30.0, gt=0, le=600, description="Longest back-off between reopen attempts.")
 
+    @field_validator("source", mode="before")
+    @classmethod
+    def _device_index(cls, v: Any) -> Any:
+        return _index_as_text(v)
+
 
 class MicrophoneConfig(_Section):
     """Microphone source: sounddevice input by name/index, or an audio file (wav/flac)."""
@@ -74,6 +85,11 @@ class MicrophoneConfig(_Section):
     buffer_s: float = Field(default=10.0, ge=2.0, le=120.0, description="Ring buffer length; oldest audio overwritten.")
     reopen_min_s: float = Field(default=0.5, gt=0, le=60, description="First back-off before reopening a lost device.")
     reopen_max_s: float = Field(default=30.0, gt=0, le=600, description="Longest back-off between reopen attempts.")
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _device_index(cls, v: Any) -> Any:
+        return _index_as_text(v)
 
 
 class ModelsConfig(_Section):
@@ -231,10 +247,11 @@ def _got(loc: tuple[Any, ...], err: Any) -> str:
     """What a config error line shows of the value: nothing of a secret-looking key or an unknown one."""
     if err["type"] == "missing":
         return ""
+    if err["type"] == "extra_forbidden":  # a misspelt key's value may be anything, a password included
+        near = close_key(KioskConfig, loc)
+        return f" (did you mean {near}?)" if near else ""
     if any(is_secret_key(str(p)) for p in loc):
         return " (value not shown: the key looks secret)"
-    if err["type"] == "extra_forbidden":
-        return ""  # a misspelt key's value may be anything, a password included; the key path says enough
     shown = redact(repr(err.get("input")))
     return f" (got {shown if len(shown) <= 200 else shown[:199] + '…'})"
 
@@ -269,6 +286,11 @@ def parse_config(data: dict[str, Any], source: str = "<config>", base_dir: Path 
 def load_config(path: str | Path, credentials: bool = True) -> KioskConfig:
     """Read and validate a kiosk TOML file (``credentials``: as in ``parse_config``)."""
     path = Path(path)
+    return parse_config(read_toml(path), str(path), path.resolve().parent, credentials)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The TOML file as a mapping; ConfigError when it cannot be read or parsed or sets ``base_dir``."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -279,4 +301,4 @@ def load_config(path: str | Path, credentials: bool = True) -> KioskConfig:
         raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from None
     if "base_dir" in data:
         raise ConfigError(str(path), ["base_dir: Extra inputs are not permitted"])
-    return parse_config(data, str(path), path.resolve().parent, credentials)
+    return data

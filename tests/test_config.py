@@ -81,3 +81,39 @@ def test_check_config_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "camera.buffer_frames" in err and "mqtt.port" in err and "2 configuration error(s)" in err
     f.write_text('[identity]\nsite_id = "s"\nkiosk_id = "k"\n')
     assert main(["check-config", str(f), "--no-models"]) == 0
+
+
+def test_check_config_reports_every_problem_in_one_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 22: field errors, a cross-field rule, the profile rules and the model files, all in one run."""
+    f = tmp_path / "k.toml"
+    f.write_text('[identity]\nsite_id = "s"\nkiosk_id = "k"\ncounter_nmae = "Counter 3"\n'
+                 '[camera]\nsource = 0\nbuffer_frames = -1\n'
+                 '[alerts]\nwatch_threshold = 0.8\nalert_threshold = 0.6\ncooldown_s = -5\n'
+                 '[privacy]\nprofile = "eu"\n'
+                 '[models]\ndir = "no-such-models"\n', encoding="utf-8")
+    assert main(["check-config", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert "identity.counter_nmae: Extra inputs are not permitted (did you mean counter_name?)" in err
+    assert "camera.buffer_frames" in err and "alerts.cooldown_s" in err
+    assert "thresholds must be release_threshold < watch_threshold <= alert_threshold" in err
+    assert "privacy.staff_zones" in err  # the eu profile's rules
+    assert "models:" in err and "no-such-models" in err and "manifest" in err
+    assert "camera.source" not in err  # a device index is a source
+    lines = [ln for ln in err.splitlines() if ln.startswith("  ")]
+    assert len(lines) == len(set(lines)), err  # each problem once
+
+
+def test_device_index_sources_and_close_key_names() -> None:
+    cfg = parse_config({"identity": {"site_id": "s", "kiosk_id": "k"}, "camera": {"source": 2},
+                        "microphone": {"source": 1}})
+    assert cfg.camera.source == "2" and cfg.microphone.source == "1"
+    with pytest.raises(ConfigError) as exc:
+        parse_config({"identity": {"site_id": "s", "kiosk_id": "k"}, "camera": {"source": True},
+                      "alerts": {"watch_treshold": 0.5}, "schedule": {"windows": [{"dayz": ["mon"]}]},
+                      "mqtt": {"pasword": "hunter2"}, "idenity": {}})
+    text = "\n".join(exc.value.errors)
+    assert "camera.source: Input should be a valid string" in text  # a bool is not an index
+    assert "alerts.watch_treshold: Extra inputs are not permitted (did you mean watch_threshold?)" in text
+    assert "schedule.windows.0.dayz: Extra inputs are not permitted (did you mean days?)" in text
+    assert "mqtt.pasword: Extra inputs are not permitted (did you mean password?)" in text and "hunter2" not in text
+    assert "idenity: Extra inputs are not permitted (did you mean identity?)" in text

@@ -1,0 +1,60 @@
+"""``check-config`` in one pass: field errors, then the cross-field and profile rules, then the model files."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from edge.config import ConfigError, KioskConfig, _expand_env, format_errors, load_config, read_toml
+
+log = logging.getLogger(__name__)
+MAX_ROUNDS = 5  # each round sets the keys the last one refused aside; nesting is at most this deep
+
+
+def _set_aside(data: dict[str, Any], loc: tuple[Any, ...], missing: bool) -> bool:
+    """Remove the value at ``loc`` (a missing one is filled with a placeholder); False when there is none."""
+    node: Any = data
+    for part in loc[:-1]:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return False
+    last = loc[-1]
+    if missing and isinstance(node, dict):
+        node[last] = {} if last == "identity" else "x"  # identity's ids are the only required strings
+        return True
+    if isinstance(node, dict) and last in node:
+        del node[last]
+        return True
+    return False
+
+
+def config_problems(path: Path) -> tuple[list[str], KioskConfig | None]:
+    """Every problem of a config file, and a config for the model check (bad keys at their defaults) when one exists."""
+    try:
+        return [], load_config(path)
+    except ConfigError as exc:
+        errors = list(exc.errors)
+    try:
+        raw = read_toml(path)
+    except ConfigError:
+        return errors, None  # unreadable: nothing more to find
+    data = _expand_env(copy.deepcopy(raw), "", [])  # missing variables are already among the errors
+    base = path.resolve().parent
+    for _ in range(MAX_ROUNDS):
+        try:
+            return errors, KioskConfig.model_validate({**data, "base_dir": base})
+        except ValidationError as exc:
+            found = [e for e in format_errors(exc) if not e.startswith("base_dir")]
+            errors += [e for e in found if e not in errors]
+            locs = [(tuple(e["loc"]), e["type"] == "missing") for e in exc.errors() if e["loc"]]
+            moved = [_set_aside(data, loc, missing) for loc, missing in locs]
+            if not any(moved):  # only whole-config rules (the privacy profile) are left
+                if data.get("privacy") == {"profile": "custom"}:
+                    return errors, None
+                data["privacy"] = {"profile": "custom"}  # reported above; the model files can still be checked
+    return errors, None
