@@ -1,4 +1,4 @@
-"""Command line: ``edge-emotion run | check-config | replay | listen | make-demo | privacy-report | tablet``."""
+"""Command line of the kiosk service and its operator tools (``edge-emotion --help`` lists every command)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edge import __version__
+from edge.broker_client import add_broker_options, broker_from_args
 from edge.config import ConfigError, KioskConfig, load_config, parse_config
 from edge.runtime import ModelError
 
@@ -43,9 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--publish", action="store_true", help="also publish the events to the config's broker")
     rp.add_argument("--quiet", "-q", action="store_true", help="print only the summary")
     li = sub.add_parser("listen", help="print events from a broker, one line each")
-    li.add_argument("--host", default="127.0.0.1")
-    li.add_argument("--port", type=int, default=1883)
-    li.add_argument("--topic", default="edge-emotion/#")
+    add_broker_options(li)
+    li.add_argument("--topic", default="edge-emotion/#", help="topic filter (default edge-emotion/#)")
     li.add_argument("--count", type=int, default=0, help="exit after N messages (0 = never)")
     d = sub.add_parser("make-demo", help="generate the demo video+audio from public-domain material")
     d.add_argument("outdir", type=Path)
@@ -66,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     from edge.fleet import add_subcommand as add_fleet  # fleet status
 
     add_fleet(sub)
+    p.description = "On-device customer emotion sensing: the kiosk service and its tools. Commands: " + ", ".join(
+        sub.choices) + ". `edge-emotion COMMAND --help` for each one's options."
     return p
 
 
@@ -176,7 +178,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
     """Subscribe and print readable event lines."""
     from edge.listen import listen
 
-    return listen(args.host, args.port, args.topic, args.count)
+    return listen(broker_from_args(args), args.topic, args.count)
 
 
 def cmd_privacy_report(args: argparse.Namespace) -> int:

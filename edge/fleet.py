@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import ssl
 import sys
 import threading
 import time
@@ -13,27 +11,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+
+from edge.broker_client import Broker, add_broker_options, broker_from_args, connect, make_client
 
 log = logging.getLogger(__name__)
 
 KINDS = ("status", "health", "alert", "configstate")  # configstate (retained): each kiosk's health interval
 DEFAULT_HEALTH_S = 10.0  # mqtt.health_interval_s of a kiosk whose configstate was not seen
-
-
-@dataclass
-class Broker:
-    """How to reach the broker (same options as the kiosk's ``mqtt`` section)."""
-
-    host: str = "127.0.0.1"
-    port: int = 1883
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    insecure: bool = False
+SETTLE_S = 1.0  # retained status/configstate arrive at once; the automatic wait is at least this long
+__all__ = ["Broker", "Kiosk", "collect", "fleet_status", "format_line"]  # Broker: from edge.broker_client
 
 
 @dataclass
@@ -86,19 +72,19 @@ def _kind_of(topic: str, prefix: str) -> tuple[str, str, str] | None:
     return (parts[0], parts[1], parts[2]) if len(parts) == 3 and parts[2] in KINDS else None
 
 
+def _enough(kiosks: dict[tuple[str, str], Kiosk], waited: float) -> bool:
+    """The automatic wait is over: every online kiosk sent health, or waited long enough to call it STALE."""
+    online = [k for k in kiosks.values() if (k.status or {}).get("state") == "online"]
+    if waited < SETTLE_S:
+        return False
+    return all(k.health is not None or k.stale(waited) for k in online)
+
+
 def collect(broker: Broker, prefix: str = "edge-emotion", site: str | None = None,
-            wait_s: float = 2.0) -> dict[tuple[str, str], Kiosk]:
-    """Subscribe for ``wait_s`` seconds; the kiosks seen, keyed by (site, kiosk). Raises ConnectionError."""
+            wait_s: float | None = 2.0) -> dict[tuple[str, str], Kiosk]:
+    """Subscribe for ``wait_s`` s (None: until every online kiosk's health, or its STALE verdict); ConnectionError."""
     kiosks: dict[tuple[str, str], Kiosk] = {}
     lock = threading.Lock()
-    connected, failure = threading.Event(), []
-
-    def on_connect(c: paho.Client, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
-        if rc.is_failure:
-            failure.append(f"broker refused connection: {rc}")
-        else:
-            c.subscribe([(f"{prefix}/{site or '+'}/+/{k}", 1) for k in KINDS])
-        connected.set()
 
     def on_message(_c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
         where = _kind_of(msg.topic, prefix)
@@ -119,24 +105,19 @@ def collect(broker: Broker, prefix: str = "edge-emotion", site: str | None = Non
                 setattr(kiosk, kind, payload)
             kiosk.seen.add(kind)
 
-    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
-    if broker.username is not None:
-        client.username_pw_set(broker.username, broker.password)
-    if broker.tls or broker.ca_file or broker.cert_file:
-        client.tls_set(ca_certs=broker.ca_file, certfile=broker.cert_file, keyfile=broker.key_file,
-                       cert_reqs=ssl.CERT_REQUIRED)
-        client.tls_insecure_set(broker.insecure)
-    client.on_connect = on_connect
+    client = make_client(broker)
     client.on_message = on_message
+    connect(client, broker, on_ready=lambda c: c.subscribe([(f"{prefix}/{site or '+'}/+/{k}", 1) for k in KINDS]))
+    t0 = time.monotonic()
     try:
-        client.connect(broker.host, broker.port, keepalive=30)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConnectionError(f"cannot connect to {broker.host}:{broker.port}: {exc}") from None
-    client.loop_start()
-    try:
-        if not connected.wait(10) or failure:
-            raise ConnectionError(failure[0] if failure else f"no answer from {broker.host}:{broker.port}")
-        time.sleep(wait_s)
+        if wait_s is not None:
+            time.sleep(wait_s)
+        else:
+            while True:
+                time.sleep(0.1)
+                with lock:
+                    if _enough(kiosks, time.monotonic() - t0):
+                        break
     finally:
         client.disconnect()
         client.loop_stop()
@@ -156,19 +137,21 @@ def format_line(r: dict[str, Any]) -> str:
     degraded = "; ".join(r["degraded"]) if r["degraded"] else "-"
     state = (r["state"] or "?") + (" STALE" if r.get("stale") else "")
     return (f"{r['site_id']}/{r['kiosk_id']:<14} {(r['counter_name'] or '-')[:20]:<20} {state:<7} "
-            f"v{r['version'] or '?':<8} fps {_fmt(r['fps_analysed'], '.1f')}/{_fmt(r['fps_in'], '.1f')} "
+            f"v{r['version'] or '?':<8} fps in/analysed {_fmt(r['fps_in'], '.1f')}/{_fmt(r['fps_analysed'], '.1f')} "
             f"drops {_fmt(r['drops_total'])} alert {alert} paused {paused} degraded {degraded} models {models}")
 
 
-def fleet_status(broker: Broker, prefix: str = "edge-emotion", site: str | None = None, wait_s: float = 2.0,
-                 as_json: bool = False) -> int:
+def fleet_status(broker: Broker, prefix: str = "edge-emotion", site: str | None = None,
+                 wait_s: float | None = None, as_json: bool = False) -> int:
     """Print the fleet view; exit code 0 when kiosks were found, 1 when none (or no broker)."""
+    t0 = time.monotonic()
     try:
         kiosks = collect(broker, prefix, site, wait_s)
     except ConnectionError as exc:
         print(f"fleet status: {exc}", file=sys.stderr)
         return 1
-    rows = [k.row(wait_s) for k in kiosks.values()]
+    waited = time.monotonic() - t0 if wait_s is None else wait_s
+    rows = [k.row(waited) for k in kiosks.values()]
     if as_json:
         print(json.dumps(rows, ensure_ascii=False, indent=1))
     else:
@@ -179,9 +162,9 @@ def fleet_status(broker: Broker, prefix: str = "edge-emotion", site: str | None 
         stale = sum(bool(r["stale"]) for r in rows)
         unsure = sum(r["stale"] is None for r in rows)
         print(f"{len(rows)} kiosk(s), {online} online, {stale} of them STALE (retained online but no health within "
-              f"the wait: died while the broker was down?); {no_health} without a health message in {wait_s:g} s "
-              "(health comes every mqtt.health_interval_s; use --wait 16 to see every kiosk's)"
-              + (f"; {unsure} online kiosk(s) not checked for staleness: wait longer" if unsure else ""),
+              f"the wait: died while the broker was down?); {no_health} without a health message in {waited:.1f} s"
+              + (f"; {unsure} online kiosk(s) not checked for staleness: a --wait shorter than 1.5 health intervals "
+                 "+ 1 s (leave --wait out to wait as long as needed)" if unsure else ""),
               file=sys.stderr)
     if not rows:
         print(f"fleet status: no kiosk found under {prefix}/{site or '+'}/", file=sys.stderr)
@@ -193,24 +176,14 @@ def add_subcommand(sub: Any) -> None:
     fl = sub.add_parser("fleet", help="operator views of a site's kiosks")
     fsub = fl.add_subparsers(dest="fleet_cmd", required=True)
     st = fsub.add_parser("status", help="one line per kiosk: online, version, models, fps, drops, last alert")
-    st.add_argument("--host", default="127.0.0.1", help="broker host")
-    st.add_argument("--port", type=int, default=1883, help="broker port (8883 with --tls)")
+    add_broker_options(st, password_env="EDGE_EMOTION_FLEET_PASSWORD")
     st.add_argument("--site", help="one site id (default: every site)")
     st.add_argument("--prefix", default="edge-emotion", help="topic prefix (mqtt.topic_prefix)")
-    st.add_argument("--username", help="broker username (an operator account)")
-    st.add_argument("--password", help="broker password (or $EDGE_EMOTION_FLEET_PASSWORD)")
-    st.add_argument("--tls", action="store_true", help="TLS with the system CAs (or --ca-file)")
-    st.add_argument("--ca-file", help="CA bundle (implies --tls)")
-    st.add_argument("--cert-file", help="client certificate (implies --tls)")
-    st.add_argument("--key-file", help="client key")
-    st.add_argument("--insecure", action="store_true", help="skip hostname verification (test benches only)")
-    st.add_argument("--wait", type=float, default=2.0, help="seconds to listen for health and alerts (default 2)")
+    st.add_argument("--wait", type=float, default=None, help="seconds to listen for health and alerts (default: "
+                    "until every online kiosk sent health, at most 1.5 of its health intervals + 1 s: then STALE)")
     st.add_argument("--json", action="store_true", help="print a JSON list instead of lines")
     st.set_defaults(func=_cmd_status)
 
 
 def _cmd_status(args: Any) -> int:
-    broker = Broker(args.host, args.port, args.username,
-                    args.password or os.environ.get("EDGE_EMOTION_FLEET_PASSWORD"), args.tls, args.ca_file,
-                    args.cert_file, args.key_file, args.insecure)
-    return fleet_status(broker, args.prefix, args.site, args.wait, args.json)
+    return fleet_status(broker_from_args(args), args.prefix, args.site, args.wait, args.json)

@@ -5,54 +5,100 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import threading
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from edge.broker_client import Broker, connect, make_client
 
-def summarize(topic: str, payload: bytes) -> str:
-    """One human line for an event payload (raw text when it is not JSON)."""
-    try:
-        ev: dict[str, Any] = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        return f"{topic} <non-JSON payload, {len(payload)} bytes>"
-    kind = str(ev.get("schema", "?/?")).split("/")[1] if "/" in str(ev.get("schema", "")) else "?"
-    head = f"{ev.get('ts', '')} {ev.get('site_id', '?')}/{ev.get('kiosk_id', '?')} {kind:<7}"
+INBOUND = ("ack", "pause", "config")  # commands carry no envelope: site, kiosk and kind come from the topic
+
+
+def _where(topic: str, ev: dict[str, Any]) -> tuple[str, str, str]:
+    """(site, kiosk, kind) from the envelope, else from the topic's last three levels (PREFIX/SITE/KIOSK/KIND)."""
+    parts = topic.split("/")
+    site, kiosk, kind = (parts[-3:] if len(parts) >= 4 else ["?", "?", "?"])
+    schema = str(ev.get("schema", ""))
+    if schema.count("/") == 2:
+        kind = schema.split("/")[1]
+    return str(ev.get("site_id", site)), str(ev.get("kiosk_id", kiosk)), kind
+
+
+def _fps(ev: dict[str, Any]) -> str:
+    """Frames per second as ``in/analysed``, the order ``fleet status`` prints too."""
+    return f"fps in/analysed={ev.get('fps_in')}/{ev.get('fps_analysed')}"
+
+
+def _body(kind: str, ev: dict[str, Any]) -> str | None:
     if kind == "emotion":
         mods = "+".join(m for m, v in ev.get("modalities", {}).items() if v.get("used")) or "none"
-        return (f"{head} {ev['label']:<8} escalation={ev['escalation']:.2f} confidence={ev['confidence']:.2f} "
+        return (f"{ev['label']:<8} escalation={ev['escalation']:.2f} confidence={ev['confidence']:.2f} "
                 f"valence={ev['valence']:+.2f} arousal={ev['arousal']:+.2f} via {mods} visit={ev.get('visit_id')}")
     if kind == "status":
-        return f"{head} {ev.get('state')} v{ev.get('version')} models={ev.get('models')} degraded={ev.get('degraded')}"
+        paused = " PAUSED" if ev.get("paused") else ""
+        return f"{ev.get('state')}{paused} v{ev.get('version')} models={ev.get('models')} degraded={ev.get('degraded')}"
     if kind == "health":
-        return (f"{head} fps in/analysed={ev.get('fps_in')}/{ev.get('fps_analysed')} "
-                f"voice_windows={ev.get('voice_windows')} drops={ev.get('drops')}")
+        return f"{_fps(ev)} voice_windows={ev.get('voice_windows')} drops={ev.get('drops')}"
     if kind == "visit":
-        return f"{head} {ev.get('phase')} visit={ev.get('visit_id')} summary={ev.get('summary')}"
-    return f"{head} {json.dumps(ev, ensure_ascii=False)}"
+        return f"{ev.get('phase')} visit={ev.get('visit_id')} summary={ev.get('summary')}"
+    if kind == "alert":
+        e = ev.get("evidence") or {}
+        hint = (ev.get("hint") or {}).get("text", "")
+        return (f"{ev.get('level'):<9} reason={ev.get('reason')} escalation={e.get('escalation')} for "
+                f"{e.get('duration_s')} s via {'+'.join(e.get('modalities') or []) or 'none'} "
+                f"alert={ev.get('alert_id')} visit={ev.get('visit_id')} hint={json.dumps(hint, ensure_ascii=False)}")
+    if kind == "configstate":
+        verdict = "accepted" if ev.get("accepted") else "REFUSED"
+        return (f"{verdict} ({ev.get('trigger')}) changed={ev.get('changed')} errors={ev.get('errors')} "
+                f"overlay={sorted(ev.get('overlay') or {})} persisted={ev.get('persisted')}")
+    if kind == "ack":
+        return f"alert={ev.get('alert_id')} by={ev.get('by', '-')}"
+    if kind == "pause":
+        return f"{ev.get('action')} by={ev.get('by', '-')}"
+    if kind == "config":
+        return f"change of {', '.join(sorted(ev)) or 'nothing'}"
+    return None
 
 
-def listen(host: str, port: int, topic: str, count: int = 0) -> int:
-    """Print events until interrupted (or ``count`` messages); returns an exit code."""
-    seen = 0
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+def summarize(topic: str, payload: bytes) -> str:
+    """One human line for an event or command payload (a note when it is not a JSON object)."""
+    try:
+        ev: Any = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return f"{topic} <non-JSON payload, {len(payload)} bytes>"
+    if not isinstance(ev, dict):
+        return f"{topic} <JSON {type(ev).__name__}, not an object>"
+    site, kiosk, kind = _where(topic, ev)
+    ts = ev.get("ts") or "(no timestamp: a command)"
+    head = f"{ts} {site}/{kiosk} {kind:<7}"
+    try:
+        body = _body(kind, ev)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        body = None  # not the shape its kind promises: shown as it came
+    return f"{head} {body if body is not None else json.dumps(ev, ensure_ascii=False)}"
 
-    def on_connect(c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
-        if rc.is_failure:
-            print(f"listen: broker refused connection: {rc}", file=sys.stderr)
-            return
-        c.subscribe(topic, qos=1)
+
+def listen(broker: Broker, topic: str, count: int = 0) -> int:
+    """Print events until interrupted (or ``count`` messages); 0, or 1 with one line when the broker is unusable."""
+    seen, done = 0, threading.Event()
 
     def on_message(c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         nonlocal seen
         print(summarize(msg.topic, bytes(msg.payload)), flush=True)
         seen += 1
         if count and seen >= count:
-            c.disconnect()
+            done.set()
 
-    client.on_connect = on_connect
-    client.on_message = on_message
-    client.connect(host, port)
+    try:
+        client = make_client(broker)
+        client.on_message = on_message
+        connect(client, broker, on_ready=lambda c: c.subscribe(topic, qos=1))
+    except ConnectionError as exc:
+        print(f"listen: {exc}", file=sys.stderr)
+        return 1
     with contextlib.suppress(KeyboardInterrupt):
-        client.loop_forever()
+        done.wait()
+    client.disconnect()
+    client.loop_stop()
     return 0

@@ -62,7 +62,7 @@ def test_fleet_status_lists_every_kiosk_of_a_site(fleet: Any, capsys: pytest.Cap
     assert (k2["state"], k2["paused"], k2["fps_in"], k2["last_alert_ts"]) == ("offline", True, None, None)
     line = format_line(k2)
     assert "site-f/k2" in line and "offline" in line and "paused yes" in line and "camera: reopening" in line
-    assert "fps -/-" in line and "alert -" in line
+    assert "fps in/analysed -/-" in line and "alert -" in line
 
     assert main(["fleet", "status", "--host", mosquitto.host, "--port", str(mosquitto.port), "--wait", "0.3",
                  "--json"]) == 0

@@ -1,0 +1,100 @@
+"""How operator tools (listen, fleet, aggregates, exporters) reach a broker: shared options, TLS, one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import ssl
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+PASSWORD_ENV = "EDGE_EMOTION_BROKER_PASSWORD"  # read when --password is not given (keeps it out of `ps`)
+CONNECT_TIMEOUT_S = 10.0
+
+
+@dataclass
+class Broker:
+    """How to reach the broker (same options as the kiosk's ``mqtt`` section)."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    insecure: bool = False
+
+    def where(self) -> str:
+        """``host:port`` for messages."""
+        return f"{self.host}:{self.port}"
+
+
+def add_broker_options(p: argparse.ArgumentParser, password_env: str = PASSWORD_ENV) -> None:
+    """The connection options every operator command takes."""
+    p.add_argument("--host", default="127.0.0.1", help="broker host")
+    p.add_argument("--port", type=int, default=None, help="broker port (default 1883, 8883 with TLS)")
+    p.add_argument("--username", help="broker username (an operator account)")
+    p.add_argument("--password", help=f"broker password (default ${password_env}, or ${PASSWORD_ENV})")
+    p.add_argument("--tls", action="store_true", help="TLS with the system CAs (or --ca-file)")
+    p.add_argument("--ca-file", help="CA bundle (implies --tls)")
+    p.add_argument("--cert-file", help="client certificate (implies --tls; with --key-file)")
+    p.add_argument("--key-file", help="client key")
+    p.add_argument("--insecure", action="store_true", help="skip hostname verification (test benches only)")
+    p.set_defaults(password_env=password_env)
+
+
+def broker_from_args(args: argparse.Namespace) -> Broker:
+    """The Broker the options describe."""
+    tls = bool(args.tls or args.ca_file or args.cert_file)
+    env = getattr(args, "password_env", PASSWORD_ENV)
+    password = args.password or os.environ.get(env) or os.environ.get(PASSWORD_ENV)
+    port = args.port if args.port is not None else (8883 if tls else 1883)
+    return Broker(args.host, port, args.username, password, tls, args.ca_file, args.cert_file, args.key_file,
+                  args.insecure)
+
+
+def make_client(broker: Broker, client_id: str = "") -> paho.Client:
+    """A paho client (MQTT 5) with the broker's credentials and TLS set; ConnectionError for unusable TLS files."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+    if broker.username is not None:
+        client.username_pw_set(broker.username, broker.password)
+    if broker.tls or broker.ca_file or broker.cert_file:
+        if (broker.cert_file is None) != (broker.key_file is None):
+            raise ConnectionError("--cert-file and --key-file must be given together")
+        try:
+            client.tls_set(ca_certs=broker.ca_file, certfile=broker.cert_file, keyfile=broker.key_file,
+                           cert_reqs=ssl.CERT_REQUIRED)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            raise ConnectionError(f"TLS files: {exc}") from None
+        client.tls_insecure_set(broker.insecure)
+    return client
+
+
+def connect(client: paho.Client, broker: Broker, on_ready: Any = None, keepalive: int = 30) -> None:
+    """Connect, start the network loop, await the CONNACK (``on_ready``: subscribe, each connect); ConnectionError."""
+    done, failure = threading.Event(), []
+
+    def on_connect(c: paho.Client, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
+        if rc.is_failure:
+            failure.append(f"broker {broker.where()} refused the connection: {rc}")
+        elif on_ready is not None:
+            on_ready(c)
+        done.set()
+
+    client.on_connect = on_connect
+    try:
+        client.connect(broker.host, broker.port, keepalive=keepalive)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise ConnectionError(f"cannot connect to {broker.where()}: {exc}") from None
+    client.loop_start()
+    if not done.wait(CONNECT_TIMEOUT_S) or failure:
+        client.disconnect()
+        client.loop_stop()
+        raise ConnectionError(failure[0] if failure else f"no answer from {broker.where()} "
+                              f"within {CONNECT_TIMEOUT_S:g} s (TLS to a plain port, or a firewall?)")

@@ -1,0 +1,146 @@
+"""Operator tools as a new user meets them (issue 22): listen and fleet share connection options, one-line errors,
+readable lines for every kind, the same fps order, an automatic fleet wait, a complete ``--help``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+import pytest
+from conftest import MOSQUITTO, free_port, sample_body, wait_port
+from paho.mqtt.enums import CallbackAPIVersion
+from test_fleet import _certs, _publish, _start
+
+from edge.cli import _parser, main
+from edge.config import IdentityConfig
+from edge.events import EventFactory
+from edge.fleet import Broker, collect, format_line
+from edge.listen import summarize
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_listen_against_an_unreachable_broker_is_one_line() -> None:
+    port = free_port()
+    r = subprocess.run([sys.executable, "-m", "edge", "listen", "--port", str(port), "--count", "1"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
+    assert f"listen: cannot connect to 127.0.0.1:{port}" in r.stderr
+
+
+def _ev(kind: str, **over: Any) -> bytes:
+    body = {**sample_body(kind), **over}
+    return json.dumps(EventFactory(IdentityConfig(site_id="s1", kiosk_id="k1")).make(kind, **body)).encode()
+
+
+def test_listen_prints_every_kind_readably() -> None:
+    alert = summarize("edge-emotion/s1/k1/alert", _ev("alert"))
+    assert " s1/k1 alert " in alert and "alert " in alert and "reason=sustained" in alert
+    assert "escalation=0.8 for 6.0 s via face+voice" in alert and '"Acknowledge the wait' in alert
+    assert '"schema"' not in alert  # not the raw JSON
+    cs = summarize("edge-emotion/s1/k1/configstate", _ev("configstate"))
+    assert "accepted (message) changed=['alerts.alert_threshold']" in cs and "overlay=['alerts']" in cs
+    assert '"config"' not in cs and "identity" not in cs  # the whole config is not dumped
+    refused = summarize("edge-emotion/s1/k1/configstate", _ev("configstate", accepted=False, changed=[],
+                                                               errors=["alerts.alert_threshold: too big"]))
+    assert "REFUSED" in refused and "too big" in refused
+    ack = summarize("edge-emotion/s1/k1/ack", b'{"alert_id": "a-1", "by": "tablet"}')
+    assert "s1/k1 ack" in ack and "alert=a-1 by=tablet" in ack and "?/?" not in ack
+    assert "s1/k1 pause" in summarize("a/b/edge-emotion/s1/k1/pause", b'{"action": "pause"}')  # a deeper prefix
+    assert "change of alerts, fusion" in summarize("edge-emotion/s1/k1/config", b'{"fusion": {}, "alerts": {}}')
+    assert "not an object" in summarize("edge-emotion/s1/k1/ack", b"[1]")
+
+
+def test_fps_is_in_slash_analysed_in_listen_and_fleet() -> None:
+    health = summarize("edge-emotion/s1/k1/health", _ev("health", fps_in=25.0, fps_analysed=7.5))
+    assert "fps in/analysed=25.0/7.5" in health
+    row = {"site_id": "s1", "kiosk_id": "k1", "counter_name": None, "state": "online", "version": "0.1.0",
+           "models": {}, "fps_in": 25.0, "fps_analysed": 7.5, "drops_total": 0, "last_alert_ts": None,
+           "last_alert_level": None, "paused": False, "degraded": [], "stale": False}
+    assert "fps in/analysed 25.0/7.5" in format_line(row)
+
+
+def test_help_lists_every_command() -> None:
+    p = _parser()
+    sub = next(a for a in p._actions if a.dest == "cmd")
+    described = p.description or ""  # the usage line lists the choices anyway; the description did not
+    assert "Commands: run, check-config" in " ".join(p.format_help().split())
+    helped = {a.dest for a in sub._choices_actions if a.help}  # type: ignore[attr-defined]
+    for name in sub.choices:  # type: ignore[union-attr]
+        assert name in described, f"{name} missing from the top-level description"
+        assert name in helped, f"{name} has no help line"
+    assert len(sub.choices) >= 12  # type: ignore[arg-type]
+
+
+def test_fleet_waits_for_health_by_itself(mosquitto: Any, subscribe: Any) -> None:
+    """Without --wait, fleet status waits for every online kiosk's health (fps shown), or calls it STALE."""
+    pub = subscribe(mosquitto, "nothing/#")
+    cs = sample_body("configstate")
+    cs["config"]["mqtt"] = {"health_interval_s": 2.0}  # type: ignore[index]
+    for k in ("k1", "k2"):
+        _publish(pub, "site-w", k, "status", retain=True)
+        _publish(pub, "site-w", k, "configstate", retain=True, config=cs["config"])
+    threading.Timer(1.5, lambda: _publish(pub, "site-w", "k1", "health", fps_in=25.0, fps_analysed=7.5)).start()
+    t0 = time.monotonic()
+    kiosks = collect(Broker(mosquitto.host, mosquitto.port), site="site-w", wait_s=None)
+    waited = time.monotonic() - t0
+    k1, k2 = kiosks[("site-w", "k1")], kiosks[("site-w", "k2")]
+    assert k1.row(waited)["fps_in"] == 25.0 and k2.health is None
+    assert 1.5 * 2.0 + 1.0 <= waited < 8.0 and k2.stale(waited) is True
+
+
+@pytest.fixture
+def secured(tmp_path: Path) -> Any:
+    """A mosquitto with TLS, client certificates required and password accounts (as the Ansible role builds)."""
+    if MOSQUITTO is None or shutil.which("openssl") is None or shutil.which("mosquitto_passwd") is None:
+        pytest.skip("needs mosquitto, mosquitto_passwd and openssl")
+    c = _certs(tmp_path)
+    pw = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(pw), "ops", "s3cret-ops"], check=True, capture_output=True)
+    port = free_port()
+    proc = _start(tmp_path, [f"listener {port} 127.0.0.1", f"cafile {c['ca.crt']}", f"certfile {c['server.crt']}",
+                             f"keyfile {c['server.key']}", "require_certificate true", "allow_anonymous false",
+                             f"password_file {pw}"])
+    try:
+        assert wait_port("127.0.0.1", port)
+        yield port, c
+    finally:
+        proc.kill()
+        proc.wait(5)
+
+
+def test_listen_and_fleet_reach_a_tls_broker_with_the_same_options(secured: Any,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    port, c = secured
+    opts = ["--host", "127.0.0.1", "--port", str(port), "--ca-file", str(c["ca.crt"]), "--cert-file",
+            str(c["bridge.crt"]), "--key-file", str(c["bridge.key"]), "--username", "ops"]
+    pub = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    pub.username_pw_set("ops", "s3cret-ops")
+    pub.tls_set(ca_certs=str(c["ca.crt"]), certfile=str(c["bridge.crt"]), keyfile=str(c["bridge.key"]))
+    pub.connect("127.0.0.1", port)
+    pub.loop_start()
+    try:
+        pub.publish("edge-emotion/s1/k1/status", _ev("status", state="offline"), qos=1, retain=True).wait_for_publish(5)
+        assert main(["listen", *opts, "--password", "s3cret-ops", "--count", "1"]) == 0
+        assert "s1/k1 status  offline v0.1.0" in capsys.readouterr().out
+        assert main(["fleet", "status", *opts, "--password", "s3cret-ops", "--wait", "0.3"]) == 0
+        assert "s1/k1" in capsys.readouterr().out
+        for cmd in (["listen", *opts, "--password", "wrong", "--count", "1"],
+                    ["fleet", "status", *opts, "--password", "wrong", "--wait", "0.2"]):
+            assert main(cmd) == 1
+            err = capsys.readouterr().err.strip()
+            assert "refused the connection" in err and "\n" not in err and "wrong" not in err, err
+        assert main(["listen", "--port", str(port), "--ca-file", str(tmp := c["ca.crt"].parent / "nope.crt"),
+                     "--count", "1"]) == 1
+        assert "TLS files" in capsys.readouterr().err and not tmp.exists()
+    finally:
+        pub.disconnect()
+        pub.loop_stop()
