@@ -14,7 +14,7 @@ from conftest import SAMPLE_BODIES, sample_body
 from jsonschema import Draft202012Validator
 
 from edge.config import IdentityConfig
-from edge.events import KINDS, EventFactory, SchemaError, iso, load_schema, topic, validate
+from edge.events import INBOUND, KINDS, EventFactory, SchemaError, iso, load_schema, topic, validate
 
 IDENTITY = IdentityConfig(site_id="hall-1", kiosk_id="k7", counter_name="Counter 3")
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -194,7 +194,37 @@ def test_asyncapi_references_every_schema_file():
     text = (DOCS / "asyncapi.yaml").read_text(encoding="utf-8")
     assert text.startswith("asyncapi: 3.0.0")
     refs = re.findall(r"\$ref: '(\.\./edge/events/schemas/[a-z]+\.schema\.json)'", text)
-    assert sorted(Path(r).name for r in refs) == sorted(f"{k}.schema.json" for k in KINDS)
+    assert sorted(Path(r).name for r in refs) == sorted(f"{k}.schema.json" for k in KINDS + INBOUND)
     assert all((DOCS / r).resolve().is_file() for r in refs)
     for kind in KINDS:
         assert f"address: 'edge-emotion/{{siteId}}/{{kioskId}}/{kind}'" in text
+
+
+def test_asyncapi_and_mqtt_md_cover_every_schema_and_topic():
+    """Issue 22: ack/pause were missing from the AsyncAPI document and schedule from its config message."""
+    import yaml
+
+    from edge.events import RETAINED
+    from edge.remote_config import REMOTE_FIELDS
+
+    doc = yaml.safe_load((DOCS / "asyncapi.yaml").read_text(encoding="utf-8"))
+    md = (DOCS / "mqtt.md").read_text(encoding="utf-8")
+    schemas = sorted(p.name.split(".")[0] for p in (DOCS.parent / "edge" / "events" / "schemas").glob("*.schema.json"))
+    assert schemas == sorted(KINDS + INBOUND)
+    ops = {op["channel"]["$ref"].rsplit("/", 1)[1]: op for op in doc["operations"].values()}
+    for kind in schemas:
+        msg = doc["components"]["messages"][kind]
+        assert msg["payload"] == {"$ref": f"../edge/events/schemas/{kind}.schema.json"}, kind
+        assert doc["channels"][kind]["address"] == f"edge-emotion/{{siteId}}/{{kioskId}}/{kind}"
+        assert ops[kind]["action"] == ("receive" if kind in INBOUND else "send"), kind
+        binding = ops[kind]["bindings"]["$ref"].rsplit("/", 1)[1]
+        assert binding == ("retained" if kind in RETAINED else "event"), kind
+        assert f"edge-emotion/hall-1/k7/{kind}" in md, f"{kind} missing from the topic tree"
+        assert re.search(rf"^## `{kind}`", md, flags=re.M), f"no section for {kind}"
+        assert f"{kind}.schema.json" in md, f"{kind}'s schema not named in docs/mqtt.md"
+        row = re.search(rf"^\| `{kind}`( \(inbound\))? \| 1 \| ([^|]+) \|", md, flags=re.M)
+        assert row, f"no QoS row for {kind}"
+        assert ("**yes**" in row.group(2)) == (kind in RETAINED), kind
+    for section in REMOTE_FIELDS:  # the config message names every remotely changeable section
+        assert section in doc["components"]["messages"]["config"].get("summary", "") + str(
+            doc["components"]["messages"]["config"].get("description", "")), section
