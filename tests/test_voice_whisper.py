@@ -139,3 +139,5 @@ def test_head_dense_layer_equals_the_fitted_classifier() -> None:
     p = h.probs(x)
     np.testing.assert_allclose(p[:, [0, 1, 4]], ref, atol=1e-5)
     assert p[:, [2, 3, 5, 6]].max() < 1e-9  # classes never seen get no mass
+    two = Head(0.5).fit(x, np.where(y == 0, 0, 4), np.ones(len(y)))  # binary: scikit-learn keeps one logit
+    np.testing.assert_allclose(two.probs(x)[:, [0, 4]], two.lr.predict_proba((x - two.mu) / two.sd), atol=1e-5)

@@ -4,8 +4,8 @@ Both run real media through the real int8 models once, then the service's Core o
 (default settings first; the others for comparison in the same run, on the same model readings). Calm material:
 edge/bench/calm.py (speech behind two kinds of faces, and silent faces). ``--gains`` replays the speech
 louder/softer (kiosk microphone gain is unknown); that is not independent material (voice features are
-gain-normalised). RAVDESS Actor_01-18 are the voice model's training/selection speakers: only Actor_19-24, EmoDB
-and CREMA-D are unseen speech. Angry voices: each unseen speaker's neutral → angry → neutral speech behind a calm face.
+gain-normalised). Angry voices: each speaker the shipped voice model never heard (its metrics JSON lists the held-out
+speakers of every corpus; CREMA-D is never trained on) speaks neutral → angry → neutral behind a calm face.
 Results and their reading: docs/bench/alerts.md.
 """
 
@@ -89,12 +89,30 @@ def angry_latency(analyzers: Any, tmp: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def speech_by_speaker(data: Path = DATA_DIR) -> dict[str, dict[str, list[Path]]]:
-    """Unseen speakers (RAVDESS Actor_19-24, EmoDB, CREMA-D) -> {"NEU"/"ANG": their neutral / angry clips}."""
+def held_out_speakers(models: Path | None = None) -> set[str] | None:
+    """``corpus:speaker`` ids the shipped voice model was never trained on (its metrics JSON), None if not listed."""
+    from edge.runtime.manifest import default_models_dir
+
+    path = (models or default_models_dir()) / "voice_emotion.metrics.json"
+    held = json.loads(path.read_text()).get("held_out_speakers") if path.is_file() else None
+    return None if held is None else set(held)
+
+
+def is_unseen(corpus: str, speaker: str, held: set[str] | None) -> bool:
+    """Whether the voice model never heard this speaker (model 0.1.x, which lists none: RAVDESS Actor_19-24, EmoDB)."""
+    if corpus == "crema-d":
+        return True
+    if held is None:
+        return corpus == "emodb" or (corpus == "ravdess" and "Actor_19" <= speaker <= "Actor_24")
+    return f"{corpus}:{speaker}" in held
+
+
+def speech_by_speaker(data: Path = DATA_DIR, held: set[str] | None = None) -> dict[str, dict[str, list[Path]]]:
+    """Unseen speakers (``is_unseen``) -> {"NEU"/"ANG": their neutral / angry clips}."""
     out: dict[str, dict[str, list[Path]]] = defaultdict(lambda: defaultdict(list))
     for corpus, speaker, emo, path in speech_rows(data):
         code = "ANG" if emo in ("anger", "angry") else "NEU" if emo == "neutral" else None
-        if code and (corpus != "ravdess" or "Actor_19" <= speaker <= "Actor_24"):
+        if code and is_unseen(corpus, speaker, held):
             out[f"{corpus}:{speaker}"][code].append(path)
     return {k: dict(v) for k, v in out.items() if v["ANG"] and v["NEU"]}
 
@@ -106,7 +124,7 @@ def angry_voices(analyzers: Any, tmp: Path) -> dict[str, Any]:
 
     face = crema_clip("NEU")
     rows = []
-    for speaker, clips in sorted(speech_by_speaker().items()):
+    for speaker, clips in sorted(speech_by_speaker(held=held_out_speakers()).items()):
         neu, ang = clips["NEU"] * 6, clips["ANG"] * 6
         plan = [("NEU", p) for p in neu[:3]] + [("ANG", p) for p in ang[:6]] + [("NEU", p) for p in neu[3:6]]
         sc = compose([Part(code, face, read_audio_file(p, 16000)) for code, p in plan], tmp / "voices", stem="visit")

@@ -27,7 +27,7 @@ SILENT_VISIT_S = 20.0
 
 def speech_rows(data: Path = DATA_DIR) -> Iterator[tuple[str, str, str, Path]]:
     """(corpus, speaker, lower-case emotion, audio file) of every staged speech corpus manifest row."""
-    for corpus in ("ravdess", "emodb", "crema-d"):
+    for corpus in ("ravdess", "emodb", "urdu", "ased", "crema-d"):
         manifest = data / "speech" / corpus / "MANIFEST.csv"
         if manifest.is_file():
             with manifest.open() as fh:

@@ -56,7 +56,8 @@ def load_fer(data_dir: Path) -> dict[str, np.ndarray]:
 
 
 def load_custom(path: Path, seed: int = 0) -> dict[str, np.ndarray]:
-    """A customer's npz: images (N,48,48) uint8 and labels (N,) or votes (N,7) in EMOTIONS order; optional usage."""
+    """A customer's npz: images (N,48,48) uint8 and labels (N,) (names, or indices with label_names) or votes (N,7)
+    with vote_names; optional usage (Training / PublicTest / PrivateTest per row, else a seeded 80/10/10 split)."""
     d = np.load(path)
     x = d["images"]
     if "votes" in d.files:
@@ -65,9 +66,14 @@ def load_custom(path: Path, seed: int = 0) -> dict[str, np.ndarray]:
         for i, n in enumerate(names):
             votes[:, EMOTIONS.index(n)] += d["votes"][:, i]
     else:
-        lab = d["labels"].astype(int)
-        if "label_names" in d.files:
-            lab = np.array([EMOTIONS.index(str(n)) for n in d["label_names"]])[lab]
+        from edge.eval.face_data import emotion_index  # class names or their aliases (anger, happiness, ...)
+
+        if d["labels"].dtype.kind in "US":
+            lab = np.array([emotion_index(str(n)) for n in d["labels"]])
+        elif "label_names" in d.files:
+            lab = np.array([emotion_index(str(n)) for n in d["label_names"]])[d["labels"].astype(int)]
+        else:
+            raise ValueError(f"{path}: integer labels need 'label_names' (or store class names as labels)")
         votes = np.eye(len(EMOTIONS), dtype=np.float32)[lab]
     if "usage" in d.files:
         split = d["usage"].astype(str)

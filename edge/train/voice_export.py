@@ -60,6 +60,11 @@ def manifest_entry(models_dir: Path, taps: tuple[int, ...], c: float, version: s
             "metrics": "voice_emotion.metrics.json"}
 
 
+def write_metrics(models_dir: Path, info: dict[str, Any]) -> None:
+    """``voice_emotion.metrics.json`` beside the file."""
+    (models_dir / "voice_emotion.metrics.json").write_text(json.dumps(info, indent=1, default=str) + "\n")
+
+
 def publish(onnx: Path, taps: tuple[int, ...], head: Head, rep: np.ndarray, models_dir: Path, info: dict[str, Any],
             version: str = VERSION) -> Path:
     """Export the file, register it in the manifest and write its metrics JSON."""
@@ -69,9 +74,9 @@ def publish(onnx: Path, taps: tuple[int, ...], head: Head, rep: np.ndarray, mode
     models_dir.mkdir(parents=True, exist_ok=True)
     export_int8(build(onnx, taps, head), rep, models_dir / FILE)
     update_manifest(models_dir, NAME, manifest_entry(models_dir, taps, head.c, version))
-    metrics = {"model": NAME, "version": version, "file_bytes": (models_dir / FILE).stat().st_size,
-               "labels": list(EMOTIONS), "features": FEATURES, "taps": list(taps), "C": head.c,
-               "export_seconds": round(time.time() - t0, 1)} | info
-    (models_dir / "voice_emotion.metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    info.update({"model": NAME, "version": version, "file_bytes": (models_dir / FILE).stat().st_size,
+                 "labels": list(EMOTIONS), "features": FEATURES, "taps": list(taps), "C": head.c,
+                 "export_seconds": round(time.time() - t0, 1)})
+    write_metrics(models_dir, info)
     log.info("published %s v%s in %s", FILE, version, models_dir)
     return models_dir / FILE

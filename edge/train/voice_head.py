@@ -45,6 +45,8 @@ class Head:
         k = np.zeros((self.mu.size, self.n_out), np.float32)
         b = np.full(self.n_out, -30.0, np.float32)
         coef, icpt = self.lr.coef_, self.lr.intercept_
+        if coef.shape[0] == 1:  # two classes: scikit-learn keeps one logit, p(second) = sigmoid(coef . x + icpt)
+            coef, icpt = np.vstack([np.zeros_like(coef), coef]), np.r_[0.0, icpt]
         for j, cls in enumerate(self.lr.classes_):
             k[:, int(cls)] = coef[j] / self.sd
             b[int(cls)] = icpt[j] - float(np.sum(coef[j] * self.mu / self.sd))

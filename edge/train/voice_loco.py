@@ -89,14 +89,45 @@ def export(args: argparse.Namespace) -> Path:
     y = np.array([c.label for c in clips])
     corpus = np.array([c.corpus for c in clips])
     speaker = np.array([c.speaker for c in clips])
-    everything = np.ones(len(clips), bool)
-    t, c = select(feats, y, corpus, speaker, everything) if args.C is None else (tuple(args.taps), args.C)
-    x, cl = _train_rows(feats, everything, t)
+    held = held_out_speakers(corpus, speaker, args.hold_out)
+    train = ~np.isin(speaker, held)
+    t, c = select(feats, y, corpus, speaker, train) if args.C is None else (tuple(args.taps), args.C)
+    x, cl = _train_rows(feats, train, t)
     head = Head(c).fit(x, y[cl], balance_weights(y[cl], corpus[cl]))
     rep = np.load(work_dir(args.out) / "calibration.npy")
-    info = {"trained_on": {k: int((corpus == k).sum()) for k in np.unique(corpus)}, "windows": int(len(cl)),
-            "augmented_copies": args.variants}
-    return publish(args.onnx, t, head, rep, args.out, info, args.version)
+    info: dict[str, Any] = {"trained_on": {k: int((train & (corpus == k)).sum()) for k in np.unique(corpus)},
+                            "windows": int(len(cl)), "augmented_copies": args.variants, "held_out_speakers": held}
+    path = publish(args.onnx, t, head, rep, args.out, info, args.version)
+    info["held_out"] = held_out_metrics(args.out, clips, corpus, ~train)
+    from edge.train.voice_export import write_metrics
+
+    write_metrics(args.out, info)
+    return path
+
+
+def held_out_speakers(corpus: np.ndarray, speaker: np.ndarray, share: float) -> list[str]:
+    """The last ``share`` of each corpus' sorted speaker ids (at least one): never seen by the shipped head."""
+    out: list[str] = []
+    for k in np.unique(corpus):
+        spk = sorted(set(speaker[corpus == k]))
+        out += spk[len(spk) - max(1, round(share * len(spk))):] if share > 0 else []
+    return out
+
+
+def held_out_metrics(models: Path, clips: list[CorpusClip], corpus: np.ndarray, test: np.ndarray) -> dict[str, Any]:
+    """The published int8 file through the service's clip path on each corpus' held-out speakers."""
+    from edge.train.voice_eval import clip_metrics, load_analyzer, predict_clips
+    from edge.types import EMOTIONS
+
+    analyzer = load_analyzer(models)
+    out = {}
+    for k in np.unique(corpus[test]):
+        sub = [c for c, m in zip(clips, test & (corpus == k), strict=True) if m]
+        yy, pp, ok = predict_clips(analyzer, sub)
+        out[str(k)] = clip_metrics(yy, pp, ok, list(range(len(EMOTIONS)))) | loco_metrics(yy, np.where(
+            ok[:, None], pp, 1.0 / len(EMOTIONS)))
+        log.info("held-out %s: %s", k, {m: out[str(k)][m] for m in ("n", "agitated_auc", "ua4", "accuracy")})
+    return out
 
 
 def all_features(args: argparse.Namespace) -> dict[str, Feats]:
@@ -202,7 +233,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", type=Path, default=Path("models"))
     ap.add_argument("--onnx", type=Path, default=Path("models/work/pretrained") / ONNX_NAME,
                     help="smart-turn v3.2 ONNX (scripts/install-models --train)")
-    ap.add_argument("--corpora", nargs="+", default=list(CORPORA), choices=CORPORA)
+    ap.add_argument("--corpora", nargs="*", default=list(CORPORA), choices=CORPORA,
+                    help="staged research corpora to use (none: only --manifest-csv)")
     ap.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
     ap.add_argument("--variants", type=int, default=2, help="augmented training copies per clip")
     ap.add_argument("--manifest-csv", type=Path, nargs="*", default=[],
@@ -211,6 +243,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--taps", type=int, nargs="+", default=list(TAPS), choices=TAPS,
                     help="export with --C: encoder depths whose pooled outputs feed the head")
     ap.add_argument("--version", default="0.2.0", help="export: manifest version")
+    ap.add_argument("--hold-out", type=float, default=0.25,
+                    help="export: share of each corpus' speakers (last ids) kept out of training, for unseen checks")
     ap.add_argument("--limit", type=int, default=0, help=argparse.SUPPRESS)
     return ap
 
