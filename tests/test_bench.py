@@ -122,3 +122,17 @@ def test_soak_smoke(tmp_path: Path) -> None:
     assert any("fps_analysed" in x for x in s) and res["rss_drift_mb"] is not None
     assert s[-1]["events"].get("health", 0) >= 1
     assert "RSS drift" in md.read_text()
+
+
+def test_alert_bench_speakers_are_the_ones_the_voice_model_never_heard(tmp_path: Path) -> None:
+    """Unseen speakers come from the model's metrics JSON; a model that lists none keeps the 0.1.x rule."""
+    from edge.bench.alerts import held_out_speakers, is_unseen
+
+    assert held_out_speakers(tmp_path) is None
+    (tmp_path / "voice_emotion.metrics.json").write_text(json.dumps({"held_out_speakers": ["urdu:SM4", "ased:65"]}))
+    held = held_out_speakers(tmp_path)
+    assert held == {"urdu:SM4", "ased:65"}
+    assert is_unseen("urdu", "SM4", held) and is_unseen("crema-d", "1001", held)
+    assert not is_unseen("urdu", "SM1", held) and not is_unseen("emodb", "03", held)
+    assert is_unseen("emodb", "03", None) and is_unseen("ravdess", "Actor_20", None)
+    assert not is_unseen("ravdess", "Actor_02", None) and not is_unseen("ased", "65", None)

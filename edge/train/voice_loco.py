@@ -192,8 +192,9 @@ def loco_table(args: argparse.Namespace) -> dict[str, Any]:
     speaker = np.array([c.speaker for c in clips])
     pool = speech_pool(clips, 48, seed=3)
     cache = work_dir(args.out) / "egemaps"
+    base_conds = [c for c in args.conditions if c in args.baseline_conditions or c == "clean"]
     base_x = {cond: baseline.egemaps(condition_clips(clips, cond, pool), True, cache / f"{cond}.npz", cond)
-              for cond in args.conditions}
+              for cond in base_conds}
     out: dict[str, Any] = {"corpora": {}, "conditions": list(args.conditions)}
     for held in args.corpora:
         test, train = corpus == held, corpus != held
@@ -208,9 +209,19 @@ def loco_table(args: argparse.Namespace) -> dict[str, Any]:
             m = test[f.clip]
             p, ok = clip_probs(head.probs(tap_rows(f.x[m], t)), f.clip[m], f.ratio[m], len(y))
             row["ours"][cond] = loco_metrics(y[test], p[test]) | {"clips_with_reading": int(ok[test].sum())}
-            pb = baseline.predict_probs(base, base_x[cond][test])
-            row["egemaps"][cond] = loco_metrics(y[test], pb)
+            if cond in base_x:
+                row["egemaps"][cond] = loco_metrics(y[test], baseline.predict_probs(base, base_x[cond][test]))
         out["corpora"][held] = row
+    from edge.train.voice_within import within
+
+    paths = [c.path for c in clips]
+    everything = np.ones(len(clips), bool)
+    t_all, c_all = select(feats, y, corpus, speaker, everything)
+    out["within"] = {k: within(feats, _train_rows, tap_rows, y, corpus, speaker, paths, t_all, c_all, k)
+                     for k in args.corpora}
+    if "ravdess" in args.corpora:
+        out["within"]["ravdess_8_native"] = within(feats, _train_rows, tap_rows, y, corpus, speaker, paths, t_all,
+                                                   c_all, "ravdess", native=True)
         log.info("%s: ours AUC %.3f UA4 %.3f | eGeMAPS AUC %.3f UA4 %.3f", held, row["ours"]["clean"]["agitated_auc"],
                  row["ours"]["clean"]["ua4"], row["egemaps"]["clean"]["agitated_auc"], row["egemaps"]["clean"]["ua4"])
     return out
@@ -236,7 +247,11 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--corpora", nargs="*", default=list(CORPORA), choices=CORPORA,
                     help="staged research corpora to use (none: only --manifest-csv)")
     ap.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
+    ap.add_argument("--baseline-conditions", nargs="*", default=["babble10", "gain-20", "gain+10"],
+                    choices=CONDITIONS, help="conditions the eGeMAPS baseline is also run under (clean always)")
     ap.add_argument("--variants", type=int, default=2, help="augmented training copies per clip")
+    ap.add_argument("--json", type=Path, help="table: where the JSON (and the PNG beside it) go "
+                    "(default models/work/voice-whisper/loco.json)")
     ap.add_argument("--manifest-csv", type=Path, nargs="*", default=[],
                     help="your own clips: path,speaker,emotion CSV(s), paths relative to each CSV")
     ap.add_argument("--C", type=float, help="export: head regularisation (default: chosen by held-out speakers)")
@@ -258,10 +273,15 @@ def main(argv: list[str] | None = None) -> int:
     elif args.step == "table":
         import json
 
+        from edge.train.voice_loco_report import markdown, plot
+
         res = loco_table(args)
-        path = work_dir(args.out) / "loco.json"
+        path = args.json or work_dir(args.out) / "loco.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(res, indent=1) + "\n")
-        log.info("wrote %s", path)
+        plot(res, path.with_suffix(".png"))
+        print(markdown(res), flush=True)
+        log.info("wrote %s and %s", path, path.with_suffix(".png"))
     else:
         export(args)
     return 0
