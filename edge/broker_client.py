@@ -11,6 +11,8 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 PASSWORD_ENV = "EDGE_EMOTION_BROKER_PASSWORD"  # read when --password is not given (keeps it out of `ps`)
 CONNECT_TIMEOUT_S = 10.0
@@ -76,7 +78,8 @@ def make_client(broker: Broker, client_id: str = "") -> paho.Client:
     return client
 
 
-def connect(client: paho.Client, broker: Broker, on_ready: Any = None, keepalive: int = 30) -> None:
+def connect(client: paho.Client, broker: Broker, on_ready: Any = None, keepalive: int = 30,
+            session_expiry_s: int = 0) -> None:
     """Connect, start the network loop, await the CONNACK (``on_ready``: subscribe, each connect); ConnectionError."""
     done, failure = threading.Event(), []
 
@@ -88,8 +91,13 @@ def connect(client: paho.Client, broker: Broker, on_ready: Any = None, keepalive
         done.set()
 
     client.on_connect = on_connect
+    props = None
+    if session_expiry_s > 0:  # the broker keeps QoS 1 messages for this client id while it is away
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = session_expiry_s
     try:
-        client.connect(broker.host, broker.port, keepalive=keepalive)
+        client.connect(broker.host, broker.port, keepalive=keepalive,
+                       clean_start=False if props else paho.MQTT_CLEAN_START_FIRST_ONLY, properties=props)
     except (OSError, ssl.SSLError, ValueError) as exc:
         raise ConnectionError(f"cannot connect to {broker.where()}: {exc}") from None
     client.loop_start()

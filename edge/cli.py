@@ -66,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     from edge.fleet import add_subcommand as add_fleet  # fleet status
 
     add_fleet(sub)
+    from edge.aggregates.cli import add_subcommand as add_aggregates  # site aggregates for managers
+
+    add_aggregates(sub)
     p.description = "On-device customer emotion sensing: the kiosk service and its tools. Commands: " + ", ".join(
         sub.choices) + ". `edge-emotion COMMAND --help` for each one's options."
     return p

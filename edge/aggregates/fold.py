@@ -1,0 +1,154 @@
+"""Folding a site's events into hourly counters (pure: no I/O; the kiosks' own timestamps are the clock)."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from edge.events import SchemaError, validate, validate_inbound
+
+log = logging.getLogger(__name__)
+
+# Counters kept per (day, hour, counter); every figure on the page, in the CSV and in /metrics derives from them.
+FIELDS: tuple[str, ...] = ("visits", "visit_seconds", "care_cues", "episodes", "alerts", "acknowledged",
+                           "ack_seconds", "recovered", "calm_seconds")
+CARE_LABELS = ("sad", "fear")  # a customer who may need care rather than de-escalation
+SITE = ""  # the counter value of whole-site rows
+
+
+@dataclass(frozen=True)
+class Increment:
+    """Add ``amount`` to ``field`` of the hour ``day``/``hour`` (site-local) for ``counter`` ('' = the whole site)."""
+
+    day: str
+    hour: int
+    counter: str
+    field: str
+    amount: float
+
+
+@dataclass
+class Episode:
+    """What is remembered of an open alert episode until it is acknowledged and recovered (or forgotten)."""
+
+    day: str
+    hour: int
+    kiosk: str
+    start: float
+    alert: bool = False
+    acked: bool = False
+    recovered: bool = False
+
+
+def parse_ts(ts: str) -> float:
+    """Unix time of an RFC 3339 UTC timestamp such as ``2026-11-22T10:00:00.123Z``."""
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
+class Folder:
+    """Turns visit/alert/ack (and, for the kiosk clock, emotion/health) messages into Increments."""
+
+    def __init__(self, tz: ZoneInfo, per_counter: bool, care_share: float = 0.3, max_episodes: int = 10_000,
+                 max_ids: int = 50_000) -> None:
+        """``per_counter``: also keep rows per kiosk (off under the eu profile); bounds are for the remembered state."""
+        self.tz, self.per_counter, self.care_share = tz, per_counter, care_share
+        self.episodes: OrderedDict[str, Episode] = OrderedDict()  # oldest forgotten first when full (counted)
+        self.max_episodes = max_episodes
+        self._ids: deque[str] = deque(maxlen=max_ids)  # QoS 1 duplicates: the last max_ids event ids
+        self._id_set: set[str] = set()
+        self.kiosk_now: dict[str, float] = {}  # the newest event time seen from each kiosk: its clock for acks
+        self.counts = {"duplicates": 0, "invalid": 0, "unmatched": 0, "episodes_forgotten": 0}
+
+    def _bucket(self, t: float) -> tuple[str, int]:
+        local = datetime.fromtimestamp(t, self.tz)
+        return local.date().isoformat(), local.hour
+
+    def _inc(self, day: str, hour: int, kiosk: str, field: str, amount: float = 1.0) -> list[Increment]:
+        out = [Increment(day, hour, SITE, field, amount)]
+        if self.per_counter:
+            out.append(Increment(day, hour, kiosk, field, amount))
+        return out
+
+    def _seen(self, event_id: str) -> bool:
+        if event_id in self._id_set:
+            return True
+        if len(self._ids) == self._ids.maxlen:
+            self._id_set.discard(self._ids[0])
+        self._ids.append(event_id)
+        self._id_set.add(event_id)
+        return False
+
+    def fold(self, kind: str, kiosk: str, payload: Any) -> list[Increment]:
+        """The increments one message causes (none for a duplicate, an invalid message or an unrelated kind)."""
+        try:
+            if kind == "ack":
+                validate_inbound("ack", payload)
+                return self._ack(kiosk, payload)
+            validate(kind, payload)
+        except SchemaError as exc:
+            self.counts["invalid"] += 1
+            log.debug("ignored invalid %s message from %s: %s", kind, kiosk, exc)
+            return []
+        if self._seen(payload["event_id"]):
+            self.counts["duplicates"] += 1
+            return []
+        t = parse_ts(payload["ts"])
+        self.kiosk_now[kiosk] = max(t, self.kiosk_now.get(kiosk, t))
+        if kind == "visit":
+            return self._visit(kiosk, payload)
+        if kind == "alert":
+            return self._alert(kiosk, payload, t)
+        return []
+
+    def _visit(self, kiosk: str, ev: dict[str, Any]) -> list[Increment]:
+        s = ev["summary"]
+        if ev["phase"] != "end" or s is None:
+            return []
+        day, hour = self._bucket(parse_ts(ev["started_at"]))
+        out = self._inc(day, hour, kiosk, "visits") + self._inc(day, hour, kiosk, "visit_seconds", s["duration_s"])
+        if sum(s["state_share"].get(k, 0.0) for k in CARE_LABELS) >= self.care_share:
+            out += self._inc(day, hour, kiosk, "care_cues")
+        return out
+
+    def _alert(self, kiosk: str, ev: dict[str, Any], t: float) -> list[Increment]:
+        aid, level = ev["alert_id"], ev["level"]
+        ep = self.episodes.get(aid)
+        out: list[Increment] = []
+        if ep is None:
+            if level == "recovered":
+                self.counts["unmatched"] += 1  # its start came before this subscriber did
+                return []
+            ep = self._open(aid, kiosk, t)
+            out += self._inc(ep.day, ep.hour, kiosk, "episodes")
+        if level == "alert" and not ep.alert:
+            ep.alert = True
+            out += self._inc(ep.day, ep.hour, kiosk, "alerts")
+        if level == "recovered" and not ep.recovered:
+            ep.recovered = True
+            out += self._inc(ep.day, ep.hour, kiosk, "recovered")
+            out += self._inc(ep.day, ep.hour, kiosk, "calm_seconds", max(0.0, t - ep.start))
+        return out
+
+    def _open(self, aid: str, kiosk: str, t: float) -> Episode:
+        day, hour = self._bucket(t)
+        ep = self.episodes[aid] = Episode(day, hour, kiosk, t)
+        while len(self.episodes) > self.max_episodes:
+            self.episodes.popitem(last=False)
+            self.counts["episodes_forgotten"] += 1
+        return ep
+
+    def _ack(self, kiosk: str, msg: dict[str, Any]) -> list[Increment]:
+        ep = self.episodes.get(msg["alert_id"])
+        if ep is None or ep.kiosk != kiosk:
+            self.counts["unmatched"] += 1
+            return []
+        if ep.acked:
+            return []  # a second tablet, or a QoS 1 duplicate
+        ep.acked = True
+        waited = max(0.0, self.kiosk_now.get(kiosk, ep.start) - ep.start)
+        return self._inc(ep.day, ep.hour, kiosk, "acknowledged") + self._inc(ep.day, ep.hour, kiosk, "ack_seconds",
+                                                                             waited)

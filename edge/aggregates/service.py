@@ -1,0 +1,111 @@
+"""The aggregates service: an MQTT subscriber (paho's thread), a writer thread folding into SQLite, the web side."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as paho
+from prometheus_client import CollectorRegistry
+
+from edge.aggregates.config import AggregatesConfig
+from edge.aggregates.fold import Folder
+from edge.aggregates.metrics import AggregatesCollector
+from edge.aggregates.store import Store
+from edge.aggregates.web import WebServer, make_handler
+from edge.broker_client import Broker, connect, make_client
+from edge.queues import DropQueue
+
+log = logging.getLogger(__name__)
+KINDS = ("visit", "alert", "ack", "emotion", "health")  # emotion/health only advance each kiosk's clock (acks)
+BATCH = 500  # messages folded per SQLite transaction at most
+
+
+class AggregatesService:
+    """Subscribe to one site, keep hourly figures, serve them; ``stop()`` ends everything."""
+
+    def __init__(self, cfg: AggregatesConfig, broker: Broker, clock: Callable[[], float] = time.time) -> None:
+        """Open the database and bind the web port (no network traffic yet)."""
+        self.cfg, self.broker = cfg, broker
+        self.store = Store(cfg.db, cfg.site_id)
+        self.folder = Folder(cfg.zone(), bool(cfg.per_counter), cfg.care_share)
+        self.queue: DropQueue[tuple[str, str, Any]] = DropQueue(cfg.queue_size)  # paho -> writer; oldest dropped
+        self.received = self.folded = self.not_json = 0
+        self.registry = CollectorRegistry()
+        self.registry.register(AggregatesCollector(self.store, bool(cfg.per_counter), self.stats))
+        self.web = WebServer(cfg.http_host, cfg.http_port,
+                             make_handler(self.store, self.registry, bool(cfg.per_counter), cfg.zone(), clock))
+        self._stop = threading.Event()
+        self._writer = threading.Thread(target=self._write_loop, name="aggregates-writer", daemon=True)
+        self.client: paho.Client | None = None
+        self._base = f"{cfg.topic_prefix}/{cfg.site_id}/"
+
+    def stats(self) -> dict[str, int]:
+        """Messages by outcome (the /metrics family ``edge_emotion_aggregates_messages_total``)."""
+        return {"received": self.received, "folded": self.folded, "not_json": self.not_json,
+                "dropped": self.queue.dropped, **self.folder.counts}
+
+    def _on_message(self, _c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
+        if not msg.topic.startswith(self._base):
+            return
+        parts = msg.topic[len(self._base):].split("/")
+        if len(parts) != 2 or parts[1] not in KINDS:
+            return
+        self.received += 1
+        try:
+            payload = json.loads(msg.payload)
+        except (ValueError, UnicodeDecodeError):
+            self.not_json += 1
+            return
+        self.queue.put((parts[1], parts[0], payload))  # never blocks paho's network thread
+
+    def _subscribe(self, c: paho.Client) -> None:
+        c.subscribe([(self._base + f"+/{k}", 1) for k in KINDS])
+
+    def start(self) -> None:
+        """Start the writer and the web server, then connect (ConnectionError, one line, if the broker is unusable)."""
+        self._writer.start()
+        self.web.start()
+        client = make_client(self.broker, client_id=f"edge-emotion-aggregates-{self.cfg.site_id}"[:64])
+        client.on_message = self._on_message
+        client.reconnect_delay_set(1, 30)
+        connect(client, self.broker, on_ready=self._subscribe, session_expiry_s=self.cfg.session_expiry_s)
+        self.client = client
+        log.info("aggregating site %s from %s into %s; page on http://%s:%d/", self.cfg.site_id, self.broker.where(),
+                 self.cfg.db, self.cfg.http_host, self.web.port)
+
+    def _write_loop(self) -> None:
+        while not self._stop.is_set() or self.queue.qsize():
+            self.drain(timeout=0.5)
+
+    def drain(self, timeout: float = 0.0) -> int:
+        """Fold up to BATCH queued messages into the store in one transaction; how many were taken."""
+        batch: list[tuple[str, str, Any]] = []
+        item = self.queue.get(timeout=timeout)
+        while item is not None and len(batch) < BATCH:
+            batch.append(item)
+            item = self.queue.get(timeout=0) if len(batch) < BATCH else None
+        if not batch:
+            return 0
+        incs = [inc for kind, kiosk, payload in batch for inc in self.folder.fold(kind, kiosk, payload)]
+        try:
+            self.store.add(incs)
+        except Exception:  # noqa: BLE001 - a database error must not end the writer; the batch is lost, logged
+            log.exception("could not store %d aggregate increments", len(incs))
+        self.folded += len(batch)
+        return len(batch)
+
+    def stop(self) -> None:
+        """Disconnect, write what is queued, stop the page, close the database."""
+        if self.client is not None:
+            self.client.disconnect()
+            self.client.loop_stop()
+        self._stop.set()
+        if self._writer.is_alive():
+            self._writer.join(10)
+        self.web.stop()
+        self.store.close()

@@ -1,0 +1,100 @@
+"""The aggregates database: one SQLite file of hourly counters per site, day, hour and counter (no visit rows)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from edge.aggregates.fold import FIELDS, SITE, Increment
+
+SCHEMA_VERSION = 1
+_COLS = ", ".join(f"{f} REAL NOT NULL DEFAULT 0" for f in FIELDS)
+
+
+def derived(row: dict[str, float]) -> dict[str, float | None]:
+    """The figures managers read, from one row of summed counters (None where the base is zero)."""
+    def ratio(a: float, b: float) -> float | None:
+        return round(a / b, 4) if b else None
+
+    return {
+        "watches": row["episodes"] - row["alerts"],
+        "acknowledged_share": ratio(row["acknowledged"], row["episodes"]),
+        "mean_ack_s": ratio(row["ack_seconds"], row["acknowledged"]),
+        "calmed_share": ratio(row["recovered"], row["episodes"]),
+        "mean_calm_s": ratio(row["calm_seconds"], row["recovered"]),
+        "care_cue_share": ratio(row["care_cues"], row["visits"]),
+        "mean_visit_s": ratio(row["visit_seconds"], row["visits"]),
+    }
+
+
+class Store:
+    """Hourly counters in SQLite (WAL: the page reads while the subscriber writes)."""
+
+    def __init__(self, path: Path | str, site: str) -> None:
+        """Open (or create) the database at ``path`` (``:memory:`` for tests) for one site."""
+        self.path, self.site = str(path), site
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.lock = threading.Lock()  # one connection shared by the writer and the page's threads
+        self.db = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self.db.execute(f"CREATE TABLE IF NOT EXISTS hourly (site TEXT NOT NULL, day TEXT NOT NULL, hour INTEGER "
+                        f"NOT NULL, counter TEXT NOT NULL, {_COLS}, PRIMARY KEY (site, day, hour, counter))")
+        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        self.db.commit()
+
+    def add(self, increments: Iterable[Increment]) -> int:
+        """Add the increments in one transaction; how many there were."""
+        n = 0
+        with self.lock, self.db:
+            for inc in increments:
+                if inc.field not in FIELDS:
+                    raise ValueError(f"unknown aggregate field {inc.field!r}")
+                f = inc.field
+                self.db.execute(f"INSERT INTO hourly (site, day, hour, counter, {f}) VALUES (?, ?, ?, ?, ?) "
+                                f"ON CONFLICT (site, day, hour, counter) DO UPDATE SET {f} = {f} + excluded.{f}",
+                                (self.site, inc.day, inc.hour, inc.counter, inc.amount))
+                n += 1
+        return n
+
+    def _rows(self, group: str, where: str = "", args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        sums = ", ".join(f"SUM({f}) AS {f}" for f in FIELDS)
+        with self.lock:
+            cur = self.db.execute(f"SELECT {group}, {sums} FROM hourly WHERE site = ? {where} GROUP BY {group} "
+                                  f"ORDER BY {group}", (self.site, *args))
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+    def _span(self, since: str | None, counter: str = SITE) -> tuple[str, tuple[Any, ...]]:
+        where: str = "AND counter = ?"
+        args: tuple[Any, ...] = (counter,)
+        if since:
+            where, args = where + " AND day >= ?", (*args, since)
+        return where, args
+
+    def by_day(self, since: str | None = None, counter: str = SITE) -> list[dict[str, Any]]:
+        """Summed counters per day."""
+        return self._rows("day", *self._span(since, counter))
+
+    def by_hour_of_day(self, since: str | None = None, counter: str = SITE) -> list[dict[str, Any]]:
+        """Summed counters per hour of the day (0..23, site-local), over every day since ``since``."""
+        return self._rows("hour", *self._span(since, counter))
+
+    def hourly(self, since: str | None = None) -> list[dict[str, Any]]:
+        """Every stored row (day, hour, counter), oldest first: the CSV export."""
+        where = "AND day >= ?" if since else ""
+        return self._rows("day, hour, counter", where, (since,) if since else ())
+
+    def totals(self, since: str | None = None) -> dict[str, dict[str, Any]]:
+        """Summed counters per counter ('' = the whole site)."""
+        where = "AND day >= ?" if since else ""
+        return {r["counter"]: r for r in self._rows("counter", where, (since,) if since else ())}
+
+    def close(self) -> None:
+        """Close the database."""
+        with self.lock:
+            self.db.close()

@@ -1,0 +1,215 @@
+"""Site aggregates (issue 22): a replayed day through a real mosquitto into SQLite, read on the page, in the CSV
+and as Prometheus metrics; folding rules, duplicates and the eu profile's missing per-counter figures."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+import urllib.error
+import urllib.request
+from collections import Counter, defaultdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import sample_body
+from day_events import SITE, TZ, replay_day
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import ValidationError
+
+from edge.aggregates.config import AggregatesConfig
+from edge.aggregates.fold import Folder, parse_ts
+from edge.aggregates.page import EU_NOTE
+from edge.aggregates.service import AggregatesService
+from edge.broker_client import Broker
+from edge.config import IdentityConfig
+from edge.events import EventFactory, topic
+
+CARE = ("sad", "fear")
+SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "aggregates.png"
+
+
+def _expected(events: list[tuple[float, str, str, dict[str, Any]]]) -> dict[str, Counter[str]]:
+    """What the figures must be, counted straight from the published events (per counter and '' for the site)."""
+    exp: dict[str, Counter[str]] = defaultdict(Counter)
+    levels: dict[str, set[str]] = defaultdict(set)
+    owner: dict[str, str] = {}
+    acked: set[str] = set()
+    for _t, kiosk, kind, p in events:
+        for who in ("", kiosk):
+            if kind == "visit" and p["phase"] == "end":
+                exp[who]["visits"] += 1
+                exp[who]["care_cues"] += sum(p["summary"]["state_share"].get(k, 0) for k in CARE) >= 0.3
+                hour = datetime.fromtimestamp(parse_ts(p["started_at"]), TZ).hour
+                exp[who][f"hour{hour:02d}"] += 1
+        if kind == "alert":
+            levels[p["alert_id"]].add(p["level"])
+            owner[p["alert_id"]] = kiosk
+        if kind == "ack":
+            acked.add(p["alert_id"])
+    for aid, lv in levels.items():
+        for who in ("", owner[aid]):
+            exp[who]["episodes"] += 1
+            exp[who]["alerts"] += "alert" in lv
+            exp[who]["recovered"] += "recovered" in lv
+            exp[who]["acknowledged"] += aid in acked
+    return exp
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_a_replayed_day_through_the_broker(mosquitto: Any, subscribe: Any, tmp_path: Path) -> None:
+    day = replay_day()
+    assert day.customers["sad"] > 10 and day.customers["upset-left"] > 10
+    exp = _expected(day.events)
+    assert exp[""]["visits"] == sum(day.customers.values())  # the core made one visit per scripted customer
+    assert exp[""]["care_cues"] == day.customers["sad"] and exp[""]["acknowledged"] > 20
+    cfg = AggregatesConfig(site_id=SITE, db=tmp_path / "agg.db", timezone="Europe/Berlin", http_port=0)
+    svc = AggregatesService(cfg, Broker(mosquitto.host, mosquitto.port), clock=lambda: day.events[-1][0] + 3600)
+    svc.start()
+    try:
+        pub = subscribe(mosquitto, "nothing/#")
+        last = None
+        for n, (_t, kiosk, kind, payload) in enumerate(day.events):
+            last = pub.client.publish(topic("edge-emotion", SITE, kiosk, kind), json.dumps(payload), qos=1)
+            if n % 200 == 199:  # a day compressed into seconds: paced so mosquitto's per-client queue (1000) holds
+                last.wait_for_publish(10)
+                while svc.stats()["received"] < n - 400:
+                    time.sleep(0.01)
+        pub.client.publish(topic("edge-emotion", "other-site", "k1", "visit"), b"{}", qos=1)  # not this site
+        assert last is not None
+        last.wait_for_publish(30)
+        deadline = time.monotonic() + 60
+        while svc.stats()["folded"] < len(day.events) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert svc.stats()["folded"] == len(day.events), svc.stats()
+        assert svc.stats()["dropped"] == 0 and svc.stats()["invalid"] == 0 and svc.stats()["duplicates"] == 0
+        time.sleep(0.3)  # the writer commits its last batch
+        totals = svc.store.totals()
+        for who in ("", "k1", "k2"):
+            got = totals[who]
+            for f in ("visits", "care_cues", "episodes", "alerts", "recovered", "acknowledged"):
+                assert got[f] == exp[who][f], (who, f, got[f], exp[who][f])
+        site = totals[""]
+        assert 3.5 <= site["ack_seconds"] / site["acknowledged"] <= 7.5  # staff took 4 or 6 s (kiosk clock ±1 s)
+        assert 0 < site["calm_seconds"] / site["recovered"] < 120
+        hours = {int(r["hour"]): r["visits"] for r in svc.store.by_hour_of_day()}
+        assert hours == {int(k[4:]): v for k, v in exp[""].items() if k.startswith("hour")}
+        assert [r["day"] for r in svc.store.by_day()] == ["2026-11-23"]
+
+        base = f"http://127.0.0.1:{svc.web.port}"
+        code, page = _get(base + "/")
+        assert code == 200 and page.count("<svg") == 3 and "Hour of day" in page and "Trend over days" in page
+        assert f"<b>{exp['']['visits']}</b><span>visits</span>" in page
+        assert "Per counter (alphabetical, not a ranking)" in page and ">k2<" in page
+        code, text = _get(base + "/aggregates.csv?by=hour")
+        rows = list(csv.DictReader(io.StringIO(text)))
+        assert code == 200 and sum(float(r["visits"]) for r in rows if r["counter"] == "") == exp[""]["visits"]
+        assert {r["counter"] for r in rows} == {"", "k1", "k2"} and "acknowledged_share" in rows[0]
+        code, text = _get(base + "/aggregates.csv?by=day")
+        (row,) = list(csv.DictReader(io.StringIO(text)))
+        e = exp[""]
+        assert float(row["alerts"]) == e["alerts"] and float(row["watches"]) == e["episodes"] - e["alerts"]
+        code, text = _get(base + "/metrics")
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for fam in text_string_to_metric_families(text) for s in fam.samples}
+        assert samples[("edge_emotion_site_visits_total", (("site", SITE),))] == exp[""]["visits"]
+        k2 = (("counter", "k2"), ("site", SITE))
+        assert samples[("edge_emotion_counter_alerts_total", k2)] == exp["k2"]["alerts"]
+        assert _get(base + "/?days=soon")[0] == 400 and "days:" in _get(base + "/?days=soon")[1]
+        assert _get(base + "/?days=7")[0] == 200 and _get(base + "/nope")[0] == 404
+        _read_in_chromium(base + "/", exp[""]["visits"], tmp_path)
+    finally:
+        svc.stop()
+
+
+def _read_in_chromium(url: str, visits: int, tmp_path: Path) -> None:
+    """What a manager sees: the figures render in a real browser (screenshot: docs/aggregates.png)."""
+    from test_tablet_browser import CHROME_FLAGS, CHROMEDRIVER, CHROMIUM
+
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        return  # the page itself was checked over HTTP above; the browser view needs Debian's chromium
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in [*CHROME_FLAGS, f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1280,1500"]:
+        opts.add_argument(flag)
+    drv = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
+    try:
+        drv.get(url)
+        figs = {e.find_element(By.TAG_NAME, "span").text: e.find_element(By.TAG_NAME, "b").text
+                for e in drv.find_elements(By.CSS_SELECTOR, ".fig")}
+        assert figs["visits"] == str(visits) and figs["acknowledged"].endswith("%"), figs
+        assert all(svg.size["height"] > 100 for svg in drv.find_elements(By.TAG_NAME, "svg"))
+        drv.save_screenshot(str(SCREENSHOT))
+    finally:
+        drv.quit()
+
+
+def _ev(kind: str, kiosk: str = "k1", ts: float = 1_800_000_000.0, **over: Any) -> dict[str, Any]:
+    f = EventFactory(IdentityConfig(site_id=SITE, kiosk_id=kiosk), clock=lambda: ts)
+    body = {**sample_body(kind), **over}
+    if kind == "visit" and "phase" not in over:  # a visit's end carries its summary
+        body.update(phase="end", ended_at="2026-11-22T10:03:00.000Z", summary={
+            "duration_s": 180.0, "state_share": {"neutral": 0.9, "angry": 0.1}, "peak_escalation": 0.5,
+            "alert_raised": False, "acknowledged": False, "calmed_down": False})
+    return f.make(kind, **body)
+
+
+def test_folding_rules() -> None:
+    f = Folder(TZ, per_counter=True)
+    w = _ev("alert", level="watch", reason="rising", alert_id="a-1")
+    assert {i.field for i in f.fold("alert", "k1", w)} == {"episodes"}
+    assert f.fold("alert", "k1", w) == [] and f.counts["duplicates"] == 1  # QoS 1 duplicate
+    up = f.fold("alert", "k1", _ev("alert", ts=1_800_000_004.0, level="alert", alert_id="a-1"))
+    assert {(i.counter, i.field) for i in up} == {("", "alerts"), ("k1", "alerts")}
+    f.fold("emotion", "k1", _ev("emotion", ts=1_800_000_009.0))  # the kiosk's clock moves on
+    ack = f.fold("ack", "k1", {"alert_id": "a-1", "by": "tablet"})
+    assert [(i.field, i.amount) for i in ack if i.counter == ""] == [("acknowledged", 1.0), ("ack_seconds", 9.0)]
+    assert f.fold("ack", "k1", {"alert_id": "a-1"}) == []  # a second tablet
+    assert f.fold("ack", "k2", {"alert_id": "a-1"}) == [] and f.counts["unmatched"] == 1  # not k2's alert
+    assert f.fold("alert", "k1", _ev("alert", level="recovered", reason="recovered", alert_id="zz")) == []
+    assert f.fold("visit", "k1", {"schema": "edge-emotion/visit/1"}) == [] and f.counts["invalid"] == 1
+    assert "care_cues" not in {i.field for i in f.fold("visit", "k1", _ev("visit"))}
+    visit = _ev("visit", ts=1_800_000_001.0)
+    visit["summary"]["state_share"] = {"neutral": 0.7, "sad": 0.2, "fear": 0.1}
+    assert "care_cues" in {i.field for i in f.fold("visit", "k1", visit)}
+    small = Folder(TZ, per_counter=False, max_episodes=2)
+    for n in range(3):
+        out = small.fold("alert", "k1", _ev("alert", level="watch", reason="rising", alert_id=f"b-{n}"))
+        assert all(i.counter == "" for i in out)  # no per-counter rows at all
+    assert small.counts["episodes_forgotten"] == 1 and list(small.episodes) == ["b-1", "b-2"]
+
+
+def test_eu_profile_has_no_per_counter_figures(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="would rate individual employees"):
+        AggregatesConfig(site_id=SITE, profile="eu", per_counter=True)
+    with pytest.raises(ValidationError, match="unknown IANA time zone"):
+        AggregatesConfig(site_id=SITE, timezone="Mars/Olympus")
+    cfg = AggregatesConfig(site_id=SITE, profile="eu", db=tmp_path / "a.db", http_port=0)
+    assert cfg.per_counter is False
+    svc = AggregatesService(cfg, Broker())
+    svc.web.start()
+    try:
+        svc.queue.put(("visit", "k1", _ev("visit")))
+        svc.drain()
+        assert list(svc.store.totals()) == [""]
+        page = _get(f"http://127.0.0.1:{svc.web.port}/")[1]
+        assert EU_NOTE in page and "Per counter" not in page
+        metrics = _get(f"http://127.0.0.1:{svc.web.port}/metrics")[1]
+        assert "edge_emotion_site_visits_total" in metrics and "edge_emotion_counter_" not in metrics
+    finally:
+        svc.web.stop()
+        svc.store.close()
