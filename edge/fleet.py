@@ -183,6 +183,9 @@ def add_subcommand(sub: Any) -> None:
                     "until every online kiosk sent health, at most 1.5 of its health intervals + 1 s: then STALE)")
     st.add_argument("--json", action="store_true", help="print a JSON list instead of lines")
     st.set_defaults(func=_cmd_status)
+    from edge.fleet_exporter import add_subcommand as add_exporter  # fleet exporter (Prometheus)
+
+    add_exporter(fsub)
 
 
 def _cmd_status(args: Any) -> int:
