@@ -195,6 +195,7 @@ def loco_table(args: argparse.Namespace) -> dict[str, Any]:
     base_conds = [c for c in args.conditions if c in args.baseline_conditions or c == "clean"]
     base_x = {cond: baseline.egemaps(condition_clips(clips, cond, pool), True, cache / f"{cond}.npz", cond)
               for cond in base_conds}
+    t_start = time.time()
     out: dict[str, Any] = {"corpora": {}, "conditions": list(args.conditions)}
     for held in args.corpora:
         test, train = corpus == held, corpus != held
@@ -212,6 +213,8 @@ def loco_table(args: argparse.Namespace) -> dict[str, Any]:
             if cond in base_x:
                 row["egemaps"][cond] = loco_metrics(y[test], baseline.predict_probs(base, base_x[cond][test]))
         out["corpora"][held] = row
+        log.info("%s: ours AUC %.3f UA4 %.3f | eGeMAPS AUC %.3f UA4 %.3f", held, row["ours"]["clean"]["agitated_auc"],
+                 row["ours"]["clean"]["ua4"], row["egemaps"]["clean"]["agitated_auc"], row["egemaps"]["clean"]["ua4"])
     from edge.train.voice_within import within
 
     paths = [c.path for c in clips]
@@ -222,8 +225,8 @@ def loco_table(args: argparse.Namespace) -> dict[str, Any]:
     if "ravdess" in args.corpora:
         out["within"]["ravdess_8_native"] = within(feats, _train_rows, tap_rows, y, corpus, speaker, paths, t_all,
                                                    c_all, "ravdess", native=True)
-        log.info("%s: ours AUC %.3f UA4 %.3f | eGeMAPS AUC %.3f UA4 %.3f", held, row["ours"]["clean"]["agitated_auc"],
-                 row["ours"]["clean"]["ua4"], row["egemaps"]["clean"]["agitated_auc"], row["egemaps"]["clean"]["ua4"])
+    out["within_taps"], out["within_C"] = list(t_all), c_all
+    out["seconds"] = round(time.time() - t_start, 1)
     return out
 
 
@@ -250,6 +253,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--baseline-conditions", nargs="*", default=["babble10", "gain-20", "gain+10"],
                     choices=CONDITIONS, help="conditions the eGeMAPS baseline is also run under (clean always)")
     ap.add_argument("--variants", type=int, default=2, help="augmented training copies per clip")
+    ap.add_argument("--markdown", type=Path, help="table: also write the tables as a Markdown page")
     ap.add_argument("--json", type=Path, help="table: where the JSON (and the PNG beside it) go "
                     "(default models/work/voice-whisper/loco.json)")
     ap.add_argument("--manifest-csv", type=Path, nargs="*", default=[],
@@ -280,7 +284,19 @@ def main(argv: list[str] | None = None) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(res, indent=1) + "\n")
         plot(res, path.with_suffix(".png"))
-        print(markdown(res), flush=True)
+        text = markdown(res)
+        print(text, flush=True)
+        if args.markdown:
+            from edge.bench.common import machine
+
+            head = (f"# Voice: leave-one-corpus-out\n\nCommand: `python -m edge.train.voice_loco table "
+                    f"--variants {args.variants} --json {path} --markdown {args.markdown}` ({res['seconds']} s; "
+                    f"{time.strftime('%Y-%m-%d', time.gmtime())}, {machine()}). Each row: the head trained on the "
+                    "other corpora (clean + augmented copies), encoder taps and C chosen on held-out speakers of the "
+                    "training corpora; the eGeMAPS + logistic-regression baseline trained on the same clips "
+                    "(clean, gain-normalised), same weights per corpus and class. Clips without a voice reading "
+                    "(no speech found) count as chance.\n\n")
+            args.markdown.write_text(head + text)
         log.info("wrote %s and %s", path, path.with_suffix(".png"))
     else:
         export(args)
