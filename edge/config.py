@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edge.config_keys import close_key
+from edge.homeassistant_config import HomeAssistantConfig
 from edge.policy_config import AlertsConfig, FusionConfig
 from edge.privacy_config import PrivacyConfig, profile_problems
 from edge.redact import is_secret_key, redact
@@ -198,6 +199,8 @@ class KioskConfig(_Section):
     state: StateConfig = Field(default_factory=StateConfig, description="The kiosk's own state folder.")
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig, description="Privacy profile and staff exclusion.")
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig, description="Opening hours of the analysis.")
+    homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig,
+                                               description="Home Assistant MQTT discovery (off by default).")
     base_dir: Path = Field(default=Path("."), exclude=True, description="Folder of the config file (set by load).")
 
     @model_validator(mode="after")

@@ -46,7 +46,8 @@ class MqttPublisher(_Counting):
     def __init__(self, cfg: MqttConfig, identity: IdentityConfig, factory: EventFactory,
                  status_body: Callable[[], dict[str, Any]], resolve: Callable[[str], Path] = Path,
                  on_message: Callable[[str, bytes], None] | None = None, subscriptions: Sequence[str] = (),
-                 state_dir: Path | None = None) -> None:
+                 state_dir: Path | None = None, announce: Callable[[], list[tuple[str, str]]] | None = None,
+                 birth_topic: str | None = None) -> None:
         """Configure; nothing touches the network until start()."""
         super().__init__()
         self.cfg = cfg
@@ -55,7 +56,9 @@ class MqttPublisher(_Counting):
         self.status_body = status_body
         self.resolve = resolve
         self.on_message = on_message
-        self.subscriptions = tuple(subscriptions)
+        self.subscriptions = tuple(subscriptions) + ((birth_topic,) if birth_topic else ())
+        self.announce = announce  # retained (topic, payload)s after every online status (Home Assistant discovery)
+        self.birth_topic = birth_topic  # `online` there: announce again (Home Assistant restarted)
         self.client_id = cfg.client_id or f"edge-emotion-{identity.site_id}-{identity.kiosk_id}"[:64]
         self.status_topic = self.topic("status")
         self.last_error: str | None = None
@@ -170,6 +173,7 @@ class MqttPublisher(_Counting):
             if self.subscriptions:  # first: staff commands never depend on a publish succeeding
                 self._subscribe(client)
             client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
+            self._announce(client)
             with self._lock:
                 self._connected = True
                 self._counts["connects"] += 1
@@ -216,7 +220,19 @@ class MqttPublisher(_Counting):
         else:  # MQTT 3.1.1: only retained messages sent on (re)subscribing carry the flag
             client.subscribe([(s, 1) for s in self.subscriptions])
 
-    def _on_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
+    def _announce(self, client: paho.Client) -> None:
+        """Publish the retained announcements (never raises: a failure is logged and connecting goes on)."""
+        try:
+            for t, payload in self.announce() if self.announce else ():
+                client.publish(t, payload, qos=1, retain=True)
+        except Exception:  # noqa: BLE001
+            log.exception("could not publish the Home Assistant discovery config")
+
+    def _on_message(self, client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
+        if msg.topic == self.birth_topic:  # not a command: a retained birth message is fine
+            if bytes(msg.payload) == b"online":
+                self._announce(client)
+            return
         if self.on_message is None:
             return
         if msg.retain:  # a command kept by the broker would be re-applied on every reconnect: refused, counted

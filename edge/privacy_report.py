@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import numpy as np
 
 from edge import __version__
 from edge.config import CREDENTIAL_KEYS, KioskConfig
 from edge.events import INBOUND, KINDS, RETAINED, load_schema, topic
-from edge.privacy import zone_pixels
 from edge.privacy_config import COMMON_RULES, PROFILE_RULES
+from edge.privacy_zones import draw_zones as draw_zones  # re-exported: the report's zones.png
 from edge.runtime import Manifest, ModelError
 
 log = logging.getLogger(__name__)
@@ -89,36 +88,6 @@ def schema_fields(node: dict[str, Any], prefix: str = "") -> list[tuple[str, str
     return rows
 
 
-def draw_zones(cfg: KioskConfig, width: int | None = None, height: int | None = None) -> np.ndarray:
-    """A blank frame outline with the staff polygons hatched red and the customer zone drawn green (BGR)."""
-    w, h = width or cfg.camera.width or 640, height or cfg.camera.height or 480
-    img = np.full((h, w, 3), 255, np.uint8)
-    cv2.rectangle(img, (0, 0), (w - 1, h - 1), (60, 60, 60), 2)
-    hatch = np.full_like(img, 255)
-    for k in range(-h, w, 14):
-        cv2.line(hatch, (k, h), (k + h, 0), (40, 40, 200), 2)
-    for zone in cfg.privacy.staff_zones:
-        pts = zone_pixels(zone, w, h)
-        mask = np.zeros((h, w), np.uint8)
-        cv2.fillPoly(mask, [pts], 255)
-        img[mask > 0] = hatch[mask > 0]
-        cv2.polylines(img, [pts], True, (40, 40, 200), 3)
-        x, y = pts.mean(axis=0).astype(int)
-        _label(img, "STAFF: masked", (int(x) - 60, int(y)), (40, 40, 200))
-    x0, y0, x1, y1 = cfg.analysis.customer_zone
-    p0, p1 = (int(x0 * (w - 1)), int(y0 * (h - 1))), (int(x1 * (w - 1)), int(y1 * (h - 1)))
-    cv2.rectangle(img, p0, p1, (40, 150, 40), 3)
-    _label(img, "CUSTOMER ZONE: faces analysed", (p0[0] + 8, p1[1] - 12), (40, 150, 40))
-    return img
-
-
-def _label(img: np.ndarray, text: str, org: tuple[int, int], color: tuple[int, int, int]) -> None:
-    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
-    x, y = max(2, org[0]), max(th + 4, org[1])
-    cv2.rectangle(img, (x - 3, y - th - 4), (x + tw + 3, y + 4), (255, 255, 255), -1)
-    cv2.putText(img, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1, cv2.LINE_AA)
-
-
 def build_report(cfg: KioskConfig, manifest: Manifest | None) -> list[Block]:
     """The report's content as blocks (rendered by ``to_markdown`` / ``to_html``)."""
     ident, p, m = cfg.identity, cfg.privacy, cfg.mqtt
@@ -165,7 +134,9 @@ def build_report(cfg: KioskConfig, manifest: Manifest | None) -> list[Block]:
             "Visits carry a fresh random id (UUID4) and end after "
             f"{cfg.fusion.visit_end_s:g} s without a face or speech; nothing links two visits.",
             "On the broker, retained (the broker keeps the last one per kiosk until it is replaced): "
-            + "; ".join(f"`{k}` ({_RETAINED_WHAT[k]})" for k in RETAINED) + ". Retention of events by subscribers "
+            + "; ".join(f"`{k}` ({_RETAINED_WHAT[k]})" for k in RETAINED)
+            + ("; the Home Assistant discovery config" if cfg.homeassistant.enabled else "")
+            + ". Retention of events by subscribers "
             "or back-office systems is the deployer's decision and belongs in the impact assessment.",
         ]),
         ("h", 2, "Zones"),
@@ -195,6 +166,13 @@ def build_report(cfg: KioskConfig, manifest: Manifest | None) -> list[Block]:
          [(k, f"`{t(k)}`", "1, retained" if k in RETAINED else "1", str(load_schema(k).get("description", "")))
           for k in KINDS]),
     ]
+    if cfg.homeassistant.enabled:
+        from edge.homeassistant import discovery_topic
+
+        b.append(("p", f"Home Assistant discovery is on (`homeassistant.enabled`): a retained device config on "
+                       f"`{discovery_topic(cfg)}` (entity names, this kiosk's topics, software version; no personal "
+                       "data). Home Assistant then keeps this counter's escalation, customer state, alert and pause "
+                       "in its own history: set its recorder's retention and record it in the impact assessment."))
     for k in KINDS:
         b += [("h", 3, f"`{k}` fields"), ("table", ("field", "type", "meaning"), schema_fields(load_schema(k)))]
     b += [("h", 2, "What the kiosk receives"),

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from edge import service_status
+from edge import __version__, service_status
 from edge.alerts import Ack, AckError, parse_ack
 from edge.analyzers import Analyzers
 from edge.capture.audio import AudioSource
@@ -17,6 +17,7 @@ from edge.config import KioskConfig
 from edge.core import Core, Observation
 from edge.events import EventFactory, SchemaError, topic
 from edge.health import LatencyStats, RateMeter
+from edge.homeassistant import announcements
 from edge.lograte import RateLimitedLog
 from edge.mqtt import LogPublisher, MqttPublisher, Publisher
 from edge.privacy import PauseGate
@@ -82,10 +83,17 @@ class Service:
     def _make_publisher(self) -> Publisher:
         if not self.cfg.mqtt.enabled:
             return LogPublisher(self.cfg.mqtt.topic_prefix, self.cfg.identity)
+        ha = self.cfg.homeassistant
         return MqttPublisher(self.cfg.mqtt, self.cfg.identity, self.factory, self.status_body, resolve=self.cfg.resolve,
                              on_message=self.handle_message,
                              subscriptions=[self.ack_topic, self.pause_topic, self.config_topic],
-                             state_dir=self.cfg.state_dir())  # the outbox lives there (memory when None)
+                             state_dir=self.cfg.state_dir(),  # the outbox lives there (memory when None)
+                             announce=self._announcements if ha.enabled else None,
+                             birth_topic=ha.birth_topic if ha.enabled else None)
+
+    def _announcements(self) -> list[tuple[str, str]]:
+        """Home Assistant discovery (``[homeassistant]``): retained after every online status."""
+        return announcements(self.cfg, __version__)
 
     def handle_message(self, msg_topic: str, payload: bytes) -> None:
         """Inbound MQTT message (paho's thread): queue a valid ack for the main loop; log anything else; never raise."""

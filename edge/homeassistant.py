@@ -1,0 +1,66 @@
+"""Home Assistant MQTT discovery: one retained device-level config per kiosk (off by default; pure, no I/O)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+from edge.events import topic
+
+if TYPE_CHECKING:
+    from edge.config import KioskConfig
+
+ALERT_OFF_DELAY_S = 600  # the alert sensor turns off by itself when a visit ends without `recovered`
+EMOTION_EXPIRE_S = 30  # escalation/state become unavailable this long after the last emotion event
+
+
+def object_id(cfg: KioskConfig) -> str:
+    """The device's discovery id: letters, digits, ``_`` and ``-`` only."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", f"edge-emotion_{cfg.identity.site_id}_{cfg.identity.kiosk_id}")
+
+
+def discovery_topic(cfg: KioskConfig) -> str:
+    """Where the device config is published (retained)."""
+    return f"{cfg.homeassistant.discovery_prefix}/device/{object_id(cfg)}/config"
+
+
+def discovery_payload(cfg: KioskConfig, version: str) -> dict[str, Any]:
+    """The device-level discovery config: availability from `status`, escalation/state sensors, alert, pause switch."""
+    ident, oid = cfg.identity, object_id(cfg)
+    t = lambda kind: topic(cfg.mqtt.topic_prefix, ident.site_id, ident.kiosk_id, kind)  # noqa: E731
+    name = ident.counter_name or f"{ident.site_id}/{ident.kiosk_id}"
+    components: dict[str, dict[str, Any]] = {
+        f"{oid}_escalation": {"platform": "sensor", "unique_id": f"{oid}_escalation", "name": "Escalation",
+                              "state_topic": t("emotion"), "value_template": "{{ value_json.escalation }}",
+                              "state_class": "measurement", "icon": "mdi:gauge", "expire_after": EMOTION_EXPIRE_S},
+        f"{oid}_state": {"platform": "sensor", "unique_id": f"{oid}_state", "name": "Customer state",
+                         "state_topic": t("emotion"), "value_template": "{{ value_json.label }}",
+                         "icon": "mdi:emoticon-outline", "expire_after": EMOTION_EXPIRE_S},
+        f"{oid}_alert": {"platform": "binary_sensor", "unique_id": f"{oid}_alert", "name": "Alert",
+                         "state_topic": t("alert"), "device_class": "problem", "off_delay": ALERT_OFF_DELAY_S,
+                         "value_template": "{{ 'ON' if value_json.level == 'alert' else 'OFF' }}"},
+    }
+    if cfg.homeassistant.pause_switch:
+        components[f"{oid}_pause"] = {
+            "platform": "switch", "unique_id": f"{oid}_pause", "name": "Pause analysis", "icon": "mdi:pause-circle",
+            "command_topic": t("pause"), "retain": False,  # the kiosk refuses retained commands
+            "payload_on": json.dumps({"action": "pause", "by": "home-assistant"}),
+            "payload_off": json.dumps({"action": "resume", "by": "home-assistant"}),
+            "state_topic": t("status"), "value_template": "{{ 'ON' if value_json.paused else 'OFF' }}",
+            "state_on": "ON", "state_off": "OFF"}
+    return {
+        "device": {"identifiers": [oid], "name": name, "manufacturer": "edge-emotion", "model": "emotion kiosk",
+                   "sw_version": version},
+        "origin": {"name": "edge-emotion", "sw_version": version},
+        "availability_topic": t("status"), "availability_template": "{{ value_json.state }}",
+        "payload_available": "online", "payload_not_available": "offline", "qos": 1,
+        "components": components,
+    }
+
+
+def announcements(cfg: KioskConfig, version: str) -> list[tuple[str, str]]:
+    """(topic, payload) of the retained discovery messages; none when disabled."""
+    if not cfg.homeassistant.enabled:
+        return []
+    return [(discovery_topic(cfg), json.dumps(discovery_payload(cfg, version), separators=(",", ":")))]
