@@ -27,7 +27,7 @@ def bar_chart(title: str, labels: list[str], series: dict[str, list[float]], wid
         colour = COLOURS[s % len(COLOURS)]
         for i, v in enumerate(vals):
             h = v * scale
-            x = left + i * group + group * 0.1 + s * bar
+            x = left + i * group + (group - bar * len(series)) / 2 + s * bar  # the group centred on its label
             out.append(f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{bar:.1f}" height="{h:.1f}" '
                        f'fill="{colour}"><title>{html.escape(labels[i])}: {html.escape(name)} {v:g}{unit}</title>'
                        "</rect>")
