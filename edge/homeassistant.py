@@ -26,11 +26,16 @@ def discovery_topic(cfg: KioskConfig) -> str:
 
 
 def discovery_payload(cfg: KioskConfig, version: str) -> dict[str, Any]:
-    """The device-level discovery config: availability from `status`, escalation/state sensors, alert, pause switch."""
+    """The device-level discovery config: Online (`status`), escalation/state sensors, alert, pause switch."""
     ident, oid = cfg.identity, object_id(cfg)
     t = lambda kind: topic(cfg.mqtt.topic_prefix, ident.site_id, ident.kiosk_id, kind)  # noqa: E731
     name = ident.counter_name or f"{ident.site_id}/{ident.kiosk_id}"
+    avail = {"availability_topic": t("status"), "availability_template": "{{ value_json.state }}",
+             "payload_available": "online", "payload_not_available": "offline"}
     components: dict[str, dict[str, Any]] = {
+        f"{oid}_online": {"platform": "binary_sensor", "unique_id": f"{oid}_online", "name": "Online",
+                          "state_topic": t("status"), "device_class": "connectivity",
+                          "value_template": "{{ 'ON' if value_json.state == 'online' else 'OFF' }}"},
         f"{oid}_escalation": {"platform": "sensor", "unique_id": f"{oid}_escalation", "name": "Escalation",
                               "state_topic": t("emotion"), "value_template": "{{ value_json.escalation }}",
                               "state_class": "measurement", "icon": "mdi:gauge", "expire_after": EMOTION_EXPIRE_S},
@@ -49,12 +54,13 @@ def discovery_payload(cfg: KioskConfig, version: str) -> dict[str, Any]:
             "payload_off": json.dumps({"action": "resume", "by": "home-assistant"}),
             "state_topic": t("status"), "value_template": "{{ 'ON' if value_json.paused else 'OFF' }}",
             "state_on": "ON", "state_off": "OFF"}
+    for key, comp in components.items():  # every entity but Online is unavailable while the kiosk is offline
+        if key != f"{oid}_online":
+            comp.update(avail)
     return {
         "device": {"identifiers": [oid], "name": name, "manufacturer": "edge-emotion", "model": "emotion kiosk",
                    "sw_version": version},
-        "origin": {"name": "edge-emotion", "sw_version": version},
-        "availability_topic": t("status"), "availability_template": "{{ value_json.state }}",
-        "payload_available": "online", "payload_not_available": "offline", "qos": 1,
+        "origin": {"name": "edge-emotion", "sw_version": version}, "qos": 1,
         "components": components,
     }
 

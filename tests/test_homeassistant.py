@@ -53,7 +53,9 @@ def test_discovery_validates_against_home_assistants_schema() -> None:
     assert topic == "homeassistant/device/edge-emotion_hall-1_k_7/config" == discovery_topic(cfg)
     comps = payload["components"]
     assert {c["platform"] for c in comps.values()} == {"sensor", "binary_sensor", "switch"}
-    assert payload["availability_topic"] == "edge-emotion/hall-1/k.7/status"
+    online = comps["edge-emotion_hall-1_k_7_online"]
+    assert online["state_topic"] == "edge-emotion/hall-1/k.7/status" and "availability_topic" not in online
+    assert all(c["availability_topic"] == online["state_topic"] for c in comps.values() if c is not online)
     # the schema itself refuses what Home Assistant refuses
     for broken in ({**payload, "extra": 1}, {**payload, "device": {"name": "x"}},
                    {**payload, "components": {"a": {"platform": "sensor", "state_topic": "t"}}},
@@ -66,8 +68,10 @@ def test_discovery_validates_against_home_assistants_schema() -> None:
 def test_templates_read_the_kiosks_events() -> None:
     p = discovery_payload(_cfg(enabled=True), __version__)
     comps = {c["name"]: c for c in p["components"].values()}
-    assert _render(p["availability_template"], _ev("status")) == "online"
-    assert _render(p["availability_template"], _ev("status", state="offline")) == "offline"
+    assert _render(comps["Escalation"]["availability_template"], _ev("status")) == "online"
+    assert _render(comps["Escalation"]["availability_template"], _ev("status", state="offline")) == "offline"
+    assert _render(comps["Online"]["value_template"], _ev("status")) == "ON"
+    assert _render(comps["Online"]["value_template"], _ev("status", state="offline")) == "OFF"
     assert _render(comps["Escalation"]["value_template"], _ev("emotion")) == "0.7"
     assert _render(comps["Customer state"]["value_template"], _ev("emotion")) == "angry"
     alert = comps["Alert"]["value_template"]
