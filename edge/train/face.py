@@ -249,17 +249,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--npz", type=Path, help="train on your own npz instead (images + labels or votes [+ usage])")
     ap.add_argument("--out", type=Path, default=Path("models"))
     ap.add_argument("--docs", type=Path, default=Path("docs"), help="where the confusion-matrix PNG goes")
-    ap.add_argument("--epochs", type=int, default=16)
+    ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--arch", choices=sorted(ARCHS), default="small", help="network size (small: model 0.1.0)")
+    ap.add_argument("--arch", choices=sorted(ARCHS), default="medium", help="network size (medium: model 0.2.0, "
+                    "small: model 0.1.0)")
     ap.add_argument("--version", help="model version for the manifest entry (default: the shipped model's)")
-    ap.add_argument("--parts", type=float, default=0.0,
-                    help="share of training faces with the mouth or eye band hidden (0: model 0.1.0's recipe)")
-    ap.add_argument("--scale-range", type=float, nargs=2, default=(0.9, 1.12), metavar=("LO", "HI"),
-                    help="random zoom range of the augmentation")
-    ap.add_argument("--mirror", action="store_true", help="export a file that averages face and mirror image")
+    ap.add_argument("--parts", type=float, default=0.3,
+                    help="share of training faces with the mouth or eye band hidden (model 0.1.0: 0)")
+    ap.add_argument("--scale-range", type=float, nargs=2, default=(0.85, 1.2), metavar=("LO", "HI"),
+                    help="random zoom range of the augmentation (model 0.1.0: 0.9 1.12)")
+    ap.add_argument("--no-mirror", dest="mirror", action="store_false",
+                    help="export the plain network (model 0.1.0) instead of one averaging face and mirror image")
     ap.add_argument("--max-train", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 NAME = "face_expression"
 FILE = "face_expression.tflite"
-VERSION = "0.1.0"  # of the shipped file; a retrain sets its own with ``--version``
+VERSION = "0.2.0"  # of the shipped file; a retrain sets its own with ``--version``
 LICENCE = ("Trained by us on FER2013 (research-only, no licence stated; images scraped from the web) with FER+ "
            "labels (MIT, Microsoft). The weights inherit the research-only limits of FER2013: get a legal review "
            "before commercial use, or retrain on licensed data with "
