@@ -158,7 +158,7 @@ def _train_rows(feats: dict[str, Feats], keep: np.ndarray, taps: tuple[int, ...]
 
 
 def select(feats: dict[str, Feats], y: np.ndarray, corpus: np.ndarray, speaker: np.ndarray,
-           train: np.ndarray, grid: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1)
+           train: np.ndarray, grid: tuple[float, ...] = (0.0003, 0.001, 0.003, 0.01, 0.03)
            ) -> tuple[tuple[int, ...], float]:
     """(encoder taps, C) by held-out speakers in the training corpora (every 4th of each): mean of AUC and UA4."""
     spk = np.unique(speaker[train])
@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.step == "table":
         import json
 
-        from edge.train.voice_loco_report import markdown, plot
+        from edge.train.voice_loco_report import PAGE_INTRO, markdown, plot
 
         res = loco_table(args)
         path = args.json or work_dir(args.out) / "loco.json"
@@ -289,13 +289,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.markdown:
             from edge.bench.common import machine
 
-            head = (f"# Voice: leave-one-corpus-out\n\nCommand: `python -m edge.train.voice_loco table "
-                    f"--variants {args.variants} --json {path} --markdown {args.markdown}` ({res['seconds']} s; "
-                    f"{time.strftime('%Y-%m-%d', time.gmtime())}, {machine()}). Each row: the head trained on the "
-                    "other corpora (clean + augmented copies), encoder taps and C chosen on held-out speakers of the "
-                    "training corpora; the eGeMAPS + logistic-regression baseline trained on the same clips "
-                    "(clean, gain-normalised), same weights per corpus and class. Clips without a voice reading "
-                    "(no speech found) count as chance.\n\n")
+            m = machine()
+
+            cmd = (f"python -m edge.train.voice_loco table --variants {args.variants} --json {path} "
+                   f"--markdown {args.markdown}")
+            when = (f"{res['seconds']} s; {time.strftime('%Y-%m-%d', time.gmtime())}, {m['cpu']} {m['machine']}, "
+                    f"{m['usable_cores']} cores shared with other jobs, Python {m['python']}")
+            head = f"# Voice: leave-one-corpus-out\n\nCommand: `{cmd}` ({when}). {PAGE_INTRO}\n\n"
             args.markdown.write_text(head + text)
         log.info("wrote %s and %s", path, path.with_suffix(".png"))
     else:

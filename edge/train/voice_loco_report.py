@@ -8,6 +8,10 @@ from typing import Any
 from edge.train.voice_corpora import LANGUAGE
 
 GAIN_CONDS = ("gain-20", "gain+10")
+PAGE_INTRO = ("Each row: the head trained on the other corpora (clean + augmented copies), encoder taps and C chosen "
+              "on held-out speakers of the training corpora; the eGeMAPS + logistic-regression baseline trained on "
+              "the same clips (clean, gain-normalised), same weights per corpus and class. Clips without a voice "
+              "reading (no speech found) count as chance.")
 
 
 def _f(x: float | None) -> str:
