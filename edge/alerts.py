@@ -61,7 +61,9 @@ class _Episode:
 
     alert_id: str
     level: str  # "watch" | "alert"
+    since: float  # pipeline time of its first message
     acknowledged: bool = False
+    last: dict[str, Any] | None = None  # the latest watch/alert body sent for it (the tablet's card)
 
 
 class AlertPolicy:
@@ -96,6 +98,13 @@ class AlertPolicy:
     def active(self) -> str | None:
         """Alert id of the current episode, if one is open."""
         return self._episode.alert_id if self._episode else None
+
+    def episode(self) -> tuple[dict[str, Any], float, bool] | None:
+        """The open episode as (its latest watch/alert body, when it began, acknowledged), or None."""
+        ep = self._episode
+        if ep is None or ep.last is None:
+            return None
+        return ep.last, ep.since, ep.acknowledged
 
     def _held(self, name: str, now: float) -> float:
         """How long trigger ``name`` has held continuously (-1 when it does not hold now)."""
@@ -154,7 +163,7 @@ class AlertPolicy:
         if ep is None:
             if watch_reason is None:
                 return out
-            ep = self._episode = _Episode(self.new_id(), "watch")
+            ep = self._episode = _Episode(self.new_id(), "watch", now)
             visit.calmed = None  # a new episode: whether it calms down is open again
             if alert_reason is not None and may_alert:
                 out.append(self._raise(ep, now, state, alert_reason, held))
@@ -192,7 +201,7 @@ class AlertPolicy:
                "rising": "rising", "recovered": "calm"}[reason]
         mods = ["voice"] if reason == "voice_agitation" else [m for m in MODALITIES
                                                              if m in state.modalities and state.modalities[m].used]
-        return {
+        body = {
             "alert_id": ep.alert_id,
             "visit_id": self._visit.visit_id,
             "level": level,
@@ -202,6 +211,9 @@ class AlertPolicy:
             "hint": hint(hint_key(level, reason, reminder), self.cfg.language, self.cfg.hints),
             "counter_name": self.counter_name,
         }
+        if level != "recovered":
+            ep.last = body
+        return body
 
     def acknowledge(self, alert_id: str, now: float) -> bool:
         """Staff acknowledged ``alert_id``: mark the visit, stop reminders; False if not an alert of this visit."""

@@ -82,6 +82,18 @@ class Core:
         self._face_present = False
         return events
 
+    def current_body(self, paused: bool) -> dict[str, Any]:
+        """Body of the retained ``current`` message: the open episode of the current visit (or none), paused."""
+        visit = self.visits.current
+        got = self.alerts.episode()
+        episode = None
+        if visit is not None and got is not None and got[0]["visit_id"] == visit.visit_id:
+            last, since, acked = got
+            episode = {k: last[k] for k in ("alert_id", "visit_id", "level", "reason", "evidence", "hint")}
+            episode |= {"since": iso(self.to_wall(since)), "acknowledged": acked}
+        return {"counter_name": self.cfg.identity.counter_name, "paused": paused,
+                "visit_id": visit.visit_id if visit is not None else None, "episode": episode}
+
     def acknowledge(self, alert_id: str, now: float) -> bool:
         """Staff acknowledged ``alert_id`` (from a tablet); False if it is not an alert of the current visit."""
         return self.alerts.acknowledge(alert_id, now)

@@ -52,6 +52,11 @@ def _body(kind: str, ev: dict[str, Any]) -> str | None:
         verdict = "accepted" if ev.get("accepted") else "REFUSED"
         return (f"{verdict} ({ev.get('trigger')}) changed={ev.get('changed')} errors={ev.get('errors')} "
                 f"overlay={sorted(ev.get('overlay') or {})} persisted={ev.get('persisted')}")
+    if kind == "current":
+        ep = ev.get("episode")
+        now = ("no episode" if ep is None else f"episode {ep['level']} alert={ep['alert_id']} "
+               f"{'acknowledged' if ep['acknowledged'] else 'NOT acknowledged'}")
+        return f"{now} visit={ev.get('visit_id')}{' PAUSED' if ev.get('paused') else ''}"
     if kind == "ack":
         return f"alert={ev.get('alert_id')} by={ev.get('by', '-')}"
     if kind == "pause":

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
-PRIORITY = {"emotion": 0, "health": 0, "visit": 1, "configstate": 1, "alert": 2}  # dropped first: lowest, then oldest
+# Dropped first: the lowest priority, then the oldest.
+PRIORITY = {"emotion": 0, "health": 0, "visit": 1, "configstate": 1, "current": 1, "alert": 2}
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ class FusionConfig(_Section):
                                           "escalation (faces carry valence: loud and happy is not upset).")
 
 
-HintKey = Literal["watch", "rising", "sustained", "voice_agitation", "repeat", "recovered"]
+HintKey = Literal["watch", "rising", "sustained", "voice_agitation", "repeat", "recovered", "care", "positive"]
 HintText = Annotated[str, Field(min_length=1, max_length=280)]
 
 
@@ -68,7 +68,7 @@ class AlertsConfig(_Section):
     language: Literal["en", "zh-CN"] = Field(default="en", description="Language of the staff hints.")
     hints: dict[Literal["en", "zh-CN"], dict[HintKey, HintText]] = Field(
         default_factory=dict, description="Hint overrides per language and key (watch, rising, sustained, "
-        "voice_agitation, repeat, recovered); others keep the built-in text.")
+        "voice_agitation, repeat, recovered, care, positive); others keep the built-in text.")
 
     @model_validator(mode="after")
     def _ordered(self) -> AlertsConfig:

@@ -28,7 +28,9 @@ Block = tuple[Any, ...]  # ("h", level, text) | ("p", text) | ("ul", items) | ("
 NOTICES = ("notice.en.md", "notice.zh-CN.md")
 _RETAINED_WHAT = {"status": "presence, software and model versions",
                   "configstate": "the effective configuration without secrets: thresholds, zones, broker address, "
-                                 "state folder; no personal data"}
+                                 "state folder; no personal data",
+                  "current": "the open alert episode of the current anonymous visit (level, hint, acknowledged) or "
+                             "none, and whether analysis is paused; replaced when it changes"}
 
 
 def config_hash(cfg: KioskConfig) -> str:

@@ -15,6 +15,7 @@ from edge.capture.audio import AudioSource
 from edge.capture.video import VideoSource
 from edge.config import KioskConfig
 from edge.core import Core, Observation
+from edge.current import CurrentState
 from edge.events import EventFactory, SchemaError, topic
 from edge.health import LatencyStats, RateMeter
 from edge.homeassistant import announcements
@@ -64,6 +65,7 @@ class Service:
         self.started = clock()
         offset = time.time() - clock()
         self.core = Core(cfg, self.factory, to_wall=lambda t: t + offset)
+        self.current = CurrentState()  # the retained `current` message: on every change and after a reconnect
         self.video = VideoSource(cfg.camera, self.frames, self.stop, cfg.resolve) if self._want_video() else None
         self.audio = AudioSource(cfg.microphone, self.ring, self.stop, cfg.resolve) if self._want_audio() else None
         self.publisher = publisher or self._make_publisher()
@@ -233,7 +235,21 @@ class Service:
             self._finish()
         return 0
 
+    def publish_current(self) -> None:
+        """Send the retained ``current`` state (open episode, visit, paused) when it changed or after a reconnect."""
+        try:
+            body = self.core.current_body(self.paused.is_set())
+            if self.current.due(body, self.publisher.stats().get("connects", 0)):
+                self.publisher.publish("current", self.factory.make("current", **body), retain=True)
+        except SchemaError as exc:
+            self.errors["schema"] += 1
+            log.error("refused to publish invalid current event: %s", exc)
+
     def _step(self) -> None:
+        self._analyse()
+        self.publish_current()
+
+    def _analyse(self) -> None:
         obs = self.obs.get(timeout=0.1)
         now = self.clock()
         self.process_pauses(now)
@@ -274,4 +290,5 @@ class Service:
         for kind, body in self.core.tick(end_t):
             if kind == "visit":
                 self.emit(kind, body)
+        self.publish_current()  # the visit ended: no episode is open any more
         self.publisher.stop()

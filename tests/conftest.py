@@ -217,6 +217,12 @@ SAMPLE_BODIES: dict[str, dict[str, object]] = {
                     "persisted": True, "note": None, "overlay": {"alerts": {"alert_threshold": 0.7}},
                     "config": {s: {} for s in ("identity", "camera", "microphone", "models", "analysis", "fusion",
                                                "alerts", "mqtt", "logging", "state", "privacy", "schedule")}},
+    "current": {"counter_name": "Counter 3", "paused": False, "visit_id": "v-1",
+                "episode": {"alert_id": "a-1", "visit_id": "v-1", "level": "alert", "reason": "sustained",
+                            "since": "2026-11-22T10:00:00.000Z",
+                            "evidence": {"escalation": 0.8, "duration_s": 6.0, "modalities": ["face", "voice"]},
+                            "hint": {"lang": "en", "text": "Acknowledge the wait.", "key": "sustained",
+                                     "custom": True}, "acknowledged": False}},
 }
 
 

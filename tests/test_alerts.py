@@ -67,7 +67,8 @@ def test_sustained_anger_alerts_within_three_seconds() -> None:
     assert 5.0 < t_watch < t_alert <= 5.0 + 3.0
     assert alert["alert_id"] == watch["alert_id"] == "a-0" and alert["visit_id"] == "v-1"
     assert alert["evidence"] == {"escalation": 0.7, "duration_s": AlertsConfig().sustain_s, "modalities": ["face"]}
-    assert alert["counter_name"] == "Counter 3" and alert["hint"] == {"lang": "en", "text": HINTS["en"]["sustained"]}
+    assert alert["counter_name"] == "Counter 3" and alert["hint"] == {"lang": "en", "text": HINTS["en"]["sustained"],
+                                                                          "key": "sustained", "custom": False}
     assert visit.alert_raised and not visit.acknowledged
 
 
@@ -212,8 +213,10 @@ def test_config_section_validates_order_and_hints() -> None:
         assert field.description, name
     policy, visit = new_policy(language="zh-CN", hints={"zh-CN": {"sustained": "请先安抚顾客。"}})
     got = drive(policy, visit, [0.8] * 12 + [0.1] * 24)
-    assert [b["hint"] for _, b in got] == [{"lang": "zh-CN", "text": "请先安抚顾客。"},
-                                           {"lang": "zh-CN", "text": HINTS["zh-CN"]["recovered"]}]
+    assert [b["hint"] for _, b in got] == [{"lang": "zh-CN", "text": "请先安抚顾客。", "key": "sustained",
+                                            "custom": True},
+                                           {"lang": "zh-CN", "text": HINTS["zh-CN"]["recovered"], "key": "recovered",
+                                            "custom": False}]
     assert set(HINTS["en"]) == set(HINTS["zh-CN"])
 
 

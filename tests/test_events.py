@@ -228,3 +228,15 @@ def test_asyncapi_and_mqtt_md_cover_every_schema_and_topic():
     for section in REMOTE_FIELDS:  # the config message names every remotely changeable section
         assert section in doc["components"]["messages"]["config"].get("summary", "") + str(
             doc["components"]["messages"]["config"].get("description", "")), section
+
+
+def test_configstate_example_shows_the_kiosk_defaults():
+    """Issue 21: the example showed alert_threshold 0.7 (and other non-defaults) as if they were the kiosk's."""
+    from edge.policy_config import AlertsConfig, FusionConfig
+
+    text = (DOCS / "mqtt.md").read_text(encoding="utf-8")
+    example = next(json.loads(b) for b in re.findall(r"```json\n(.*?)```", text, flags=re.S)
+                   if '"edge-emotion/configstate/1"' in b)
+    overlay = example["overlay"].get("alerts", {})
+    assert example["config"]["alerts"] == AlertsConfig(**overlay).model_dump(mode="json")
+    assert example["config"]["fusion"] == FusionConfig().model_dump(mode="json")

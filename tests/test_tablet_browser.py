@@ -221,10 +221,10 @@ def test_tablet_end_to_end(browser: Any, mosquitto: Broker, subscribe: Callable[
         _wait_js(drv, "return document.body.dataset.ignored === '5'")
         assert not _card(drv, "x-1")
 
-        # live state dots from emotion events, coloured by escalation
+        # live readings fill the meter, but only the kiosk decides a level: a high escalation alone is not a watch
         pub("k7", "emotion", k7.make("emotion", **_body("emotion", escalation=0.55)))
         pub("k8", "emotion", k8.make("emotion", **_body("emotion", escalation=0.1, label="neutral")))
-        _wait_js(drv, "return document.querySelector('.tile[data-kiosk=\"k7\"]').dataset.state === 'watch'")
+        _wait_js(drv, "return document.querySelector('.tile[data-kiosk=\"k7\"]').dataset.state === 'calm'")
         _wait_js(drv, "return document.querySelector('.tile[data-kiosk=\"k8\"]').dataset.state === 'calm'")
 
         # an earlier episode at counter 4: watch, then recovered -> the card is marked recovered
@@ -237,7 +237,8 @@ def test_tablet_end_to_end(browser: Any, mosquitto: Broker, subscribe: Callable[
         assert beeps == 1, "the watch alert beeps once, the recovery does not"
 
         pub("k7", "emotion", k7.make("emotion", **_body("emotion", escalation=0.82)))
-        _wait_js(drv, "return document.querySelector('.tile[data-kiosk=\"k7\"]').dataset.state === 'alert'")
+        _wait_js(drv, "return document.querySelector('.tile[data-kiosk=\"k7\"] .meter-fill').style.width === '82%'")
+        assert _tile(drv, "k7")["state"] == "calm", "the tablet derived a level the kiosk did not send"
 
         # (b) an alert -> its card with the hint; publish -> card-on-screen latency
         hint = "I understand this is frustrating. Offer a concrete next step."
@@ -254,7 +255,7 @@ def test_tablet_end_to_end(browser: Any, mosquitto: Broker, subscribe: Callable[
         assert card["level"] == "alert" and hint in card["text"] and "Counter 3" in card["text"], card
         assert "Upset for a while" in card["text"] and card["button"] == "Acknowledge", card
         assert _counter(drv, "beeps") == beeps + 1
-        assert _tile(drv, "k7")["alerting"] == "alert"
+        assert _tile(drv, "k7")["alerting"] == "alert" and _tile(drv, "k7")["state"] == "alert"
         assert drv.execute_script("return document.querySelector('.card').dataset.alertId") == "a-42", "newest first"
         # QoS 1 may deliver twice: the same event_id is shown and sounded once
         handled = _counter(drv, "handled")

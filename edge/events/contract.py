@@ -16,8 +16,9 @@ from jsonschema import Draft202012Validator
 
 from edge.config import IdentityConfig
 
-KINDS: tuple[str, ...] = ("status", "health", "emotion", "visit", "alert", "configstate")
-RETAINED: tuple[str, ...] = ("status", "configstate")  # published with the retain flag (the broker keeps the last)
+KINDS: tuple[str, ...] = ("status", "health", "emotion", "visit", "alert", "configstate", "current")
+# Published with the retain flag (the broker keeps the last one per kiosk).
+RETAINED: tuple[str, ...] = ("status", "configstate", "current")
 INBOUND: tuple[str, ...] = ("ack", "pause", "config")  # received by the kiosk, never published: validate_inbound
 SCHEMA_VERSION = 1
 ENVELOPE: tuple[str, ...] = ("schema", "event_id", "ts", "site_id", "kiosk_id")

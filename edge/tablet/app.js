@@ -1,5 +1,6 @@
 // Staff tablet: subscribes to one site's kiosks over MQTT-over-WebSockets and shows counters and alerts.
 // Plain ES2020, no framework. Every payload is untrusted: parsed defensively, shown with textContent only.
+// The kiosk decides every level (watch/alert/recovered, care): the tablet shows it and never re-derives one.
 "use strict";
 
 (() => {
@@ -10,28 +11,25 @@
     return l.startsWith("zh") ? "zh-CN" : "en";
   };
   const cfg = {
-    broker: params.get("broker") || `ws://${location.hostname || "127.0.0.1"}:9001`,
+    broker: params.get("broker") || `${location.protocol === "https:" ? "wss" : "ws"}://${location.hostname || "127.0.0.1"}:9001`,
     site: params.get("site") || "",
     prefix: (params.get("prefix") || "edge-emotion").replace(/^\/+|\/+$/g, ""),
     lang: pickLang(params.get("lang")),
-    username: params.get("username") || undefined,
-    password: params.get("password") || undefined,
     staleS: num(params.get("stale"), 10), // an emotion reading older than this (s) is "no recent reading"
-    watch: num(params.get("watch"), 0.4), // escalation thresholds of the state dot
-    alert: num(params.get("alert"), 0.7),
+    healthS: num(params.get("health"), 25), // no health for this long (s) = no signal, unless configstate says
   };
   const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-  const KINDS = new Set(["status", "emotion", "alert", "visit"]);
+  const KINDS = ["status", "emotion", "alert", "visit", "current", "health", "configstate"];
   const LEVELS = new Set(["watch", "alert", "recovered"]);
   const STRINGS = window.TABLET_I18N[cfg.lang] || window.TABLET_I18N.en;
+  const HINTS = (window.TABLET_HINTS || {})[cfg.lang] || {};
   const $ = (id) => document.getElementById(id);
-  // kiosk id -> {id, name, online, statusTs, degraded, paused, pauseSend, emoTs, emoAt, escalation, visit, el}
-  const kiosks = new Map();
-  const alerts = new Map(); // kiosk + "/" + alert_id -> {kiosk, id, level, ts, p, ack, el}
+  const kiosks = new Map(); // kiosk id -> tile state (see kiosk())
+  const alerts = new Map(); // kiosk + "/" + alert_id -> {kiosk, id, key, level, ts, p, ack, ended, el}
   const seen = new Map(); // event_id -> arrival ms (QoS 1 may deliver twice)
+  const conn = { state: "connecting", lostAt: 0 };
   const body = document.body;
   let client = null;
-  let audioCtx = null;
 
   function t(key, vars = {}) {
     const s = STRINGS[key] ?? window.TABLET_I18N.en[key] ?? key;
@@ -40,50 +38,27 @@
   const timeOf = (ms, seconds = true) => new Date(ms).toLocaleTimeString(cfg.lang,
     { hour: "2-digit", minute: "2-digit", ...(seconds ? { second: "2-digit" } : {}), hour12: false });
   const bump = (key) => { body.dataset[key] = String(Number(body.dataset[key] || 0) + 1); };
+  // The hint in this tablet's language from its key; the kiosk's text for a site override in this language, or
+  // for a key this tablet does not know.
+  const hintText = (h) => (h.custom && h.lang === cfg.lang ? h.text : HINTS[h.key] || h.text);
+  const hintLang = (h) => (h.custom && h.lang === cfg.lang ? h.lang : HINTS[h.key] ? cfg.lang : h.lang);
 
   function applyI18n() {
     document.documentElement.lang = cfg.lang;
     document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
   }
-
   function setConn(state) {
+    if (state !== "online" && conn.state === "online") conn.lostAt = Date.now();
+    if (state !== "online" && !conn.lostAt) conn.lostAt = Date.now();
+    conn.state = state;
     $("conn").dataset.state = state;
     $("conn-text").textContent = t(`conn_${state}`);
-  }
-
-  // ---- sound: a short WebAudio beep, no file; browsers need one tap before audio may play ----
-  function audio() {
-    const Ctx = window.AudioContext || window.webkitAudioContext;
-    if (!audioCtx && Ctx) audioCtx = new Ctx();
-    return audioCtx;
-  }
-  function refreshSoundButton() {
-    const ctx = audio();
-    $("sound").hidden = !ctx || ctx.state === "running";
+    kiosks.forEach((k) => renderTile(k));
   }
   function beep(level) {
     bump("beeps");
-    try {
-      const ctx = audio();
-      if (!ctx) return;
-      if (ctx.state === "suspended") ctx.resume().catch(() => {});
-      const tones = level === "alert" ? [880, 660, 880] : [660];
-      tones.forEach((f, i) => {
-        const at = ctx.currentTime + 0.02 + i * 0.2;
-        const osc = ctx.createOscillator();
-        const gain = ctx.createGain();
-        osc.type = "sine";
-        osc.frequency.value = f;
-        gain.gain.setValueAtTime(0.0001, at);
-        gain.gain.exponentialRampToValueAtTime(0.35, at + 0.02);
-        gain.gain.exponentialRampToValueAtTime(0.0001, at + 0.16);
-        osc.connect(gain).connect(ctx.destination);
-        osc.start(at);
-        osc.stop(at + 0.18);
-      });
-    } catch (err) {
-      console.warn("tablet: beep failed", err);
-    }
+    body.dataset.lastBeep = level;
+    try { window.TabletSound.beep(level); } catch (err) { console.warn("tablet: beep failed", err); }
   }
 
   // ---- counters ----
@@ -92,8 +67,8 @@
     if (!k) {
       const el = $("tile-tpl").content.firstElementChild.cloneNode(true);
       el.dataset.kiosk = id;
-      k = { id, name: "", online: "unknown", statusTs: 0, degraded: [], paused: false, pauseSend: "", emoTs: 0,
-        emoAt: 0, escalation: 0, visit: null, el };
+      k = { id, name: "", online: "unknown", statusTs: 0, signAt: 0, healthS: 0, degraded: [], paused: false,
+        pauseSend: "", emoTs: 0, emoAt: 0, escalation: 0, visit: null, currentTs: 0, cue: null, el };
       el.querySelector(".pause").addEventListener("click", () => togglePause(k));
       kiosks.set(id, k);
     }
@@ -108,33 +83,49 @@
     list.forEach((k) => $("tiles").appendChild(k.el));
     $("no-counters").hidden = list.length > 0;
   }
-  function tileState(k, now) {
-    if (k.online === "offline") return "offline";
+  const openAlerts = (id) => [...alerts.values()].filter((a) => a.kiosk === id && a.level !== "recovered" && !a.ended);
+  // Presence: what this tablet can vouch for. Broker lost: unknown; a kiosk silent too long: no signal.
+  function presence(k, now) {
+    if (conn.state !== "online") return conn.lostAt ? "unknown" : "connecting";
+    if (k.online !== "online") return k.online;
+    const limit = (k.healthS ? 1.5 * k.healthS + 1 : cfg.healthS) * 1000;
+    return now - k.signAt > limit ? "stale" : "online";
+  }
+  function tileState(k, pres, now) {
+    if (pres === "unknown" || pres === "connecting") return "unknown";
+    if (pres === "offline") return "offline";
     if (k.paused) return "paused";
-    if (k.emoAt && now - k.emoAt <= cfg.staleS * 1000) {
-      return k.escalation >= cfg.alert ? "alert" : k.escalation >= cfg.watch ? "watch" : "calm";
-    }
+    const open = openAlerts(k.id);
+    if (open.length) return open.some((a) => a.level === "alert") ? "alert" : "watch";
+    if (pres === "stale") return "stale";
+    if (k.cue && k.cue.visit === k.visit) return k.cue.kind;
+    if (k.emoAt && now - k.emoAt <= cfg.staleS * 1000) return "calm";
     return k.visit ? "stale" : "idle";
   }
   function renderTile(k, now = Date.now()) {
     const el = k.el;
-    const state = tileState(k, now);
-    el.dataset.online = k.online;
+    const pres = presence(k, now);
+    const state = tileState(k, pres, now);
+    el.dataset.online = pres;
     el.dataset.state = state;
-    const open = [...alerts.values()].filter((a) => a.kiosk === k.id && a.level !== "recovered" && a.ack !== "done");
-    el.dataset.alerting = open.some((a) => a.level === "alert") ? "alert" : open.length ? "watch" : "";
+    const unacked = openAlerts(k.id).filter((a) => a.ack !== "done");
+    el.dataset.alerting = unacked.some((a) => a.level === "alert") ? "alert" : unacked.length ? "watch" : "";
     el.querySelector(".tile-name").textContent = k.name || k.id;
-    el.querySelector(".presence").textContent = k.online === "unknown" ? "" : t(k.online);
-    el.querySelector(".tile-state").textContent = state === "offline" ? "" : t(`state_${state}`);
-    const fresh = ["calm", "watch", "alert"].includes(state);
+    const since = (ms) => timeOf(ms, false);
+    el.querySelector(".presence").textContent = pres === "unknown" ? t("unknown_since", { time: since(conn.lostAt) })
+      : pres === "stale" ? t("no_signal_since", { time: since(k.signAt) }) : pres === "connecting" ? "" : t(pres);
+    el.querySelector(".tile-state").textContent = ["offline", "unknown"].includes(state) ? "" : t(`state_${state}`);
+    const fresh = k.emoAt && now - k.emoAt <= cfg.staleS * 1000 && !["offline", "unknown", "paused"].includes(state);
     el.querySelector(".meter-fill").style.width = `${fresh ? Math.round(k.escalation * 100) : 0}%`;
     let note = "";
-    if (k.online === "offline" && k.statusTs) note = t("offline_since", { time: timeOf(k.statusTs, false) });
+    if (pres === "unknown") note = t(conn.state === "online" ? "no_status_note" : "broker_lost_note");
+    else if (pres === "offline" && k.statusTs) note = t("offline_since", { time: since(k.statusTs) });
+    else if (pres === "stale") note = t("no_signal_note");
     else if (k.degraded.length) note = t("degraded", { what: k.degraded.join(", ") });
     el.querySelector(".tile-note").textContent = note;
     el.dataset.paused = String(k.paused);
     const pause = el.querySelector(".pause");
-    pause.hidden = k.online !== "online";
+    pause.hidden = pres !== "online";
     pause.disabled = k.pauseSend === "sending";
     pause.dataset.sending = k.pauseSend;
     pause.textContent = t(k.pauseSend ? `pause_${k.pauseSend}` : k.paused ? "resume" : "pause");
@@ -161,10 +152,23 @@
     // A live `offline` counts from now; a retained one from its ts (best known).
     k.online = p.state;
     k.statusTs = retained ? ts : Date.now();
+    k.signAt = Date.now();
     k.degraded = Array.isArray(p.degraded) ? p.degraded.filter((d) => typeof d === "string").slice(0, 4) : [];
     k.paused = p.state === "online" && p.paused === true;
     if (p.state === "offline") k.emoAt = 0;
     renderTile(k);
+    return true;
+  }
+  function onHealth(id) {
+    const k = kiosk(id);
+    k.signAt = Date.now();
+    renderTile(k);
+    return true;
+  }
+  function onConfigstate(id, p) {
+    const s = Number(p.config && p.config.mqtt && p.config.mqtt.health_interval_s);
+    if (!(s > 0)) return false;
+    kiosk(id).healthS = s;
     return true;
   }
   function onEmotion(id, p, ts) {
@@ -184,20 +188,43 @@
     renderTile(k);
     return true;
   }
+  // The kiosk's retained present state: what a tablet that connects late must show; it also carries acks made on
+  // other tablets (the kiosk recorded them) and closes cards of episodes that ended while this tablet was away.
+  function onCurrent(id, p, ts) {
+    if (typeof p.paused !== "boolean" || !("episode" in p)) return false;
+    const k = kiosk(id, p.counter_name);
+    if (ts < k.currentTs) return true;
+    k.currentTs = ts;
+    k.paused = p.paused;
+    k.visit = typeof p.visit_id === "string" ? p.visit_id : null;
+    const ep = p.episode;
+    if (ep && (typeof ep.alert_id !== "string" || !LEVELS.has(ep.level) || !ep.hint)) return false;
+    openAlerts(id).filter((a) => !ep || a.id !== ep.alert_id).forEach((a) => { a.ended = true; renderCard(a); });
+    if (ep) {
+      const since = Date.parse(ep.since);
+      upsertAlert(id, { ...ep, counter_name: p.counter_name }, Number.isFinite(since) ? since : ts, ep.acknowledged);
+    }
+    k.cue = p.cue && p.cue.visit_id === k.visit ? { kind: p.cue.kind, visit: k.visit } : null;
+    renderTile(k);
+    return true;
+  }
 
   // ---- alerts ----
   function onAlert(id, p, ts) {
-    const hint = p.hint && typeof p.hint.text === "string" ? p.hint.text : "";
-    if (typeof p.alert_id !== "string" || !p.alert_id || !LEVELS.has(p.level) || !hint) return false;
+    if (typeof p.alert_id !== "string" || !p.alert_id || !LEVELS.has(p.level) || !p.hint
+      || typeof p.hint.text !== "string") return false;
+    upsertAlert(id, p, ts, false);
+    return true;
+  }
+  function upsertAlert(id, p, ts, acknowledged) {
     const key = `${id}/${p.alert_id}`;
     const k = kiosk(id, p.counter_name);
     let a = alerts.get(key);
-    if (a && ts < a.ts) return true;
-    if (!a && p.level === "recovered") return true; // recovery of an alert not shown (or dismissed) here
+    if (!a && p.level === "recovered") return; // recovery of an alert not shown (or dismissed) here
     const isNew = !a || (a.level === "watch" && p.level === "alert") || (a.level === "recovered" && p.level !== a.level);
     if (!a) {
       const el = $("card-tpl").content.firstElementChild.cloneNode(true);
-      a = { kiosk: id, id: p.alert_id, key, level: p.level, ts, p, ack: "", el };
+      a = { kiosk: id, id: p.alert_id, key, level: p.level, ts, p, ack: "", ended: false, el };
       el.dataset.alertId = p.alert_id;
       el.dataset.kiosk = id;
       el.querySelector(".ack").addEventListener("click", () => acknowledge(a));
@@ -206,22 +233,24 @@
       alerts.set(key, a);
       $("cards").prepend(el);
       trimCards();
-    }
+    } else if (ts < a.ts && !acknowledged) return;
     if (isNew && p.level !== "recovered") {
       a.ack = "";
-      a.el.classList.remove("fresh");
-      void a.el.offsetWidth; // restart the highlight animation
-      a.el.classList.add("fresh");
-      beep(p.level);
+      if (!acknowledged) {
+        a.el.classList.remove("fresh");
+        void a.el.offsetWidth; // restart the highlight animation
+        a.el.classList.add("fresh");
+        beep(p.level);
+      }
       requestAnimationFrame(() => { a.el.dataset.shownAt = String(Date.now()); });
     }
-    Object.assign(a, { level: p.level, ts, p });
+    if (acknowledged) a.ack = "done";
+    Object.assign(a, { level: p.level, ts: Math.max(ts, a.ts), p, ended: false });
     renderCard(a);
     renderTile(k);
-    return true;
   }
-  // Open alerts first, then open watches, then acknowledged, then recovered; newest first within each.
-  const rank = (a) => (a.level === "recovered" ? 3 : a.ack === "done" ? 2 : a.level === "alert" ? 0 : 1);
+  // Open alerts first, then open watches, then acknowledged, then recovered/ended; newest first within each.
+  const rank = (a) => (a.level === "recovered" || a.ended ? 3 : a.ack === "done" ? 2 : a.level === "alert" ? 0 : 1);
   function sortCards() {
     const want = [...alerts.values()].sort((x, y) => rank(x) - rank(y) || y.ts - x.ts).map((a) => a.el);
     const box = $("cards");
@@ -231,23 +260,28 @@
     const el = a.el;
     const p = a.p;
     const k = kiosks.get(a.kiosk);
-    el.dataset.level = a.level;
+    const level = a.ended && a.level !== "recovered" ? "ended" : a.level;
+    el.dataset.level = level;
     el.dataset.ack = a.ack;
-    el.querySelector(".level").textContent = t(`level_${a.level}`);
+    el.querySelector(".level").textContent = t(`level_${level}`);
     el.querySelector(".card-counter").textContent = p.counter_name || (k && k.name) || a.kiosk;
     el.querySelector(".card-time").textContent = timeOf(a.ts);
     el.querySelector(".card-time").dateTime = new Date(a.ts).toISOString();
-    el.querySelector(".hint").textContent = p.hint.text;
+    const hint = el.querySelector(".hint");
+    hint.textContent = hintText(p.hint);
+    hint.lang = hintLang(p.hint);
     const ev = p.evidence || {};
     const mods = (Array.isArray(ev.modalities) ? ev.modalities : []).map((m) => t(`mod_${m}`)).join(" + ");
     const evText = Number.isFinite(ev.escalation) && Number.isFinite(ev.duration_s)
       ? t("evidence", { esc: Math.round(ev.escalation * 100), dur: Math.round(ev.duration_s), mods }) : "";
-    el.querySelector(".reason").textContent = [t(`reason_${p.reason}`), evText].filter(Boolean).join(" · ");
+    const why = level === "ended" ? t("reason_ended") : t(`reason_${p.reason}`);
+    el.querySelector(".reason").textContent = [why, evText].filter(Boolean).join(" · ");
     const ack = el.querySelector(".ack");
-    ack.hidden = a.level === "recovered" && a.ack !== "done";
+    const closed = level === "recovered" || level === "ended";
+    ack.hidden = closed && a.ack !== "done";
     ack.disabled = a.ack === "sending" || a.ack === "done";
     ack.textContent = t(a.ack ? `ack_${a.ack}` : "ack");
-    el.querySelector(".dismiss").hidden = !(a.level === "recovered" || a.ack === "done");
+    el.querySelector(".dismiss").hidden = !(closed || a.ack === "done");
     el.querySelector(".dismiss").textContent = t("dismiss");
     $("no-alerts").hidden = alerts.size > 0;
     sortCards();
@@ -259,7 +293,7 @@
     const topic = `${cfg.prefix}/${cfg.site}/${a.kiosk}/ack`;
     client.publish(topic, JSON.stringify({ alert_id: a.id, by: "tablet" }), { qos: 1 }, (err) => {
       if (err) console.warn("tablet: ack not sent", err);
-      a.ack = err ? "failed" : "done";
+      if (a.ack === "sending") a.ack = err ? "failed" : "done";
       renderCard(a);
       const k = kiosks.get(a.kiosk);
       if (k) renderTile(k);
@@ -273,18 +307,19 @@
     if (k) renderTile(k);
   }
   function trimCards() {
-    const done = [...alerts.values()].filter((a) => a.level === "recovered" || a.ack === "done");
+    const done = [...alerts.values()].filter((a) => a.level === "recovered" || a.ended || a.ack === "done");
     done.sort((x, y) => x.ts - y.ts).slice(0, Math.max(0, alerts.size - 30)).forEach(dismiss);
   }
 
   // ---- MQTT ----
-  const HANDLERS = { status: onStatus, emotion: onEmotion, visit: onVisit, alert: onAlert };
+  const HANDLERS = { status: onStatus, emotion: onEmotion, visit: onVisit, alert: onAlert, current: onCurrent,
+    health: onHealth, configstate: onConfigstate };
   const decoder = new TextDecoder();
   function handle(topic, payload, retained) {
     const base = `${cfg.prefix}/${cfg.site}/`;
     if (!topic.startsWith(base)) return false;
     const [id, kind, ...rest] = topic.slice(base.length).split("/");
-    if (rest.length || !ID_RE.test(id) || !KINDS.has(kind)) return false;
+    if (rest.length || !ID_RE.test(id) || !KINDS.includes(kind)) return false;
     const text = decoder.decode(payload);
     if (!text) return true; // a cleared retained message
     const p = JSON.parse(text);
@@ -292,7 +327,8 @@
       || p.site_id !== cfg.site || typeof p.event_id !== "string") return false;
     const ts = Date.parse(p.ts);
     if (!Number.isFinite(ts)) return false;
-    if (seen.has(p.event_id)) return true;
+    // Retained states come again after every reconnect and must apply again; events are shown once.
+    if (seen.has(p.event_id) && !retained) return true;
     seen.set(p.event_id, Date.now());
     return HANDLERS[kind](id, p, ts, retained);
   }
@@ -306,14 +342,15 @@
     if (!ok) bump("ignored");
     else bump("handled");
   }
-  function connect() {
-    const filters = ["status", "emotion", "alert", "visit"].map((k) => `${cfg.prefix}/${cfg.site}/+/${k}`);
+  function connect(creds) {
+    const filters = KINDS.map((k) => `${cfg.prefix}/${cfg.site}/+/${k}`);
     setConn("connecting");
     client = window.mqtt.connect(cfg.broker, {
       clientId: `tablet-${Math.random().toString(16).slice(2, 10)}`, clean: true, keepalive: 20,
-      reconnectPeriod: 3000, connectTimeout: 8000, username: cfg.username, password: cfg.password,
+      reconnectPeriod: 3000, connectTimeout: 8000, username: creds.username, password: creds.password,
     });
     client.on("connect", () => {
+      kiosks.forEach((k) => { k.online = "unknown"; }); // until each retained status arrives again
       client.subscribe(filters, { qos: 1 }, (err) => {
         if (err) console.warn("tablet: subscribe failed", err);
         setConn(err ? "offline" : "online");
@@ -321,7 +358,10 @@
     });
     client.on("reconnect", () => setConn("connecting"));
     client.on("close", () => setConn("offline"));
-    client.on("error", (err) => console.warn("tablet: mqtt error", err && err.message));
+    client.on("error", (err) => {
+      console.warn("tablet: mqtt error", err && err.message);
+      if (err && [4, 5, 134, 135].includes(err.code)) window.TabletLogin.refused(client);
+    });
     client.on("message", onMessage);
   }
 
@@ -332,23 +372,33 @@
     seen.forEach((at, id) => { if (now - at > 10 * 60 * 1000) seen.delete(id); });
   }
 
+  function unconfigured() {
+    const missing = [];
+    if (!ID_RE.test(cfg.site)) missing.push(t("setup_missing_site"));
+    if (!cfg.prefix || /[+#]/.test(cfg.prefix)) missing.push(t("setup_bad_prefix"));
+    return missing;
+  }
+
   function start() {
     applyI18n();
     $("site").textContent = cfg.site;
     $("no-alerts").hidden = false;
-    $("sound").addEventListener("click", () => {
-      const ctx = audio();
-      if (ctx) ctx.resume().then(refreshSoundButton, () => {});
-    });
-    document.addEventListener("pointerdown", () => { if (audioCtx) audioCtx.resume().then(refreshSoundButton, () => {}); });
-    refreshSoundButton();
+    const refreshSound = () => { $("sound").hidden = !window.TabletSound.audio() || window.TabletSound.running(); };
+    const resume = () => { const c = window.TabletSound.audio(); if (c) c.resume().then(refreshSound, () => {}); };
+    $("sound").addEventListener("click", resume);
+    document.addEventListener("pointerdown", resume);
+    refreshSound();
     tick();
     setInterval(tick, 1000);
-    if (!ID_RE.test(cfg.site) || !cfg.prefix || /[+#]/.test(cfg.prefix)) {
+    const missing = unconfigured();
+    if (missing.length) {
       $("main").hidden = true;
       $("setup").hidden = false;
-      $("setup-example").textContent = `${location.origin}${location.pathname}?broker=ws://HOST:9001&site=SITE&lang=${cfg.lang}`;
-      setConn("offline");
+      $("setup-missing").textContent = missing.join(" ");
+      $("setup-example").textContent = `${location.origin}${location.pathname}?site=SITE&broker=wss://BROKER:9001&lang=${cfg.lang}`;
+      conn.state = "unconfigured";
+      $("conn").dataset.state = "unconfigured";
+      $("conn-text").textContent = t("conn_unconfigured");
       return;
     }
     if (!window.mqtt) {
@@ -356,8 +406,9 @@
       setConn("offline");
       return;
     }
-    connect();
+    window.TabletLogin.start(cfg, t, connect);
   }
 
+  window.TabletApp = { kiosk, renderTile, beep, hintText, hintLang, t, timeOf, cfg };
   start();
 })();

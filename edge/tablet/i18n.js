@@ -1,4 +1,5 @@
-// UI strings of the staff tablet, zh-CN and en. Hints inside alerts come from the kiosk in its own language.
+// UI strings and staff hints of the tablet, zh-CN and en. An alert carries a hint key, shown here in the tablet's
+// language (TABLET_HINTS is the same table as edge/hints.py HINTS; a test checks it); the kiosk's text is the fallback.
 "use strict";
 
 window.TABLET_I18N = {
@@ -8,6 +9,18 @@ window.TABLET_I18N = {
     conn_connecting: "Connecting…",
     conn_online: "Connected",
     conn_offline: "Broker unreachable",
+    conn_unconfigured: "Not configured",
+    unknown: "Unknown",
+    unknown_since: "Unknown since {time}",
+    no_signal_since: "No signal since {time}",
+    no_signal_note: "The kiosk stopped reporting; it may have lost power or network.",
+    broker_lost_note: "This tablet lost the broker: the counter's state is not known.",
+    no_status_note: "The broker holds no status of this kiosk (since it restarted).",
+    state_unknown: "Unknown",
+    level_ended: "Visit ended",
+    reason_ended: "The customer left before the episode was over",
+    setup_missing_site: "Missing: the site id (site=…).",
+    setup_bad_prefix: "Invalid: the topic prefix (prefix=…).",
     sound_enable: "Enable sound",
     sound_on: "Sound on",
     alerts: "Alerts",
@@ -46,6 +59,14 @@ window.TABLET_I18N = {
     dismiss: "Dismiss",
     privacy: "Anonymous events only: no images, recordings or identities are received or shown.",
     setup_title: "Tablet not configured",
+    signout: "Sign out",
+    login_title: "Sign in to the broker",
+    login_user: "Tablet account",
+    login_password: "Password",
+    login_remember: "Keep this tablet signed in",
+    login_submit: "Sign in",
+    login_refused: "The broker refused this account or password.",
+    login_url_refused: "Credentials in the address are not accepted (they end up in history and logs): sign in here.",
     setup_text: "Open this page with the site id in the address, for example:",
   },
   "zh-CN": {
@@ -54,6 +75,18 @@ window.TABLET_I18N = {
     conn_connecting: "正在连接…",
     conn_online: "已连接",
     conn_offline: "无法连接服务器",
+    conn_unconfigured: "尚未配置",
+    unknown: "未知",
+    unknown_since: "{time} 起状态未知",
+    no_signal_since: "{time} 起无信号",
+    no_signal_note: "终端已停止上报，可能已断电或断网。",
+    broker_lost_note: "本平板与服务器断开：柜台状态未知。",
+    no_status_note: "服务器上没有该终端的状态（服务器重启后）。",
+    state_unknown: "未知",
+    level_ended: "来访已结束",
+    reason_ended: "顾客在情绪平复前已离开",
+    setup_missing_site: "缺少：网点编号（site=…）。",
+    setup_bad_prefix: "无效：主题前缀（prefix=…）。",
     sound_enable: "开启提示音",
     sound_on: "提示音已开启",
     alerts: "提醒",
@@ -92,6 +125,37 @@ window.TABLET_I18N = {
     dismiss: "移除",
     privacy: "仅接收匿名事件：不接收、不显示任何图像、录音或身份信息。",
     setup_title: "平板尚未配置",
+    signout: "退出登录",
+    login_title: "登录服务器",
+    login_user: "平板账号",
+    login_password: "密码",
+    login_remember: "在本平板保持登录",
+    login_submit: "登录",
+    login_refused: "服务器拒绝了该账号或密码。",
+    login_url_refused: "不接受写在地址中的账号密码（会留在历史记录和日志中）：请在此登录。",
     setup_text: "请在地址中带上网点编号打开本页，例如：",
+  },
+};
+
+window.TABLET_HINTS = {
+  "en": {
+    "watch": "Customer seems tense: listen without interrupting, then ask an open question: \"How can I help you with this?\"",
+    "rising": "Getting upset quickly: acknowledge the feeling first: \"I understand this is frustrating.\"",
+    "sustained": "Acknowledge the feeling (\"I understand this is frustrating\"), restate what they need, then offer concrete options and next steps.",
+    "voice_agitation": "Raised voice: stay calm, speak slowly and let them finish; then restate their need in your own words.",
+    "repeat": "Still upset: call a supervisor and offer a concrete next step with a time.",
+    "recovered": "The customer seems calmer: confirm the next steps.",
+    "care": "Customer seems low: slow down and reassure: \"I can see this is difficult, let me help you step by step.\"",
+    "positive": "Customer seems pleased: a good moment to confirm they have everything they need."
+  },
+  "zh-CN": {
+    "watch": "顾客似乎有些紧张：耐心倾听，不要打断，再问一个开放式问题：“有什么我可以帮您的？”",
+    "rising": "顾客情绪上升较快：先回应情绪：“我理解您的心情。”",
+    "sustained": "先回应情绪（“我理解您的心情”），复述顾客的需求，再提供具体的选择和下一步。",
+    "voice_agitation": "顾客声音提高：保持冷静，放慢语速，让顾客说完，再用自己的话复述其需求。",
+    "repeat": "顾客仍然不满：请联系主管，并给出具体的下一步和时间。",
+    "recovered": "顾客情绪似乎已平复：请确认下一步安排。",
+    "care": "顾客情绪似乎低落：放慢语速，给予安心：“我看得出这件事让您很为难，我一步一步帮您办。”",
+    "positive": "顾客看起来很满意：正是确认是否还有其他需要的好时机。"
   },
 };

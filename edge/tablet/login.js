@@ -1,0 +1,69 @@
+// Staff tablet login: the tablet's broker account typed into a form (never in the address), kept on the device.
+"use strict";
+
+window.TabletLogin = (() => {
+  const KEY = "edge-emotion-tablet-login";
+  const $ = (id) => document.getElementById(id);
+  let connect = null;
+  let t = (k) => k;
+
+  function stored() {
+    for (const store of [window.localStorage, window.sessionStorage]) {
+      try {
+        const v = JSON.parse(store.getItem(KEY) || "null");
+        if (v && typeof v.username === "string" && typeof v.password === "string") return v;
+      } catch (err) { /* unreadable: ignored */ }
+    }
+    return null;
+  }
+  function forget() {
+    [window.localStorage, window.sessionStorage].forEach((s) => { try { s.removeItem(KEY); } catch (err) { /* */ } });
+  }
+  function show(error) {
+    $("main").hidden = true;
+    $("login").hidden = false;
+    $("login-error").hidden = !error;
+    $("login-error").textContent = error || "";
+    $("signout").hidden = true;
+    $("login-user").focus();
+  }
+  function submit(ev) {
+    ev.preventDefault();
+    const creds = { username: $("login-user").value.trim(), password: $("login-password").value };
+    if (!creds.username || !creds.password) return;
+    forget();
+    const store = $("login-remember").checked ? window.localStorage : window.sessionStorage;
+    try { store.setItem(KEY, JSON.stringify(creds)); } catch (err) { console.warn("tablet: login not kept", err); }
+    $("login-password").value = "";
+    go(creds);
+  }
+  function go(creds) {
+    $("login").hidden = true;
+    $("main").hidden = false;
+    $("signout").hidden = !creds.username;
+    connect(creds);
+  }
+  // The broker refused the account: stop retrying with it and ask again.
+  function refused(client) {
+    client.end(true);
+    forget();
+    show(t("login_refused"));
+  }
+  function start(_cfg, translate, connectFn) {
+    connect = connectFn;
+    t = translate;
+    $("login-form").addEventListener("submit", submit);
+    $("signout").addEventListener("click", () => { forget(); location.reload(); });
+    // Credentials in the address end up in history, proxy logs and screenshots: refused, removed from the address.
+    const params = new URLSearchParams(location.search);
+    if (params.has("password") || params.has("username")) {
+      params.delete("password");
+      params.delete("username");
+      history.replaceState(null, "", `${location.pathname}?${params}`);
+      show(t("login_url_refused"));
+      return;
+    }
+    go(stored() || {});
+  }
+  return { start, refused };
+})();
