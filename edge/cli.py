@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run the kiosk service")
     r.add_argument("--config", "-c", required=True, type=Path, help="kiosk TOML file")
+    r.add_argument("--scripted-readings", action="store_true",
+                   help="DEMO ONLY: no face/voice model runs; readings follow the demo script (edge/scripted.py), "
+                        "everything after them is real (fusion, alerts, MQTT); status lists the models as SCRIPTED")
     c = sub.add_parser("check-config", help="validate a kiosk TOML file (and its model files); exit 2 on errors")
     c.add_argument("config", type=Path)
     c.add_argument("--no-models", action="store_true", help="skip verifying the model files")
@@ -107,7 +110,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = _load(args.config)
     _setup_logging(args.verbose, cfg.logging.level)
-    analyzers = build_analyzers(cfg)
+    if args.scripted_readings:
+        from edge.scripted import scripted_analyzers
+
+        analyzers = scripted_analyzers(face=cfg.camera.enabled, voice=cfg.microphone.enabled)
+    else:
+        analyzers = build_analyzers(cfg)
     service = Service(cfg, analyzers)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
