@@ -8,6 +8,7 @@ from typing import Any
 
 from edge.alerts import AlertPolicy
 from edge.config import KioskConfig
+from edge.cues import CuePolicy
 from edge.events import EventFactory, iso
 from edge.fusion import FusedState, Fusion
 from edge.types import EMOTIONS, Reading
@@ -37,6 +38,7 @@ class Core:
         self.fusion = Fusion(cfg.fusion)
         self.visits = VisitTracker(cfg.fusion.visit_start_s, cfg.fusion.visit_end_s)
         self.alerts = AlertPolicy(cfg.alerts, cfg.identity.counter_name)
+        self.cues = CuePolicy(lambda: self.alerts.cfg, cfg.identity.counter_name)  # care / good-moment cues
         self._face_present = False
         self._next_emit: float | None = None
         self._next_judge: float | None = None
@@ -73,6 +75,7 @@ class Core:
         # one emit interval.
         self._next_judge = now + min(ALERT_STEP_S, interval)
         events += [("alert", body) for body in self.alerts.update(now, state, visit)]
+        events += [("cue", body) for body in self.cues.update(now, state, visit, self.alerts.active is not None)]
         return events
 
     def end_visit(self, now: float) -> list[Event]:
@@ -91,8 +94,13 @@ class Core:
             last, since, acked = got
             episode = {k: last[k] for k in ("alert_id", "visit_id", "level", "reason", "evidence", "hint")}
             episode |= {"since": iso(self.to_wall(since)), "acknowledged": acked}
+        cue, sent = self.cues.current() or (None, 0.0)
+        if cue is not None and visit is not None and cue["visit_id"] == visit.visit_id:
+            cue = {k: cue[k] for k in ("cue_id", "visit_id", "kind", "hint")} | {"since": iso(self.to_wall(sent))}
+        else:
+            cue = None
         return {"counter_name": self.cfg.identity.counter_name, "paused": paused,
-                "visit_id": visit.visit_id if visit is not None else None, "episode": episode}
+                "visit_id": visit.visit_id if visit is not None else None, "episode": episode, "cue": cue}
 
     def acknowledge(self, alert_id: str, now: float) -> bool:
         """Staff acknowledged ``alert_id`` (from a tablet); False if it is not an alert of the current visit."""

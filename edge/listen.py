@@ -56,7 +56,13 @@ def _body(kind: str, ev: dict[str, Any]) -> str | None:
         ep = ev.get("episode")
         now = ("no episode" if ep is None else f"episode {ep['level']} alert={ep['alert_id']} "
                f"{'acknowledged' if ep['acknowledged'] else 'NOT acknowledged'}")
-        return f"{now} visit={ev.get('visit_id')}{' PAUSED' if ev.get('paused') else ''}"
+        cue = f" cue={ev['cue']['kind']}" if ev.get("cue") else ""
+        return f"{now}{cue} visit={ev.get('visit_id')}{' PAUSED' if ev.get('paused') else ''}"
+    if kind == "cue":
+        e = ev.get("evidence") or {}
+        hint = (ev.get("hint") or {}).get("text", "")
+        return (f"{ev.get('kind'):<9} valence={e.get('valence')} arousal={e.get('arousal')} for {e.get('duration_s')} s "
+                f"cue={ev.get('cue_id')} visit={ev.get('visit_id')} hint={json.dumps(hint, ensure_ascii=False)}")
     if kind == "ack":
         return f"alert={ev.get('alert_id')} by={ev.get('by', '-')}"
     if kind == "pause":

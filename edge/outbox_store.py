@@ -10,7 +10,7 @@ from dataclasses import dataclass
 log = logging.getLogger(__name__)
 
 # Dropped first: the lowest priority, then the oldest.
-PRIORITY = {"emotion": 0, "health": 0, "visit": 1, "configstate": 1, "current": 1, "alert": 2}
+PRIORITY = {"emotion": 0, "health": 0, "visit": 1, "configstate": 1, "current": 1, "cue": 1, "alert": 2}
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,28 @@ HintKey = Literal["watch", "rising", "sustained", "voice_agitation", "repeat", "
 HintText = Annotated[str, Field(min_length=1, max_length=280)]
 
 
+class CareCue(_Section):
+    """A low, subdued customer (sad, resigned): a quiet care cue for staff, never an escalation alert."""
+
+    enabled: bool = Field(default=True, description="Send `care` cues.")
+    max_valence: float = Field(default=-0.3, ge=-1, le=0, description="Fused valence at or below this (unpleasant).")
+    max_arousal: float = Field(default=0.0, ge=-1, le=1, description="Fused arousal at or below this (subdued, "
+                               "not agitated).")
+    max_escalation: Fraction = Field(default=0.35, description="Escalation below this: an escalating customer gets "
+                                     "alerts instead.")
+    sustain_s: float = Field(default=6.0, gt=0, le=300, description="How long all of that must hold.")
+    min_confidence: Fraction = Field(default=0.3, description="Fused confidence needed; less counts as neither.")
+
+
+class PositiveCue(_Section):
+    """A visibly pleased customer: a good moment to confirm satisfaction (off by default)."""
+
+    enabled: bool = Field(default=False, description="Send `positive` cues (off by default).")
+    min_happy: Fraction = Field(default=0.6, description="Fused probability of `happy` at or above this.")
+    sustain_s: float = Field(default=5.0, gt=0, le=300, description="How long it must hold.")
+    min_confidence: Fraction = Field(default=0.3, description="Fused confidence needed; less counts as neither.")
+
+
 class AlertsConfig(_Section):
     """Staff alert policy; every threshold may be changed at run time (read on each update)."""
 
@@ -66,6 +88,10 @@ class AlertsConfig(_Section):
     remind: bool = Field(default=True, description="Repeat an unacknowledged alert every `cooldown_s` while "
                          "escalation stays above `alert_threshold` (with the call-a-supervisor hint).")
     language: Literal["en", "zh-CN"] = Field(default="en", description="Language of the staff hints.")
+    care: CareCue = Field(default_factory=CareCue, description="Care cues (a low, subdued customer), at most one "
+                          "per visit, never while an alert episode is open.")
+    positive: PositiveCue = Field(default_factory=PositiveCue, description="Good-moment cues (a pleased customer), "
+                                  "at most one per visit; off by default.")
     hints: dict[Literal["en", "zh-CN"], dict[HintKey, HintText]] = Field(
         default_factory=dict, description="Hint overrides per language and key (watch, rising, sustained, "
         "voice_agitation, repeat, recovered, care, positive); others keep the built-in text.")

@@ -222,7 +222,11 @@ SAMPLE_BODIES: dict[str, dict[str, object]] = {
                             "since": "2026-11-22T10:00:00.000Z",
                             "evidence": {"escalation": 0.8, "duration_s": 6.0, "modalities": ["face", "voice"]},
                             "hint": {"lang": "en", "text": "Acknowledge the wait.", "key": "sustained",
-                                     "custom": True}, "acknowledged": False}},
+                                     "custom": True}, "acknowledged": False}, "cue": None},
+    "cue": {"cue_id": "c-1", "visit_id": "v-1", "kind": "care",
+            "evidence": {"valence": -0.45, "arousal": -0.3, "duration_s": 6.0, "modalities": ["face", "voice"]},
+            "hint": {"lang": "en", "text": "Slow down and reassure.", "key": "care", "custom": False},
+            "counter_name": "Counter 3"},
 }
 
 

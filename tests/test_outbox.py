@@ -56,11 +56,13 @@ def test_drop_rule_emotion_and_health_first_then_visit_alerts_last(tmp_path: Pat
         assert store.rows == 10 and sum(store.drops.values()) == 0
         for i in range(10, 14):  # 4 more alerts: the 4 emotion/health rows go, oldest first
             add(store, "alert", i)
-        assert store.drops == {"emotion": 3, "health": 1, "visit": 0, "configstate": 0, "current": 0, "alert": 0}
+        assert store.drops == {"emotion": 3, "health": 1, "visit": 0, "configstate": 0, "current": 0,
+                               "cue": 0, "alert": 0}
         assert [k for k, _ in kinds_left(store)].count("visit") == 3
         for i in range(14, 18):  # then the visits, oldest first, then the oldest alert
             add(store, "alert", i)
-        assert store.drops == {"emotion": 3, "health": 1, "visit": 3, "configstate": 0, "current": 0, "alert": 1}
+        assert store.drops == {"emotion": 3, "health": 1, "visit": 3, "configstate": 0, "current": 0,
+                               "cue": 0, "alert": 1}
         left = kinds_left(store)
         assert left == [("alert", i) for i in (4, 8, 10, 11, 12, 13, 14, 15, 16, 17)]
         add(store, "emotion", 18)  # a new low-priority row in a store full of alerts is itself the one dropped
@@ -80,7 +82,8 @@ def test_byte_limit_and_age_limit(tmp_path: Path) -> None:
         now[0] += 1.0  # now rows 3, 4 are 3600.5 s old: expired when the next row comes
         add(store, "alert", 6)
         assert kinds_left(store) == [("visit", 5), ("alert", 6)]
-        assert store.drops == {"emotion": 5, "health": 0, "visit": 0, "configstate": 0, "current": 0, "alert": 0}
+        assert store.drops == {"emotion": 5, "health": 0, "visit": 0, "configstate": 0, "current": 0,
+                               "cue": 0, "alert": 0}
         assert store.rows == 2 and store.nbytes == sum(len(r.payload) for r in store.after(0, 10))
         store.close()
 

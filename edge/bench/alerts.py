@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.bench.calm import calm_sets, speech_rows
+from edge.bench.calm import calm_sets, held_out_speakers, is_unseen, speech_rows
 from edge.bench.common import machine
 from edge.scenario import DATA_DIR, Part, compose, crema_clip, record_scenario, replay_scenario
 
@@ -87,24 +87,6 @@ def angry_latency(analyzers: Any, tmp: Path) -> list[dict[str, Any]]:
                 "negative_start_s", "time_to_watch_s", "time_to_alert_s", "time_to_recovered_s", "n_alert",
                 "peak_escalation")}})
     return rows
-
-
-def held_out_speakers(models: Path | None = None) -> set[str] | None:
-    """``corpus:speaker`` ids the shipped voice model was never trained on (its metrics JSON), None if not listed."""
-    from edge.runtime.manifest import default_models_dir
-
-    path = (models or default_models_dir()) / "voice_emotion.metrics.json"
-    held = json.loads(path.read_text()).get("held_out_speakers") if path.is_file() else None
-    return None if held is None else set(held)
-
-
-def is_unseen(corpus: str, speaker: str, held: set[str] | None) -> bool:
-    """Whether the voice model never heard this speaker (model 0.1.x, which lists none: RAVDESS Actor_19-24, EmoDB)."""
-    if corpus == "crema-d":
-        return True
-    if held is None:
-        return corpus == "emodb" or (corpus == "ravdess" and "Actor_19" <= speaker <= "Actor_24")
-    return f"{corpus}:{speaker}" in held
 
 
 def speech_by_speaker(data: Path = DATA_DIR, held: set[str] | None = None) -> dict[str, dict[str, list[Path]]]:
@@ -209,7 +191,8 @@ def false_alerts(analyzers: Any, tmp: Path, max_minutes: float, gains: tuple[flo
                  ) -> dict[str, Any]:
     """Replay every calm visit (speech per gain, silent visits once; until ``max_minutes``) under each setting."""
     media: dict[str, float] = defaultdict(float)
-    per: dict[str, dict[str, Any]] = {name: {"counts": {"watch": 0, "alert": 0, "recovered": 0}, "hits": [],
+    per: dict[str, dict[str, Any]] = {name: {"counts": {"watch": 0, "alert": 0, "recovered": 0},
+                                             "cues": {"care": 0, "positive": 0}, "hits": [],
                                              "by_set": defaultdict(lambda: {"watch": 0, "alert": 0})}
                                       for name, *_ in SETTINGS}
     n_visits = 0
@@ -221,6 +204,9 @@ def false_alerts(analyzers: Any, tmp: Path, max_minutes: float, gains: tuple[flo
             media[f"{set_name} ×{gain:g}"] += sc.duration_s
             n_visits += 1
             for name, run in _runs(sc, analyzers):
+                for ev in run.events:  # care cues (positive is off by default): nobody here is sad, all are false
+                    if ev["schema"].split("/")[1] == "cue":
+                        per[name]["cues"][ev["kind"]] += 1
                 for a in run.alerts:
                     per[name]["counts"][a["level"]] += 1
                     if a["level"] in ("watch", "alert"):
@@ -235,6 +221,7 @@ def false_alerts(analyzers: Any, tmp: Path, max_minutes: float, gains: tuple[flo
         out["settings"][name] = {**r, "by_set": dict(r["by_set"]),
                                  "alerts_per_hour": round(n / hours, 2) if hours else None,
                                  "watches_per_hour": round(r["counts"]["watch"] / hours, 2) if hours else None,
+                                 "care_cues_per_hour": round(r["cues"]["care"] / hours, 2) if hours else None,
                                  "alert_rate_95_upper_per_hour": round(_poisson_upper(n) / hours, 2) if hours else None}
     return out
 

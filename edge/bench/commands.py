@@ -53,6 +53,9 @@ def _bench(args: argparse.Namespace) -> int:
     if args.suite == "alerts":
         from edge.bench.alerts import cli_alerts
         return cli_alerts(args)
+    if args.suite == "cues":
+        from edge.bench.cues import cli_cues
+        return cli_cues(args)
     from edge.bench.tablet import cli_tablet
     return cli_tablet(args)
 
@@ -77,10 +80,12 @@ def add_subcommands(sub: Any) -> None:
     s.add_argument("--no-replay", action="store_true", help="only build the media")
     s.set_defaults(func=_scenario)
     b = sub.add_parser("bench", help="benchmarks: pipeline stages/fps/CPU/RSS, alert timing, tablet latency")
-    b.add_argument("suite", nargs="?", default="pipeline", choices=["pipeline", "alerts", "tablet"])
+    b.add_argument("suite", nargs="?", default="pipeline", choices=["pipeline", "alerts", "cues", "tablet"])
     b.add_argument("--seconds", type=float, default=20.0, help="pipeline: seconds per measurement")
-    b.add_argument("--minutes", type=float, default=300.0, help="alerts: minutes of neutral/happy material (max)")
-    b.add_argument("--silent-visits", type=int, default=400, help="alerts: silent calm visits (20 s of a FER face)")
+    b.add_argument("--minutes", type=float, default=300.0, help="alerts, cues: minutes of neutral/happy material "
+                   "(max)")
+    b.add_argument("--silent-visits", type=int, default=400, help="alerts, cues: silent calm visits (20 s of a FER "
+                   "face)")
     b.add_argument("--gains", default="1", help="alerts: audio gains to replay the calm material at, e.g. 1,0.5,2")
     b.add_argument("--count", type=int, default=50, help="tablet: alerts to publish")
     b.add_argument("--out", type=Path, default=Path("bench-out"), help="folder for JSON (and PNG) results")

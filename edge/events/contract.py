@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 
 from edge.config import IdentityConfig
 
-KINDS: tuple[str, ...] = ("status", "health", "emotion", "visit", "alert", "configstate", "current")
+KINDS: tuple[str, ...] = ("status", "health", "emotion", "visit", "alert", "configstate", "current", "cue")
 # Published with the retain flag (the broker keeps the last one per kiosk).
 RETAINED: tuple[str, ...] = ("status", "configstate", "current")
 INBOUND: tuple[str, ...] = ("ack", "pause", "config")  # received by the kiosk, never published: validate_inbound
@@ -122,7 +122,7 @@ class EventFactory:
         self.identity = identity
         self.clock = clock
 
-    def make(self, kind: str, **body: Any) -> dict[str, Any]:
+    def make(self, kind: str, /, **body: Any) -> dict[str, Any]:
         """A complete payload of ``kind`` with a fresh envelope; raise SchemaError if the result is invalid."""
         clash = sorted(set(body) & set(ENVELOPE))
         if clash:

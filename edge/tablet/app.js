@@ -19,8 +19,9 @@
     healthS: num(params.get("health"), 25), // no health for this long (s) = no signal, unless configstate says
   };
   const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-  const KINDS = ["status", "emotion", "alert", "visit", "current", "health", "configstate"];
+  const KINDS = ["status", "emotion", "alert", "visit", "current", "health", "configstate", "cue"];
   const LEVELS = new Set(["watch", "alert", "recovered"]);
+  const CUES = new Set(["care", "positive"]);
   const STRINGS = window.TABLET_I18N[cfg.lang] || window.TABLET_I18N.en;
   const HINTS = (window.TABLET_HINTS || {})[cfg.lang] || {};
   const $ = (id) => document.getElementById(id);
@@ -123,6 +124,9 @@
     else if (pres === "stale") note = t("no_signal_note");
     else if (k.degraded.length) note = t("degraded", { what: k.degraded.join(", ") });
     el.querySelector(".tile-note").textContent = note;
+    const cue = el.querySelector(".tile-cue");
+    cue.textContent = CUES.has(state) ? hintText(k.cue.hint) : "";
+    cue.lang = CUES.has(state) ? hintLang(k.cue.hint) : cfg.lang;
     el.dataset.paused = String(k.paused);
     const pause = el.querySelector(".pause");
     pause.hidden = pres !== "online";
@@ -204,7 +208,20 @@
       const since = Date.parse(ep.since);
       upsertAlert(id, { ...ep, counter_name: p.counter_name }, Number.isFinite(since) ? since : ts, ep.acknowledged);
     }
-    k.cue = p.cue && p.cue.visit_id === k.visit ? { kind: p.cue.kind, visit: k.visit } : null;
+    const c = p.cue;
+    k.cue = c && c.visit_id === k.visit && CUES.has(c.kind) && c.hint ? { id: c.cue_id, kind: c.kind, visit: k.visit,
+      hint: c.hint } : null;
+    renderTile(k);
+    return true;
+  }
+  // Care and good-moment cues: quieter than alerts, on the counter's tile only (no card); care has one soft tone.
+  function onCue(id, p) {
+    if (!CUES.has(p.kind) || typeof p.visit_id !== "string" || !p.hint || typeof p.hint.text !== "string") return false;
+    const k = kiosk(id, p.counter_name);
+    const isNew = !k.cue || k.cue.id !== p.cue_id;
+    k.cue = { id: p.cue_id, kind: p.kind, visit: p.visit_id, hint: p.hint };
+    k.visit = p.visit_id;
+    if (isNew && p.kind === "care") beep("care");
     renderTile(k);
     return true;
   }
@@ -313,7 +330,7 @@
 
   // ---- MQTT ----
   const HANDLERS = { status: onStatus, emotion: onEmotion, visit: onVisit, alert: onAlert, current: onCurrent,
-    health: onHealth, configstate: onConfigstate };
+    health: onHealth, configstate: onConfigstate, cue: onCue };
   const decoder = new TextDecoder();
   function handle(topic, payload, retained) {
     const base = `${cfg.prefix}/${cfg.site}/`;
