@@ -62,7 +62,8 @@ def _body(kind: str, ev: dict[str, Any]) -> str | None:
         e = ev.get("evidence") or {}
         hint = (ev.get("hint") or {}).get("text", "")
         return (f"{ev.get('kind'):<9} valence={e.get('valence')} arousal={e.get('arousal')} "
-                f"for {e.get('duration_s')} s cue={ev.get('cue_id')} visit={ev.get('visit_id')} hint={json.dumps(hint, ensure_ascii=False)}")
+                f"for {e.get('duration_s')} s cue={ev.get('cue_id')} visit={ev.get('visit_id')} "
+                f"hint={json.dumps(hint, ensure_ascii=False)}")
     if kind == "ack":
         return f"alert={ev.get('alert_id')} by={ev.get('by', '-')}"
     if kind == "pause":
