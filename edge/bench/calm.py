@@ -9,6 +9,7 @@ faces are held out from the face model's training and selection; their FER+ majo
 from __future__ import annotations
 
 import csv
+import json
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,11 +36,30 @@ def speech_rows(data: Path = DATA_DIR) -> Iterator[tuple[str, str, str, Path]]:
                     yield corpus, row["speaker"], row.get("emotion", "").lower(), manifest.parent / row["path"]
 
 
-def calm_visits(data: Path = DATA_DIR) -> dict[str, list[tuple[str, Path]]]:
-    """Speaker -> [(video code NEU/HAP, audio file)] of neutral/calm/happy speech in the staged corpora."""
+def held_out_speakers(models: Path | None = None) -> set[str] | None:
+    """``corpus:speaker`` ids the shipped voice model was never trained on (its metrics JSON), None if not listed."""
+    from edge.runtime.manifest import default_models_dir
+
+    path = (models or default_models_dir()) / "voice_emotion.metrics.json"
+    held = json.loads(path.read_text()).get("held_out_speakers") if path.is_file() else None
+    return None if held is None else set(held)
+
+
+def is_unseen(corpus: str, speaker: str, held: set[str] | None) -> bool:
+    """Whether the voice model never heard this speaker (model 0.1.x, which lists none: RAVDESS Actor_19-24, EmoDB)."""
+    if corpus == "crema-d":
+        return True
+    if held is None:
+        return corpus == "emodb" or (corpus == "ravdess" and "Actor_19" <= speaker <= "Actor_24")
+    return f"{corpus}:{speaker}" in held
+
+
+def calm_visits(data: Path = DATA_DIR, held: set[str] | None = None) -> dict[str, list[tuple[str, Path]]]:
+    """Speaker -> [(video code NEU/HAP, audio file)] of neutral/calm/happy speech of the speakers the voice model
+    never heard (``is_unseen``: the shipped model's held-out speakers, or 0.1.x's rule when ``held`` is None)."""
     visits: dict[str, list[tuple[str, Path]]] = defaultdict(list)
     for corpus, speaker, emo, path in speech_rows(data):
-        if emo in CALM:
+        if emo in CALM and is_unseen(corpus, speaker, held):
             visits[f"{corpus}:{speaker}"].append((CALM[emo], path))
     return dict(visits)
 
@@ -78,12 +98,12 @@ def face_clip(row: int, face48: np.ndarray) -> Clip:
 
 def calm_sets(silent_visits: int, gain: float = 1.0, data: Path = DATA_DIR
               ) -> Iterator[tuple[str, str, list[Part]]]:
-    """(set, visit name, parts) of every calm visit; speech replayed at ``gain``."""
+    """(set, visit name, parts) of every calm visit (speech of unseen speakers only); speech replayed at ``gain``."""
     from edge.capture.media import read_audio_file
 
     crema = {code: crema_clip(code, data) for code in ("NEU", "HAP")}
     faces = fer_faces(data)
-    speech = sorted(calm_visits(data).items())
+    speech = sorted(calm_visits(data, held_out_speakers()).items())
     for n, (speaker, items) in enumerate(speech):
         audio = [np.clip(read_audio_file(p, 16000) * gain, -1, 1).astype(np.float32) for _, p in items]
         yield "speech, CREMA-D face", speaker, [Part(c, crema[c], a) for (c, _), a in zip(items, audio, strict=True)]
