@@ -56,9 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("privacy-report", help="print (and with --out write) the kiosk's privacy report")
     pr.add_argument("--config", "-c", required=True, type=Path, help="kiosk TOML file")
     pr.add_argument("--out", type=Path, help="folder for report.md, report.html and zones.png")
-    t = sub.add_parser("tablet", help="serve the staff tablet web app (static files)")
-    t.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
-    t.add_argument("--port", type=int, default=8080)
+    t = sub.add_parser("tablet", help="serve the staff tablet web app (static files; HTTPS with --cert/--key)")
+    from edge.tablet.server import add_arguments as add_tablet_arguments
+
+    add_tablet_arguments(t)
     ev = sub.add_parser("eval", help="evaluate a model on labelled clips (needs the research corpora or your own)")
     ev.add_argument("target", choices=["voice", "face", "detector"],
                     help="voice | face | detector: see `edge-emotion eval TARGET --help`")
@@ -206,7 +207,7 @@ def cmd_tablet(args: argparse.Namespace) -> int:
     """Serve the staff tablet until Ctrl-C."""
     from edge.tablet import serve
 
-    return serve(args.host, args.port)
+    return serve(args.host, args.port, args.cert, args.key, args.site, args.broker, args.lang, args.prefix)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ window.TabletLogin = (() => {
   const KEY = "edge-emotion-tablet-login";
   const $ = (id) => document.getElementById(id);
   let connect = null;
+  let used = null; // the account of the current connection attempt (none: anonymous)
   let t = (k) => k;
 
   function stored() {
@@ -41,13 +42,14 @@ window.TabletLogin = (() => {
     $("login").hidden = true;
     $("main").hidden = false;
     $("signout").hidden = !creds.username;
+    used = creds.username ? creds : null;
     connect(creds);
   }
-  // The broker refused the account: stop retrying with it and ask again.
+  // The broker refused the account (or needs one): stop retrying and ask; an error only when one was tried.
   function refused(client) {
     client.end(true);
-    forget();
-    show(t("login_refused"));
+    if (used) forget();
+    show(used ? t("login_refused") : "");
   }
   function start(_cfg, translate, connectFn) {
     connect = connectFn;
