@@ -67,6 +67,8 @@ def _kiosk_day(kiosk: str, offset_s: float, every_s: float, day: Day) -> None:
                 out += core.observe(obs.pop(0))
             out += core.tick(step)
             for kind, body in out:
+                if kind == "cue":  # care cues (issue 21): the aggregates count care from visit summaries
+                    continue
                 day.events.append((step, kiosk, kind, factory.make(kind, **body)))
                 if kind == "alert" and body["level"] == "alert" and ack_after is not None and ack_at is None:
                     ack_at = (step + ack_after, body["alert_id"])
