@@ -141,3 +141,61 @@ def test_head_dense_layer_equals_the_fitted_classifier() -> None:
     assert p[:, [2, 3, 5, 6]].max() < 1e-9  # classes never seen get no mass
     two = Head(0.5).fit(x, np.where(y == 0, 0, 4), np.ones(len(y)))  # binary: scikit-learn keeps one logit
     np.testing.assert_allclose(two.probs(x)[:, [0, 4]], two.lr.predict_proba((x - two.mu) / two.sd), atol=1e-5)
+
+
+def test_config_chooses_the_voice_model() -> None:
+    """models.voice_model picks the Whisper-encoder model (default) or the lighter CNN; status names the one in use."""
+    from edge.analyzers import build_analyzers
+    from edge.config import parse_config
+    from edge.runtime import load_manifest
+
+    manifest = load_manifest()
+    if not {"voice_emotion", "voice_emotion_cnn"} <= set(manifest.models):
+        pytest.skip("both voice models are committed in models/; this checkout lacks one")
+    base = {"identity": {"site_id": "s", "kiosk_id": "k"}, "mqtt": {"enabled": False}, "analysis": {"face": False}}
+    default = build_analyzers(parse_config(base), manifest)
+    assert default.voice is not None and default.voice.frontend.name == "whisper-logmel80"
+    assert default.versions == {"voice_emotion": manifest.get("voice_emotion").version}
+    cnn = build_analyzers(parse_config(base | {"models": {"voice_model": "voice_emotion_cnn"}}), manifest)
+    assert cnn.voice is not None and cnn.voice.frontend.name == "logmel64" and "voice_emotion_cnn" in cnn.versions
+    assert cnn.voice.window_samples == default.voice.window_samples == 32000
+
+
+def test_whisper_stream_equals_whole_windows_and_survives_gaps() -> None:
+    """Overlapping windows sharing raw frames equal whole-window features; a gap or another grid recomputes."""
+    from edge.voice.whisper_mel import WhisperStream
+
+    x = np.concatenate([_speechlike(64000, 3), _speechlike(32000, 4) + 0.01])  # a DC step: the mean matters
+    st = WhisperStream()
+    for end in list(range(32000, x.size + 1, 4000)) + [x.size - 80]:  # the last one is off the 10 ms grid
+        w = x[end - 32000:end]
+        np.testing.assert_allclose(st.features(w, end - 32000), whisper_log_mel(w), atol=2e-5)
+    assert st.frames_reused > 1000
+    before = st.frames_reused
+    y = _speechlike(32000, 9)  # another stream at a position that would line up: content decides, not the count
+    np.testing.assert_allclose(st.features(y, x.size - 32000 + 4000), whisper_log_mel(y), atol=2e-5)
+    assert st.frames_reused == before
+
+
+def test_analyzer_streamed_readings_match_whole_windows_whisper() -> None:
+    """The service's streamed windows give the readings of whole windows with the shipped Whisper-encoder model."""
+    from edge.runtime import ModelError, load_manifest, load_model
+    from edge.voice.model import VoiceAnalyzer
+
+    try:
+        whole = VoiceAnalyzer(load_model(load_manifest(), "voice_emotion", threads=1))
+        streamed = VoiceAnalyzer(load_model(load_manifest(), "voice_emotion", threads=1))
+    except ModelError as exc:
+        pytest.skip(f"voice_emotion model not available: {exc}")
+    if whole.frontend.name != "whisper-logmel80":
+        pytest.skip("the declared voice model is not the Whisper-encoder one")
+    x = np.concatenate([_speechlike(48000, 5), _speechlike(48000, 6)])
+    readings = 0
+    for end in range(32000, x.size + 1, 4000):
+        a = whole.analyze(x[end - 32000:end], end / 16000)
+        b = streamed.analyze(x[end - 32000:end], end / 16000, end=end)
+        assert (a is None) == (b is None)
+        if a is not None and b is not None:
+            readings += 1
+            np.testing.assert_allclose(a.probs, b.probs, atol=0.02)
+    assert readings > 10 and streamed.frontend.stream.frames_reused > 0

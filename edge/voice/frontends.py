@@ -3,7 +3,7 @@
 - ``logmel64`` (model 0.1.x): gain-normalised 64-band log-mel (``edge.voice.features``); consecutive windows of one
   stream share mel frames (``StreamFeatures``).
 - ``whisper-logmel80`` (model 0.2.x, a Whisper-tiny encoder): ``edge.voice.whisper_mel``, each window normalised to
-  zero mean and unit variance, so recomputed whole (about 0.8 ms per 2 s window).
+  zero mean and unit variance; overlapping windows share their raw frames' mel power (``WhisperStream``).
 """
 
 from __future__ import annotations
@@ -43,20 +43,27 @@ class LogMel64:
 
 
 class WhisperLogMel80:
-    """Whisper's 80-band log-mel, per-window waveform normalisation (gain-invariant)."""
+    """Whisper's 80-band log-mel, per-window waveform normalisation (gain-invariant), frames shared in a stream."""
 
     name = "whisper-logmel80"
     n_mels = wm.N_MELS
+
+    def __init__(self) -> None:
+        """A fresh frame cache."""
+        self.stream = wm.WhisperStream()
 
     def window_samples(self, frames: int) -> int:
         """Window length in samples for ``frames`` frames (200 -> 32000)."""
         return frames * wm.HOP
 
     def reset(self) -> None:
-        """Stateless: nothing to forget."""
+        """Forget the previous window (a new stream)."""
+        self.stream.reset()
 
     def features(self, x: np.ndarray, end: int | None = None) -> np.ndarray:
-        """(frames, 80) features of one full window."""
+        """(frames, 80) features of one full window; ``end``: its stream position, to share frames."""
+        if end is not None:
+            return self.stream.features(x, int(end) - x.size)
         return wm.whisper_log_mel(x)
 
 
