@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import ssl
 import subprocess
@@ -42,7 +43,8 @@ def test_tablet_role_installs_an_https_server_with_the_site_certificate(tmp_path
                          env={**os.environ, "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp")})
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     app, etc = root / "opt" / "edge-emotion-tablet", root / "etc" / "edge-emotion-tablet"
-    for name in ("index.html", "app.js", "login.js", "server.py", "vendor/mqtt.min.js"):
+    page = (ROOT / "edge" / "tablet" / "index.html").read_text()
+    for name in ["index.html", "server.py", *re.findall(r'(?:src|href)="([\w./-]+\.(?:js|css))"', page)]:
         assert (app / name).read_bytes() == (ROOT / "edge" / "tablet" / name).read_bytes(), name
     assert oct((etc / "tablet.key").stat().st_mode & 0o777) == "0o600"
     assert oct(etc.stat().st_mode & 0o777) == "0o700"

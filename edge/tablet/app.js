@@ -226,108 +226,20 @@
     return true;
   }
 
-  // ---- alerts ----
+  // ---- alerts (cards.js) ----
+  const publish = (topic, payload, done) => {
+    if (!client) return false;
+    client.publish(topic, payload, { qos: 1 }, done);
+    return true;
+  };
+  const { upsertAlert, renderCard } = window.TabletCards({ alerts, kiosks, kiosk, renderTile, t, timeOf, hintText,
+    hintLang, beep, publish, cfg });
   function onAlert(id, p, ts) {
     if (typeof p.alert_id !== "string" || !p.alert_id || !LEVELS.has(p.level) || !p.hint
       || typeof p.hint.text !== "string") return false;
     upsertAlert(id, p, ts, false);
     return true;
   }
-  function upsertAlert(id, p, ts, acknowledged) {
-    const key = `${id}/${p.alert_id}`;
-    const k = kiosk(id, p.counter_name);
-    let a = alerts.get(key);
-    if (!a && p.level === "recovered") return; // recovery of an alert not shown (or dismissed) here
-    const isNew = !a || (a.level === "watch" && p.level === "alert") || (a.level === "recovered" && p.level !== a.level);
-    if (!a) {
-      const el = $("card-tpl").content.firstElementChild.cloneNode(true);
-      a = { kiosk: id, id: p.alert_id, key, level: p.level, ts, p, ack: "", ended: false, el };
-      el.dataset.alertId = p.alert_id;
-      el.dataset.kiosk = id;
-      el.querySelector(".ack").addEventListener("click", () => acknowledge(a));
-      el.querySelector(".dismiss").addEventListener("click", () => dismiss(a));
-      el.addEventListener("animationend", () => el.classList.remove("fresh"));
-      alerts.set(key, a);
-      $("cards").prepend(el);
-      trimCards();
-    } else if (ts < a.ts && !acknowledged) return;
-    if (isNew && p.level !== "recovered") {
-      a.ack = "";
-      if (!acknowledged) {
-        a.el.classList.remove("fresh");
-        void a.el.offsetWidth; // restart the highlight animation
-        a.el.classList.add("fresh");
-        beep(p.level);
-      }
-      requestAnimationFrame(() => { a.el.dataset.shownAt = String(Date.now()); });
-    }
-    if (acknowledged) a.ack = "done";
-    Object.assign(a, { level: p.level, ts: Math.max(ts, a.ts), p, ended: false });
-    renderCard(a);
-    renderTile(k);
-  }
-  // Open alerts first, then open watches, then acknowledged, then recovered/ended; newest first within each.
-  const rank = (a) => (a.level === "recovered" || a.ended ? 3 : a.ack === "done" ? 2 : a.level === "alert" ? 0 : 1);
-  function sortCards() {
-    const want = [...alerts.values()].sort((x, y) => rank(x) - rank(y) || y.ts - x.ts).map((a) => a.el);
-    const box = $("cards");
-    if (want.some((el, i) => box.children[i] !== el)) want.forEach((el) => box.appendChild(el));
-  }
-  function renderCard(a) {
-    const el = a.el;
-    const p = a.p;
-    const k = kiosks.get(a.kiosk);
-    const level = a.ended && a.level !== "recovered" ? "ended" : a.level;
-    el.dataset.level = level;
-    el.dataset.ack = a.ack;
-    el.querySelector(".level").textContent = t(`level_${level}`);
-    el.querySelector(".card-counter").textContent = p.counter_name || (k && k.name) || a.kiosk;
-    el.querySelector(".card-time").textContent = timeOf(a.ts);
-    el.querySelector(".card-time").dateTime = new Date(a.ts).toISOString();
-    const hint = el.querySelector(".hint");
-    hint.textContent = hintText(p.hint);
-    hint.lang = hintLang(p.hint);
-    const ev = p.evidence || {};
-    const mods = (Array.isArray(ev.modalities) ? ev.modalities : []).map((m) => t(`mod_${m}`)).join(" + ");
-    const evText = Number.isFinite(ev.escalation) && Number.isFinite(ev.duration_s)
-      ? t("evidence", { esc: Math.round(ev.escalation * 100), dur: Math.round(ev.duration_s), mods }) : "";
-    const why = level === "ended" ? t("reason_ended") : t(`reason_${p.reason}`);
-    el.querySelector(".reason").textContent = [why, evText].filter(Boolean).join(" · ");
-    const ack = el.querySelector(".ack");
-    const closed = level === "recovered" || level === "ended";
-    ack.hidden = closed && a.ack !== "done";
-    ack.disabled = a.ack === "sending" || a.ack === "done";
-    ack.textContent = t(a.ack ? `ack_${a.ack}` : "ack");
-    el.querySelector(".dismiss").hidden = !(closed || a.ack === "done");
-    el.querySelector(".dismiss").textContent = t("dismiss");
-    $("no-alerts").hidden = alerts.size > 0;
-    sortCards();
-  }
-  function acknowledge(a) {
-    if (!client || a.ack === "sending" || a.ack === "done") return;
-    a.ack = "sending";
-    renderCard(a);
-    const topic = `${cfg.prefix}/${cfg.site}/${a.kiosk}/ack`;
-    client.publish(topic, JSON.stringify({ alert_id: a.id, by: "tablet" }), { qos: 1 }, (err) => {
-      if (err) console.warn("tablet: ack not sent", err);
-      if (a.ack === "sending") a.ack = err ? "failed" : "done";
-      renderCard(a);
-      const k = kiosks.get(a.kiosk);
-      if (k) renderTile(k);
-    });
-  }
-  function dismiss(a) {
-    a.el.remove();
-    alerts.delete(a.key);
-    $("no-alerts").hidden = alerts.size > 0;
-    const k = kiosks.get(a.kiosk);
-    if (k) renderTile(k);
-  }
-  function trimCards() {
-    const done = [...alerts.values()].filter((a) => a.level === "recovered" || a.ended || a.ack === "done");
-    done.sort((x, y) => x.ts - y.ts).slice(0, Math.max(0, alerts.size - 30)).forEach(dismiss);
-  }
-
   // ---- MQTT ----
   const HANDLERS = { status: onStatus, emotion: onEmotion, visit: onVisit, alert: onAlert, current: onCurrent,
     health: onHealth, configstate: onConfigstate, cue: onCue };
