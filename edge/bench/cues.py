@@ -86,9 +86,17 @@ def markdown(res: dict[str, Any]) -> str:
     for name, s in f["settings"].items():
         lines.append(f"| {name} | {s['care']} | {s['false_care_per_hour']} ({s['false_care_95_upper_per_hour']}) | "
                      f"{s['positive']} | {s['false_positive_per_hour']} ({s['false_positive_95_upper_per_hour']}) |")
-    lines += ["", "Cues are at most one of each kind per visit, so a rate per hour also depends on how long visits "
-              "are; these visits last about a minute. Hits (set, visit, kind, media time, evidence) are in the JSON "
-              "(`--out`).", ""]
+    d = f["settings"][SETTINGS[0][0]]
+    lines += ["", f"**Reading it.** {d['care']} false care cues in {f['media_minutes']} min: the point estimate is "
+              f"{d['false_care_per_hour']} per hour, within the target, but {f['media_minutes']:g} min bound the true "
+              f"rate only to at most {d['false_care_95_upper_per_hour']} per hour (95 %); a longer run (`--minutes "
+              "300`, the alert benchmark's material) tightens it. The `positive` rate on material without happy "
+              f"speech rests on {f['minutes_without_happy']} min only (the calm speech visits mix neutral and happy "
+              "clips, and the run ended before the silent visits): it is not measured well here, one reason the cue "
+              "stays off by default. Cues are at most one of each kind per visit, so a rate per hour also depends on "
+              "how long visits are (about a minute here). The alert benchmark (`edge-emotion bench alerts`) also "
+              "reports `care_cues_per_hour` for each setting. Hits (set, visit, kind, media time, evidence) are in "
+              "the JSON (`--out`).", ""]
     return "\n".join(lines)
 
 
