@@ -27,8 +27,18 @@ class DemoStaff:
         """Nothing connects until ``run``."""
         self.prefix, self.site, self.after_s = prefix, site, after_s
         self.due: queue.Queue[tuple[float, str, str]] = queue.Queue(maxsize=64)  # (when, kiosk, alert id); full: skip
-        self.acked: set[str] = set()  # alert ids acknowledged (by anyone); bounded by the demo's length
+        self.acked: dict[str, None] = {}  # alert ids acknowledged (by anyone), insertion order; oldest dropped
         self.lock = threading.Lock()
+
+    def _mark(self, alert_id: str) -> bool:
+        """Note ``alert_id`` as acknowledged; False if it already was (at most 256 kept, the oldest dropped)."""
+        with self.lock:
+            if alert_id in self.acked:
+                return False
+            self.acked[alert_id] = None
+            while len(self.acked) > 256:
+                del self.acked[next(iter(self.acked))]
+            return True
 
     def on_message(self, _c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
         """An alert: schedule its ack; a current state: note what is already acknowledged."""
@@ -38,8 +48,7 @@ class DemoStaff:
             if kind == "alert" and ev.get("level") == "alert":
                 self.due.put_nowait((time.monotonic() + self.after_s, kiosk, ev["alert_id"]))
             elif kind == "current" and (ev.get("episode") or {}).get("acknowledged"):
-                with self.lock:
-                    self.acked.add(ev["episode"]["alert_id"])
+                self._mark(ev["episode"]["alert_id"])
         except (ValueError, KeyError, TypeError, AttributeError, queue.Full):
             log.debug("demo staff ignored a message on %s", msg.topic)
 
@@ -58,10 +67,8 @@ class DemoStaff:
                 except queue.Empty:
                     continue
                 stop.wait(max(0.0, when - time.monotonic()))
-                with self.lock:
-                    if alert_id in self.acked or stop.is_set():
-                        continue
-                    self.acked.add(alert_id)
+                if not self._mark(alert_id) or stop.is_set():
+                    continue
                 client.publish(f"{self.prefix}/{self.site}/{kiosk}/ack",
                                json.dumps({"alert_id": alert_id, "by": "demo-staff"}), qos=1)
                 print(f"demo: staff acknowledged alert {alert_id} at {kiosk} (as a tablet would)", flush=True)
