@@ -52,8 +52,8 @@ def build_analyzers(cfg: KioskConfig, manifest: Manifest | None = None) -> Analy
     if cfg.analysis.voice and cfg.microphone.enabled:
         from edge.voice.model import VoiceAnalyzer
 
-        model = load_model(manifest, "voice_emotion", threads)
+        model = load_model(manifest, cfg.models.voice_model, threads)
         out.voice = VoiceAnalyzer(model, min_speech_ratio=cfg.analysis.min_speech_ratio,
                                   vad_aggressiveness=cfg.analysis.vad_aggressiveness)
-        out.versions["voice_emotion"] = model.spec.version
+        out.versions[cfg.models.voice_model] = model.spec.version
     return out

@@ -101,6 +101,9 @@ class ModelsConfig(_Section):
     threads: int = Field(default=1, ge=1, le=16, description="TFLite interpreter threads per model.")
     face_detector: Literal["auto", "blazeface", "haar"] = Field(
         default="auto", description="auto = BlazeFace when installed, else OpenCV Haar cascade.")
+    voice_model: Literal["voice_emotion", "voice_emotion_cnn"] = Field(
+        default="voice_emotion", description="voice_emotion = the Whisper-tiny encoder model (0.2.x, stronger across "
+        "languages, ~4x the CPU); voice_emotion_cnn = the 64-band log-mel CNN (0.1.x) for kiosks short of CPU.")
 
 
 class AnalysisConfig(_Section):

@@ -76,10 +76,10 @@ def test_analyzer_streamed_readings_match_whole_windows() -> None:
     from edge.voice.model import VoiceAnalyzer
 
     try:
-        whole = VoiceAnalyzer(load_model(load_manifest(), "voice_emotion", threads=1))
-        streamed = VoiceAnalyzer(load_model(load_manifest(), "voice_emotion", threads=1))
+        whole = VoiceAnalyzer(load_model(load_manifest(), "voice_emotion_cnn", threads=1))
+        streamed = VoiceAnalyzer(load_model(load_manifest(), "voice_emotion_cnn", threads=1))
     except ModelError as exc:
-        pytest.skip(f"voice_emotion model not available: {exc}")
+        pytest.skip(f"voice_emotion_cnn model not available: {exc}")
     x = _speech()
     readings = 0
     for end in range(WIN, x.size + 1, SAMPLE_RATE // 4):
@@ -122,10 +122,10 @@ def test_clip_evaluation_shares_frames_like_the_service(monkeypatch: pytest.Monk
     from edge.voice.model import VoiceAnalyzer
 
     try:
-        shared = VoiceAnalyzer(load_model(load_manifest(), "voice_emotion", threads=1))
-        whole = VoiceAnalyzer(load_model(load_manifest(), "voice_emotion", threads=1))
+        shared = VoiceAnalyzer(load_model(load_manifest(), "voice_emotion_cnn", threads=1))
+        whole = VoiceAnalyzer(load_model(load_manifest(), "voice_emotion_cnn", threads=1))
     except ModelError as exc:
-        pytest.skip(f"voice_emotion model not available: {exc}")
+        pytest.skip(f"voice_emotion_cnn model not available: {exc}")
     monkeypatch.setattr(whole.frontend.stream, "features", lambda x, start: window_features(x, 2.0))
     x = _speech(6)
     a, b = shared.clip_model_probs(x), whole.clip_model_probs(x)
