@@ -28,7 +28,8 @@ needs_data = pytest.mark.skipif(not (VOICE.is_file() and FACE.is_file()),
 def test_replayed_scenario_alert_ack_and_recovery_on_the_tablet(browser: Any, mosquitto: Broker,  # noqa: F811
                                                                tablet_url: str, subscribe: Any,  # noqa: F811
                                                                tmp_path: Path) -> None:
-    """Default settings, real time: actor 1001's calm face over actor 1002's neutral → angry → neutral voice."""
+    """Default settings but the 0.1 voice CNN, real time: actor 1001's calm face over actor 1002's neutral → angry →
+    neutral voice."""
     from edge.analyzers import build_analyzers
     from edge.service import Service
 
@@ -38,6 +39,9 @@ def test_replayed_scenario_alert_ack_and_recovery_on_the_tablet(browser: Any, mo
         "identity": {"site_id": SITE, "kiosk_id": KIOSK, "counter_name": "Counter 9"},
         "camera": {"source": str(sc.video)}, "microphone": {"source": str(sc.audio)},
         "mqtt": {"host": mosquitto.host, "port": mosquitto.port, "reconnect_min_s": 0.2, "reconnect_max_s": 1.0},
+        # the lighter voice model: with voice 0.2.0 actor 1002's neutral tail stays near the release threshold and
+        # the episode does not recover (a strict xfail in test_scenarios.py); this test is about the tablet's flow
+        "models": {"voice_model": "voice_emotion_cnn"},
     })
     sub = subscribe(mosquitto, f"edge-emotion/{SITE}/{KIOSK}/#")
     _viewport(drv, 1280, 800)
