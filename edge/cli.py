@@ -100,6 +100,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         raise ConfigError(str(args.config), errors + ([f"models: {model_error}"] if model_error else []))
     if model_error is not None or cfg is None:
         raise ModelError(model_error or "no configuration")
+    for line in cfg.warnings():
+        print(f"warning: {line}", file=sys.stderr)
     print(f"OK: {args.config} (site {cfg.identity.site_id}, kiosk {cfg.identity.kiosk_id})")
     return 0
 
@@ -111,6 +113,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = _load(args.config)
     _setup_logging(args.verbose, cfg.logging.level)
+    for line in cfg.warnings():
+        log.warning("%s", line)
     if args.scripted_readings:
         from edge.scripted import scripted_analyzers
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edge.config_keys import close_key
+from edge.gate_config import gate_problems, gate_warnings
 from edge.homeassistant_config import HomeAssistantConfig
 from edge.policy_config import AlertsConfig, FusionConfig
 from edge.privacy_config import PrivacyConfig, profile_problems
@@ -82,6 +83,8 @@ class MicrophoneConfig(_Section):
     pace: Literal["realtime", "fast"] = Field(default="realtime", description="Files only: real-time or fast.")
     loop: bool = Field(default=False, description="Files only: restart at the end (demo).")
     sample_rate: Literal[16000] = Field(default=16000, description="Analysis rate; other rates are resampled.")
+    channels: int = Field(default=1, ge=1, le=8, description="Channels captured (a staff microphone or a "
+                          "microphone array for the staff-voice gate); a device or file with fewer is an error.")
     block_ms: int = Field(default=100, ge=10, le=1000, description="Capture block length.")
     buffer_s: float = Field(default=10.0, ge=2.0, le=120.0, description="Ring buffer length; oldest audio overwritten.")
     reopen_min_s: float = Field(default=0.5, gt=0, le=60, description="First back-off before reopening a lost device.")
@@ -210,9 +213,21 @@ class KioskConfig(_Section):
     def _profile(self) -> KioskConfig:
         problems = profile_problems(self.privacy, self.fusion.emit_interval_s, self.fusion.half_life_s,
                                     self.analysis.min_face_frac)
+        p = self.privacy
+        problems += gate_problems(p.staff_voice_gate, p.staff_audio_channel, p.direction, self.microphone.channels,
+                                  p.profile, self.voice_on())
         if problems:
             raise ValueError("\n".join(problems))  # format_errors prints one line per problem
         return self
+
+    def voice_on(self) -> bool:
+        """Whether voice is analysed at all (analysis.voice and a microphone)."""
+        return self.analysis.voice and self.microphone.enabled
+
+    def warnings(self) -> list[str]:
+        """``key.path: message`` lines that are not errors (the cn profile without a staff-voice gate)."""
+        p = self.privacy
+        return gate_warnings(p.staff_voice_gate, p.staff_audio_channel, p.profile, self.voice_on())
 
     def state_dir(self) -> Path | None:
         """The state folder (``state.dir``, else $STATE_DIRECTORY's first entry), or None for no persistence."""

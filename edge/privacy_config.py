@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from edge.gate_config import DirectionConfig, GateKind
+
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 Point = tuple[Fraction, Fraction]
 MIN_ZONE_AREA = 1e-4  # share of the frame a staff polygon must enclose (1 % x 1 %); less is a line or a point
@@ -75,12 +77,25 @@ class PrivacyConfig(BaseModel):
     staff_zones: list[Polygon] = Field(
         default_factory=list, max_length=16, description="Polygons of [x, y] points (normalised 0..1) covering "
         "the staff side; their pixels are blacked out in a copy of each frame before face detection.")
+    staff_voice_gate: GateKind = Field(
+        default="auto", description="How staff speech is kept from the voice model: channel (a staff microphone, "
+        "`staff_audio_channel`), direction (a microphone array, `[privacy.direction]`) or none; auto = channel "
+        "when staff_audio_channel is set, else none. The eu profile requires one while voice is analysed.")
     staff_audio_channel: int | None = Field(
         default=None, ge=0, le=7, description="Index of the staff microphone channel when the counter has one "
-        "microphone per side; voice windows where it dominates are not analysed.")
+        "microphone per side (microphone.channels >= 2); speech frames where it dominates are staff speech.")
     staff_voice_margin_db: float = Field(
-        default=3.0, ge=0.0, le=40.0, description="Staff channel this many dB louder than the customer channel "
-        "marks a window as staff speech.")
+        default=3.0, ge=0.0, le=40.0, description="Staff channel this many dB louder than every other channel "
+        "marks a speech frame as staff speech (and the others this much louder as the customer's).")
+    direction: DirectionConfig | None = Field(
+        default=None, description="Direction gate: microphone array geometry and the staff and customer sectors "
+        "(`edge-emotion calibrate-direction` measures them).")
+    staff_voice_max_share: float = Field(
+        default=0.1, ge=0.0, le=1.0, description="A voice window is not analysed when more than this share of its "
+        "speech frames come from the staff side (so overlapping speech is dropped).")
+    customer_voice_min_share: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="Nor when less than this share of its speech frames clearly come "
+        "from the customer side (ambiguous windows are dropped).")
     pause_max_s: float = Field(
         default=300.0, ge=10.0, le=7200.0, description="A staff pause (opt-out) ends on `resume` or after this "
         "long: nothing is analysed while paused, so the end of the visit cannot be observed.")

@@ -46,6 +46,16 @@ def weakened(base: KioskConfig, new: KioskConfig) -> list[str]:
                    f"[{bx0:g}, {by0:g}, {bx1:g}, {by1:g}]")
     if new.analysis.min_face_frac < base.analysis.min_face_frac:
         out.append(f"analysis.min_face_frac: {why}; it may not go below the file's {base.analysis.min_face_frac:g}")
+    bp, np_ = base.privacy, new.privacy
+    if np_.staff_voice_margin_db > bp.staff_voice_margin_db:
+        out.append(f"privacy.staff_voice_margin_db: {why}; it may not go above the file's "
+                   f"{bp.staff_voice_margin_db:g} (fewer frames would count as staff speech)")
+    if np_.staff_voice_max_share > bp.staff_voice_max_share:
+        out.append(f"privacy.staff_voice_max_share: {why}; it may not go above the file's "
+                   f"{bp.staff_voice_max_share:g}")
+    if np_.customer_voice_min_share < bp.customer_voice_min_share:
+        out.append(f"privacy.customer_voice_min_share: {why}; it may not go below the file's "
+                   f"{bp.customer_voice_min_share:g}")
     if new.privacy.pause_max_s < base.privacy.pause_max_s:
         out.append(f"privacy.pause_max_s: {why}; it may not go below the file's {base.privacy.pause_max_s:g}")
     return out

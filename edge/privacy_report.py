@@ -18,6 +18,7 @@ import cv2
 from edge import __version__
 from edge.config import CREDENTIAL_KEYS, KioskConfig
 from edge.events import INBOUND, KINDS, RETAINED, load_schema, topic
+from edge.gate_config import effective_gate
 from edge.privacy_config import COMMON_RULES, PROFILE_RULES
 from edge.privacy_zones import draw_zones as draw_zones  # re-exported: the report's zones.png
 from edge.runtime import Manifest, ModelError
@@ -107,19 +108,15 @@ def build_report(cfg: KioskConfig, manifest: Manifest | None) -> list[Block]:
             "a face detector finds faces, the largest face centred in the customer zone is cropped to 48x48 grey "
             "pixels and classified into 7 expression probabilities." if cfg.analysis.face and cfg.camera.enabled
             else "Camera: not analysed (disabled in this configuration).",
-            f"Microphone audio (16 kHz mono): every {cfg.analysis.voice_hop_s:g} s a voice-activity detector checks "
-            "the last window; windows with speech are turned into log-mel features and classified into the same 7 "
-            "classes. No speech is transcribed." if cfg.analysis.voice and cfg.microphone.enabled
+            f"Microphone audio (16 kHz, {cfg.microphone.channels} channel(s)): every {cfg.analysis.voice_hop_s:g} s "
+            "the staff-voice gate (below) and a voice-activity detector check the last window; windows with "
+            "speech are turned into log-mel features and classified into the same 7 classes. No speech is "
+            "transcribed." if cfg.analysis.voice and cfg.microphone.enabled
             else "Microphone: not analysed (disabled in this configuration).",
             f"Staff exclusion: {len(p.staff_zones)} staff polygon(s) are filled black in a copy of every frame "
             "before the face detector sees it; faces are analysed only when centred in the customer zone "
             f"{list(cfg.analysis.customer_zone)}. See `zones.png`.",
-            ("Staff voice: channel "
-             f"{p.staff_audio_channel} is the staff microphone; windows where it is {p.staff_voice_margin_db:g} dB "
-             "louder than the customer channel are not analysed (gating function `edge.privacy.gate_voice`; the "
-             "live microphone capture is mono in this version, so wire a 2-channel device before relying on it)."
-             if p.staff_audio_channel is not None else
-             "Staff voice: no staff microphone channel configured; a single microphone hears both sides."),
+            voice_gate_line(cfg),
             "No face embedding, identity, re-identification, recording or transcript exists anywhere in the code.",
         ]),
         ("h", 2, "Retention"),
@@ -199,6 +196,32 @@ def build_report(cfg: KioskConfig, manifest: Manifest | None) -> list[Block]:
               "Report regenerated and re-signed after every configuration change.",
           ])]
     return b
+
+
+def voice_gate_line(cfg: KioskConfig) -> str:
+    """What the staff-voice gate does under this config, in one report line."""
+    p = cfg.privacy
+    gate = effective_gate(p.staff_voice_gate, p.staff_audio_channel)
+    if not cfg.voice_on():
+        return "Staff voice: voice is not analysed, so no staff voice is either."
+    rule = (f"a voice window is not analysed when more than {p.staff_voice_max_share:.0%} of its speech frames "
+            f"are the staff's or fewer than {p.customer_voice_min_share:.0%} clearly the customer's, so "
+            "overlapping speech and windows without a clear side are dropped before the voice model "
+            "(`edge/voicegate/gate.py`)")
+    if gate == "channel":
+        return (f"Staff voice, gate `channel`: of {cfg.microphone.channels} captured channels, channel "
+                f"{p.staff_audio_channel} is the staff microphone; a speech frame where it is "
+                f"{p.staff_voice_margin_db:g} dB louder than every other channel is the staff's; {rule}. The voice "
+                "model hears the other channels, mixed.")
+    if gate == "direction" and p.direction is not None:
+        d = p.direction
+        return (f"Staff voice, gate `direction`: a {len(d.mic_positions_m)}-microphone array estimates each speech "
+                f"frame's direction of arrival (GCC-PHAT); frames from the staff sector {list(d.staff_sector_deg)} "
+                f"degrees are the staff's, from the customer sector {list(d.customer_sector_deg)} the customer's, "
+                f"others and frames without a clear direction are ambiguous; {rule}. The voice model hears the "
+                "array's first microphone.")
+    return ("Staff voice: **no staff-voice gate** (`privacy.staff_voice_gate`); the microphone hears both sides of "
+            "the counter, so staff speech is analysed too.")
 
 
 def _models(manifest: Manifest | None) -> Block:

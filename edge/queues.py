@@ -73,7 +73,10 @@ class DropQueue(Generic[T]):
 
 
 class AudioRing:
-    """Fixed-size float32 ring of the last ``seconds * rate`` mono samples, with per-write timestamps.
+    """Fixed-size float32 ring of the last ``seconds * rate`` samples (mono, or ``channels`` kept apart), timed.
+
+    With ``channels`` > 1 every write and read is (samples, channels): the channels stay apart until the
+    staff-voice gate has decided on a window.
 
     ``write`` never blocks and overwrites the oldest audio. ``overrun_samples`` counts samples that were
     overwritten before ``read_new`` returned them (only once a ``read_new`` reader exists; a consumer that
@@ -81,14 +84,15 @@ class AudioRing:
     brought them, minus their offset from that write's last sample.
     """
 
-    def __init__(self, seconds: float, rate: int = 16000) -> None:
-        """Allocate a ring of ``round(seconds * rate)`` samples."""
+    def __init__(self, seconds: float, rate: int = 16000, channels: int = 1) -> None:
+        """Allocate a ring of ``round(seconds * rate)`` samples of ``channels`` channels."""
         cap = int(round(seconds * rate))
-        if cap < 1 or rate < 1:
-            raise ValueError(f"ring needs a positive size, got seconds={seconds} rate={rate}")
+        if cap < 1 or rate < 1 or channels < 1:
+            raise ValueError(f"ring needs a positive size, got seconds={seconds} rate={rate} channels={channels}")
         self.rate = rate
         self.capacity = cap
-        self._buf = np.zeros(cap, dtype=np.float32)
+        self.channels = channels
+        self._buf = np.zeros((cap, channels), dtype=np.float32)
         self._total = 0  # samples ever written; absolute index of the next sample
         self._read_pos: int | None = None  # absolute index of the next sample for read_new
         self._ends: list[int] = []  # absolute end index (exclusive) of each retained write
@@ -103,17 +107,22 @@ class AudioRing:
             return self._total
 
     def write(self, samples: np.ndarray, t_end: float) -> None:
-        """Append mono samples whose last sample was captured at ``t_end``; overwrite the oldest audio."""
-        x = np.asarray(samples, dtype=np.float32).reshape(-1)
-        n = x.size
+        """Append samples (mono, or (n, channels)) whose last was captured at ``t_end``; overwrite the oldest."""
+        x = np.asarray(samples, dtype=np.float32)
+        if self.channels == 1:
+            x = x.reshape(-1, 1)
+        elif x.ndim != 2 or x.shape[1] != self.channels:
+            raise ValueError(f"audio block of shape {x.shape} for a {self.channels}-channel ring")
+        n = x.shape[0]
         if n == 0:
             return
         with self._cond:
             keep = x[-self.capacity:]
-            start = (self._total + n - keep.size) % self.capacity
-            first = min(keep.size, self.capacity - start)
+            k = keep.shape[0]
+            start = (self._total + n - k) % self.capacity
+            first = min(k, self.capacity - start)
             self._buf[start:start + first] = keep[:first]
-            self._buf[:keep.size - first] = keep[first:]
+            self._buf[:k - first] = keep[first:]
             self._total += n
             self._ends.append(self._total)
             self._times.append(float(t_end))
@@ -134,13 +143,17 @@ class AudioRing:
     def _copy(self, start: int, stop: int) -> np.ndarray:
         """Copy retained absolute sample range [start, stop) out of the ring."""
         idx = np.arange(start, stop) % self.capacity
-        return self._buf[idx].copy()
+        out = self._buf[idx]  # fancy indexing copies
+        return out[:, 0].copy() if self.channels == 1 else out
+
+    def _empty(self) -> np.ndarray:
+        return np.zeros(0 if self.channels == 1 else (0, self.channels), dtype=np.float32)
 
     def latest(self, seconds: float) -> tuple[np.ndarray, float]:
         """The most recent ``seconds`` of audio (shorter if not available yet) and its last sample's time."""
         with self._cond:
             if self._total == 0:
-                return np.zeros(0, dtype=np.float32), 0.0
+                return self._empty(), 0.0
             n = min(int(round(seconds * self.rate)), self.capacity, self._total)
             return self._copy(self._total - n, self._total), self._times[-1]
 
@@ -158,7 +171,7 @@ class AudioRing:
                 stop = min(stop, start + max(0, int(round(max_seconds * self.rate))))
             self._read_pos = stop
             if stop <= oldest:
-                return np.zeros(0, dtype=np.float32), 0.0
+                return self._empty(), 0.0
             return self._copy(start, stop), self._time_of(stop - 1)
 
     def wait_new(self, timeout: float | None = None) -> bool:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from edge.config import KioskConfig
 from edge.events import SchemaError
+from edge.voicegate.gate import make_gate
 
 if TYPE_CHECKING:
     from edge.service import Service
@@ -30,6 +31,9 @@ def apply_live(svc: Service, cfg: KioskConfig) -> None:
         voice.min_speech_ratio = float(a.min_speech_ratio)
         if voice.vad.aggressiveness != a.vad_aggressiveness:
             voice.vad = type(voice.vad)(a.vad_aggressiveness)
+    gate = make_gate(cfg)  # a whole new gate: the voice worker reads ``svc.gate`` once per window
+    gate.counts = svc.gate.counts
+    svc.gate = gate
     svc.paused.max_s = float(p.pause_max_s)  # from the next pause on
     svc.watchdog.stale_s = max(svc.watchdog.stale_s, 2.0 / a.face_fps, 2.0 * a.voice_hop_s)
 

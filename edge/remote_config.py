@@ -35,7 +35,8 @@ REMOTE_FIELDS: dict[str, frozenset[str] | None] = {
     "fusion": None,
     "analysis": frozenset({"face_fps", "voice_hop_s", "min_speech_ratio", "vad_aggressiveness", "customer_zone",
                            "min_face_frac"}),
-    "privacy": frozenset({"staff_zones", "pause_max_s"}),
+    "privacy": frozenset({"staff_zones", "pause_max_s", "staff_voice_margin_db", "staff_voice_max_share",
+                          "customer_voice_min_share"}),
     "schedule": None,  # read by the main loop every second
 }
 

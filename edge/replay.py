@@ -17,8 +17,8 @@ from edge.capture.media import MediaError, iter_video_file, read_audio_channels,
 from edge.config import KioskConfig
 from edge.core import Core, Observation
 from edge.events import EventFactory
-from edge.privacy import gate_voice
 from edge.types import Frame
+from edge.voicegate.gate import UngatedVoice, VoiceGate, make_gate
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class ReplayResult:
     voice_windows: int = 0
     face_readings: int = 0
     voice_readings: int = 0
-    voice_gated: int = 0  # windows not analysed because the staff channel dominated
+    voice_gated: int = 0  # windows the staff-voice gate kept from the model (staff speech, overlap, ambiguous)
     media_s: float = 0.0
     wall_s: float = 0.0
 
@@ -50,21 +50,33 @@ def _face_obs(an: Analyzers, video: Path, fps: float, res: ReplayResult) -> Iter
 
 
 def _voice_obs(an: Analyzers, samples: np.ndarray, rate: int, hop_s: float, res: ReplayResult,
-               staff_channel: int | None = None, margin_db: float = 3.0) -> Iterator[tuple[float, int, Observation]]:
-    """Voice observations; ``samples`` is mono or (samples, channels) with a staff channel to gate on."""
+               gate: VoiceGate | None = None) -> Iterator[tuple[float, int, Observation]]:
+    """Voice observations; ``samples`` is mono or (samples, channels), each window judged by the staff-voice gate."""
     assert an.voice is not None
+    gate = gate or UngatedVoice()
     an.voice.reset()  # a replayed file is its own stream: its readings must not depend on what was replayed before
     win = int(an.voice.window_s * rate)
     hop = max(int(hop_s * rate), 1)
     for end in range(win, samples.shape[0] + 1, hop):
         t = end / rate
-        window = gate_voice(samples[end - win:end], staff_channel, margin_db)
+        window = gate.decide(samples[end - win:end]).audio
         res.voice_gated += window is None
         reading = None if window is None else an.voice.analyze(window, t, end=end)
         res.voice_windows += 1
         res.voice_readings += reading is not None
         res.media_s = max(res.media_s, t)
         yield t, 1, Observation("voice", t, reading)
+
+
+def read_voice(cfg: KioskConfig, src: Path) -> np.ndarray:
+    """The file's audio as the kiosk would capture it: mono, or its first ``microphone.channels`` channels."""
+    channels = cfg.microphone.channels
+    if channels == 1:
+        return read_audio_file(src, cfg.microphone.sample_rate)
+    samples = read_audio_channels(src, cfg.microphone.sample_rate)
+    if samples.shape[1] < channels:
+        raise MediaError(f"audio file '{src}': has {samples.shape[1]} channel(s), microphone.channels = {channels}")
+    return np.ascontiguousarray(samples[:, :channels])
 
 
 def observations(cfg: KioskConfig, an: Analyzers, video: Path | None, audio: Path | None,
@@ -76,23 +88,15 @@ def observations(cfg: KioskConfig, an: Analyzers, video: Path | None, audio: Pat
     if an.voice is not None and (audio is not None or video is not None):
         src = audio if audio is not None else video
         assert src is not None
-        staff = cfg.privacy.staff_audio_channel
         try:
-            if staff is not None and audio is not None:
-                samples = read_audio_channels(src, cfg.microphone.sample_rate)
-                if samples.shape[1] <= staff:
-                    log.warning("privacy.staff_audio_channel=%d but %s has %d channel(s): no staff gating",
-                                staff, src, samples.shape[1])
-                    samples, staff = samples.mean(axis=1).astype(np.float32), None
-            else:
-                samples = read_audio_file(src, cfg.microphone.sample_rate)
+            samples = read_voice(cfg, src)
         except MediaError as exc:
             if audio is not None:
                 raise
             log.warning("no voice analysis: %s", exc)
         else:
             streams.append(_voice_obs(an, samples, cfg.microphone.sample_rate, cfg.analysis.voice_hop_s, res,
-                                      staff, cfg.privacy.staff_voice_margin_db))
+                                      make_gate(cfg)))
     if not streams:
         raise MediaError("nothing to replay: give a video and/or audio file, with the matching analysis enabled")
     return (obs for _, _, obs in heapq.merge(*streams, key=lambda x: (x[0], x[1])))

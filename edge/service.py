@@ -27,6 +27,7 @@ from edge.remote_apply import apply_live, process_config
 from edge.remote_config import RemoteConfig
 from edge.schedule import is_open
 from edge.types import Frame
+from edge.voicegate.gate import make_gate
 from edge.watchdog import PipelineWatchdog
 from edge.workers import face_loop, voice_loop
 
@@ -49,7 +50,8 @@ class Service:
         self.stop = threading.Event()
         self.factory = EventFactory(cfg.identity)
         self.frames: DropQueue[Frame] = DropQueue(cfg.camera.buffer_frames)
-        self.ring = AudioRing(cfg.microphone.buffer_s, cfg.microphone.sample_rate)
+        self.ring = AudioRing(cfg.microphone.buffer_s, cfg.microphone.sample_rate, cfg.microphone.channels)
+        self.gate = make_gate(cfg)  # staff-voice gate: decides on each window before the voice model sees it
         self.obs: DropQueue[Observation] = DropQueue(cfg.analysis.queue_size)
         self.latency = LatencyStats()
         self.analysed = RateMeter(clock=clock)

@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from edge.core import Observation
-from edge.voice.stream import StreamWindow
+from edge.voicegate.window import ChannelWindow
 
 if TYPE_CHECKING:
     from edge.service import Service
@@ -43,27 +43,33 @@ def face_loop(svc: Service) -> None:
 
 
 def voice_loop(svc: Service) -> None:
-    """Voice worker thread: every ``analysis.voice_hop_s``, analyse the latest window of new audio."""
+    """Voice worker thread: every ``analysis.voice_hop_s``, gate the latest window of new audio, analyse the rest."""
     assert svc.an.voice is not None
     rate = svc.cfg.microphone.sample_rate
     win = int(svc.an.voice.window_s * rate)
-    stream = StreamWindow(win)
+    stream = ChannelWindow(win, svc.ring.channels)
     while not svc.stop.wait(svc.cfg.analysis.voice_hop_s):
         svc.watchdog.beat("analyse-voice")
         new, t_end = svc.ring.read_new()  # audio lost while this worker lagged shows as overrun in health
         if svc.analysis_off():  # paused or closed: discarded unanalysed, and no window spans the pause
             stream.clear()
             continue
-        if new.size == 0:
+        if new.shape[0] == 0:
             continue
         stream.push(new)
         span, end, late = stream.latest()
-        if span.size < int(win * 0.9):
+        if span.shape[0] < int(win * 0.9):
             continue
         t = t_end - late / rate
         t0 = time.perf_counter()
         try:
-            reading = svc.an.voice.analyze(span, t, end=end)
+            decision = svc.gate.decide(span)  # swapped whole by remote config; staff speech never reaches the model
+            svc.latency.add("gate", time.perf_counter() - t0)
+            if decision.audio is None:
+                svc.obs.put(Observation("voice", t, None))  # not analysed: as a window without speech
+                continue
+            t0 = time.perf_counter()
+            reading = svc.an.voice.analyze(decision.audio, t, end=end)
         except Exception:  # noqa: BLE001
             svc.errors["voice"] += 1
             log.exception("voice analysis failed; continuing")

@@ -453,8 +453,9 @@ class FakeStream:
 
     def __init__(self, owner: FakeSounddevice, samplerate: int, channels: int, dtype: str, blocksize: int,
                  device: Any, callback: Callable[..., None]) -> None:
-        assert (samplerate, channels, dtype) == (16000, 1, "float32")
+        assert (samplerate, dtype) == (16000, "float32")
         self.owner, self.blocksize, self.device, self.callback = owner, blocksize, device, callback
+        self.channels = channels
         self.closed = threading.Event()
         self.active = False
 
@@ -466,7 +467,7 @@ class FakeStream:
         n = 0
         while not self.closed.is_set() and self.owner.plugged:
             status = SimpleNamespace(input_overflow=True) if n == 2 else None
-            self.callback(np.full((self.blocksize, 1), 0.25, np.float32), self.blocksize, None, status)
+            self.callback(self.owner.block(n, self.blocksize, self.channels), self.blocksize, None, status)
             n += 1
             time.sleep(self.blocksize / 16000 / 4)
         self.active = False
@@ -478,17 +479,31 @@ class FakeStream:
 class FakeSounddevice:
     """Just enough of the sounddevice module; ``plugged`` toggles the USB microphone."""
 
-    def __init__(self) -> None:
+    def __init__(self, usb_channels: int = 1, signal: np.ndarray | None = None) -> None:
         self.plugged = True
         self.streams: list[FakeStream] = []
         self.rescans = 0
+        self.usb_channels = usb_channels
+        self.signal = signal  # (samples, channels) played in a loop; None: 0.25 on channel 0, 0.5 on the others
 
-    def query_devices(self) -> list[dict[str, Any]]:
+    def block(self, n: int, size: int, channels: int) -> np.ndarray:
+        """The ``n``-th block the device delivers (PortAudio's (frames, channels) float32)."""
+        if self.signal is None:
+            out = np.full((size, channels), 0.5, np.float32)
+            out[:, 0] = 0.25
+            return out
+        idx = (np.arange(size) + n * size) % self.signal.shape[0]
+        return np.ascontiguousarray(self.signal[idx, :channels], np.float32)
+
+    def query_devices(self, device: Any = None, kind: str | None = None) -> Any:
         devs = [{"name": "HDMI", "max_input_channels": 0, "default_samplerate": 48000.0},
                 {"name": "Built-in Mic", "max_input_channels": 2, "default_samplerate": 48000.0}]
         if self.plugged:
-            devs.append({"name": "Jabra USB Mic", "max_input_channels": 1, "default_samplerate": 48000.0})
-        return devs
+            devs.append({"name": "Jabra USB Mic", "max_input_channels": self.usb_channels,
+                         "default_samplerate": 48000.0})
+        if device is not None:
+            return devs[int(device)]
+        return devs[1] if kind == "input" else devs
 
     def InputStream(self, **kw: Any) -> FakeStream:  # noqa: N802 - mirrors sounddevice
         self.streams.append(FakeStream(self, **kw))

@@ -194,6 +194,7 @@ def test_replay_gates_staff_windows_with_the_real_voice_model(tmp_path: Path) ->
     results = {}
     for staff in (None, 0):
         cfg = parse_config({"identity": ID, "camera": {"enabled": False}, "mqtt": {"enabled": False},
+                            "microphone": {"channels": 2},  # issue 23: the staff channel must be captured
                             "analysis": {"voice_hop_s": 0.5}, "privacy": {"staff_audio_channel": staff}})
         try:
             an = build_analyzers(cfg)
@@ -203,4 +204,5 @@ def test_replay_gates_staff_windows_with_the_real_voice_model(tmp_path: Path) ->
     plain, gated = results[None], results[0]
     assert plain.voice_gated == 0 and plain.voice_readings > 0
     assert gated.voice_windows == plain.voice_windows and gated.voice_gated >= 3
-    assert 0 < gated.voice_readings <= plain.voice_readings - gated.voice_gated + 1
+    # issue 23: a window with a little staff speech is dropped too, so some dropped windows had no reading anyway
+    assert 0 < gated.voice_readings <= plain.voice_readings - 3

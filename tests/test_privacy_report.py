@@ -76,10 +76,15 @@ def test_cli_writes_markdown_html_and_zones(tmp_path: Path, capsys: pytest.Captu
 def test_report_follows_the_config() -> None:
     cfg = load_config(EXAMPLE)
     cfg.privacy.profile = "custom"
+    cfg.microphone.channels = 2
+    cfg.privacy.staff_voice_gate = "channel"
     cfg.privacy.staff_audio_channel = 1
     md = to_markdown(build_report(cfg, None))
     assert "Privacy profile `custom`" in md and PROFILE_RULES["custom"][0] in md
-    assert "Staff voice: channel 1" in md and "Model manifest not available." in md
+    assert "Staff voice, gate `channel`: of 2 captured channels, channel 1 is the staff microphone" in md
+    assert "Model manifest not available." in md
+    cfg.privacy.staff_voice_gate = "none"
+    assert "Staff voice: **no staff-voice gate**" in to_markdown(build_report(cfg, None))
 
 
 def test_notice_templates_ship_in_both_languages() -> None:

@@ -1,10 +1,12 @@
 """Microphone capture thread: PortAudio callback (or an audio file) into an AudioRing; never does inference.
 
-Device mode opens ``sounddevice.InputStream`` at 16 kHz mono float32 whose callback only copies into the
-ring. A device that is missing, errors, stops or goes silent (no callbacks) is reopened with exponential
-back-off, rescanning PortAudio's device list each time so a re-plugged USB microphone is found again.
-File mode decodes the file once into memory and writes ``block_ms`` blocks, paced in real time or
-("fast", for evaluation) as fast as possible; the ring then overwrites unread audio, which is counted in
+Device mode opens ``sounddevice.InputStream`` at 16 kHz float32 with ``microphone.channels`` channels (a staff
+microphone or a microphone array, kept apart in the ring) whose callback only copies into the ring. A device with
+fewer input channels than configured is a clear error, retried with back-off like a missing one. A device that
+is missing, errors, stops or goes silent (no callbacks) is reopened with exponential back-off, rescanning
+PortAudio's device list each time so a re-plugged USB microphone is found again. File mode decodes the file once
+into memory (its first ``channels`` channels; fewer is an error) and writes ``block_ms`` blocks, paced in real
+time or ("fast", for evaluation) as fast as possible; the ring then overwrites unread audio, which is counted in
 ``overrun_samples``.
 """
 
@@ -20,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from edge.capture import media
-from edge.capture.media import MediaError, clip, read_audio_file
+from edge.capture.media import MediaError, clip, read_audio_channels, read_audio_file
 from edge.config import MicrophoneConfig
 from edge.queues import AudioRing
 
@@ -56,6 +58,7 @@ class AudioSource(threading.Thread):
         self.kind = classify_audio_source(cfg.source, cfg.kind)
         self.source = str(resolve(cfg.source)) if self.kind == "file" else cfg.source
         self.block = cfg.block_ms * RATE // 1000
+        self.channels = cfg.channels
         self._lock = threading.Lock()
         self.state = "starting"
         self.error: str | None = None
@@ -100,7 +103,7 @@ class AudioSource(threading.Thread):
     # -- file mode ----------------------------------------------------------------------------------------
     def _run_file(self) -> None:
         try:
-            samples = read_audio_file(self.source, RATE)
+            samples = self._read_file()
         except MediaError as exc:
             self._set("failed", str(exc))
             log.error("%s", exc)
@@ -111,15 +114,15 @@ class AudioSource(threading.Thread):
         played = 0
         pos = 0
         while not self.stop_event.is_set():
-            if pos >= samples.size:
+            if pos >= samples.shape[0]:
                 if not self.cfg.loop:
                     self._set("ended", None)
                     log.info("audio file '%s': end of file", self.source)
                     return
                 pos = 0
             chunk = samples[pos:pos + self.block]
-            pos += chunk.size
-            played += chunk.size
+            pos += chunk.shape[0]
+            played += chunk.shape[0]
             if realtime:
                 delay = anchor + played / RATE - time.monotonic()
                 if delay > 0 and self.stop_event.wait(delay):
@@ -132,11 +135,22 @@ class AudioSource(threading.Thread):
             with self._lock:
                 self.blocks_in += 1
 
+    def _read_file(self) -> np.ndarray:
+        """The whole file: mono (one channel configured, others mixed in) or its first ``channels`` channels."""
+        if self.channels == 1:
+            return read_audio_file(self.source, RATE)
+        samples = read_audio_channels(self.source, RATE)
+        if samples.shape[1] < self.channels:
+            raise MediaError(f"audio file '{self.source}': has {samples.shape[1]} channel(s), microphone.channels = "
+                             f"{self.channels}")
+        return np.ascontiguousarray(samples[:, :self.channels])
+
     # -- device mode --------------------------------------------------------------------------------------
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         """PortAudio callback: copy into the ring and count; nothing else (it runs on the audio thread)."""
         try:
-            self.ring.write(indata[:, 0] if indata.ndim == 2 else indata, self.clock())
+            self.ring.write(indata if self.channels > 1 else indata[:, 0] if indata.ndim == 2 else indata,
+                            self.clock())
             with self._lock:
                 self.blocks_in += 1
                 if status and getattr(status, "input_overflow", False):
@@ -157,8 +171,9 @@ class AudioSource(threading.Thread):
         while not self.stop_event.is_set():
             try:
                 device = media.resolve_input_device(self.cfg.source)
-                stream = sd.InputStream(samplerate=RATE, channels=1, dtype="float32", blocksize=self.block,
-                                        device=device, callback=self._callback)
+                media.check_input_channels(self.cfg.source, device, self.channels)
+                stream = sd.InputStream(samplerate=RATE, channels=self.channels, dtype="float32",
+                                        blocksize=self.block, device=device, callback=self._callback)
                 self._cb_error = None
                 self._last_cb = time.monotonic()
                 stream.start()

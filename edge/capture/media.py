@@ -260,3 +260,18 @@ def resolve_input_device(source: str) -> int | str | None:
         if s.lower() in d["name"].lower():
             return int(d["index"])
     raise MediaError(f"microphone '{s}': no such input device (available: {available})")
+
+
+def check_input_channels(source: str, device: int | str | None, channels: int) -> None:
+    """MediaError unless the input ``device`` (None: PortAudio's default) offers at least ``channels`` channels."""
+    if channels <= 1:
+        return
+    sd = _sounddevice()
+    try:
+        info = sd.query_devices(device, "input") if device is not None else sd.query_devices(kind="input")
+        have = int(info["max_input_channels"])
+    except Exception as exc:  # PortAudioError, no default input device, ...
+        raise MediaError(f"microphone '{source}': cannot query its channels ({exc})") from None
+    if have < channels:
+        raise MediaError(f"microphone '{source}': offers {have} input channel(s), microphone.channels = {channels} "
+                         f"(the staff-voice gate needs them all)")

@@ -1,0 +1,173 @@
+"""The staff-voice gate on one multichannel voice window: analyse it (mono customer audio) or drop it.
+
+Both gates judge the window's speech frames (32 ms frames above the window's noise floor) one by one, as the
+staff's, the customer's or ambiguous, by the staff microphone's level (channel gate) or by direction of arrival
+(direction gate), and apply one rule: a window is analysed only when at most ``staff_voice_max_share`` of its speech
+frames are the staff's and at least ``customer_voice_min_share`` clearly the customer's. Overlapping speech and
+windows without a clear side are therefore dropped. A window without speech frames passes (the VAD drops it).
+Pure logic on arrays: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.config import KioskConfig
+from edge.gate_config import effective_gate, in_sector
+from edge.voicegate.doa import FRAME, DirectionEstimator
+
+log = logging.getLogger(__name__)
+
+ACTIVE_MARGIN_DB = 6.0  # a speech frame rises this far above the window's noise floor (10th percentile of frames)
+FLOOR_DBFS = -65.0  # and above this absolute level
+_EPS = 1e-10
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the gate made of a window: mono audio to analyse (None: dropped), why, and the frame shares."""
+
+    audio: np.ndarray | None
+    verdict: str  # "customer", "staff", "ambiguous", "silent" (no speech frames: passed), "ungated"
+    staff_share: float = 0.0
+    customer_share: float = 0.0
+
+
+def speech_frames(window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(frames (n, FRAME, channels) of the window, which of them are speech frames by level)."""
+    x = np.asarray(window, np.float32)
+    if x.ndim == 1:
+        x = x[:, None]
+    n = x.shape[0] // FRAME
+    frames = x[x.shape[0] - n * FRAME:].reshape(n, FRAME, x.shape[1])  # the newest whole frames
+    if n == 0:
+        return frames, np.zeros(0, bool)
+    db = 10.0 * np.log10(np.mean(np.square(frames, dtype=np.float64), axis=(1, 2)) + _EPS)
+    floor = float(np.percentile(db, 10))
+    return frames, (db > floor + ACTIVE_MARGIN_DB) & (db > FLOOR_DBFS)
+
+
+def judge(staff: np.ndarray, customer: np.ndarray, max_staff_share: float, min_customer_share: float,
+          audio: np.ndarray) -> Decision:
+    """The window rule over per-speech-frame flags: customer (analyse ``audio``), staff or ambiguous (dropped)."""
+    n = staff.size
+    if n == 0:
+        return Decision(audio, "silent")
+    s, c = float(staff.mean()), float(customer.mean())
+    if s > max_staff_share:
+        return Decision(None, "staff", s, c)
+    if c < min_customer_share:
+        return Decision(None, "ambiguous", s, c)
+    return Decision(audio, "customer", s, c)
+
+
+class VoiceGate:
+    """No gate: every window is analysed, multichannel audio mixed to mono; subclasses judge the frames."""
+
+    kind = "none"
+
+    def __init__(self, max_staff_share: float = 0.1, min_customer_share: float = 0.5) -> None:
+        """The window rule's two shares (``privacy.staff_voice_max_share``, ``customer_voice_min_share``)."""
+        self.max_staff_share = float(max_staff_share)
+        self.min_customer_share = float(min_customer_share)
+        self.counts: Counter[str] = Counter()  # windows per verdict (the voice worker's thread only)
+
+    def mono(self, window: np.ndarray) -> np.ndarray:
+        """The audio the voice model gets from a window."""
+        x = np.asarray(window, np.float32)
+        return x if x.ndim == 1 else np.asarray(x.mean(axis=1), np.float32)
+
+    def classify(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(staff, customer) flags of each speech frame (n, FRAME, channels)."""
+        raise NotImplementedError
+
+    def decide(self, window: np.ndarray) -> Decision:
+        """Judge one window (samples, channels); counted in ``counts``."""
+        d = self._decide(window)
+        self.counts[d.verdict] += 1
+        return d
+
+    def _decide(self, window: np.ndarray) -> Decision:
+        frames, active = speech_frames(window)
+        staff, customer = self.classify(frames[active])
+        return judge(staff, customer, self.max_staff_share, self.min_customer_share, self.mono(window))
+
+
+class UngatedVoice(VoiceGate):
+    """Voice analysed without a staff-voice gate (allowed outside the eu profile)."""
+
+    def _decide(self, window: np.ndarray) -> Decision:
+        return Decision(self.mono(window), "ungated")
+
+
+class ChannelGate(VoiceGate):
+    """A staff microphone: frames where it is ``margin_db`` louder than every other channel are the staff's."""
+
+    kind = "channel"
+
+    def __init__(self, staff_channel: int, margin_db: float = 3.0, max_staff_share: float = 0.1,
+                 min_customer_share: float = 0.5) -> None:
+        """``staff_channel``: index of the staff microphone in each window."""
+        super().__init__(max_staff_share, min_customer_share)
+        self.staff_channel = int(staff_channel)
+        self.margin_db = float(margin_db)
+
+    def mono(self, window: np.ndarray) -> np.ndarray:
+        """Every channel but the staff microphone, mixed."""
+        x = np.asarray(window, np.float32)
+        return np.asarray(np.delete(x, self.staff_channel, axis=1).mean(axis=1), np.float32)
+
+    def classify(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Staff: the staff channel ``margin_db`` above every other; customer: another that far above it."""
+        if frames.shape[2] < 2 or not 0 <= self.staff_channel < frames.shape[2]:
+            raise ValueError(f"staff channel {self.staff_channel} not in a {frames.shape[2]}-channel window")
+        db = 10.0 * np.log10(np.mean(np.square(frames, dtype=np.float64), axis=1) + _EPS)  # (n, channels)
+        diff = db[:, self.staff_channel] - np.delete(db, self.staff_channel, axis=1).max(axis=1)
+        return diff > self.margin_db, diff < -self.margin_db
+
+
+class DirectionGate(VoiceGate):
+    """A microphone array: frames whose direction lies in the staff sector are the staff's (GCC-PHAT, doa.py)."""
+
+    kind = "direction"
+
+    def __init__(self, positions_m: list[tuple[float, float]], staff_sector: tuple[float, float],
+                 customer_sector: tuple[float, float], min_coherence: float = 0.15, max_staff_share: float = 0.1,
+                 min_customer_share: float = 0.5, rate: int = 16000) -> None:
+        """Geometry and sectors as in ``privacy.direction``."""
+        super().__init__(max_staff_share, min_customer_share)
+        self.doa = DirectionEstimator(positions_m, rate)
+        self.staff_sector = staff_sector
+        self.customer_sector = customer_sector
+        self.min_coherence = float(min_coherence)
+        self._staff_grid = np.array([in_sector(a, staff_sector) for a in self.doa.grid])
+        self._customer_grid = np.array([in_sector(a, customer_sector) for a in self.doa.grid])
+
+    def mono(self, window: np.ndarray) -> np.ndarray:
+        """The array's first microphone (a mix of closely spaced mics would comb-filter the speech)."""
+        return np.ascontiguousarray(np.asarray(window, np.float32)[:, 0])
+
+    def classify(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Staff / customer: a coherent frame whose direction lies in that side's sector."""
+        az, coh = self.doa.estimate(frames)
+        idx = np.searchsorted(self.doa.grid, az)
+        clear = coh >= self.min_coherence
+        return clear & self._staff_grid[idx], clear & self._customer_grid[idx]
+
+
+def make_gate(cfg: KioskConfig) -> VoiceGate:
+    """The configured staff-voice gate (``privacy.staff_voice_gate``; ``UngatedVoice`` when none)."""
+    p = cfg.privacy
+    kind = effective_gate(p.staff_voice_gate, p.staff_audio_channel)
+    shares = (p.staff_voice_max_share, p.customer_voice_min_share)
+    if kind == "channel" and p.staff_audio_channel is not None:
+        return ChannelGate(p.staff_audio_channel, p.staff_voice_margin_db, *shares)
+    if kind == "direction" and p.direction is not None:
+        d = p.direction
+        return DirectionGate(list(d.mic_positions_m), d.staff_sector_deg, d.customer_sector_deg, d.min_coherence,
+                             *shares, rate=cfg.microphone.sample_rate)
+    return UngatedVoice(*shares)
