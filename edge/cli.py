@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     from edge.fleet import add_subcommand as add_fleet  # fleet status
 
     add_fleet(sub)
+    from edge.voicegate.calibrate import add_subcommand as add_calibrate  # direction gate's sectors
+
+    add_calibrate(sub)
     from edge.aggregates.cli import add_subcommand as add_aggregates  # site aggregates for managers
 
     add_aggregates(sub)

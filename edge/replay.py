@@ -59,7 +59,7 @@ def _voice_obs(an: Analyzers, samples: np.ndarray, rate: int, hop_s: float, res:
     hop = max(int(hop_s * rate), 1)
     for end in range(win, samples.shape[0] + 1, hop):
         t = end / rate
-        window = gate.decide(samples[end - win:end]).audio
+        window = gate.decide(samples[end - win:end], end).audio
         res.voice_gated += window is None
         reading = None if window is None else an.voice.analyze(window, t, end=end)
         res.voice_windows += 1

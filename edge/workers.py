@@ -63,7 +63,7 @@ def voice_loop(svc: Service) -> None:
         t = t_end - late / rate
         t0 = time.perf_counter()
         try:
-            decision = svc.gate.decide(span)  # swapped whole by remote config; staff speech never reaches the model
+            decision = svc.gate.decide(span, end)  # swapped whole by remote config; staff speech stops here
             svc.latency.add("gate", time.perf_counter() - t0)
             if decision.audio is None:
                 svc.obs.put(Observation("voice", t, None))  # not analysed: as a window without speech

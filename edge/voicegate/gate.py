@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 ACTIVE_MARGIN_DB = 6.0  # a speech frame rises this far above the window's noise floor (10th percentile of frames)
 FLOOR_DBFS = -65.0  # and above this absolute level
+CACHE_FRAMES = 256  # directions of the last ~8 s of frames: consecutive windows share all but their newest hop
 _EPS = 1e-10
 
 
@@ -37,18 +38,25 @@ class Decision:
     customer_share: float = 0.0
 
 
-def speech_frames(window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(frames (n, FRAME, channels) of the window, which of them are speech frames by level)."""
+def speech_frames(window: np.ndarray, end: int | None = None) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """(frames (n, FRAME, channels), which are speech frames by level, stream index of the first frame or None).
+
+    With ``end`` (the stream position just after the window) frames lie on the stream's FRAME grid, so consecutive
+    windows share frames; without it they are the window's newest whole frames.
+    """
     x = np.asarray(window, np.float32)
     if x.ndim == 1:
         x = x[:, None]
-    n = x.shape[0] // FRAME
-    frames = x[x.shape[0] - n * FRAME:].reshape(n, FRAME, x.shape[1])  # the newest whole frames
+    size = x.shape[0]
+    skip = (-(end - size)) % FRAME if end is not None else size % FRAME
+    n = (size - skip) // FRAME
+    frames = x[skip:skip + n * FRAME].reshape(n, FRAME, x.shape[1])
+    first = None if end is None else (end - size + skip) // FRAME
     if n == 0:
-        return frames, np.zeros(0, bool)
+        return frames, np.zeros(0, bool), first
     db = 10.0 * np.log10(np.mean(np.square(frames, dtype=np.float64), axis=(1, 2)) + _EPS)
     floor = float(np.percentile(db, 10))
-    return frames, (db > floor + ACTIVE_MARGIN_DB) & (db > FLOOR_DBFS)
+    return frames, (db > floor + ACTIVE_MARGIN_DB) & (db > FLOOR_DBFS), first
 
 
 def judge(staff: np.ndarray, customer: np.ndarray, max_staff_share: float, min_customer_share: float,
@@ -81,26 +89,27 @@ class VoiceGate:
         x = np.asarray(window, np.float32)
         return x if x.ndim == 1 else np.asarray(x.mean(axis=1), np.float32)
 
-    def classify(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(staff, customer) flags of each speech frame (n, FRAME, channels)."""
+    def classify(self, frames: np.ndarray, ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(staff, customer) flags of each speech frame (n, FRAME, channels); ``ids``: their stream indices."""
         raise NotImplementedError
 
-    def decide(self, window: np.ndarray) -> Decision:
-        """Judge one window (samples, channels); counted in ``counts``."""
-        d = self._decide(window)
+    def decide(self, window: np.ndarray, end: int | None = None) -> Decision:
+        """Judge one window (samples, channels) ending at stream position ``end``; counted in ``counts``."""
+        d = self._decide(window, end)
         self.counts[d.verdict] += 1
         return d
 
-    def _decide(self, window: np.ndarray) -> Decision:
-        frames, active = speech_frames(window)
-        staff, customer = self.classify(frames[active])
+    def _decide(self, window: np.ndarray, end: int | None) -> Decision:
+        frames, active, first = speech_frames(window, end)
+        ids = None if first is None else first + np.flatnonzero(active)
+        staff, customer = self.classify(frames[active], ids)
         return judge(staff, customer, self.max_staff_share, self.min_customer_share, self.mono(window))
 
 
 class UngatedVoice(VoiceGate):
     """Voice analysed without a staff-voice gate (allowed outside the eu profile)."""
 
-    def _decide(self, window: np.ndarray) -> Decision:
+    def _decide(self, window: np.ndarray, end: int | None) -> Decision:
         return Decision(self.mono(window), "ungated")
 
 
@@ -121,7 +130,7 @@ class ChannelGate(VoiceGate):
         x = np.asarray(window, np.float32)
         return np.asarray(np.delete(x, self.staff_channel, axis=1).mean(axis=1), np.float32)
 
-    def classify(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def classify(self, frames: np.ndarray, ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Staff: the staff channel ``margin_db`` above every other; customer: another that far above it."""
         if frames.shape[2] < 2 or not 0 <= self.staff_channel < frames.shape[2]:
             raise ValueError(f"staff channel {self.staff_channel} not in a {frames.shape[2]}-channel window")
@@ -146,14 +155,29 @@ class DirectionGate(VoiceGate):
         self.min_coherence = float(min_coherence)
         self._staff_grid = np.array([in_sector(a, staff_sector) for a in self.doa.grid])
         self._customer_grid = np.array([in_sector(a, customer_sector) for a in self.doa.grid])
+        self._cache: dict[tuple[int, int], tuple[float, float]] = {}  # (frame index, content hash) -> direction
+
+    def _directions(self, frames: np.ndarray, ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Each frame's (azimuth, coherence); frames seen in an earlier overlapping window come from the cache."""
+        if ids is None:
+            return self.doa.estimate(frames)
+        keys = [(int(i), hash(f.tobytes())) for i, f in zip(ids, frames, strict=True)]
+        todo = [k for k, key in enumerate(keys) if key not in self._cache]
+        if todo:
+            az, coh = self.doa.estimate(frames[todo])
+            self._cache.update({keys[k]: (float(a), float(c)) for k, a, c in zip(todo, az, coh, strict=True)})
+        while len(self._cache) > CACHE_FRAMES:  # oldest first (insertion order)
+            del self._cache[next(iter(self._cache))]
+        got = np.array([self._cache[key] for key in keys], np.float64).reshape(-1, 2)
+        return got[:, 0], got[:, 1]
 
     def mono(self, window: np.ndarray) -> np.ndarray:
         """The array's first microphone (a mix of closely spaced mics would comb-filter the speech)."""
         return np.ascontiguousarray(np.asarray(window, np.float32)[:, 0])
 
-    def classify(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def classify(self, frames: np.ndarray, ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Staff / customer: a coherent frame whose direction lies in that side's sector."""
-        az, coh = self.doa.estimate(frames)
+        az, coh = self._directions(frames, ids)
         idx = np.searchsorted(self.doa.grid, az)
         clear = coh >= self.min_coherence
         return clear & self._staff_grid[idx], clear & self._customer_grid[idx]
