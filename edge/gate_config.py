@@ -102,6 +102,10 @@ def gate_problems(kind: str, staff_channel: int | None, direction: DirectionConf
         elif len(direction.mic_positions_m) != channels:
             out.append(f"privacy.direction.mic_positions_m: {len(direction.mic_positions_m)} microphone position(s) "
                        f"for microphone.channels = {channels}; give one per captured channel")
+    if profile == "eu" and voice_on and gate == "none":
+        out.append("privacy.staff_voice_gate: the eu profile requires a staff-voice gate (channel or direction) "
+                   "while voice is analysed (emotion recognition of workers is prohibited, EU AI Act Art. 5(1)(f)); "
+                   "or set analysis.voice = false")
     if gate != "channel" and staff_channel is not None and kind != "auto":
         out.append(f"privacy.staff_audio_channel: set, but privacy.staff_voice_gate = {kind!r}")
     return out

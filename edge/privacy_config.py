@@ -51,10 +51,14 @@ PROFILE_RULES: dict[str, tuple[str, ...]] = {
         "privacy.staff_zones: at least one staff zone (emotion recognition of workers is prohibited, "
         "EU AI Act Art. 5(1)(f))",
         "privacy.notice_text: a notice text for the counter signage (EU AI Act Art. 50(3), GDPR Art. 13)",
+        "privacy.staff_voice_gate: a staff-voice gate (a staff microphone channel or a microphone array's "
+        "direction) whenever voice is analysed, or analysis.voice = false (EU AI Act Art. 5(1)(f))",
         *_FLOORS,
     ),
     "cn": (
         "privacy.notice_text.zh-CN: a Chinese notice text for the prominent sign PIPL Art. 26 requires",
+        "privacy.staff_voice_gate: a warning (check-config, start-up log, this report) when voice is analysed "
+        "without a staff-voice gate",
         *_FLOORS,
     ),
     "custom": ("nothing beyond the field bounds: the deployer documents their own rules",),

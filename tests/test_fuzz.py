@@ -214,8 +214,9 @@ def test_remote_config_never_weakens_privacy_below_the_file(profile: str, patche
 
     base = parse_config({"identity": {"site_id": "s", "kiosk_id": "k"}, "mqtt": {"enabled": False},
                          "analysis": {"customer_zone": [0.3, 0.0, 1.0, 1.0], "min_face_frac": 0.1},
+                         "microphone": {"channels": 2},  # issue 23: eu requires a staff-voice gate
                          "privacy": {"profile": profile, "staff_zones": [BASE_STAFF], "pause_max_s": 600,
-                                     "notice_text": NOTICE}})
+                                     "notice_text": NOTICE, "staff_audio_channel": 1}})
     remote = RemoteConfig(base, None)
     for patch in patches:
         remote.handle(json.dumps(patch).encode(), lambda cfg: None)

@@ -35,11 +35,12 @@ def test_profiles_enforce_their_minimums_with_key_paths() -> None:
     assert parse_config({"identity": ID}).privacy.profile == "custom"
     errs = _errors({"privacy": {"profile": "eu"}, "fusion": {"emit_interval_s": 0.2, "half_life_s": 0.5}})
     assert [e.split(":")[0] for e in errs] == ["privacy.staff_zones", "privacy.notice_text",
-                                              "fusion.emit_interval_s", "fusion.half_life_s"]
+                                              "fusion.emit_interval_s", "fusion.half_life_s",
+                                              "privacy.staff_voice_gate"]
     errs = _errors({"privacy": {"profile": "cn", "notice_text": {"en": NOTICE_EN}}})
     assert errs == ["privacy.notice_text: the cn profile requires a zh-CN notice text"]
     ok = parse_config({"identity": ID, "privacy": {"profile": "eu", "staff_zones": [STAFF],
-                                                   "notice_text": {"en": NOTICE_EN}}})
+                                                   "notice_text": {"en": NOTICE_EN}}, "analysis": {"voice": False}})
     assert ok.privacy.staff_zones[0][1] == (0.45, 0.0)
     assert parse_config({"identity": ID, "privacy": {"profile": "cn", "notice_text": {"zh-CN": NOTICE_ZH}}})
     # custom allows per-frame-rate events; bounds still hold
@@ -60,10 +61,10 @@ def test_degenerate_zones_and_profile_floors_are_refused_in_the_toml_too() -> No
                                                 [[0, 0], [0.5, 0.5], [1, 1]]]}})
     assert [e.split(":")[0] for e in errs] == ["privacy.staff_zones.0", "privacy.staff_zones.1",
                                               "privacy.staff_zones.2"] and "degenerate polygon" in errs[0]
-    for profile, extra in (("eu", {"staff_zones": [STAFF], "notice_text": {"en": NOTICE_EN}}),
+    for profile, extra in (("eu", {"staff_zones": [STAFF], "notice_text": {"en": NOTICE_EN}, "staff_audio_channel": 1}),
                            ("cn", {"notice_text": {"zh-CN": NOTICE_ZH}})):
         errs = _errors({"privacy": {"profile": profile, "pause_max_s": 10, **extra},
-                        "analysis": {"min_face_frac": 0.0}})
+                        "analysis": {"min_face_frac": 0.0}, "microphone": {"channels": 2}})
         assert [e.split(":")[0] for e in errs] == ["privacy.pause_max_s", "analysis.min_face_frac"], errs
     assert parse_config({"identity": ID, "privacy": {"pause_max_s": 10}, "analysis": {"min_face_frac": 0.0}})
 

@@ -15,6 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+import soundfile as sf
 
 from edge.analyzers import build_analyzers
 from edge.config import parse_config
@@ -92,7 +93,12 @@ class FdWatch(threading.Thread):
 def test_service_writes_no_file_and_publishes_only_schema_valid_bytes(
         mosquitto: Any, subscribe: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_state: bool) -> None:
     """Without a state folder nothing is written; with one, only the outbox database (and its WAL files)."""
-    video, audio = make_demo(tmp_path / "media", seconds=8.0)
+    video, mono = make_demo(tmp_path / "media", seconds=8.0)
+    # Issue 23: eu requires a staff-voice gate; a counter with a staff microphone (channel 1, hearing the customer
+    # 14 dB lower) is captured live as 2 channels and gated before the voice model.
+    speech, rate = sf.read(mono, dtype="float32")
+    audio = video.parent / "counter-2ch.wav"
+    sf.write(audio, np.stack([speech, 0.2 * speech], axis=1), rate)
     cwd, home, tmp = (tmp_path / n for n in ("cwd", "home", "tmp"))
     for d in (cwd, home, tmp):
         d.mkdir()
@@ -106,11 +112,11 @@ def test_service_writes_no_file_and_publishes_only_schema_valid_bytes(
     cfg = parse_config({
         "identity": {"site_id": "site-n", "kiosk_id": "kiosk-n", "counter_name": "N"},
         "camera": {"source": str(video), "pace": "fast"},
-        "microphone": {"source": str(audio), "pace": "realtime"},
+        "microphone": {"source": str(audio), "pace": "realtime", "channels": 2},
         "analysis": {"face_fps": 30.0, "voice_hop_s": 0.5},
         "fusion": {"emit_interval_s": 1.0, "visit_start_s": 0.3},
         "mqtt": {"host": mosquitto.host, "port": mosquitto.port, "health_interval_s": 1.0},
-        "privacy": {"profile": "eu", "staff_zones": [[[0, 0], [0.15, 0], [0.15, 1], [0, 1]]],
+        "privacy": {"profile": "eu", "staff_zones": [[[0, 0], [0.15, 0], [0.15, 1], [0, 1]]], "staff_audio_channel": 1,
                     "notice_text": {"en": "Emotion sensing in use at this counter; nothing is recorded."}},
         **({"state": {"dir": str(state)}} if with_state else {}),
     })
@@ -155,6 +161,9 @@ def test_service_writes_no_file_and_publishes_only_schema_valid_bytes(
     assert {"status", "health", "emotion", "visit"} <= kinds, kinds
     status = json.loads(next(m.payload for m in sub.messages if m.topic.endswith("/status")))
     assert status["privacy_profile"] == "eu"
+    healths = [json.loads(m.payload) for m in sub.messages if m.topic.endswith("/health")]
+    assert max(h["voice_windows"] for h in healths) > 0, "the gate kept every customer window from the voice model"
+    assert "voice_gated_staff" in healths[-1]["drops"]
 
 
 def _grace(height: int) -> np.ndarray:

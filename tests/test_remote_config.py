@@ -124,7 +124,7 @@ def test_validation_uses_the_config_models_with_key_paths() -> None:
     assert "analysis.customer_zone: Value error, must be x0 < x1" in text
     with pytest.raises(RemoteConfigError, match="thresholds must be release_threshold < watch_threshold"):
         effective(cfg, {"alerts": {"watch_threshold": 0.2}})
-    eu = base(privacy={"profile": "eu", "staff_zones": [STAFF], "notice_text": NOTICE})
+    eu = base(privacy={"profile": "eu", "staff_zones": [STAFF], "notice_text": NOTICE}, analysis={"voice": False})
     with pytest.raises(RemoteConfigError) as exc:
         effective(eu, {"privacy": {"staff_zones": []}, "fusion": {"emit_interval_s": 0.5}})
     assert exc.value.errors == ["privacy.staff_zones: the eu profile requires at least one staff zone",

@@ -35,6 +35,9 @@ WEAKENING: list[tuple[dict[str, Any], str]] = [
     ({"privacy": {"pause_max_s": 400}}, "privacy.pause_max_s: under the eu profile"),
     ({"analysis": {"min_face_frac": 0}}, "analysis.min_face_frac: the eu profile requires >= 0.05"),
     ({"analysis": {"min_face_frac": 0.08}}, "analysis.min_face_frac: under the eu profile"),
+    ({"privacy": {"staff_voice_max_share": 0.5}}, "privacy.staff_voice_max_share: under the eu profile"),  # issue 23
+    ({"privacy": {"staff_voice_margin_db": 12}}, "privacy.staff_voice_margin_db: under the eu profile"),
+    ({"privacy": {"customer_voice_min_share": 0.2}}, "privacy.customer_voice_min_share: under the eu profile"),
 ]
 
 
@@ -48,7 +51,7 @@ def _config(path: Path, broker: Broker, media: tuple[Path, Path], state: Path) -
         "identity": {"site_id": SITE, "kiosk_id": KIOSK},
         "camera": {"source": str(media[0]), "loop": True},
         "microphone": {"source": str(media[1]), "loop": True},
-        "analysis": {"customer_zone": [0.3, 0.0, 1.0, 1.0], "min_face_frac": 0.1},
+        "analysis": {"customer_zone": [0.3, 0.0, 1.0, 1.0], "min_face_frac": 0.1, "voice": False},  # eu: no gate
         "mqtt": {"host": broker.host, "port": broker.port, "health_interval_s": 1.0},
         "state": {"dir": str(state)},
         "privacy": {"profile": "eu", "staff_zones": [STAFF], "pause_max_s": 600.0},

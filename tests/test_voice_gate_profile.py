@@ -1,0 +1,68 @@
+"""Issue 23, item 3: eu refuses voice analysis without a staff-voice gate, cn warns; remote config only tightens it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge.cli import main
+from edge.config import parse_config
+from edge.privacy_floor import weakened
+
+NOTICE = ('notice_text = { en = "Emotion sensing at this counter; nothing is recorded.", '
+          'zh-CN = "本柜台使用情绪感知设备，仅在本机处理，不录像、不录音。" }')
+BASE = ('[identity]\nsite_id = "s"\nkiosk_id = "k"\n'
+        '[privacy]\nprofile = "{profile}"\nstaff_zones = [[[0, 0], [0.3, 0], [0.3, 1], [0, 1]]]\n' + NOTICE + "\n")
+
+
+def _check(tmp_path: Path, capsys: pytest.CaptureFixture[str], profile: str, extra: str = "",
+           privacy: str = "") -> tuple[int, str]:
+    f = tmp_path / "k.toml"
+    text = BASE.replace("{profile}", profile)
+    text = text.replace("[privacy]\n", "[privacy]\n" + privacy) + extra
+    f.write_text(text, encoding="utf-8")
+    rc = main(["check-config", str(f), "--no-models"])
+    return rc, capsys.readouterr().err
+
+
+def test_eu_refuses_voice_analysis_without_a_staff_voice_gate(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    rc, err = _check(tmp_path, capsys, "eu")
+    assert rc == 2 and "privacy.staff_voice_gate: the eu profile requires a staff-voice gate" in err
+    assert _check(tmp_path, capsys, "eu", "[analysis]\nvoice = false\n")[0] == 0
+    assert _check(tmp_path, capsys, "eu", "[microphone]\nenabled = false\n")[0] == 0
+    rc, err = _check(tmp_path, capsys, "eu", "[microphone]\nchannels = 2\n", "staff_audio_channel = 1\n")
+    assert rc == 0 and "warning" not in err
+    rc, err = _check(tmp_path, capsys, "eu", "", "staff_audio_channel = 1\n")  # the staff channel is not captured
+    assert rc == 2 and "privacy.staff_audio_channel: channel 1 is not captured (microphone.channels = 1" in err
+    rc, err = _check(tmp_path, capsys, "eu", "[microphone]\nchannels = 2\n", 'staff_voice_gate = "none"\n')
+    assert rc == 2 and "the eu profile requires a staff-voice gate" in err
+
+
+def test_cn_warns_without_a_gate_and_custom_is_silent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, err = _check(tmp_path, capsys, "cn")
+    assert rc == 0 and "warning: privacy.staff_voice_gate: no staff-voice gate while voice is analysed" in err
+    rc, err = _check(tmp_path, capsys, "cn", "[microphone]\nchannels = 2\n", "staff_audio_channel = 0\n")
+    assert rc == 0 and "warning" not in err
+    rc, err = _check(tmp_path, capsys, "custom")
+    assert rc == 0 and "warning" not in err
+
+
+def test_remote_config_may_only_tighten_the_gate_under_eu_and_cn() -> None:
+    data = {"identity": {"site_id": "s", "kiosk_id": "k"}, "microphone": {"channels": 2},
+            "privacy": {"profile": "eu", "staff_zones": [[[0, 0], [0.3, 0], [0.3, 1], [0, 1]]],
+                        "notice_text": {"en": "Emotion sensing at this counter; nothing is recorded."},
+                        "staff_audio_channel": 1, "staff_voice_max_share": 0.1, "customer_voice_min_share": 0.5}}
+    base = parse_config(data)
+
+    def with_privacy(**p: float) -> list[str]:
+        return weakened(base, parse_config({**data, "privacy": {**data["privacy"], **p}}))  # type: ignore[dict-item]
+
+    assert with_privacy(staff_voice_max_share=0.05, customer_voice_min_share=0.7, staff_voice_margin_db=2.0) == []
+    got = with_privacy(staff_voice_max_share=0.3, customer_voice_min_share=0.2, staff_voice_margin_db=6.0)
+    assert [g.split(":")[0] for g in got] == ["privacy.staff_voice_margin_db", "privacy.staff_voice_max_share",
+                                              "privacy.customer_voice_min_share"]
+    custom = parse_config({**data, "privacy": {**data["privacy"], "profile": "custom"}})  # type: ignore[dict-item]
+    assert weakened(custom, parse_config({**data, "privacy": {**data["privacy"], "profile": "custom",  # type: ignore[dict-item]
+                                                            "staff_voice_max_share": 0.9}})) == []
