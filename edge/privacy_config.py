@@ -90,7 +90,7 @@ class PrivacyConfig(BaseModel):
         "microphone per side (microphone.channels >= 2); speech frames where it dominates are staff speech.")
     staff_voice_margin_db: float = Field(
         default=3.0, ge=0.0, le=40.0, description="Staff channel this many dB louder than every other channel "
-        "marks a speech frame as staff speech (and the others this much louder as the customer's).")
+        "marks a speech frame as staff speech (one where another channel is louder is the customer's).")
     direction: DirectionConfig | None = Field(
         default=None, description="Direction gate: microphone array geometry and the staff and customer sectors "
         "(`edge-emotion calibrate-direction` measures them).")

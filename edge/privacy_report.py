@@ -211,17 +211,43 @@ def voice_gate_line(cfg: KioskConfig) -> str:
     if gate == "channel":
         return (f"Staff voice, gate `channel`: of {cfg.microphone.channels} captured channels, channel "
                 f"{p.staff_audio_channel} is the staff microphone; a speech frame where it is "
-                f"{p.staff_voice_margin_db:g} dB louder than every other channel is the staff's; {rule}. The voice "
-                "model hears the other channels, mixed.")
+                f"{p.staff_voice_margin_db:g} dB louder than every other channel is the staff's, one where another "
+                f"channel is louder the customer's; {rule}. The voice model hears the other channels, mixed."
+                + measured_gate(_measured_name(cfg, gate)))
     if gate == "direction" and p.direction is not None:
         d = p.direction
         return (f"Staff voice, gate `direction`: a {len(d.mic_positions_m)}-microphone array estimates each speech "
                 f"frame's direction of arrival (GCC-PHAT); frames from the staff sector {list(d.staff_sector_deg)} "
                 f"degrees are the staff's, from the customer sector {list(d.customer_sector_deg)} the customer's, "
                 f"others and frames without a clear direction are ambiguous; {rule}. The voice model hears the "
-                "array's first microphone.")
+                "array's first microphone." + measured_gate(_measured_name(cfg, gate)))
     return ("Staff voice: **no staff-voice gate** (`privacy.staff_voice_gate`); the microphone hears both sides of "
-            "the counter, so staff speech is analysed too.")
+            "the counter, so staff speech is analysed too." + measured_gate("none"))
+
+
+def measured_gate(name: str) -> str:
+    """The benchmark's measured figures for gate ``name`` (edge/voicegate/measured.json), as a sentence."""
+    try:
+        data = json.loads(resources.files("edge").joinpath("voicegate", "measured.json").read_text(encoding="utf-8"))
+        g = data["gates"][name]
+    except (OSError, ValueError, KeyError):
+        return " Its leak rate has not been measured for this set-up."
+
+    def pct(x: dict[str, Any]) -> str:
+        lo, hi = (100 * v for v in x["ci95"])
+        return f"{100 * x['share']:.1f} % ({x['k']}/{x['n']}, 95 % CI {lo:.1f}-{hi:.1f} %)"
+
+    return (f" Measured in {data['rooms']} simulated counter rooms ({data['page']}, {data['date']}, default "
+            f"thresholds): {pct(g['staff_leak'])} of staff-only speech windows reached the voice model, "
+            f"{pct(g['customer_kept'])} of customer-only windows were kept and {pct(g['overlap_dropped'])} of "
+            "windows where both talk were dropped.")
+
+
+def _measured_name(cfg: KioskConfig, gate: str) -> str:
+    p = cfg.privacy
+    if gate == "direction" and p.direction is not None:
+        return f"direction-{len(p.direction.mic_positions_m)}mic"
+    return gate
 
 
 def _models(manifest: Manifest | None) -> Block:

@@ -138,7 +138,7 @@ def test_calibration_prints_sectors_that_hold_each_side(tmp_path: Path, capsys: 
     sf.write(tmp_path / "same.wav", array_signal(babble(6.0, 210.0, 13), 80.0, FOUR), RATE, subtype="FLOAT")
     assert main(["calibrate-direction", "--mics", mics, "--staff-file", str(tmp_path / "staff.wav"),
                  "--customer-file", str(tmp_path / "same.wav")]) == 2
-    assert "the two sides overlap" in capsys.readouterr().err
+    assert "directions overlap" in capsys.readouterr().err
 
 
 def _toml(text: str) -> dict[str, object]:

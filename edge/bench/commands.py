@@ -56,6 +56,9 @@ def _bench(args: argparse.Namespace) -> int:
     if args.suite == "cues":
         from edge.bench.cues import cli_cues
         return cli_cues(args)
+    if args.suite == "staff-gate":
+        from edge.bench.staff_gate import cli
+        return cli(args)
     from edge.bench.tablet import cli_tablet
     return cli_tablet(args)
 
@@ -80,7 +83,8 @@ def add_subcommands(sub: Any) -> None:
     s.add_argument("--no-replay", action="store_true", help="only build the media")
     s.set_defaults(func=_scenario)
     b = sub.add_parser("bench", help="benchmarks: pipeline stages/fps/CPU/RSS, alert timing, tablet latency")
-    b.add_argument("suite", nargs="?", default="pipeline", choices=["pipeline", "alerts", "cues", "tablet"])
+    b.add_argument("suite", nargs="?", default="pipeline", choices=["pipeline", "alerts", "cues", "tablet",
+                                                                         "staff-gate"])
     b.add_argument("--seconds", type=float, default=20.0, help="pipeline: seconds per measurement")
     b.add_argument("--minutes", type=float, default=300.0, help="alerts, cues: minutes of neutral/happy material "
                    "(max)")
@@ -88,6 +92,9 @@ def add_subcommands(sub: Any) -> None:
                    "face)")
     b.add_argument("--gains", default="1", help="alerts: audio gains to replay the calm material at, e.g. 1,0.5,2")
     b.add_argument("--count", type=int, default=50, help="tablet: alerts to publish")
+    b.add_argument("--rooms", type=int, default=24, help="staff-gate: simulated counter rooms")
+    b.add_argument("--seed", type=int, default=23, help="staff-gate: seed of the rooms")
+    b.add_argument("--data", help="staff-gate: speech corpora folder (default ../shared/data/speech)")
     b.add_argument("--out", type=Path, default=Path("bench-out"), help="folder for JSON (and PNG) results")
     b.add_argument("--markdown", type=Path, help="also write the Markdown report here (e.g. docs/bench/pipeline.md)")
     b.set_defaults(func=_bench)

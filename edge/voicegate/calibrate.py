@@ -2,7 +2,8 @@
 
 The staff talk for a few seconds, then the customer side (a colleague standing where customers stand); each speech
 frame's direction of arrival is measured with the same estimator as the gate, and each side's sector is the central
-90 % of its directions widened by a margin. Recording (sounddevice) happens only in ``record``; the rest is pure.
+90 % of its directions widened by a margin, but never past the bisector between the two sides. Recording
+(sounddevice) happens only in ``record``; the rest is pure.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from edge.voicegate.gate import speech_frames
 
 log = logging.getLogger(__name__)
 RATE = 16000
+MIN_HELD = 0.8  # a side's sector must hold at least this share of its own calibration frames
 
 
 class CalibrationError(ValueError):
@@ -38,17 +40,41 @@ def directions(audio: np.ndarray, est: DirectionEstimator, min_coherence: float 
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def sector(az: np.ndarray, linear: bool, margin_deg: float = 15.0, share: float = 0.9) -> tuple[float, float]:
-    """The central ``share`` of the directions ``az``, widened by ``margin_deg`` on each side."""
-    lo_q, hi_q = 50 * (1 - share), 50 * (1 + share)
+def _spread(az: np.ndarray, centre: float, linear: bool, share: float) -> tuple[float, float]:
+    """The central ``share`` of ``az`` as (low, high) offsets from ``centre`` (degrees, wrapped when circular)."""
+    dev = az - centre if linear else (az - centre + 180.0) % 360.0 - 180.0
+    lo, hi = np.percentile(dev, [50 * (1 - share), 50 * (1 + share)])
+    return float(lo), float(hi)
+
+
+def _median(az: np.ndarray, linear: bool) -> float:
     if linear:
-        lo, hi = np.percentile(az, [lo_q, hi_q])
-        return float(max(0.0, lo - margin_deg)), float(min(180.0, hi + margin_deg))
+        return float(np.median(az))
     rad = np.deg2rad(az)
     mean = float(np.rad2deg(np.arctan2(np.sin(rad).mean(), np.cos(rad).mean())))
-    dev = (az - mean + 180.0) % 360.0 - 180.0
-    lo, hi = np.percentile(dev, [lo_q, hi_q])
-    return float((mean + lo - margin_deg) % 360.0), float((mean + hi + margin_deg) % 360.0)
+    return (mean + float(np.median((az - mean + 180.0) % 360.0 - 180.0))) % 360.0
+
+
+def sectors(s_az: np.ndarray, c_az: np.ndarray, linear: bool, margin_deg: float = 15.0,
+            guard_deg: float = 5.0, share: float = 0.9) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Each side's central ``share`` widened by ``margin_deg``, never past the bisector between the two sides."""
+    ms, mc = _median(s_az, linear), _median(c_az, linear)
+    out = []
+    for az, me, other in ((s_az, ms, mc), (c_az, mc, ms)):
+        lo, hi = _spread(az, me, linear, share)
+        if linear:  # the allowed range: up to the bisector towards the other side, 0..180 elsewhere
+            half = (other - me) / 2.0
+            lim_lo, lim_hi = (-me, half - guard_deg) if half > 0 else (half + guard_deg, 180.0 - me)
+        else:
+            phi = (other - me) % 360.0  # the other side's direction, counter-clockwise from this one
+            lim_lo, lim_hi = phi / 2.0 - 180.0 + guard_deg, phi / 2.0 - guard_deg
+        lo, hi = max(lo - margin_deg, lim_lo), min(hi + margin_deg, lim_hi)
+        if hi - lo < 10.0:
+            raise CalibrationError("the two sides' directions overlap (staff around "
+                                   f"{ms:.0f}, customer around {mc:.0f} degrees): turn the array so that staff and "
+                                   "customer are on opposite sides of it (a 2-mic array: along its axis)")
+        out.append((me + lo, me + hi) if linear else ((me + lo) % 360.0, (me + hi) % 360.0))
+    return out[0], out[1]
 
 
 def propose(staff: np.ndarray, customer: np.ndarray, est: DirectionEstimator,
@@ -59,13 +85,17 @@ def propose(staff: np.ndarray, customer: np.ndarray, est: DirectionEstimator,
         if az.size < 20:
             raise CalibrationError(f"{name} recording: only {az.size} speech frames with a clear direction; talk "
                                    "for longer, closer to the array, or check the microphone channels")
-    s, c = sector(s_az, est.linear, margin_deg), sector(c_az, est.linear, margin_deg)
-    if any(in_sector(a, c) for a in s) or any(in_sector(a, s) for a in c):
-        raise CalibrationError(f"the two sides overlap (staff {_fmt(s)}, customer {_fmt(c)}): turn the array so "
-                               "that staff and customer are on opposite sides of it (a 2-mic array: along its axis)")
+    s, c = sectors(s_az, c_az, est.linear, margin_deg)
     figures = {"staff_frames": int(s_az.size), "customer_frames": int(c_az.size),
                "staff_in_customer_sector": float(np.mean([in_sector(a, c) for a in s_az])),
-               "customer_in_staff_sector": float(np.mean([in_sector(a, s) for a in c_az]))}
+               "customer_in_staff_sector": float(np.mean([in_sector(a, s) for a in c_az])),
+               "staff_in_staff_sector": float(np.mean([in_sector(a, s) for a in s_az])),
+               "customer_in_customer_sector": float(np.mean([in_sector(a, c) for a in c_az]))}
+    for side in ("staff", "customer"):
+        if figures[f"{side}_in_{side}_sector"] < MIN_HELD:
+            raise CalibrationError(f"the two sides' directions overlap: only {figures[f'{side}_in_{side}_sector']:.0%}"
+                                   f" of the {side}'s speech frames fit a sector clear of the other side's; turn the "
+                                   "array so that staff and customer are on opposite sides of it")
     return s, c, figures
 
 
@@ -135,9 +165,10 @@ def cli(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     space = "0..180 degrees from the array's axis (mic 0 -> mic 1)" if est.linear else "0..360 degrees from +x"
-    print(f"# directions measured in {space}: staff {fig['staff_frames']} speech frames, customer "
-          f"{fig['customer_frames']}; {fig['staff_in_customer_sector']:.1%} of the staff's frames fall in the "
-          f"customer sector, {fig['customer_in_staff_sector']:.1%} of the customer's in the staff sector")
+    print(f"# directions measured in {space}: staff {fig['staff_frames']} speech frames "
+          f"({fig['staff_in_staff_sector']:.0%} in its sector, {fig['staff_in_customer_sector']:.1%} in the "
+          f"customer's), customer {fig['customer_frames']} ({fig['customer_in_customer_sector']:.0%} in its "
+          f"sector, {fig['customer_in_staff_sector']:.1%} in the staff's)")
     print(toml_snippet(positions, s, c), end="")
     return 0
 

@@ -131,12 +131,12 @@ class ChannelGate(VoiceGate):
         return np.asarray(np.delete(x, self.staff_channel, axis=1).mean(axis=1), np.float32)
 
     def classify(self, frames: np.ndarray, ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Staff: the staff channel ``margin_db`` above every other; customer: another that far above it."""
+        """Staff: the staff channel ``margin_db`` above every other; customer: another channel louder than it."""
         if frames.shape[2] < 2 or not 0 <= self.staff_channel < frames.shape[2]:
             raise ValueError(f"staff channel {self.staff_channel} not in a {frames.shape[2]}-channel window")
         db = 10.0 * np.log10(np.mean(np.square(frames, dtype=np.float64), axis=1) + _EPS)  # (n, channels)
         diff = db[:, self.staff_channel] - np.delete(db, self.staff_channel, axis=1).max(axis=1)
-        return diff > self.margin_db, diff < -self.margin_db
+        return diff > self.margin_db, diff < 0.0
 
 
 class DirectionGate(VoiceGate):

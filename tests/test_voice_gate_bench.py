@@ -1,0 +1,43 @@
+"""Issue 23, item 4: the staff-gate benchmark on a simulated counter with corpus speech, and what the report says."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edge.bench.rooms import SPEECH_DIR
+from edge.config import load_config
+from edge.privacy_report import build_report, measured_gate, to_markdown
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "deploy" / "kiosk.example.toml"
+
+
+def test_one_simulated_room_through_every_gate(tmp_path: Path) -> None:
+    pytest.importorskip("pyroomacoustics", reason="the staff-gate benchmark needs the sim extra (pyroomacoustics)")
+    if not (SPEECH_DIR / "ravdess" / "MANIFEST.csv").is_file():
+        pytest.skip(f"research speech corpora not staged at {SPEECH_DIR} (see ../shared/data/README.md)")
+    from edge.bench.staff_gate import markdown, run
+
+    res = run(rooms=1, seed=7)
+    s = res["summary"]
+    assert s["none"]["staff_windows"] >= 10 and s["none"]["customer_windows"] >= 10
+    assert s["none"]["staff_leak"]["share"] >= 0.8, "without a gate the staff's speech reaches the model"
+    assert s["none"]["overlap_dropped"]["k"] == 0
+    for g in ("channel", "direction-2mic", "direction-4mic"):
+        assert s[g]["staff_leak"]["share"] <= 0.1, (g, s[g]["staff_leak"])
+        assert s[g]["customer_kept"]["share"] >= 0.5, (g, s[g]["customer_kept"])
+        assert s[g]["overlap_dropped"]["share"] >= 0.5, (g, s[g]["overlap_dropped"])
+    page = markdown(res, "edge-emotion bench staff-gate --rooms 1", "test machine", "2026-01-01")
+    assert "| `direction-4mic` |" in page and "Command: `edge-emotion bench staff-gate --rooms 1`" in page
+
+
+def test_privacy_report_states_the_gate_and_its_measured_leak_rate() -> None:
+    measured = json.loads((Path(__file__).resolve().parents[1] / "edge" / "voicegate" / "measured.json").read_text())
+    cfg = load_config(EXAMPLE)  # eu, a 4-mic direction gate
+    md = to_markdown(build_report(cfg, None))
+    leak = measured["gates"]["direction-4mic"]["staff_leak"]
+    assert "Staff voice, gate `direction`: a 4-microphone array" in md
+    assert f"{100 * leak['share']:.1f} % ({leak['k']}/{leak['n']}" in md and "staff-only speech windows reached" in md
+    assert measured_gate("direction-3mic") == " Its leak rate has not been measured for this set-up."
