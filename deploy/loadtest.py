@@ -51,7 +51,7 @@ EID, TS = "00000000-0000-4000-8000-000000000000", "1970-01-01T00:00:00.000Z"
 TICK = os.sysconf("SC_CLK_TCK")
 _P = {"neutral": 0.52, "happy": 0.08, "surprise": 0.05, "sad": 0.1, "angry": 0.15, "disgust": 0.05, "fear": 0.05}
 _LAT = {"p50": 12.4, "p95": 19.8, "n": 80}
-BODIES: dict[str, dict[str, Any]] = {  # realistic sizes: what edge/service.py sends
+BODIES: dict[str, dict[str, Any]] = {  # realistic sizes: what edge/pipeline/service.py sends
     "emotion": {"visit_id": "5f0c9a52-43c4-4b4e-9d55-0d3c0f0e6a11", "label": "neutral", "probs": _P,
                 "valence": -0.0312, "arousal": 0.1123, "escalation": 0.1875, "confidence": 0.7123,
                 "modalities": {"face": {"used": True, "confidence": 0.7, "age_s": 0.112},

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from edge import __version__
-from edge.broker_client import add_broker_options, broker_from_args
 from edge.config import ConfigError, KioskConfig, load_config, parse_config
+from edge.ops.broker_client import add_broker_options, broker_from_args
 from edge.runtime import ModelError
 
 log = logging.getLogger("edge")
@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the kiosk service")
     r.add_argument("--config", "-c", required=True, type=Path, help="kiosk TOML file")
     r.add_argument("--scripted-readings", action="store_true",
-                   help="DEMO ONLY: no face/voice model runs; readings follow the demo script (edge/scripted.py), "
+                   help="DEMO ONLY: no face/voice model runs; readings follow the demo script (edge/demo/scripted.py), "
                         "everything after them is real (fusion, alerts, MQTT); status lists the models as SCRIPTED")
     c = sub.add_parser("check-config", help="validate a kiosk TOML file (and its model files); exit 2 on errors")
     c.add_argument("config", type=Path)
@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     from edge.bench.commands import add_subcommands  # scenario, bench, soak
 
     add_subcommands(sub)
-    from edge.fleet import add_subcommand as add_fleet  # fleet status
+    from edge.ops.fleet import add_subcommand as add_fleet  # fleet status
 
     add_fleet(sub)
     from edge.voicegate.calibrate import add_subcommand as add_calibrate  # direction gate's sectors
@@ -93,7 +93,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     errors, cfg = config_problems(args.config)
     model_error = None
     if not args.no_models and cfg is not None and not any(e.startswith("models.") for e in errors):
-        from edge.analyzers import build_analyzers
+        from edge.pipeline.analyzers import build_analyzers
 
         try:
             build_analyzers(cfg)
@@ -111,15 +111,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the service until SIGTERM/SIGINT."""
-    from edge.analyzers import build_analyzers
-    from edge.service import Service
+    from edge.pipeline.analyzers import build_analyzers
+    from edge.pipeline.service import Service
 
     cfg = _load(args.config)
     _setup_logging(args.verbose, cfg.logging.level)
     for line in cfg.warnings():
         log.warning("%s", line)
     if args.scripted_readings:
-        from edge.scripted import scripted_analyzers
+        from edge.demo.scripted import scripted_analyzers
 
         analyzers = scripted_analyzers(face=cfg.camera.enabled, voice=cfg.microphone.enabled)
     else:
@@ -133,8 +133,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Replay files through the pipeline and print events as JSON lines."""
-    from edge.analyzers import build_analyzers
-    from edge.replay import replay
+    from edge.pipeline.analyzers import build_analyzers
+    from edge.pipeline.replay import replay
 
     if args.video is None and args.audio is None:
         raise ConfigError("replay", ["give --video and/or --audio"])
@@ -153,7 +153,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     publisher = None
     if args.publish:
         from edge.events import EventFactory
-        from edge.mqtt import MqttPublisher
+        from edge.transport.mqtt import MqttPublisher
 
         publisher = MqttPublisher(cfg.mqtt, cfg.identity, EventFactory(cfg.identity),
                                   lambda: {"state": "online", "version": __version__,
@@ -186,7 +186,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_make_demo(args: argparse.Namespace) -> int:
     """Write the generated demo media."""
-    from edge.demo import make_demo
+    from edge.demo.media import make_demo
 
     video, audio = make_demo(args.outdir, seconds=args.seconds)
     print(f"demo media: {video} {audio}")
@@ -195,14 +195,14 @@ def cmd_make_demo(args: argparse.Namespace) -> int:
 
 def cmd_listen(args: argparse.Namespace) -> int:
     """Subscribe and print readable event lines."""
-    from edge.listen import listen
+    from edge.ops.listen import listen
 
     return listen(broker_from_args(args), args.topic, args.count)
 
 
 def cmd_privacy_report(args: argparse.Namespace) -> int:
     """Print the privacy report as Markdown; with --out also write report.md, report.html and zones.png."""
-    from edge.privacy_report import build_report, load_manifest_or_none, to_markdown, write_report
+    from edge.privacy.report import build_report, load_manifest_or_none, to_markdown, write_report
 
     cfg = load_config(args.config, credentials=False)  # never connects: the broker's credentials are not needed
     manifest = load_manifest_or_none(cfg)

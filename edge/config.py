@@ -11,12 +11,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edge.config_keys import close_key
-from edge.gate_config import gate_problems, gate_warnings
-from edge.homeassistant_config import HomeAssistantConfig
-from edge.policy_config import AlertsConfig, FusionConfig
-from edge.privacy_config import PrivacyConfig, profile_problems
+from edge.ops.schedule import ScheduleConfig
+from edge.policy.config import AlertsConfig, FusionConfig
+from edge.privacy.config import PrivacyConfig, profile_problems
+from edge.privacy.gate_config import gate_problems, gate_warnings
 from edge.redact import is_secret_key, redact
-from edge.schedule import ScheduleConfig
+from edge.transport.homeassistant_config import HomeAssistantConfig
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"

@@ -239,7 +239,7 @@ def angry_face(t: float) -> Any:
     """A confident angry face observation at pipeline time ``t``."""
     import numpy as np
 
-    from edge.core import Observation
+    from edge.policy.core import Observation
     from edge.types import EMOTIONS, Reading
 
     p = np.full(len(EMOTIONS), 0.02)

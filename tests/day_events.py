@@ -1,4 +1,4 @@
-"""A replayed day at a site: customers at two counters run through the real judgement core (edge.core), with
+"""A replayed day at a site: customers at two counters run through the real judgement core (edge.policy.core), with
 staff acknowledging some alerts; every event in time order, as the kiosks would have published them."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from edge.config import parse_config
-from edge.core import Core, Observation
 from edge.events import EventFactory
+from edge.policy.core import Core, Observation
 from edge.types import EMOTIONS, Reading
 
 SITE, TZ = "site-agg", ZoneInfo("Europe/Berlin")

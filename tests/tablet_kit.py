@@ -13,9 +13,9 @@ import pytest
 from test_tablet_browser import CHROME_FLAGS, CHROMEDRIVER, CHROMIUM, _skip_reason
 
 from edge.config import KioskConfig, parse_config
-from edge.demo import make_demo
-from edge.scripted import ScriptedFace, blend
-from edge.service import Service
+from edge.demo.media import make_demo
+from edge.demo.scripted import ScriptedFace, blend
+from edge.pipeline.service import Service
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -80,7 +80,7 @@ class RunningKiosk:
 
     def __init__(self, cfg: KioskConfig, dial: Dial) -> None:
         """Start it."""
-        from edge.analyzers import Analyzers
+        from edge.pipeline.analyzers import Analyzers
 
         self.dial = dial
         self.svc = Service(cfg, Analyzers(face=ScriptedFace(dial), versions={"face_expression": "scripted"}))  # type: ignore[arg-type]

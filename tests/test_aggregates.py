@@ -24,9 +24,9 @@ from edge.aggregates.config import AggregatesConfig
 from edge.aggregates.fold import Folder, parse_ts
 from edge.aggregates.page import EU_NOTE
 from edge.aggregates.service import AggregatesService
-from edge.broker_client import Broker
 from edge.config import IdentityConfig
 from edge.events import EventFactory, topic
+from edge.ops.broker_client import Broker
 
 CARE = ("sad", "fear")
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "aggregates.png"

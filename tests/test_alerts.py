@@ -11,17 +11,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.alerts import AckError, AlertPolicy, parse_ack
-from edge.analyzers import Analyzers
 from edge.config import AlertsConfig, ConfigError, FusionConfig, parse_config
-from edge.core import Core, Observation
 from edge.events import EventFactory
-from edge.fusion import FusedState, Fusion, ModalityState
-from edge.hints import HINTS
-from edge.mqtt import RecordingPublisher
-from edge.service import Service
+from edge.pipeline.analyzers import Analyzers
+from edge.pipeline.service import Service
+from edge.policy.alerts import AckError, AlertPolicy, parse_ack
+from edge.policy.core import Core, Observation
+from edge.policy.fusion import FusedState, Fusion, ModalityState
+from edge.policy.hints import HINTS
+from edge.policy.visits import Visit
+from edge.transport.mqtt import RecordingPublisher
 from edge.types import EMOTIONS, Reading
-from edge.visits import Visit
 
 CFG = parse_config({"identity": {"site_id": "s", "kiosk_id": "k", "counter_name": "Counter 3"},
                     "fusion": {"emit_interval_s": 1.0, "visit_start_s": 1.0, "visit_end_s": 3.0}})

@@ -8,10 +8,10 @@ from typing import Any
 
 from conftest import run_fed
 
-from edge.analyzers import Analyzers
 from edge.config import parse_config
 from edge.events import validate
-from edge.service import Service
+from edge.pipeline.analyzers import Analyzers
+from edge.pipeline.service import Service
 
 
 def test_ack_from_the_broker_reaches_the_visit_summary(mosquitto: Any, subscribe: Any) -> None:

@@ -14,7 +14,7 @@ from edge.bench.common import pct
 from edge.bench.soak import drift
 from edge.bench.stages import STAGES
 from edge.cli import main
-from edge.scenario import DATA_DIR
+from edge.demo.scenario import DATA_DIR
 
 needs_broker = pytest.mark.skipif(shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists(),
                                   reason="mosquitto is not installed (apt-get install mosquitto)")

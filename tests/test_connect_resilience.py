@@ -17,9 +17,9 @@ from conftest import Broker
 from kiosk_proc import Kiosk, until, write_toml
 
 from edge.config import IdentityConfig, MqttConfig
-from edge.demo import make_demo
+from edge.demo.media import make_demo
 from edge.events import EventFactory, load_schema, validate
-from edge.mqtt import MqttPublisher
+from edge.transport.mqtt import MqttPublisher
 
 SITE, KIOSK = "site-h", "kiosk-h"
 BASE = f"edge-emotion/{SITE}/{KIOSK}"

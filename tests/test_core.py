@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from edge.config import parse_config
-from edge.core import Core, Observation
 from edge.events import EventFactory
-from edge.listen import summarize
+from edge.ops.listen import summarize
+from edge.policy.core import Core, Observation
 from edge.types import EMOTIONS, Reading
 
 CFG = parse_config({"identity": {"site_id": "s", "kiosk_id": "k"},

@@ -7,10 +7,10 @@ from typing import Any
 import numpy as np
 
 from edge.config import parse_config
-from edge.core import Core, Observation
+from edge.demo.scripted import blend, for_escalation
 from edge.events import EventFactory, validate
-from edge.hints import HINTS
-from edge.scripted import blend, for_escalation
+from edge.policy.core import Core, Observation
+from edge.policy.hints import HINTS
 from edge.types import Reading
 
 

@@ -16,15 +16,15 @@ from typing import Any
 import pytest
 from tablet_kit import browsers, js, severe  # noqa: F401 - fixture
 
-from edge.scripted import DEMO_CYCLE_S, demo_timeline
+from edge.demo.scripted import DEMO_CYCLE_S, demo_timeline
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_demo_script_escalates_acknowledges_recovers_and_cares() -> None:
     """The scripted customer: nobody, calm, rising, upset, calming, nobody, subdued; the cycle matches the media."""
-    from edge.demo import PRESENT
-    from edge.fusion import escalation_score
+    from edge.demo.media import PRESENT
+    from edge.policy.fusion import escalation_score
 
     esc = {t: escalation_score(p) for t in range(60) if (p := demo_timeline(float(t))) is not None}
     present = [t for t in range(60) if any(a <= t < b for a, b in PRESENT)]

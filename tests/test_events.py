@@ -205,7 +205,7 @@ def test_asyncapi_and_mqtt_md_cover_every_schema_and_topic():
     import yaml
 
     from edge.events import RETAINED
-    from edge.remote_config import REMOTE_FIELDS
+    from edge.transport.remote_config import REMOTE_FIELDS
 
     doc = yaml.safe_load((DOCS / "asyncapi.yaml").read_text(encoding="utf-8"))
     md = (DOCS / "mqtt.md").read_text(encoding="utf-8")
@@ -232,7 +232,7 @@ def test_asyncapi_and_mqtt_md_cover_every_schema_and_topic():
 
 def test_configstate_example_shows_the_kiosk_defaults():
     """Issue 21: the example showed alert_threshold 0.7 (and other non-defaults) as if they were the kiosk's."""
-    from edge.policy_config import AlertsConfig, FusionConfig
+    from edge.policy.config import AlertsConfig, FusionConfig
 
     text = (DOCS / "mqtt.md").read_text(encoding="utf-8")
     example = next(json.loads(b) for b in re.findall(r"```json\n(.*?)```", text, flags=re.S)

@@ -32,7 +32,7 @@ import pytest
 from conftest import MOSQUITTO, Broker
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.demo import make_demo
+from edge.demo.media import make_demo
 
 ROOT = Path(__file__).resolve().parents[1]
 KILLS = int(os.environ.get("EDGE_FAULT_KILLS", "5"))

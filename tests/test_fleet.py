@@ -21,7 +21,7 @@ from conftest import MOSQUITTO, free_port, sample_body, wait_port
 from edge.cli import main
 from edge.config import IdentityConfig
 from edge.events import EventFactory, topic
-from edge.fleet import Broker, collect, format_line
+from edge.ops.fleet import Broker, collect, format_line
 
 ROOT = Path(__file__).resolve().parents[1]
 

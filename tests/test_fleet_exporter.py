@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from edge.config import IdentityConfig
 from edge.events import EventFactory, topic
-from edge.fleet_exporter import CLOSED, FleetCollector, serve, subscribe
+from edge.ops.fleet_exporter import CLOSED, FleetCollector, serve, subscribe
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "deploy" / "prometheus" / "edge-emotion-alerts.yml"
@@ -137,7 +137,7 @@ def test_a_real_prometheus_scrapes_the_exporter_and_evaluates_the_rules(mosquitt
 
 
 def subscribe_to(collector: FleetCollector, broker: Any) -> Any:
-    from edge.broker_client import Broker
+    from edge.ops.broker_client import Broker
 
     return subscribe(collector, Broker(broker.host, broker.port), "edge-emotion", "s1")
 

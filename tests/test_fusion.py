@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.config import FusionConfig
-from edge.fusion import Fusion, escalation_score
+from edge.policy.fusion import Fusion, escalation_score
+from edge.policy.visits import VisitTracker
 from edge.types import EMOTIONS, Reading
-from edge.visits import VisitTracker
 
 
 def onehot(label: str, p: float = 0.9) -> np.ndarray:

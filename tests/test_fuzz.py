@@ -24,12 +24,12 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge.analyzers import Analyzers
 from edge.capture.media import MediaError, iter_video_file, read_audio_channels, read_audio_file
 from edge.config import ConfigError, KioskConfig, load_config, parse_config
-from edge.mqtt import RecordingPublisher
-from edge.privacy import PauseError, parse_pause
-from edge.service import Service
+from edge.pipeline.analyzers import Analyzers
+from edge.pipeline.service import Service
+from edge.privacy.masking import PauseError, parse_pause
+from edge.transport.mqtt import RecordingPublisher
 
 BENCH = int(os.environ.get("EDGE_FUZZ_EXAMPLES", "0"))
 settings.register_profile("fuzz", deadline=None, database=None, derandomize=not BENCH,
@@ -160,7 +160,7 @@ def test_pause_handler_applies_only_valid_commands(payload: bytes) -> None:
 @given(st.sampled_from(["ack", "pause", "config", "other"]), st.text(max_size=30), PAYLOADS)
 def test_any_inbound_message_never_raises_and_invalid_ones_change_nothing(which: str, text: str,
                                                                           payload: bytes) -> None:
-    from edge.remote_config import process_config
+    from edge.transport.remote_config import process_config
 
     svc, pub = service()
     topics = {"ack": svc.ack_topic, "pause": svc.pause_topic, "config": getattr(svc, "config_topic", "config")}
@@ -199,7 +199,7 @@ PRIVACY_PATCH = st.fixed_dictionaries({}, optional={
 
 def _unmasked_share(base: list[Any], zones: list[Any]) -> float:
     """Share of the baseline zones' pixels that the service's own masking leaves visible (640 x 480)."""
-    from edge.privacy import mask_staff
+    from edge.privacy.masking import mask_staff
 
     white = np.full((480, 640), 255, np.uint8)
     inside = mask_staff(white, base) == 0
@@ -209,8 +209,8 @@ def _unmasked_share(base: list[Any], zones: list[Any]) -> float:
 @fuzz(120)
 @given(st.sampled_from(["eu", "cn", "custom"]), st.lists(PRIVACY_PATCH, min_size=1, max_size=3))
 def test_remote_config_never_weakens_privacy_below_the_file(profile: str, patches: list[dict[str, Any]]) -> None:
-    from edge.privacy_config import MIN_ZONE_AREA, polygon_area, profile_problems
-    from edge.remote_config import RemoteConfig
+    from edge.privacy.config import MIN_ZONE_AREA, polygon_area, profile_problems
+    from edge.transport.remote_config import RemoteConfig
 
     base = parse_config({"identity": {"site_id": "s", "kiosk_id": "k"}, "mqtt": {"enabled": False},
                          "analysis": {"customer_zone": [0.3, 0.0, 1.0, 1.0], "min_face_frac": 0.1},

@@ -13,12 +13,12 @@ from conftest import sample_body
 from jsonschema import Draft202012Validator
 
 from edge import __version__
-from edge.analyzers import Analyzers
 from edge.config import IdentityConfig, KioskConfig, parse_config
 from edge.events import EventFactory, validate_inbound
-from edge.homeassistant import announcements, discovery_payload, discovery_topic
-from edge.mqtt import MqttPublisher
-from edge.service import Service
+from edge.pipeline.analyzers import Analyzers
+from edge.pipeline.service import Service
+from edge.transport.homeassistant import announcements, discovery_payload, discovery_topic
+from edge.transport.mqtt import MqttPublisher
 
 SCHEMA = json.loads((Path(__file__).parent / "ha_discovery.schema.json").read_text())
 
@@ -123,7 +123,7 @@ def test_disabled_publishes_and_subscribes_nothing_of_home_assistants(mosquitto:
 
 
 def test_privacy_report_lists_the_retained_discovery_config() -> None:
-    from edge.privacy_report import build_report, to_markdown
+    from edge.privacy.report import build_report, to_markdown
 
     assert "homeassistant/" not in to_markdown(build_report(_cfg(), None))
     md = to_markdown(build_report(_cfg(enabled=True), None))

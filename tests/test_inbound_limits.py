@@ -15,7 +15,7 @@ from typing import Any
 from conftest import Broker
 from kiosk_proc import Kiosk, until, write_toml
 
-from edge.demo import make_demo
+from edge.demo.media import make_demo
 
 SITE, KIOSK = "site-l", "kiosk-l"
 BASE = f"edge-emotion/{SITE}/{KIOSK}"

@@ -16,7 +16,7 @@ import pytest
 from conftest import Broker
 from kiosk_proc import Kiosk, until, write_toml
 
-from edge.demo import make_demo
+from edge.demo.media import make_demo
 
 SITE, KIOSK = "site-r3", "kiosk-r3"
 BASE = f"edge-emotion/{SITE}/{KIOSK}"

@@ -19,7 +19,7 @@ from conftest import Broker, Message, Subscriber, free_port, sample_body
 
 from edge.config import IdentityConfig, MqttConfig
 from edge.events import EventFactory, validate
-from edge.mqtt import LogPublisher, MqttPublisher, RecordingPublisher
+from edge.transport.mqtt import LogPublisher, MqttPublisher, RecordingPublisher
 
 ROOT = Path(__file__).resolve().parent.parent
 STATUS = {"version": "0.1.0", "counter_name": "Counter 3", "models": {"face": "fer-1"}, "degraded": []}
@@ -177,7 +177,7 @@ def test_last_will_offline_when_the_process_dies(mosquitto: Broker, subscribe):
         "import sys, time\n"
         "from edge.config import IdentityConfig, MqttConfig\n"
         "from edge.events import EventFactory\n"
-        "from edge.mqtt import MqttPublisher\n"
+        "from edge.transport.mqtt import MqttPublisher\n"
         "ident = IdentityConfig(site_id='site-a', kiosk_id='k-will')\n"
         f"pub = MqttPublisher(MqttConfig(host='127.0.0.1', port={mosquitto.port}), ident, EventFactory(ident),\n"
         f"                    lambda: {STATUS!r})\n"
@@ -246,7 +246,7 @@ def test_offline_queue_keeps_the_newest(mosquitto: Broker, subscribe):
 
 
 def test_wrong_password_is_logged_and_does_not_crash(broker_factory, caplog):
-    caplog.set_level(logging.INFO, logger="edge.mqtt")
+    caplog.set_level(logging.INFO, logger="edge.transport.mqtt")
     broker = broker_factory(users={"kiosk": "right"})
     bad = make_pub(broker.port, "k-auth", username="kiosk", password="wrong")
     bad.start()
@@ -317,7 +317,7 @@ def test_inbound_messages_reach_the_handler_and_survive_its_errors(mosquitto: Br
 
 
 def test_fakes_validate_like_the_real_publisher(caplog):
-    caplog.set_level(logging.INFO, logger="edge.publishers")
+    caplog.set_level(logging.INFO, logger="edge.transport.publishers")
     identity = IdentityConfig(site_id="site-a", kiosk_id="k-fake")
     factory = EventFactory(identity)
     rec = RecordingPublisher()

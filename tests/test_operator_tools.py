@@ -21,8 +21,8 @@ from test_fleet import _certs, _publish, _start
 from edge.cli import _parser, main
 from edge.config import IdentityConfig
 from edge.events import EventFactory
-from edge.fleet import Broker, collect, format_line
-from edge.listen import summarize
+from edge.ops.fleet import Broker, collect, format_line
+from edge.ops.listen import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 from conftest import Broker, sample_body
 
-from edge.analyzers import Analyzers
 from edge.config import IdentityConfig, MqttConfig, parse_config
-from edge.courier import Courier
 from edge.events import EventFactory, validate
-from edge.outbox import DB_NAME, MemoryStore, Outbox, Row, SqliteStore
-from edge.outbox_open import open_store
-from edge.service import Service
+from edge.pipeline.analyzers import Analyzers
+from edge.pipeline.service import Service
+from edge.transport.courier import Courier
+from edge.transport.outbox import DB_NAME, MemoryStore, Outbox, Row, SqliteStore
+from edge.transport.outbox_open import open_store
 
 STATUS = {"version": "0.1.0", "counter_name": "C", "models": {}, "degraded": []}
 IDENT = IdentityConfig(site_id="site-o", kiosk_id="k-o")
@@ -215,7 +215,7 @@ def test_courier_sends_in_order_within_a_window_and_deletes_on_ack(tmp_path: Pat
 
 
 def make_pub(port: int, state: Path | None, **mqtt: Any) -> Any:
-    from edge.mqtt import MqttPublisher
+    from edge.transport.mqtt import MqttPublisher
 
     cfg = MqttConfig(host="127.0.0.1", port=port, keepalive_s=5,
                      **{"reconnect_min_s": 0.1, "reconnect_max_s": 0.3, **mqtt})
@@ -300,7 +300,7 @@ def test_health_reports_outbox_drops_and_depth(tmp_path: Path) -> None:
 
 
 def test_no_state_folder_keeps_the_memory_outbox(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="edge.mqtt")
+    caplog.set_level(logging.DEBUG, logger="edge.transport.mqtt")
     pub = make_pub(1, None, max_queued=10)
     for _ in range(12):
         pub.publish("emotion", FACTORY.make("emotion", **sample_body("emotion")))

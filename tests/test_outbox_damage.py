@@ -15,7 +15,7 @@ import pytest
 from conftest import Broker
 from kiosk_proc import Kiosk, write_toml
 
-from edge.demo import make_demo
+from edge.demo.media import make_demo
 
 SITE, KIOSK = "site-o", "kiosk-o"
 BASE = f"edge-emotion/{SITE}/{KIOSK}"

@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edge.analyzers import Analyzers
 from edge.config import parse_config
-from edge.demo import make_demo
+from edge.demo.media import make_demo
 from edge.events import validate
-from edge.mqtt import RecordingPublisher
-from edge.privacy import PauseError, parse_pause
-from edge.service import Service
+from edge.pipeline.analyzers import Analyzers
+from edge.pipeline.service import Service
+from edge.privacy.masking import PauseError, parse_pause
+from edge.transport.mqtt import RecordingPublisher
 from edge.types import EMOTIONS, Frame, Reading
 from edge.voice.features import HOP, SAMPLE_RATE
 

@@ -16,7 +16,7 @@ import soundfile as sf
 from edge.config import ConfigError, parse_config
 from edge.face.detector import HaarDetector
 from edge.face.expression import FaceAnalyzer
-from edge.privacy import gate_voice, mask_staff, staff_dominates
+from edge.privacy.masking import gate_voice, mask_staff, staff_dominates
 from edge.types import EMOTIONS, Frame
 
 ID = {"site_id": "s", "kiosk_id": "k"}
@@ -186,8 +186,8 @@ def test_staff_voice_is_gated_on_a_two_channel_recording(tmp_path: Path) -> None
 
 
 def test_replay_gates_staff_windows_with_the_real_voice_model(tmp_path: Path) -> None:
-    from edge.analyzers import build_analyzers
-    from edge.replay import replay
+    from edge.pipeline.analyzers import build_analyzers
+    from edge.pipeline.replay import replay
     from edge.runtime import ModelError
 
     path = tmp_path / "counter.wav"

@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from edge.analyzers import build_analyzers
 from edge.config import parse_config
-from edge.demo import make_demo
+from edge.demo.media import make_demo
 from edge.events import KINDS, validate
 from edge.face.detector import make_detector
 from edge.face.expression import FaceAnalyzer
+from edge.pipeline.analyzers import build_analyzers
+from edge.pipeline.service import Service
 from edge.runtime import ModelError, load_manifest, load_model
-from edge.service import Service
 from edge.types import Frame
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -195,7 +195,7 @@ def test_real_face_in_staff_zone_gives_no_reading_with_the_real_model() -> None:
 
 
 def test_replay_goes_through_the_same_mask(tmp_path: Path) -> None:
-    from edge.replay import replay
+    from edge.pipeline.replay import replay
 
     video = tmp_path / "staff.mp4"
     p = _grace(300)

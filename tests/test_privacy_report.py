@@ -12,8 +12,8 @@ import pytest
 from edge.cli import main
 from edge.config import load_config
 from edge.events import INBOUND, KINDS, load_schema
-from edge.privacy_config import PROFILE_RULES
-from edge.privacy_report import build_report, load_manifest_or_none, notice_template, schema_fields, to_markdown
+from edge.privacy.config import PROFILE_RULES
+from edge.privacy.report import build_report, load_manifest_or_none, notice_template, schema_fields, to_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "deploy" / "kiosk.example.toml"
@@ -150,7 +150,7 @@ def test_report_lists_every_retained_topic() -> None:
 
 def test_report_carries_a_config_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The checklist asks for re-signing after a config change: the hash changes with the settings, not secrets."""
-    from edge.privacy_report import config_hash
+    from edge.privacy.report import config_hash
 
     cfg = load_config(EXAMPLE)
     digest = config_hash(cfg)

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 from conftest import run_fed
 
-from edge.analyzers import Analyzers
 from edge.config import KioskConfig, parse_config
 from edge.events import EventFactory, load_schema, validate
 from edge.face.expression import FaceAnalyzer
-from edge.remote_config import (
+from edge.pipeline.analyzers import Analyzers
+from edge.pipeline.service import Service
+from edge.transport.remote_config import (
     CONFIG_MAX_BYTES,
     OVERLAY_FILE,
     REMOTE_FIELDS,
@@ -29,7 +30,6 @@ from edge.remote_config import (
     parse_message,
     redact,
 )
-from edge.service import Service
 from edge.types import EMOTIONS, FaceBox, Frame
 from edge.voice.model import VoiceAnalyzer
 from edge.voice.vad import Vad

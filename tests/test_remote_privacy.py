@@ -16,9 +16,9 @@ import pytest
 from conftest import Broker
 from kiosk_proc import Kiosk, write_toml
 
-from edge.demo import make_demo
+from edge.demo.media import make_demo
 from edge.events import validate
-from edge.remote_config import OVERLAY_FILE
+from edge.transport.remote_config import OVERLAY_FILE
 
 SITE, KIOSK = "site-q", "kiosk-q"
 BASE = f"edge-emotion/{SITE}/{KIOSK}"

@@ -11,7 +11,7 @@ import soundfile as sf
 
 from edge.capture.media import iter_video_file
 from edge.config import KioskConfig, parse_config
-from edge.scenario import (
+from edge.demo.scenario import (
     DATA_DIR,
     ScenarioError,
     ScenarioRun,
@@ -33,7 +33,7 @@ def _cfg(**alerts: Any) -> KioskConfig:
 
 @pytest.fixture(scope="module")
 def analyzers() -> Any:
-    from edge.analyzers import build_analyzers
+    from edge.pipeline.analyzers import build_analyzers
 
     return build_analyzers(_cfg())
 

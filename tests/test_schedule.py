@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from test_pause import SpyFace, SpyVoice, _cfg, _until
 
-from edge.analyzers import Analyzers
 from edge.config import ConfigError, parse_config
-from edge.demo import make_demo
-from edge.mqtt import RecordingPublisher
-from edge.schedule import ScheduleConfig, is_open
-from edge.service import Service
+from edge.demo.media import make_demo
+from edge.ops.schedule import ScheduleConfig, is_open
+from edge.pipeline.analyzers import Analyzers
+from edge.pipeline.service import Service
+from edge.transport.mqtt import RecordingPublisher
 
 ID = {"site_id": "s", "kiosk_id": "k"}
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from edge.analyzers import build_analyzers
 from edge.config import parse_config
-from edge.demo import make_demo
+from edge.demo.media import make_demo
 from edge.events import validate
-from edge.service import Service
+from edge.pipeline.analyzers import build_analyzers
+from edge.pipeline.service import Service
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

@@ -22,7 +22,7 @@ from conftest import MOSQUITTO
 from kiosk_proc import ROOT, Kiosk, until, write_toml
 from test_faults import PersistentBroker
 
-from edge.demo import make_demo
+from edge.demo.media import make_demo
 
 SITE = "site-st"
 

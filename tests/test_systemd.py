@@ -16,12 +16,12 @@ from typing import Any, cast
 
 import pytest
 
-from edge.analyzers import Analyzers
 from edge.config import parse_config
-from edge.demo import make_demo
-from edge.sdnotify import Notifier, watchdog_interval
-from edge.service import Service
-from edge.watchdog import PipelineWatchdog, Progress, stalled
+from edge.demo.media import make_demo
+from edge.ops.sdnotify import Notifier, watchdog_interval
+from edge.ops.watchdog import PipelineWatchdog, Progress, stalled
+from edge.pipeline.analyzers import Analyzers
+from edge.pipeline.service import Service
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "systemd" / "edge-emotion.service"

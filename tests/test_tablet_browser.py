@@ -183,7 +183,7 @@ def test_tablet_end_to_end(browser: Any, mosquitto: Broker, subscribe: Callable[
     k7, k8, k9 = _factory("k7", "Counter 3"), _factory("k8", "Counter 4"), _factory("k9", "Counter 5")
     acks = subscribe(mosquitto, f"{PREFIX}/{SITE}/+/ack")
     client, pub = _publisher(mosquitto)
-    # Kiosk k7 is a real client with a last will; like edge.mqtt, the will is made at connect, before `online`.
+    # Kiosk k7 is a real client with a last will; like transport/mqtt.py, the will is made at connect, before `online`.
     status_topic = topic(PREFIX, SITE, "k7", "status")
     will = k7.make("status", **_body("status", state="offline"))
     time.sleep(0.01)

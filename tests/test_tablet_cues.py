@@ -14,9 +14,9 @@ from conftest import Broker
 from tablet_kit import Dial, RunningKiosk, browsers, js, kiosk_config, severe  # noqa: F401 - fixture
 from test_tablet_browser import tablet_url  # noqa: F401 - fixture
 
+from edge.demo.scripted import blend, for_escalation
 from edge.events import validate
-from edge.hints import HINTS
-from edge.scripted import blend, for_escalation
+from edge.policy.hints import HINTS
 
 SITE, KIOSK = "hall-q", "k-care"
 TILE = f'.tile[data-kiosk="{KIOSK}"]'

@@ -11,9 +11,9 @@ from conftest import Broker
 from test_pause import SpyFace, SpyVoice, _cfg, _until
 from test_tablet_browser import _tile, _viewport, _wait_js, browser, tablet_url  # noqa: F401 - fixtures
 
-from edge.analyzers import Analyzers
-from edge.demo import make_demo
-from edge.service import Service
+from edge.demo.media import make_demo
+from edge.pipeline.analyzers import Analyzers
+from edge.pipeline.service import Service
 
 TILE = '.tile[data-kiosk="kiosk-p"]'
 

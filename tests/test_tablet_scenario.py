@@ -14,8 +14,8 @@ from conftest import Broker
 from test_tablet_browser import _card, _tile, _viewport, _wait_js, browser, tablet_url  # noqa: F401 - fixtures
 
 from edge.config import parse_config
+from edge.demo.scenario import DATA_DIR, build_scenario
 from edge.events import validate
-from edge.scenario import DATA_DIR, build_scenario
 
 SITE, KIOSK = "hall-9", "k-live"
 VOICE = DATA_DIR / "speech" / "crema-d" / "1002_DFA_ANG_XX.flac"
@@ -30,8 +30,8 @@ def test_replayed_scenario_alert_ack_and_recovery_on_the_tablet(browser: Any, mo
                                                                tmp_path: Path) -> None:
     """Default settings but the 0.1 voice CNN, real time: actor 1001's calm face over actor 1002's neutral → angry →
     neutral voice."""
-    from edge.analyzers import build_analyzers
-    from edge.service import Service
+    from edge.pipeline.analyzers import build_analyzers
+    from edge.pipeline.service import Service
 
     drv = browser
     sc = build_scenario("NEU*3,ANG*6,NEU*8", tmp_path / "sc", voice="1002", face="NEU")

@@ -12,11 +12,11 @@ from conftest import Broker
 from tablet_kit import Dial, RunningKiosk, browsers, js, kiosk_config, screenshot, severe  # noqa: F401 - fixture
 from test_tablet_browser import tablet_url  # noqa: F401 - fixture
 
+from edge.demo.scripted import blend, for_escalation
 from edge.events import validate
-from edge.fusion import escalation_score
-from edge.hints import HINTS
-from edge.policy_config import AlertsConfig
-from edge.scripted import blend, for_escalation
+from edge.policy.config import AlertsConfig
+from edge.policy.fusion import escalation_score
+from edge.policy.hints import HINTS
 
 SITE, KIOSK = "hall-t", "k-truth"
 TILE = f'.tile[data-kiosk="{KIOSK}"]'
@@ -114,7 +114,7 @@ def test_tile_card_and_sound_follow_the_kiosk_and_late_tablets_see_the_present(
 
 
 def test_tablet_hint_tables_are_the_kiosks(browsers: Any, tablet_url: str) -> None:  # noqa: F811
-    """The tablet's hint tables equal edge/hints.py; a site override is shown as written only in its language."""
+    """The tablet's hint tables equal edge/policy/hints.py; a site override is shown as written only in its language."""
     drv = browsers()
     drv.get(f"{tablet_url}/?site=x&lang=zh-CN&broker=ws://127.0.0.1:9")
     assert drv.execute_script("return window.TABLET_HINTS") == HINTS

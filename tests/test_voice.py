@@ -240,7 +240,7 @@ def test_load_corpus_keeps_calm_only_when_asked(tmp_path: Path) -> None:
 
 def test_replayed_stream_does_not_depend_on_the_one_before() -> None:
     """webrtcvad adapts to what it heard: each replayed file starts a fresh VAD state, so its readings repeat."""
-    from edge.replay import ReplayResult, _voice_obs
+    from edge.pipeline.replay import ReplayResult, _voice_obs
 
     first = np.concatenate([_crema_clip("1001_DFA_NEU_XX.flac"), _crema_clip("1001_DFA_SAD_XX.flac")])
     clip = np.concatenate([_crema_clip("1002_DFA_NEU_XX.flac"), _crema_clip("1002_DFA_ANG_XX.flac")])

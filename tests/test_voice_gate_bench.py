@@ -9,7 +9,7 @@ import pytest
 
 from edge.bench.rooms import SPEECH_DIR
 from edge.config import load_config
-from edge.privacy_report import build_report, measured_gate, to_markdown
+from edge.privacy.report import build_report, measured_gate, to_markdown
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "deploy" / "kiosk.example.toml"
 

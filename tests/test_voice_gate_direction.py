@@ -132,7 +132,7 @@ def test_calibration_prints_sectors_that_hold_each_side(tmp_path: Path, capsys: 
     cfg = parse_config({"identity": ID, "microphone": {"channels": 4}, **_toml(snippet)})
     d = cfg.privacy.direction
     assert d is not None and cfg.privacy.staff_voice_gate == "direction"
-    from edge.gate_config import in_sector
+    from edge.privacy.gate_config import in_sector
     assert in_sector(75.0, d.staff_sector_deg) and in_sector(250.0, d.customer_sector_deg)
     assert not in_sector(250.0, d.staff_sector_deg) and not in_sector(75.0, d.customer_sector_deg)
     sf.write(tmp_path / "same.wav", array_signal(babble(6.0, 210.0, 13), 80.0, FOUR), RATE, subtype="FLOAT")

@@ -14,12 +14,12 @@ import soundfile as sf
 from gate_signals import RATE, counter_two_mics
 from test_capture import FakeSounddevice, run_audio, wait_until
 
-from edge.analyzers import Analyzers
 from edge.capture import media
 from edge.config import MicrophoneConfig, parse_config
+from edge.pipeline.analyzers import Analyzers
+from edge.pipeline.service import Service
+from edge.pipeline.status import health_body
 from edge.queues import AudioRing
-from edge.service import Service
-from edge.service_status import health_body
 from edge.types import Reading
 
 ID = {"site_id": "s", "kiosk_id": "k"}

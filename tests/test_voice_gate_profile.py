@@ -8,7 +8,7 @@ import pytest
 
 from edge.cli import main
 from edge.config import parse_config
-from edge.privacy_floor import weakened
+from edge.privacy.floor import weakened
 
 NOTICE = ('notice_text = { en = "Emotion sensing at this counter; nothing is recorded.", '
           'zh-CN = "本柜台使用情绪感知设备，仅在本机处理，不录像、不录音。" }')

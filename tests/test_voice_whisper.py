@@ -145,8 +145,8 @@ def test_head_dense_layer_equals_the_fitted_classifier() -> None:
 
 def test_config_chooses_the_voice_model() -> None:
     """models.voice_model picks the Whisper-encoder model (default) or the lighter CNN; status names the one in use."""
-    from edge.analyzers import build_analyzers
     from edge.config import parse_config
+    from edge.pipeline.analyzers import build_analyzers
     from edge.runtime import load_manifest
 
     manifest = load_manifest()

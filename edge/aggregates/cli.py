@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from edge.broker_client import add_broker_options, broker_from_args
+from edge.ops.broker_client import add_broker_options, broker_from_args
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from edge.aggregates.fold import Folder
 from edge.aggregates.metrics import AggregatesCollector
 from edge.aggregates.store import Store
 from edge.aggregates.web import WebServer, make_handler
-from edge.broker_client import Broker, connect, make_client
+from edge.ops.broker_client import Broker, connect, make_client
 from edge.queues import DropQueue
 
 log = logging.getLogger(__name__)

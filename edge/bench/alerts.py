@@ -24,7 +24,7 @@ import numpy as np
 
 from edge.bench.calm import calm_sets, held_out_speakers, is_unseen, speech_rows
 from edge.bench.common import machine
-from edge.scenario import DATA_DIR, Part, compose, crema_clip, record_scenario, replay_scenario
+from edge.demo.scenario import DATA_DIR, Part, compose, crema_clip, record_scenario, replay_scenario
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def _runs(sc: Any, analyzers: Any) -> Iterator[tuple[str, Any]]:
 
 def angry_latency(analyzers: Any, tmp: Path) -> list[dict[str, Any]]:
     """Each angry/disgust/fear scenario, default settings and without the voice rule: times to watch/alert/recovered."""
-    from edge.scenario import build_scenario
+    from edge.demo.scenario import build_scenario
 
     rows = []
     for spec in ANGRY_SCENARIOS:
@@ -138,7 +138,7 @@ def angry_voices(analyzers: Any, tmp: Path) -> dict[str, Any]:
 def clip_readings(analyzers: Any) -> dict[str, dict[str, Any]]:
     """Per CREMA-D clip: mean face probabilities and confidence over its frames, and the voice model's clip reading."""
     from edge.capture.media import iter_video_file
-    from edge.fusion import escalation_score
+    from edge.policy.fusion import escalation_score
     from edge.types import EMOTIONS, Frame
 
     out = {}
@@ -163,8 +163,8 @@ def clip_readings(analyzers: Any) -> dict[str, dict[str, Any]]:
 def synthetic_floor(alerts: Section = None, fusion: Section = None, analysis: Section = None) -> dict[str, Any]:
     """Policy + fusion lag alone: readings jump from calm to clearly angry at t=10 s (both modalities, 8 fps face,
     voice every voice_hop_s); time until the policy (default unless overridden) sends watch and alert: the floor."""
-    from edge.core import Core, Observation
     from edge.events import EventFactory
+    from edge.policy.core import Core, Observation
     from edge.types import EMOTIONS, Reading
 
     cfg = _cfg(alerts, fusion, analysis)
@@ -242,7 +242,7 @@ def _poisson_upper(k: int) -> float:
 
 def cli_alerts(args: Any) -> int:
     """Entry of ``edge-emotion bench alerts``: writes ``alerts.json`` in --out and prints it."""
-    from edge.analyzers import build_analyzers
+    from edge.pipeline.analyzers import build_analyzers
 
     if not (DATA_DIR / "av" / "crema-d").is_dir():
         print(f"error: the research data are not at {DATA_DIR}")

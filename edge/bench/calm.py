@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.scenario import DATA_DIR, Clip, Part, crema_clip
+from edge.demo.scenario import DATA_DIR, Clip, Part, crema_clip
 from edge.types import EMOTIONS
 
 CALM = {"neutral": "NEU", "calm": "NEU", "happy": "HAP", "happiness": "HAP"}

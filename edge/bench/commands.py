@@ -11,7 +11,7 @@ from typing import Any
 
 
 def _scenario(args: argparse.Namespace) -> int:
-    from edge.scenario import ScenarioError
+    from edge.demo.scenario import ScenarioError
 
     try:
         return cli_scenario(args)
@@ -23,7 +23,7 @@ def _scenario(args: argparse.Namespace) -> int:
 def cli_scenario(args: argparse.Namespace) -> int:
     """``edge-emotion scenario SPEC --out DIR``: build the media, replay them (unless --no-replay), print a summary."""
     from edge.config import load_config
-    from edge.scenario import DATA_DIR, ScenarioError, build_scenario, replay_scenario
+    from edge.demo.scenario import DATA_DIR, ScenarioError, build_scenario, replay_scenario
 
     size = None
     if args.size:

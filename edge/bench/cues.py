@@ -18,7 +18,7 @@ from typing import Any
 from edge.bench.alerts import _cfg, _poisson_upper
 from edge.bench.calm import calm_sets
 from edge.bench.common import machine
-from edge.scenario import DATA_DIR, compose, media_time, record_scenario, replay_scenario
+from edge.demo.scenario import DATA_DIR, compose, media_time, record_scenario, replay_scenario
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def markdown(res: dict[str, Any]) -> str:
 
 def cli_cues(args: Any) -> int:
     """Entry of ``edge-emotion bench cues``: writes ``cues.json`` in --out (and --markdown) and prints the table."""
-    from edge.analyzers import build_analyzers
+    from edge.pipeline.analyzers import build_analyzers
 
     if not (DATA_DIR / "av" / "crema-d").is_dir():
         print(f"error: the research data are not at {DATA_DIR}")

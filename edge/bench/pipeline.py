@@ -27,14 +27,14 @@ CREMA_SPEC = "NEU*3,HAP*2,ANG*3,SAD*2,DIS*2,FEA*2,NEU*2"  # ~34 s, the face and 
 
 def bench_media(out: Path) -> tuple[Path, Path, str]:
     """(video, audio, description) of the benchmark media, built in ``out``."""
-    from edge.scenario import DATA_DIR, ScenarioError, build_scenario
+    from edge.demo.scenario import DATA_DIR, ScenarioError, build_scenario
 
     try:
         sc = build_scenario(CREMA_SPEC, out, DATA_DIR, size=(640, 480))
         return sc.video, sc.audio, (f"CREMA-D actor 1001 clips `{CREMA_SPEC}` letterboxed to 640×480, 15 fps, "
                                     f"{sc.duration_s:.0f} s looped; one face and speech throughout")
     except ScenarioError as exc:
-        from edge.demo import make_demo
+        from edge.demo.media import make_demo
 
         log.warning("%s; using the generated demo media", exc)
         video, audio = make_demo(out, seconds=60.0)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.bench.common import pct, proc_sample
-from edge.service import Service
+from edge.pipeline.service import Service
 
 
 class TimedService(Service):
@@ -65,8 +65,8 @@ class TimedService(Service):
 def run_service(video: Path, audio: Path, seconds: float, port: int, threads: int = 1,
                 overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the service for ``seconds`` on looping realtime media to 127.0.0.1:``port``; latencies, CPU, RSS."""
-    from edge.analyzers import build_analyzers
     from edge.config import parse_config
+    from edge.pipeline.analyzers import build_analyzers
 
     raw: dict[str, Any] = {
         "identity": {"site_id": "bench", "kiosk_id": "service"},

@@ -96,7 +96,7 @@ def drift(ts: list[float], rss: list[float]) -> float | None:
 
 def run_soak(minutes: float, interval: float, out: Path) -> dict[str, Any]:
     """Run the service for ``minutes``; sample every ``interval`` s; write ``out/soak.json`` and return it."""
-    from edge.demo import make_demo
+    from edge.demo.media import make_demo
 
     out.mkdir(parents=True, exist_ok=True)
     samples: list[dict[str, Any]] = []

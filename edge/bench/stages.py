@@ -26,13 +26,13 @@ def run_stages(video: Path, audio: Path, seconds: float, threads: int, port: int
     """Loop the media for ``seconds``; per-stage latencies (ms), throughput and this process's CPU/RSS."""
     import os
 
-    from edge.analyzers import build_analyzers
     from edge.capture.media import read_audio_file
     from edge.config import parse_config
-    from edge.core import Core, Observation
     from edge.events import EventFactory
     from edge.face.expression import confidence_of, select_customer
     from edge.face.preprocess import crop_face
+    from edge.pipeline.analyzers import build_analyzers
+    from edge.policy.core import Core, Observation
     from edge.types import Reading
     from edge.voice.features import fit_length
 
@@ -150,7 +150,7 @@ def _mqtt(cfg: Any, factory: Any, received: dict[str, float], lock: threading.Lo
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
-    from edge.mqtt import MqttPublisher
+    from edge.transport.mqtt import MqttPublisher
 
     ready = threading.Event()
     sub = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)

@@ -53,8 +53,8 @@ def run_tablet(count: int, gap_s: float = 0.3) -> dict[str, Any]:
     """Publish ``count`` alerts ``gap_s`` apart; publish → card-shown latencies (ms) and how many never showed."""
     from edge.config import IdentityConfig, MqttConfig
     from edge.events import EventFactory
-    from edge.mqtt import MqttPublisher
     from edge.tablet import make_server
+    from edge.transport.mqtt import MqttPublisher
 
     identity = IdentityConfig(site_id=SITE, kiosk_id="k1", counter_name="Counter 1")
     factory = EventFactory(identity)

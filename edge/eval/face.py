@@ -38,7 +38,7 @@ from edge.eval.face_data import (
 from edge.eval.metrics import agitation, agitation_lines, plot_confusion, report_lines, scores, timings
 from edge.face.expression import FaceAnalyzer
 from edge.face.preprocess import INPUT_SIZE, to_gray
-from edge.policy_config import AlertsConfig
+from edge.policy.config import AlertsConfig
 from edge.runtime import ModelError, load_manifest, load_model
 from edge.runtime.manifest import default_models_dir
 from edge.types import EMOTIONS, Frame

@@ -10,7 +10,7 @@ import numpy as np
 
 from edge.face.detector import FaceDetector
 from edge.face.preprocess import DEFAULT_MARGIN, crop_face, to_tensor
-from edge.privacy import Zone, mask_staff
+from edge.privacy.masking import Zone, mask_staff
 from edge.runtime import Model, ModelError
 from edge.types import EMOTIONS, FaceBox, Frame, Reading
 

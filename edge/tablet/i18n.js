@@ -1,5 +1,5 @@
 // UI strings and staff hints of the tablet, zh-CN and en. An alert carries a hint key, shown here in the tablet's
-// language (TABLET_HINTS is the same table as edge/hints.py HINTS; a test checks it); the kiosk's text is the fallback.
+// language (TABLET_HINTS is the same table as edge/policy/hints.py HINTS; a test checks it); the kiosk's text is the fallback.
 "use strict";
 
 window.TABLET_I18N = {

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.gate_config import in_sector
+from edge.privacy.gate_config import in_sector
 from edge.voicegate.doa import DirectionEstimator
 from edge.voicegate.gate import speech_frames
 

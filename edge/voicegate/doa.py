@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.gate_config import collinear
+from edge.privacy.gate_config import collinear
 
 SPEED_OF_SOUND = 343.0
 FRAME = 512  # 32 ms at 16 kHz

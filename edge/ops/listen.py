@@ -10,7 +10,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from edge.broker_client import Broker, connect, make_client
+from edge.ops.broker_client import Broker, connect, make_client
 
 INBOUND = ("ack", "pause", "config")  # commands carry no envelope: site, kiosk and kind come from the topic
 

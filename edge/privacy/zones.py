@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from edge.config import KioskConfig
-from edge.privacy import zone_pixels
+from edge.privacy.masking import zone_pixels
 
 
 def draw_zones(cfg: KioskConfig, width: int | None = None, height: int | None = None) -> np.ndarray:

@@ -18,9 +18,9 @@ import cv2
 from edge import __version__
 from edge.config import CREDENTIAL_KEYS, KioskConfig
 from edge.events import INBOUND, KINDS, RETAINED, load_schema, topic
-from edge.gate_config import effective_gate
-from edge.privacy_config import COMMON_RULES, PROFILE_RULES
-from edge.privacy_zones import draw_zones as draw_zones  # re-exported: the report's zones.png
+from edge.privacy.config import COMMON_RULES, PROFILE_RULES
+from edge.privacy.gate_config import effective_gate
+from edge.privacy.zones import draw_zones as draw_zones  # re-exported: the report's zones.png
 from edge.runtime import Manifest, ModelError
 
 log = logging.getLogger(__name__)
@@ -49,8 +49,8 @@ def config_hash(cfg: KioskConfig) -> str:
 
 
 def notice_template(name: str) -> str:
-    """A shipped signage template (``notice.en.md`` or ``notice.zh-CN.md``) from ``edge/notices/``."""
-    return resources.files("edge").joinpath("notices", name).read_text(encoding="utf-8")
+    """A shipped signage template (``notice.en.md`` or ``notice.zh-CN.md``) from ``edge/privacy/notices/``."""
+    return resources.files("edge.privacy").joinpath("notices", name).read_text(encoding="utf-8")
 
 
 def _type(node: dict[str, Any]) -> str:
@@ -149,8 +149,8 @@ def build_report(cfg: KioskConfig, manifest: Manifest | None) -> list[Block]:
         ("p", f"Emotion events at most every {cfg.fusion.emit_interval_s:g} s, smoothed with a "
               f"{cfg.fusion.half_life_s:g} s half-life (voice readings, each over a 2 s window: "
               f"{cfg.fusion.voice_half_life_s:g} s). Notice text configured for: "
-              f"{', '.join(p.notice_text) or 'no language'} (templates: `edge/notices/notice.en.md`, "
-              "`edge/notices/notice.zh-CN.md`)."),
+              f"{', '.join(p.notice_text) or 'no language'} (templates: `edge/privacy/notices/notice.en.md`, "
+              "`edge/privacy/notices/notice.zh-CN.md`)."),
         *[("p", f"Notice ({lang}): {text}") for lang, text in p.notice_text.items()],
         ("h", 2, "Pause / opt-out"),
         ("p", f"Staff publish `{{\"action\": \"pause\"}}` to `{t('pause')}` when a customer objects: the current "
@@ -166,7 +166,7 @@ def build_report(cfg: KioskConfig, manifest: Manifest | None) -> list[Block]:
           for k in KINDS]),
     ]
     if cfg.homeassistant.enabled:
-        from edge.homeassistant import discovery_topic
+        from edge.transport.homeassistant import discovery_topic
 
         b.append(("p", f"Home Assistant discovery is on (`homeassistant.enabled`): a retained device config on "
                        f"`{discovery_topic(cfg)}` (entity names, this kiosk's topics, software version; no personal "
@@ -332,7 +332,7 @@ def write_report(cfg: KioskConfig, out_dir: Path, manifest: Manifest | None = No
 
 def load_manifest_or_none(cfg: KioskConfig) -> Manifest | None:
     """The config's model manifest, or None (logged) when it cannot be read."""
-    from edge.analyzers import models_manifest
+    from edge.pipeline.analyzers import models_manifest
 
     try:
         return models_manifest(cfg)

@@ -78,8 +78,8 @@ class DemoStaff:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m edge.demo_staff --port P --site S [--after 6]``."""
-    p = argparse.ArgumentParser(prog="python -m edge.demo_staff", description=__doc__)
+    """``python -m edge.demo.staff --port P --site S [--after 6]``."""
+    p = argparse.ArgumentParser(prog="python -m edge.demo.staff", description=__doc__)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--site", required=True)

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from edge.outbox_store import PRIORITY, Row, _Store
+from edge.transport.outbox_store import PRIORITY, Row, _Store
 
 log = logging.getLogger(__name__)
 

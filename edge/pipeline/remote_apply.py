@@ -10,7 +10,7 @@ from edge.events import SchemaError
 from edge.voicegate.gate import make_gate
 
 if TYPE_CHECKING:
-    from edge.service import Service
+    from edge.pipeline.service import Service
 
 log = logging.getLogger(__name__)
 

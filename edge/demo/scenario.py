@@ -250,8 +250,8 @@ def _replay_cfg(cfg: Any, audio: bool, video: bool) -> Any:
 
 def record_scenario(sc: Scenario, cfg: Any = None, analyzers: Any = None) -> tuple[list[Any], float]:
     """The real analyzers' observations of ``sc`` and its media length: replay them under many settings."""
-    from edge.analyzers import build_analyzers
-    from edge.replay import ReplayResult, observations
+    from edge.pipeline.analyzers import build_analyzers
+    from edge.pipeline.replay import ReplayResult, observations
 
     cfg = _replay_cfg(cfg, True, True)
     res = ReplayResult()
@@ -262,8 +262,8 @@ def record_scenario(sc: Scenario, cfg: Any = None, analyzers: Any = None) -> tup
 def replay_scenario(sc: Scenario, cfg: Any = None, analyzers: Any = None, audio: bool = True,
                     video: bool = True, recorded: tuple[list[Any], float] | None = None) -> ScenarioRun:
     """Replay ``sc`` through the real analyzers (or their ``recorded`` observations) and Core on media time."""
-    from edge.analyzers import build_analyzers
-    from edge.replay import ReplayResult, replay, run_core
+    from edge.pipeline.analyzers import build_analyzers
+    from edge.pipeline.replay import ReplayResult, replay, run_core
 
     cfg = _replay_cfg(cfg, audio, video)
     if recorded is not None:

@@ -14,14 +14,14 @@ import paho.mqtt.client as paho
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from edge.broker_client import Broker, connect, make_client
 from edge.events import SchemaError, validate
+from edge.ops.broker_client import Broker, connect, make_client
 
 log = logging.getLogger(__name__)
 KINDS = ("status", "health")
 MAX_KIOSKS = 10_000  # a bound on remembered kiosks (a topic flood cannot grow memory without end)
 QUANTILES = {"p50": "0.5", "p95": "0.95"}
-CLOSED = "analysis: outside opening hours"  # the retained status's degraded item (edge/service_status.py)
+CLOSED = "analysis: outside opening hours"  # the retained status's degraded item (edge/pipeline/status.py)
 
 
 @dataclass
@@ -144,7 +144,7 @@ def subscribe(collector: FleetCollector, broker: Broker, prefix: str, site: str 
 
 def add_subcommand(fsub: Any) -> None:
     """Register ``fleet exporter`` on the ``fleet`` subparsers."""
-    from edge.broker_client import add_broker_options
+    from edge.ops.broker_client import add_broker_options
 
     ex = fsub.add_parser("exporter", help="every kiosk's health as Prometheus metrics on /metrics")
     add_broker_options(ex, password_env="EDGE_EMOTION_FLEET_PASSWORD")
@@ -169,7 +169,7 @@ def _cmd_exporter(args: Any) -> int:
     import signal
     import sys
 
-    from edge.broker_client import broker_from_args
+    from edge.ops.broker_client import broker_from_args
 
     collector = FleetCollector()
     try:

@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from edge.analyzers import Analyzers
 from edge.capture.media import MediaError, iter_video_file, read_audio_channels, read_audio_file
 from edge.config import KioskConfig
-from edge.core import Core, Observation
 from edge.events import EventFactory
+from edge.pipeline.analyzers import Analyzers
+from edge.policy.core import Core, Observation
 from edge.types import Frame
 from edge.voicegate.gate import UngatedVoice, VoiceGate, make_gate
 

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from edge.gate_config import DirectionConfig, GateKind
+from edge.privacy.gate_config import DirectionConfig, GateKind
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 Point = tuple[Fraction, Fraction]
@@ -104,7 +104,7 @@ class PrivacyConfig(BaseModel):
         default=300.0, ge=10.0, le=7200.0, description="A staff pause (opt-out) ends on `resume` or after this "
         "long: nothing is analysed while paused, so the end of the visit cannot be observed.")
     notice_text: dict[Literal["en", "zh-CN"], NoticeText] = Field(
-        default_factory=dict, description="Counter signage text per language (templates in edge/notices/); "
+        default_factory=dict, description="Counter signage text per language (templates in edge/privacy/notices/); "
         "required by the eu and cn profiles.")
 
 

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 from edge.config import AlertsConfig
-from edge.fusion import MODALITIES, FusedState
-from edge.hints import hint
+from edge.policy.fusion import MODALITIES, FusedState
+from edge.policy.hints import hint
+from edge.policy.visits import Visit
 from edge.types import EMOTIONS
-from edge.visits import Visit
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from edge.sdnotify import Notifier, watchdog_interval
+from edge.ops.sdnotify import Notifier, watchdog_interval
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 from edge import __version__
 from edge.capture.media import clip
 from edge.events import load_schema
-from edge.health import cpu_temperature_c
+from edge.ops.health import cpu_temperature_c
 
 if TYPE_CHECKING:
-    from edge.service import Service
+    from edge.pipeline.service import Service
 
 
 def source_stats(svc: Service) -> dict[str, dict[str, Any]]:

@@ -13,9 +13,9 @@ from typing import Any
 
 from edge.config import AlertsConfig
 from edge.events import SchemaError, validate_inbound
-from edge.fusion import MODALITIES, FusedState
-from edge.hints import hint, hint_key
-from edge.visits import Visit
+from edge.policy.fusion import MODALITIES, FusedState
+from edge.policy.hints import hint, hint_key
+from edge.policy.visits import Visit
 
 log = logging.getLogger(__name__)
 

@@ -6,11 +6,11 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from edge.core import Observation
+from edge.policy.core import Observation
 from edge.voicegate.window import ChannelWindow
 
 if TYPE_CHECKING:
-    from edge.service import Service
+    from edge.pipeline.service import Service
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The ``[homeassistant]`` config section: Home Assistant MQTT discovery, off by default (edge/homeassistant.py)."""
+"""The ``[homeassistant]`` config section: Home Assistant MQTT discovery, off by default (homeassistant.py)."""
 
 from __future__ import annotations
 

@@ -6,13 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from edge.alerts import AlertPolicy
 from edge.config import KioskConfig
-from edge.cues import CuePolicy
 from edge.events import EventFactory, iso
-from edge.fusion import FusedState, Fusion
+from edge.policy.alerts import AlertPolicy
+from edge.policy.cues import CuePolicy
+from edge.policy.fusion import FusedState, Fusion
+from edge.policy.visits import VisitEvent, VisitTracker
 from edge.types import EMOTIONS, Reading
-from edge.visits import VisitEvent, VisitTracker
 
 Event = tuple[str, dict[str, Any]]
 ALERT_STEP_S = 0.25  # the alert policy judges the fused state this often (or every emit, if more often)

@@ -8,8 +8,8 @@ import os
 import sqlite3
 from pathlib import Path
 
-from edge.outbox import DB_NAME, MemoryStore, SqliteStore
-from edge.outbox_store import _Store
+from edge.transport.outbox import DB_NAME, MemoryStore, SqliteStore
+from edge.transport.outbox_store import _Store
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import queue
 import threading
 from collections.abc import Callable
 
-from edge.outbox import Outbox, Row
+from edge.transport.outbox import Outbox, Row
 
 log = logging.getLogger(__name__)
 

@@ -12,14 +12,14 @@ from typing import Any
 
 import paho.mqtt.client as paho
 
-from edge.broker_client import Broker, add_broker_options, broker_from_args, connect, make_client
+from edge.ops.broker_client import Broker, add_broker_options, broker_from_args, connect, make_client
 
 log = logging.getLogger(__name__)
 
 KINDS = ("status", "health", "alert", "configstate")  # configstate (retained): each kiosk's health interval
 DEFAULT_HEALTH_S = 10.0  # mqtt.health_interval_s of a kiosk whose configstate was not seen
 SETTLE_S = 1.0  # retained status/configstate arrive at once; the automatic wait is at least this long
-__all__ = ["Broker", "Kiosk", "collect", "fleet_status", "format_line"]  # Broker: from edge.broker_client
+__all__ = ["Broker", "Kiosk", "collect", "fleet_status", "format_line"]  # Broker: from edge.ops.broker_client
 
 
 @dataclass
@@ -183,7 +183,7 @@ def add_subcommand(sub: Any) -> None:
                     "until every online kiosk sent health, at most 1.5 of its health intervals + 1 s: then STALE)")
     st.add_argument("--json", action="store_true", help="print a JSON list instead of lines")
     st.set_defaults(func=_cmd_status)
-    from edge.fleet_exporter import add_subcommand as add_exporter  # fleet exporter (Prometheus)
+    from edge.ops.fleet_exporter import add_subcommand as add_exporter  # fleet exporter (Prometheus)
 
     add_exporter(fsub)
 

@@ -17,13 +17,13 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge import __version__
 from edge.config import IdentityConfig, MqttConfig
-from edge.courier import Courier
 from edge.events import EventFactory, topic
-from edge.outbox import Outbox, Row
-from edge.outbox_open import open_store
-from edge.publishers import LogPublisher, Publisher, RecordingPublisher, _Counting
+from edge.transport.courier import Courier
+from edge.transport.outbox import Outbox, Row
+from edge.transport.outbox_open import open_store
+from edge.transport.publishers import LogPublisher, Publisher, RecordingPublisher, _Counting
 
-__all__ = ["LogPublisher", "MqttPublisher", "Publisher", "RecordingPublisher"]  # the fakes live in edge.publishers
+__all__ = ["LogPublisher", "MqttPublisher", "Publisher", "RecordingPublisher"]  # the fakes live in publishers.py
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ INBOUND_MAX_PACKET = 64 * 1024
 class MqttPublisher(_Counting):
     """Publishes events to an MQTT broker with a retained online/offline status and a last will.
 
-    Never blocks the caller.  Every event goes into the outbox (edge/outbox.py: SQLite in ``state_dir``, else
+    Never blocks the caller.  Every event goes into the outbox (edge/transport/outbox.py: SQLite in ``state_dir``, else
     memory bounded by ``cfg.max_queued``) before a sender thread hands it to paho; its PUBACK removes it, and on
     every (re)connect all queued events are sent again, oldest first (QoS 1: at least once, never lost while
     queued).  Status messages are not queued: a fresh ``online`` status is published on every (re)connect.

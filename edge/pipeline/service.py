@@ -8,28 +8,29 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from edge import __version__, service_status
-from edge.alerts import Ack, AckError, parse_ack
-from edge.analyzers import Analyzers
+from edge import __version__
 from edge.capture.audio import AudioSource
 from edge.capture.video import VideoSource
 from edge.config import KioskConfig
-from edge.core import Core, Observation
-from edge.current import CurrentState
 from edge.events import EventFactory, SchemaError, topic
-from edge.health import LatencyStats, RateMeter
-from edge.homeassistant import announcements
 from edge.lograte import RateLimitedLog
-from edge.mqtt import LogPublisher, MqttPublisher, Publisher
-from edge.privacy import PauseGate
+from edge.ops.health import LatencyStats, RateMeter
+from edge.ops.schedule import is_open
+from edge.ops.watchdog import PipelineWatchdog
+from edge.pipeline import status as service_status
+from edge.pipeline.analyzers import Analyzers
+from edge.pipeline.remote_apply import apply_live, process_config
+from edge.pipeline.workers import face_loop, voice_loop
+from edge.policy.alerts import Ack, AckError, parse_ack
+from edge.policy.core import Core, Observation
+from edge.privacy.masking import PauseGate
 from edge.queues import AudioRing, DropQueue
-from edge.remote_apply import apply_live, process_config
-from edge.remote_config import RemoteConfig
-from edge.schedule import is_open
+from edge.transport.current import CurrentState
+from edge.transport.homeassistant import announcements
+from edge.transport.mqtt import LogPublisher, MqttPublisher, Publisher
+from edge.transport.remote_config import RemoteConfig
 from edge.types import Frame
 from edge.voicegate.gate import make_gate
-from edge.watchdog import PipelineWatchdog
-from edge.workers import face_loop, voice_loop
 
 log = logging.getLogger(__name__)
 _warn = RateLimitedLog(log)  # a flood of bad inbound messages: a few lines a minute, every one counted in health

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.analyzers import Analyzers
-from edge.fusion import escalation_score
+from edge.pipeline.analyzers import Analyzers
+from edge.policy.fusion import escalation_score
 from edge.types import EMOTIONS, Frame, Reading
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def blend(share: float, toward: str = "angry", base: str = "neutral") -> np.ndar
 
 
 def for_escalation(target: float, toward: str = "angry") -> np.ndarray:
-    """Probabilities whose escalation score (edge.fusion) is ``target`` (bisection over the angry share)."""
+    """Probabilities whose escalation score (edge.policy.fusion) is ``target`` (bisection over the angry share)."""
     lo, hi = 0.0, 1.0
     for _ in range(40):
         mid = (lo + hi) / 2
@@ -42,7 +42,7 @@ def for_escalation(target: float, toward: str = "angry") -> np.ndarray:
     return blend((lo + hi) / 2, toward)
 
 
-# The demo's 60 s cycle, aligned with edge.demo's media (a customer at the counter 3-38 s and 48-58 s).
+# The demo's 60 s cycle, aligned with edge.demo.media's media (a customer at the counter 3-38 s and 48-58 s).
 DEMO_CYCLE_S = 60.0
 DEMO_SCRIPT: tuple[tuple[float, float, Callable[[float], np.ndarray] | None], ...] = (
     (0.0, 3.0, None),                                                      # nobody yet

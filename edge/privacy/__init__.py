@@ -1,0 +1,1 @@
+"""Privacy: staff masking, staff pause, the privacy config and its profile rules, the privacy report."""

@@ -1,0 +1,1 @@
+"""Getting events out and commands in: MQTT, the outbox, remote config, the retained current state, Home Assistant."""
