@@ -160,7 +160,7 @@ def test_pause_handler_applies_only_valid_commands(payload: bytes) -> None:
 @given(st.sampled_from(["ack", "pause", "config", "other"]), st.text(max_size=30), PAYLOADS)
 def test_any_inbound_message_never_raises_and_invalid_ones_change_nothing(which: str, text: str,
                                                                           payload: bytes) -> None:
-    from edge.transport.remote_config import process_config
+    from edge.pipeline.remote_apply import process_config
 
     svc, pub = service()
     topics = {"ack": svc.ack_topic, "pause": svc.pause_topic, "config": getattr(svc, "config_topic", "config")}

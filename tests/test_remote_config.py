@@ -16,6 +16,7 @@ from edge.config import KioskConfig, parse_config
 from edge.events import EventFactory, load_schema, validate
 from edge.face.expression import FaceAnalyzer
 from edge.pipeline.analyzers import Analyzers
+from edge.pipeline.remote_apply import apply_live
 from edge.pipeline.service import Service
 from edge.transport.remote_config import (
     CONFIG_MAX_BYTES,
@@ -23,7 +24,6 @@ from edge.transport.remote_config import (
     REMOTE_FIELDS,
     RemoteConfig,
     RemoteConfigError,
-    apply_live,
     check_keys,
     effective,
     merge_patch,

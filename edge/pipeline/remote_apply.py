@@ -3,19 +3,37 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from edge.config import KioskConfig
-from edge.events import SchemaError
-from edge.voicegate.gate import make_gate
-
-if TYPE_CHECKING:
-    from edge.pipeline.service import Service
+from edge.events import EventFactory, SchemaError
+from edge.ops.watchdog import PipelineWatchdog
+from edge.pipeline.analyzers import Analyzers
+from edge.policy.core import Core
+from edge.privacy.masking import PauseGate
+from edge.transport.publishers import Publisher
+from edge.transport.remote_config import RemoteConfig
+from edge.voicegate.gate import VoiceGate, make_gate
 
 log = logging.getLogger(__name__)
 
 
-def apply_live(svc: Service, cfg: KioskConfig) -> None:
+class LiveHost(Protocol):
+    """The running service's objects a remote config change reaches, and what answers it on ``configstate``."""
+
+    cfg: KioskConfig  # replaced whole
+    core: Core
+    an: Analyzers
+    gate: VoiceGate  # replaced whole: the voice worker reads it once per window
+    paused: PauseGate
+    watchdog: PipelineWatchdog
+    remote: RemoteConfig
+    publisher: Publisher
+    factory: EventFactory
+    errors: dict[str, int]
+
+
+def apply_live(svc: LiveHost, cfg: KioskConfig) -> None:
     """Hand a validated config to the running service's objects (main loop; workers see whole swapped values)."""
     svc.cfg = cfg
     core = svc.core
@@ -38,7 +56,7 @@ def apply_live(svc: Service, cfg: KioskConfig) -> None:
     svc.watchdog.stale_s = max(svc.watchdog.stale_s, 2.0 / a.face_fps, 2.0 * a.voice_hop_s)
 
 
-def process_config(svc: Service) -> None:
+def process_config(svc: LiveHost) -> None:
     """Main-loop turn: apply queued config messages; retained ``configstate`` per message, at start and on reconnect."""
     remote = svc.remote
     try:

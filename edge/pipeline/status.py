@@ -2,19 +2,51 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from edge import __version__
+from edge.capture.audio import AudioSource
 from edge.capture.media import clip
+from edge.capture.video import VideoSource
+from edge.config import KioskConfig
 from edge.events import load_schema
-from edge.ops.health import cpu_temperature_c
+from edge.ops.health import LatencyStats, RateMeter, cpu_temperature_c
+from edge.pipeline.analyzers import Analyzers
+from edge.policy.alerts import Ack
+from edge.policy.core import Observation
+from edge.privacy.masking import PauseGate
+from edge.queues import AudioRing, DropQueue
+from edge.transport.publishers import Publisher
+from edge.types import Frame
+from edge.voicegate.gate import VoiceGate
 
-if TYPE_CHECKING:
-    from edge.pipeline.service import Service
+
+class StatusHost(Protocol):
+    """What the status line and the ``status``/``health`` bodies read of the service (never written)."""
+
+    cfg: KioskConfig
+    an: Analyzers
+    clock: Callable[[], float]
+    started: float
+    video: VideoSource | None
+    audio: AudioSource | None
+    publisher: Publisher
+    paused: PauseGate
+    closed: threading.Event
+    frames: DropQueue[Frame]
+    obs: DropQueue[Observation]
+    acks: DropQueue[Ack]
+    ring: AudioRing
+    gate: VoiceGate
+    latency: LatencyStats
+    analysed: RateMeter
+    errors: dict[str, int]
 
 
-def source_stats(svc: Service) -> dict[str, dict[str, Any]]:
+def source_stats(svc: StatusHost) -> dict[str, dict[str, Any]]:
     """State and last error of the camera and the microphone (``disabled`` when not in use)."""
     out: dict[str, dict[str, Any]] = {}
     for name, src in (("camera", svc.video), ("microphone", svc.audio)):
@@ -26,7 +58,7 @@ def source_stats(svc: Service) -> dict[str, dict[str, Any]]:
     return out
 
 
-def status_line(svc: Service) -> str:
+def status_line(svc: StatusHost) -> str:
     """One line for systemd's STATUS=, e.g. "analysing 8.0 fps, mqtt connected, camera ok, microphone ok"."""
     mqtt = "connected" if svc.publisher.connected else "disconnected"
     srcs = ", ".join(f"{k} {v['state']}" for k, v in source_stats(svc).items())
@@ -39,7 +71,7 @@ def degraded_max() -> int:
     return int(load_schema("status")["properties"]["degraded"]["items"]["maxLength"])
 
 
-def status_body(svc: Service) -> dict[str, Any]:
+def status_body(svc: StatusHost) -> dict[str, Any]:
     """Body of the retained ``status`` message; every ``degraded`` item within the schema's bound."""
     degraded = [f"{k}: {v['state']}" + (f" ({v['error']})" if v["error"] else "")
                 for k, v in source_stats(svc).items() if v["state"] not in ("ok", "disabled")]
@@ -55,7 +87,7 @@ def status_body(svc: Service) -> dict[str, Any]:
             "privacy_profile": svc.cfg.privacy.profile, "paused": svc.paused.is_set()}
 
 
-def health_body(svc: Service) -> dict[str, Any]:
+def health_body(svc: StatusHost) -> dict[str, Any]:
     """Body of the periodic ``health`` message."""
     vstats = svc.video.stats() if svc.video else {}
     astats = svc.audio.stats() if svc.audio else {}

@@ -3,19 +3,46 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
+from edge.config import KioskConfig
+from edge.ops.health import LatencyStats, RateMeter
+from edge.ops.watchdog import PipelineWatchdog
+from edge.pipeline.analyzers import Analyzers
 from edge.policy.core import Observation
+from edge.queues import AudioRing, DropQueue
+from edge.types import Frame
+from edge.voicegate.gate import VoiceGate
 from edge.voicegate.window import ChannelWindow
-
-if TYPE_CHECKING:
-    from edge.pipeline.service import Service
 
 log = logging.getLogger(__name__)
 
 
-def face_loop(svc: Service) -> None:
+class WorkerHost(Protocol):
+    """What the workers use of the service: captured input, analyzers, the observation queue, counters, stop."""
+
+    cfg: KioskConfig  # read on every turn: remote config swaps it whole
+    an: Analyzers
+    clock: Callable[[], float]
+    stop: threading.Event
+    watchdog: PipelineWatchdog
+    frames: DropQueue[Frame]
+    ring: AudioRing
+    gate: VoiceGate  # swapped whole by remote config
+    obs: DropQueue[Observation]
+    latency: LatencyStats
+    analysed: RateMeter
+    errors: dict[str, int]
+
+    def analysis_off(self) -> bool:
+        """Whether captured input must be discarded unread (staff pause or outside opening hours)."""
+        ...
+
+
+def face_loop(svc: WorkerHost) -> None:
     """Face worker thread: analyse the newest frame at most ``analysis.face_fps`` times a second."""
     assert svc.an.face is not None
     next_t = svc.clock()
@@ -42,7 +69,7 @@ def face_loop(svc: Service) -> None:
             next_t = svc.clock()
 
 
-def voice_loop(svc: Service) -> None:
+def voice_loop(svc: WorkerHost) -> None:
     """Voice worker thread: every ``analysis.voice_hop_s``, gate the latest window of new audio, analyse the rest."""
     assert svc.an.voice is not None
     rate = svc.cfg.microphone.sample_rate

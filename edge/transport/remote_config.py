@@ -16,8 +16,6 @@ from pydantic import ValidationError
 from edge.config import KioskConfig, format_errors
 from edge.events import SchemaError, iso, validate_inbound
 from edge.lograte import RateLimitedLog
-from edge.pipeline.remote_apply import apply_live as apply_live  # the service-facing half, importable from here too
-from edge.pipeline.remote_apply import process_config as process_config
 from edge.privacy.floor import weakened
 from edge.queues import DropQueue
 from edge.redact import redact as redact_text
