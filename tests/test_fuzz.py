@@ -28,7 +28,7 @@ from edge.capture.media import MediaError, iter_video_file, read_audio_channels,
 from edge.config import ConfigError, KioskConfig, load_config, parse_config
 from edge.pipeline.analyzers import Analyzers
 from edge.pipeline.service import Service
-from edge.privacy.masking import PauseError, parse_pause
+from edge.privacy.pause import PauseError, parse_pause
 from edge.transport.mqtt import RecordingPublisher
 
 BENCH = int(os.environ.get("EDGE_FUZZ_EXAMPLES", "0"))

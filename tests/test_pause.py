@@ -17,7 +17,7 @@ from edge.demo.media import make_demo
 from edge.events import validate
 from edge.pipeline.analyzers import Analyzers
 from edge.pipeline.service import Service
-from edge.privacy.masking import PauseError, parse_pause
+from edge.privacy.pause import PauseError, parse_pause
 from edge.transport.mqtt import RecordingPublisher
 from edge.types import EMOTIONS, Frame, Reading
 from edge.voice.features import HOP, SAMPLE_RATE

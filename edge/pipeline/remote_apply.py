@@ -10,7 +10,7 @@ from edge.events import EventFactory, SchemaError
 from edge.ops.watchdog import PipelineWatchdog
 from edge.pipeline.analyzers import Analyzers
 from edge.policy.core import Core
-from edge.privacy.masking import PauseGate
+from edge.privacy.pause import PauseGate
 from edge.transport.publishers import Publisher
 from edge.transport.remote_config import RemoteConfig
 from edge.voicegate.gate import VoiceGate, make_gate

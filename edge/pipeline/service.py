@@ -23,7 +23,7 @@ from edge.pipeline.remote_apply import apply_live, process_config
 from edge.pipeline.workers import face_loop, voice_loop
 from edge.policy.alerts import Ack, AckError, parse_ack
 from edge.policy.core import Core, Observation
-from edge.privacy.masking import PauseGate
+from edge.privacy.pause import PauseGate
 from edge.queues import AudioRing, DropQueue
 from edge.transport.current import CurrentState
 from edge.transport.homeassistant import announcements

@@ -17,7 +17,7 @@ from edge.ops.health import LatencyStats, RateMeter, cpu_temperature_c
 from edge.pipeline.analyzers import Analyzers
 from edge.policy.alerts import Ack
 from edge.policy.core import Observation
-from edge.privacy.masking import PauseGate
+from edge.privacy.pause import PauseGate
 from edge.queues import AudioRing, DropQueue
 from edge.transport.publishers import Publisher
 from edge.types import Frame

@@ -1,0 +1,53 @@
+"""The ``[mqtt]`` config section: broker connection, TLS, topic prefix, reconnect back-off and the outbox's limits."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TlsConfig(_Section):
+    """TLS to the broker; paths may use ${ENV} references."""
+
+    ca_file: str | None = Field(default=None, description="CA bundle; None = system CAs.")
+    cert_file: str | None = Field(default=None, description="Client certificate (PEM).")
+    key_file: str | None = Field(default=None, description="Client private key (PEM).")
+    insecure: bool = Field(default=False, description="Skip hostname verification (test benches only).")
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file must be given together")
+        return self
+
+
+class MqttConfig(_Section):
+    """Broker connection and topic namespace."""
+
+    enabled: bool = Field(default=True, description="Publish to a broker (off: log events only).")
+    host: str = Field(default="localhost", min_length=1, description="Broker host.")
+    port: int = Field(default=1883, ge=1, le=65535, description="Broker port.")
+    transport: Literal["tcp", "websockets"] = Field(default="tcp", description="MQTT transport.")
+    protocol: Literal["auto", "5", "3.1.1"] = Field(default="auto", description="auto = MQTT 5, falling back to 3.1.1.")
+    username: str | None = Field(default=None, description="Username; may be ${ENV}.")
+    password: str | None = Field(default=None, description="Password; use ${ENV} rather than a literal secret.")
+    tls: TlsConfig | None = Field(default=None, description="TLS settings; absent = plain TCP.")
+    topic_prefix: str = Field(default="edge-emotion", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$",
+                              description="First topic levels: PREFIX/SITE/KIOSK/KIND.")
+    client_id: str | None = Field(default=None, max_length=64, description="Default: edge-emotion-SITE-KIOSK.")
+    keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keepalive.")
+    reconnect_min_s: float = Field(default=1.0, gt=0, le=60, description="First reconnect back-off.")
+    reconnect_max_s: float = Field(default=30.0, gt=0, le=600, description="Longest reconnect back-off.")
+    health_interval_s: float = Field(default=10.0, ge=1, le=3600, description="Seconds between `health` events.")
+    max_queued: int = Field(default=1000, ge=10, le=100000, description="Messages held in memory while offline "
+                            "when there is no state folder; drop rule as the outbox's.")
+    outbox_max_rows: int = Field(default=50000, ge=100, le=1000000, description="Outbox (state folder): most "
+                                 "events kept unacknowledged; when full emotion/health go first, alerts last.")
+    outbox_max_mb: float = Field(default=32.0, ge=1, le=1024, description="Outbox: most payload megabytes kept.")
+    outbox_max_age_s: float = Field(default=86400.0, ge=60, le=30 * 86400,
+                                    description="Outbox: events older than this are dropped unsent.")
