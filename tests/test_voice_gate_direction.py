@@ -80,8 +80,8 @@ def test_streaming_windows_reuse_the_frames_they_share() -> None:
     gate = _gate()
     x = array_signal(babble(8.0, 150.0, 3), 270.0, FOUR) + _noise((8 * RATE, 4))
     calls: list[int] = []
-    est = gate.doa.estimate
-    gate.doa.estimate = lambda f: (calls.append(f.shape[0]), est(f))[1]  # type: ignore[method-assign]
+    resp = gate.doa.responses
+    gate.doa.responses = lambda f: (calls.append(f.shape[0]), resp(f))[1]  # type: ignore[method-assign]
     fresh = _gate()
     for end in range(2 * RATE, 8 * RATE + 1, RATE // 4):
         a, b = gate.decide(x[end - 2 * RATE:end], end), fresh.decide(x[end - 2 * RATE:end], None)

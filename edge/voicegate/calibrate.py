@@ -1,9 +1,9 @@
 """``edge-emotion calibrate-direction``: record each side of the counter talking and print the sectors to configure.
 
 The staff talk for a few seconds, then the customer side (a colleague standing where customers stand); each speech
-frame's direction of arrival is measured with the same estimator as the gate, and each side's sector is the central
-90 % of its directions widened by a margin, but never past the bisector between the two sides. Recording
-(sounddevice) happens only in ``record``; the rest is pure.
+frame's direction of arrival is measured with the same estimator as the gate (smoothed over its neighbours alike),
+and each side's sector is the central 90 % of its directions widened by a margin, but never past the bisector
+between the two sides. Recording (sounddevice) happens only in ``record``; the rest is pure.
 """
 
 from __future__ import annotations
@@ -18,24 +18,29 @@ from typing import Any
 import numpy as np
 
 from edge.privacy.gate_config import in_sector
-from edge.voicegate.doa import DirectionEstimator
-from edge.voicegate.gate import speech_frames
+from edge.voicegate.doa import DirectionEstimator, frame_power, smooth
+from edge.voicegate.gate import DIRECTION_SPAN, speech_frames
 
 log = logging.getLogger(__name__)
 RATE = 16000
 MIN_HELD = 0.8  # a side's sector must hold at least this share of its own calibration frames
+MARGIN_DEG = 15.0  # degrees added on each side of a sector (swept 5-25 by the staff-gate benchmark)
 
 
 class CalibrationError(ValueError):
     """The recordings cannot give usable sectors; the message says why and what to change."""
 
 
-def directions(audio: np.ndarray, est: DirectionEstimator, min_coherence: float = 0.15) -> np.ndarray:
-    """Azimuths (degrees) of the coherent speech frames of a (samples, channels) recording, in 2 s windows."""
+def directions(audio: np.ndarray, est: DirectionEstimator, min_coherence: float = 0.15,
+               span: int = DIRECTION_SPAN) -> np.ndarray:
+    """Azimuths (degrees) of the coherent speech frames of a (samples, channels) recording, in 2 s windows, each
+    frame smoothed over its speech neighbours within ``span`` frames as the gate does."""
     out = []
     for start in range(0, max(1, audio.shape[0] - RATE), 2 * RATE):
         frames, active, _ = speech_frames(audio[start:start + 2 * RATE])
-        az, coh = est.estimate(frames[active])
+        speech = frames[active]
+        resp = smooth(est.responses(speech), frame_power(speech).mean(axis=1), np.flatnonzero(active), span)
+        az, coh = est.peaks(resp)
         out.append(az[coh >= min_coherence])
     return np.concatenate(out) if out else np.zeros(0)
 
@@ -55,7 +60,7 @@ def _median(az: np.ndarray, linear: bool) -> float:
     return (mean + float(np.median((az - mean + 180.0) % 360.0 - 180.0))) % 360.0
 
 
-def sectors(s_az: np.ndarray, c_az: np.ndarray, linear: bool, margin_deg: float = 15.0,
+def sectors(s_az: np.ndarray, c_az: np.ndarray, linear: bool, margin_deg: float = MARGIN_DEG,
             guard_deg: float = 5.0, share: float = 0.9) -> tuple[tuple[float, float], tuple[float, float]]:
     """Each side's central ``share`` widened by ``margin_deg``, never past the bisector between the two sides."""
     ms, mc = _median(s_az, linear), _median(c_az, linear)
@@ -77,10 +82,12 @@ def sectors(s_az: np.ndarray, c_az: np.ndarray, linear: bool, margin_deg: float 
     return out[0], out[1]
 
 
-def propose(staff: np.ndarray, customer: np.ndarray, est: DirectionEstimator,
-            margin_deg: float = 15.0) -> tuple[tuple[float, float], tuple[float, float], dict[str, Any]]:
+def propose(staff: np.ndarray, customer: np.ndarray, est: DirectionEstimator, margin_deg: float = MARGIN_DEG,
+            span: int = DIRECTION_SPAN,
+            min_coherence: float = 0.15) -> tuple[tuple[float, float], tuple[float, float], dict[str, Any]]:
     """(staff sector, customer sector, figures) from the two recordings; CalibrationError when they overlap."""
-    s_az, c_az = directions(staff, est), directions(customer, est)
+    s_az = directions(staff, est, min_coherence, span)
+    c_az = directions(customer, est, min_coherence, span)
     for name, az in (("staff", s_az), ("customer", c_az)):
         if az.size < 20:
             raise CalibrationError(f"{name} recording: only {az.size} speech frames with a clear direction; talk "
@@ -142,13 +149,15 @@ def cli(args: argparse.Namespace) -> int:
 
     try:
         positions = _positions(args.mics) if args.mics else None
-        device, channels = args.device, None
+        device, channels, coherence = args.device, None, 0.15
         if args.config is not None:
             cfg = load_config(args.config)
             device = device or cfg.microphone.source
             channels = cfg.microphone.channels
-            if positions is None and cfg.privacy.direction is not None:
-                positions = list(cfg.privacy.direction.mic_positions_m)
+            if cfg.privacy.direction is not None:
+                coherence = cfg.privacy.direction.min_coherence
+                if positions is None:
+                    positions = list(cfg.privacy.direction.mic_positions_m)
         if positions is None:
             raise CalibrationError("give the microphone positions: --mics 'x,y x,y ...' or a --config with "
                                    "[privacy.direction] mic_positions_m")
@@ -160,7 +169,7 @@ def cli(args: argparse.Namespace) -> int:
         else:
             staff = record(device or "default", channels, args.seconds, "STAFF")[:, :len(positions)]
             customer = record(device or "default", channels, args.seconds, "CUSTOMER side")[:, :len(positions)]
-        s, c, fig = propose(staff, customer, est, args.margin)
+        s, c, fig = propose(staff, customer, est, args.margin, min_coherence=coherence)
     except CalibrationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -181,7 +190,7 @@ def add_subcommand(sub: Any) -> None:
                    "'-0.029,0 0.029,0')")
     p.add_argument("--device", help="input device (default: the config's microphone.source, else 'default')")
     p.add_argument("--seconds", type=float, default=8.0, help="seconds each side talks")
-    p.add_argument("--margin", type=float, default=15.0, help="degrees added on each side of a sector")
+    p.add_argument("--margin", type=float, default=MARGIN_DEG, help="degrees added on each side of a sector")
     p.add_argument("--staff-file", type=Path, help="a multichannel recording of the staff talking instead")
     p.add_argument("--customer-file", type=Path, help="...and of the customer side")
     p.set_defaults(func=cli)

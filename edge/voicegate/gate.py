@@ -4,8 +4,9 @@ Both gates judge the window's speech frames (32 ms frames above the window's noi
 staff's, the customer's or ambiguous, by the staff microphone's level (channel gate) or by direction of arrival
 (direction gate), each frame seen together with its speech neighbours within a few frames (``CHANNEL_SPAN``,
 ``DIRECTION_SPAN``: levels summed, steered responses averaged by power; one 32 ms frame alone is too often misled by
-reverberation, docs/bench/staff_gate.md), and apply one rule: a window is analysed only when at most ``staff_voice_max_share`` of its speech
-frames are the staff's and at least ``customer_voice_min_share`` clearly the customer's. Overlapping speech and
+reverberation, docs/bench/staff_gate.md), and apply one rule: a window is analysed only when at most
+``staff_voice_max_share`` of its speech frames are the staff's and at least ``customer_voice_min_share`` clearly the
+customer's. Overlapping speech and
 windows without a clear side are therefore dropped. A window without speech frames passes (the VAD drops it).
 Pure logic on arrays: no I/O, no clock.
 """
