@@ -26,6 +26,11 @@ needs_data = pytest.mark.skipif(not (AV / "1001_DFA_NEU_XX.mp4").is_file(),
                                 reason=f"CREMA-D audio-visual fixtures not found in {AV} (../shared/data is absent)")
 
 
+def test_data_dir_is_shared_data_beside_the_project() -> None:
+    """DATA_DIR follows the module's place in the tree (a move once put it inside the project: every test skipped)."""
+    assert DATA_DIR == Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
 def _cfg(**alerts: Any) -> KioskConfig:
     return parse_config({"identity": {"site_id": "s", "kiosk_id": "k"}, "mqtt": {"enabled": False},
                          "alerts": alerts})

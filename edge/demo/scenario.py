@@ -27,7 +27,7 @@ from edge.capture.media import MediaError, iter_video_file, read_audio_file
 log = logging.getLogger(__name__)
 
 RATE = 16000
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data from the project root
+DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"  # ../shared/data from the project root
 CODES = {"ANG": "angry", "DIS": "disgust", "FEA": "fear", "HAP": "happy", "NEU": "neutral", "SAD": "sad"}
 NEGATIVE = ("ANG", "DIS", "FEA")  # segments that count as "sustained anger/agitation" for the time-to-alert
 _ITEM = re.compile(r"^\s*([A-Za-z]{3})\s*(?:\*\s*(\d{1,4}))?\s*$")
