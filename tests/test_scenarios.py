@@ -28,7 +28,8 @@ needs_data = pytest.mark.skipif(not (AV / "1001_DFA_NEU_XX.mp4").is_file(),
 
 def test_data_dir_is_shared_data_beside_the_project() -> None:
     """DATA_DIR follows the module's place in the tree (a move once put it inside the project: every test skipped)."""
-    assert DATA_DIR == Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    beside = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    assert beside == DATA_DIR
 
 
 def _cfg(**alerts: Any) -> KioskConfig:
