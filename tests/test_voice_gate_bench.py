@@ -20,7 +20,7 @@ def test_one_simulated_room_through_every_gate(tmp_path: Path) -> None:
         pytest.skip(f"research speech corpora not staged at {SPEECH_DIR} (see ../shared/data/README.md)")
     from edge.bench.staff_gate import markdown, run
 
-    res = run(rooms=1, seed=7)
+    res = run(rooms=1, seed=7, tune_rooms=1, tune_seed=8)
     s = res["summary"]
     assert s["none"]["staff_windows"] >= 10 and s["none"]["customer_windows"] >= 10
     assert s["none"]["staff_leak"]["share"] >= 0.8, "without a gate the staff's speech reaches the model"
@@ -29,8 +29,11 @@ def test_one_simulated_room_through_every_gate(tmp_path: Path) -> None:
         assert s[g]["staff_leak"]["share"] <= 0.1, (g, s[g]["staff_leak"])
         assert s[g]["customer_kept"]["share"] >= 0.5, (g, s[g]["customer_kept"])
         assert s[g]["overlap_dropped"]["share"] >= 0.5, (g, s[g]["overlap_dropped"])
+        assert s[g]["sweep_agrees"], f"{g}: the sweep's default variant judged windows unlike the gate"
+    assert res["tuning"]["choice"]["feasible"] in (True, False) and res["before"]["channel"]["verdicts"]
     page = markdown(res, "edge-emotion bench staff-gate --rooms 1", "test machine", "2026-01-01")
     assert "| `direction-4mic` |" in page and "Command: `edge-emotion bench staff-gate --rooms 1`" in page
+    assert "## Why windows are dropped" in page and "`privacy.staff_voice_max_share`:" in page
 
 
 def test_privacy_report_states_the_gate_and_its_measured_leak_rate() -> None:

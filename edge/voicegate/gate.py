@@ -61,7 +61,7 @@ def speech_frames(window: np.ndarray, end: int | None = None) -> tuple[np.ndarra
     first = None if end is None else (end - size + skip) // FRAME
     if n == 0:
         return frames, np.zeros(0, bool), first
-    db = 10.0 * np.log10(np.mean(np.square(frames, dtype=np.float64), axis=(1, 2)) + _EPS)
+    db = 10.0 * np.log10(frame_power(frames).mean(axis=1) + _EPS)
     floor = float(np.percentile(db, 10))
     return frames, (db > floor + ACTIVE_MARGIN_DB) & (db > FLOOR_DBFS), first
 
