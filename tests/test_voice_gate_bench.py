@@ -18,7 +18,8 @@ def test_one_simulated_room_through_every_gate(tmp_path: Path) -> None:
     pytest.importorskip("pyroomacoustics", reason="the staff-gate benchmark needs the sim extra (pyroomacoustics)")
     if not (SPEECH_DIR / "ravdess" / "MANIFEST.csv").is_file():
         pytest.skip(f"research speech corpora not staged at {SPEECH_DIR} (see ../shared/data/README.md)")
-    from edge.bench.staff_gate import markdown, run
+    from edge.bench.staff_gate import run
+    from edge.bench.staff_gate_page import markdown
 
     res = run(rooms=1, seed=7, tune_rooms=1, tune_seed=8)
     s = res["summary"]
@@ -34,6 +35,27 @@ def test_one_simulated_room_through_every_gate(tmp_path: Path) -> None:
     page = markdown(res, "edge-emotion bench staff-gate --rooms 1", "test machine", "2026-01-01")
     assert "| `direction-4mic` |" in page and "Command: `edge-emotion bench staff-gate --rooms 1`" in page
     assert "## Why windows are dropped" in page and "`privacy.staff_voice_max_share`:" in page
+
+
+def test_staff_gate_options_default_to_the_benchmark_and_refuse_bad_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.bench import staff_gate as sg
+    from edge.cli import _parser
+
+    args = _parser().parse_args(["bench", "staff-gate"])
+    assert (args.rooms, args.seed) == (24, 23)
+    assert (args.tune_rooms, args.tune_seed) == (sg.TUNE_ROOMS, sg.TUNE_SEED)
+    assert (args.confirm_rooms, args.confirm_seed) == (sg.CONFIRM_ROOMS, sg.CONFIRM_SEED)
+    args = _parser().parse_args(["bench", "staff-gate", "--tune-rooms", "0", "--confirm-rooms", "1",
+                                 "--tune-seed", "9"])
+    assert (args.tune_rooms, args.confirm_rooms, args.tune_seed) == (0, 1, 9)
+    for bad, why in ((["--rooms", "0"], "expected 1..1000"), (["--tune-rooms", "-1"], "expected 0..1000"),
+                     (["--confirm-rooms", "1001"], "expected 0..1000"), (["--confirm-seed", "-3"], "expected >= 0"),
+                     (["--tune-rooms", "two"], "'two' is not a whole number")):
+        with pytest.raises(SystemExit) as exc:
+            _parser().parse_args(["bench", "staff-gate", *bad])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert f"argument {bad[0]}: " in err and why in err, (bad, err)
 
 
 def test_privacy_report_states_the_gate_and_its_measured_leak_rate() -> None:

@@ -6,8 +6,26 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+MAX_ROOMS = 1000  # staff-gate: room i of seed s is simulated from s*1000+i, so sets of rooms never share a room
+
+
+def _int_in(lo: int, hi: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number in ``lo``..``hi`` (no upper bound when ``hi`` is None)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < lo or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(f"{value} is out of range: expected " + (
+                f"{lo}..{hi}" if hi is not None else f">= {lo}"))
+        return value
+
+    return parse
 
 
 def _scenario(args: argparse.Namespace) -> int:
@@ -92,8 +110,19 @@ def add_subcommands(sub: Any) -> None:
                    "face)")
     b.add_argument("--gains", default="1", help="alerts: audio gains to replay the calm material at, e.g. 1,0.5,2")
     b.add_argument("--count", type=int, default=50, help="tablet: alerts to publish")
-    b.add_argument("--rooms", type=int, default=24, help="staff-gate: simulated counter rooms")
-    b.add_argument("--seed", type=int, default=23, help="staff-gate: seed of the rooms")
+    rooms, seed = _int_in(0, MAX_ROOMS), _int_in(0)
+    most = f"at most {MAX_ROOMS} (room i of seed s is simulated from s*1000+i)"
+    b.add_argument("--rooms", metavar="N", type=_int_in(1, MAX_ROOMS), default=24,
+                   help=f"staff-gate: simulated counter (test) rooms, {most}")
+    b.add_argument("--seed", metavar="SEED", type=seed, default=23, help="staff-gate: seed of the test rooms (>= 0)")
+    b.add_argument("--tune-rooms", metavar="N", type=rooms, default=48, help="staff-gate: tuning rooms the operating "
+                   f"point is chosen on, {most}; 0: no tuning rooms, sweep choice or trade-off tables")
+    b.add_argument("--tune-seed", metavar="SEED", type=seed, default=101,
+                   help="staff-gate: seed of the tuning rooms (>= 0, not --seed)")
+    b.add_argument("--confirm-rooms", metavar="N", type=rooms, default=24,
+                   help=f"staff-gate: fresh rooms run with the defaults only, {most}; 0: none")
+    b.add_argument("--confirm-seed", metavar="SEED", type=seed, default=57,
+                   help="staff-gate: seed of the fresh rooms (>= 0, neither --seed nor --tune-seed)")
     b.add_argument("--data", help="staff-gate: speech corpora folder (default ../shared/data/speech)")
     b.add_argument("--out", type=Path, default=Path("bench-out"), help="folder for JSON (and PNG) results")
     b.add_argument("--markdown", type=Path, help="also write the Markdown report here (e.g. docs/bench/pipeline.md)")
