@@ -10,14 +10,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from screenshots import shot_path
 from test_tablet_browser import CHROME_FLAGS, CHROMEDRIVER, CHROMIUM, _skip_reason
 
 from edge.config import KioskConfig, parse_config
 from edge.demo.media import make_demo
 from edge.demo.scripted import ScriptedFace, blend
 from edge.pipeline.service import Service
-
-DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 @pytest.fixture
@@ -107,13 +106,13 @@ def js(drv: Any, script: str, timeout: float = 10.0) -> Any:
 
 
 def screenshot(drv: Any, name: str, size: tuple[int, int]) -> Path:
-    """Write a PNG of the page at exactly ``size`` (CSS px) to docs/``name``; returns the path."""
+    """Write a PNG of the page at exactly ``size`` (CSS px) to ``shot_path(name)``; returns the path."""
     drv.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                         {"width": size[0], "height": size[1], "deviceScaleFactor": 1, "mobile": False})
     time.sleep(0.5)
     png = drv.get_screenshot_as_png()
     assert (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")) == size
-    path = DOCS / name
+    path = shot_path(name)
     path.write_bytes(png)
     return path
 

@@ -19,6 +19,7 @@ from conftest import sample_body
 from day_events import SITE, TZ, replay_day
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
+from screenshots import shot_path
 
 from edge.aggregates.config import AggregatesConfig
 from edge.aggregates.fold import Folder, parse_ts
@@ -29,7 +30,7 @@ from edge.events import EventFactory, topic
 from edge.ops.broker_client import Broker
 
 CARE = ("sad", "fear")
-SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "aggregates.png"
+SCREENSHOT = shot_path("aggregates.png")
 
 
 def _expected(events: list[tuple[float, str, str, dict[str, Any]]]) -> dict[str, Counter[str]]:
@@ -133,7 +134,7 @@ def test_a_replayed_day_through_the_broker(mosquitto: Any, subscribe: Any, tmp_p
 
 
 def _read_in_chromium(url: str, visits: int, tmp_path: Path) -> None:
-    """What a manager sees: the figures render in a real browser (screenshot: docs/aggregates.png)."""
+    """What a manager sees: the figures render in a real browser (screenshot: shot_path, docs/aggregates.png on request)."""
     from test_tablet_browser import CHROME_FLAGS, CHROMEDRIVER, CHROMIUM
 
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):

@@ -19,6 +19,7 @@ import pytest
 from conftest import Broker, free_port, sample_body, wait_port
 from jsonschema import Draft202012Validator
 from paho.mqtt.enums import CallbackAPIVersion
+from screenshots import shot_path
 
 from edge.config import IdentityConfig
 from edge.events import EventFactory, topic
@@ -26,7 +27,7 @@ from edge.tablet import STATIC_DIR, make_server
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 VENDOR = STATIC_DIR / "vendor" / "mqtt.min.js"
-SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "tablet.png"
+SCREENSHOT = shot_path("tablet.png")
 SITE, PREFIX = "hall-1", "edge-emotion"
 CHROME_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
