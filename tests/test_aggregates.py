@@ -134,7 +134,7 @@ def test_a_replayed_day_through_the_broker(mosquitto: Any, subscribe: Any, tmp_p
 
 
 def _read_in_chromium(url: str, visits: int, tmp_path: Path) -> None:
-    """What a manager sees: the figures render in a real browser (screenshot: shot_path, docs/aggregates.png on request)."""
+    """What a manager sees: the figures render in a real browser (screenshot via shot_path)."""
     from test_tablet_browser import CHROME_FLAGS, CHROMEDRIVER, CHROMIUM
 
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
