@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from screenshots import shot_path
-from test_tablet_browser import CHROME_FLAGS, CHROMEDRIVER, CHROMIUM, _skip_reason
+from test_tablet_browser import CHROME_FLAGS, CHROMEDRIVER, CHROMIUM, _skip_reason, _wait_js
 
 from edge.config import KioskConfig, parse_config
 from edge.demo.media import make_demo
@@ -94,15 +94,8 @@ class RunningKiosk:
 
 
 def js(drv: Any, script: str, timeout: float = 10.0) -> Any:
-    """Poll a JS expression (``return ...``) until truthy; return its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = drv.execute_script(script)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for: {script}")
-        time.sleep(0.05)
+    """Poll a JS expression (``return ...``) until truthy; return its value (10 s by default)."""
+    return _wait_js(drv, script, timeout)
 
 
 def screenshot(drv: Any, name: str, size: tuple[int, int]) -> Path:
