@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import platform
 import sys
 import time
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.bench import staff_gate_sweep as sw
+from edge.bench.common import machine
 from edge.bench.rooms import SPEECH_DIR, simulate, speakers
 from edge.bench.staff_gate_eval import GATES, default_variants, defaults, evaluate
 from edge.bench.staff_gate_page import markdown
@@ -121,12 +121,12 @@ def cli(args: argparse.Namespace) -> int:
         f" --{flag} {value}" for flag, value, default in extra if value != default) + (
         f" --markdown {args.markdown}" if args.markdown else "")
     date = datetime.now(UTC).strftime("%Y-%m-%d")
-    machine = _machine()
+    host = _machine()
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out, res, {"command": command, "date": date, "machine": machine})
+    write_json(args.out, res, {"command": command, "date": date, "machine": host})
     print(json.dumps({g: {k: res["summary"][g][k] for k in FIGS} for g in GATES}, indent=1))
     if args.markdown:
-        args.markdown.write_text(markdown(res, command, machine, date), encoding="utf-8")
+        args.markdown.write_text(markdown(res, command, host, date), encoding="utf-8")
         MEASURED.write_text(json.dumps({"command": command, "date": date, "rooms": args.rooms,
                                         "page": "docs/bench/staff_gate.md", "defaults": res["defaults"], "gates": {
                                             g: {k: res["summary"][g][k] for k in FIGS} for g in GATES}},
@@ -134,19 +134,7 @@ def cli(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cpus() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def _machine() -> str:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model or platform.processor() or platform.machine()}, {_cpus()} cores, Python {platform.python_version()}"
+    """One line for the page header from the benches' shared machine description."""
+    m = machine()
+    return f"{m['cpu'] or m['machine']}, {m['usable_cores']} cores, Python {m['python']}"
