@@ -93,6 +93,21 @@ class RunningKiosk:
         assert not self.thread.is_alive()
 
 
+class Counter:
+    """A tablet online on ``site`` (English) and a running kiosk with a dial: the set-up several tablet tests share."""
+
+    def __init__(self, browsers: Callable[[], Any], mosquitto: Any, subscribe: Any, tablet_url: str, media: Path,
+                 site: str, kiosk: str, name: str) -> None:
+        """Subscribe to the kiosk's topics, open the first tablet, wait for it online, then start the kiosk."""
+        self.sub = subscribe(mosquitto, f"edge-emotion/{site}/{kiosk}/#")
+        self.url = f"{tablet_url}/?broker=ws://127.0.0.1:{mosquitto.ws_port}&site={site}"
+        self.first = browsers()
+        self.first.get(self.url + "&lang=en")
+        js(self.first, "return document.getElementById('conn').dataset.state === 'online'")
+        self.dial = Dial()
+        self.kiosk = RunningKiosk(kiosk_config(media, mosquitto, site, kiosk, name), self.dial)
+
+
 def js(drv: Any, script: str, timeout: float = 10.0) -> Any:
     """Poll a JS expression (``return ...``) until truthy; return its value (10 s by default)."""
     return _wait_js(drv, script, timeout)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import Broker
-from tablet_kit import Dial, RunningKiosk, browsers, js, kiosk_config, severe  # noqa: F401 - fixture
+from tablet_kit import Counter, browsers, js, severe  # noqa: F401 - fixture
 from test_tablet_browser import tablet_url  # noqa: F401 - fixture
 
 from edge.demo.scripted import blend, for_escalation
@@ -28,13 +28,8 @@ STATE = f"""const t = document.querySelector('{TILE}');
 
 def test_care_cue_is_quiet_translated_and_seen_late(browsers: Any, mosquitto: Broker, subscribe: Any,  # noqa: F811
                                                     tablet_url: str, tmp_path: Path) -> None:  # noqa: F811
-    sub = subscribe(mosquitto, f"edge-emotion/{SITE}/{KIOSK}/#")
-    url = f"{tablet_url}/?broker=ws://127.0.0.1:{mosquitto.ws_port}&site={SITE}"
-    first = browsers()
-    first.get(url + "&lang=en")
-    js(first, "return document.getElementById('conn').dataset.state === 'online'")
-    dial = Dial()
-    kiosk = RunningKiosk(kiosk_config(tmp_path / "media", mosquitto, SITE, KIOSK, "Counter Q"), dial)
+    c = Counter(browsers, mosquitto, subscribe, tablet_url, tmp_path / "media", SITE, KIOSK, "Counter Q")
+    sub, url, first, dial, kiosk = c.sub, c.url, c.first, c.dial, c.kiosk
     try:
         js(first, f"return document.querySelector('{TILE}')?.dataset.state === 'calm'", 15)
         dial.probs = blend(0.7, "sad")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import Broker
-from tablet_kit import Dial, RunningKiosk, browsers, js, kiosk_config, screenshot, severe  # noqa: F401 - fixture
+from tablet_kit import Counter, browsers, js, screenshot, severe  # noqa: F401 - fixture
 from test_tablet_browser import tablet_url  # noqa: F401 - fixture
 
 from edge.demo.scripted import blend, for_escalation
@@ -42,13 +42,8 @@ def test_tile_card_and_sound_follow_the_kiosk_and_late_tablets_see_the_present(
     target = (alerts.alert_threshold + 0.7) / 2
     angry = for_escalation(target)
     assert alerts.alert_threshold < escalation_score(angry) < 0.7
-    sub = subscribe(mosquitto, f"edge-emotion/{SITE}/{KIOSK}/#")
-    url = f"{tablet_url}/?broker=ws://127.0.0.1:{mosquitto.ws_port}&site={SITE}"
-    first = browsers()
-    first.get(url + "&lang=en")
-    js(first, "return document.getElementById('conn').dataset.state === 'online'")
-    dial = Dial()
-    kiosk = RunningKiosk(kiosk_config(tmp_path / "media", mosquitto, SITE, KIOSK, "Counter T"), dial)
+    c = Counter(browsers, mosquitto, subscribe, tablet_url, tmp_path / "media", SITE, KIOSK, "Counter T")
+    sub, url, first, dial, kiosk = c.sub, c.url, c.first, c.dial, c.kiosk
     try:
         js(first, f"return document.querySelector('{TILE}')?.dataset.state === 'calm'", 15)
         dial.probs = angry
