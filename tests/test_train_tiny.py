@@ -103,3 +103,28 @@ def test_voice_retrain_on_own_csv(tmp_path: Path) -> None:
     assert r is not None and r.probs.shape == (7,)
     metrics = json.loads((out / "voice_emotion.metrics.json").read_text())
     assert metrics["held_out_speakers"] == ["own:s3"] and "own" in metrics["held_out"]
+
+
+FACEAPI = ROOT / "models" / "work" / "pretrained" / "face-api" / "face_expression_model.bin"
+
+
+def test_face_retrain_from_pretrained_network(tmp_path: Path) -> None:
+    """``--arch faceapi`` fine-tunes the pretrained network on one's own npz into a loadable int8 file."""
+    pytest.importorskip("tensorflow", reason="needs the train extra: pip install -e '.[train]'")
+    if not FACEAPI.is_file():
+        pytest.skip(f"{FACEAPI} missing: scripts/install-models --train")
+    from edge.runtime import load_manifest, load_model
+    from edge.train.face import main
+
+    _faces(tmp_path / "own.npz")
+    out = tmp_path / "models"
+    assert main(["--npz", str(tmp_path / "own.npz"), "--out", str(out), "--docs", str(tmp_path / "docs"),
+                 "--epochs", "1", "--arch", "faceapi", "--calm-watch", "0.02", "--version", "9.9.9-test"]) == 0
+    spec = load_manifest(out).get("face_expression")
+    assert spec.input.dtype == "int8" and spec.input.shape == (1, 48, 48, 1)
+    probs = load_model(load_manifest(out), "face_expression").infer(np.zeros((1, 48, 48, 1), np.float32))
+    assert probs.shape == (1, 7) and abs(float(probs.sum()) - 1.0) < 0.05
+    state = json.loads((out / "work" / "face" / "state.json").read_text())
+    assert state["epoch"] == 1 and state["arch"] == "faceapi"
+    metrics = json.loads((out / "face_expression.metrics.json").read_text())
+    assert metrics["arch"] == "faceapi" and metrics["neutral_bias"]["calm_watch_after"] <= 0.02

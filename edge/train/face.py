@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from edge.face.preprocess import INPUT_SIZE, to_tensor
+from edge.train.face_augment import augment
 from edge.types import EMOTIONS
 
 log = logging.getLogger(__name__)
@@ -87,58 +87,23 @@ def load_custom(path: Path, seed: int = 0) -> dict[str, np.ndarray]:
     return {"x": x, "soft": soft, "major": major, "keep": keep, "fer": np.full(len(x), -1), "split": split}
 
 
-def occlude_parts(f: np.ndarray, rng: np.random.Generator, rate: float) -> None:
-    """Hide the mouth band (2/3 of picks) or the eye band of ``rate`` of float faces in place, so no class can
-    rest on one part of the face alone (FER2013 anger is mostly an open mouth; posed anger elsewhere is the brows)."""
-    for j in np.flatnonzero(rng.random(len(f)) < rate):
-        y0, y1 = (29, 46) if rng.random() < 2 / 3 else (9, 24)
-        y0 += int(rng.integers(-2, 3))
-        f[j, y0:y1 + int(rng.integers(-2, 3))] = float(f[j].mean()) + rng.normal(0, 0.03)
-
-
-def augment(x: np.ndarray, rng: np.random.Generator, parts: float = 0.0,
-            scale_range: tuple[float, float] = (0.9, 1.12)) -> np.ndarray:
-    """Kiosk-condition augmentation of uint8 (N,48,48) faces: geometry, flip, light, blur, noise, occlusion."""
-    n = len(x)
-    out = np.empty_like(x)
-    c = INPUT_SIZE / 2.0
-    ang, scale = rng.uniform(-12, 12, n), rng.uniform(*scale_range, n)
-    shift = rng.uniform(-3, 3, (n, 2))
-    flip = rng.random(n) < 0.5
-    for i in range(n):
-        m = cv2.getRotationMatrix2D((c, c), float(ang[i]), float(scale[i]))
-        m[:, 2] += shift[i]
-        img = x[i][:, ::-1] if flip[i] else x[i]
-        out[i] = cv2.warpAffine(np.ascontiguousarray(img), m, (INPUT_SIZE, INPUT_SIZE),
-                                flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    blur = np.flatnonzero(rng.random(n) < 0.15)
-    for j in blur:
-        k = int(rng.choice([3, 5]))
-        out[j] = cv2.GaussianBlur(out[j], (k, k), 0)
-    f = out.astype(np.float32) / 255.0
-    f = f ** rng.uniform(0.6, 1.6, (n, 1, 1))
-    mean = f.mean((1, 2), keepdims=True)
-    f = (f - mean) * rng.uniform(0.6, 1.4, (n, 1, 1)) + mean + rng.uniform(-0.15, 0.15, (n, 1, 1))
-    f += rng.normal(0, 1, f.shape).astype(np.float32) * rng.uniform(0, 0.03, (n, 1, 1))
-    occ = np.flatnonzero(rng.random(n) < 0.2)
-    for j in occ:
-        hh, ww = rng.integers(8, 20, 2)
-        y0, x0 = rng.integers(0, INPUT_SIZE - hh), rng.integers(0, INPUT_SIZE - ww)
-        f[j, y0:y0 + hh, x0:x0 + ww] = rng.uniform(0, 1)
-    if parts:
-        occlude_parts(f, rng, parts)
-    return np.clip(f * 255.0 + 0.5, 0, 255).astype(np.uint8)
-
-
-ARCHS = {  # (filters, separable blocks) per stage; "small" is model 0.1.0
+ARCHS = {  # (filters, separable blocks) per stage; "small" is model 0.1.0, "medium" 0.2.0
     "small": ((32, 2), (64, 2), (128, 2), (256, 2)),
     "medium": ((32, 2), (64, 3), (128, 3), (256, 3)),
 }
+PRETRAINED = "faceapi"  # face-api.js's expression network (edge.train.face_pretrained), fine-tuned
+PEAK_LR = {"small": 2e-3, "medium": 2e-3, PRETRAINED: 5e-4}
 
 
 def build_model(n_classes: int, arch: str = "small") -> Any:
-    """Small CNN: one plain conv then depthwise-separable stages (``ARCHS``), GAP, dropout, softmax."""
+    """Small CNN: one plain conv then depthwise-separable stages (``ARCHS``), GAP, dropout, softmax; or, for
+    ``faceapi``, the pretrained network with its installed weights."""
     from tensorflow import keras
+
+    if arch == PRETRAINED:
+        from edge.train import face_pretrained
+
+        return face_pretrained.build_model(face_pretrained.load_weights(), dropout=0.2)
 
     lay = keras.layers
     inp = keras.Input((INPUT_SIZE, INPUT_SIZE, 1), name="face")
@@ -163,9 +128,26 @@ def _majority_acc(model: Any, x: np.ndarray, major: np.ndarray) -> float:
     return float((p.argmax(1) == major[m]).mean())
 
 
+CALM = [EMOTIONS.index("neutral"), EMOTIONS.index("happy")]
+
+
+def teacher_model(arch: str, mix: tuple[float, float]) -> Any:
+    """The frozen pretrained network whose own readings are mixed into the targets (a mix > 0), else None."""
+    if arch != PRETRAINED or max(mix) <= 0:
+        return None
+    from edge.train import face_pretrained
+
+    return face_pretrained.build_model(face_pretrained.load_weights())
+
+
 def train(data: dict[str, np.ndarray], work: Path, epochs: int, resume: bool, seed: int, max_train: int,
-          arch: str = "small", parts: float = 0.0, scale_range: tuple[float, float] = (0.9, 1.12)) -> Any:
-    """Train with per-epoch checkpoints in ``work``; returns the Keras model with the best PublicTest weights."""
+          arch: str = "small", parts: float = 0.0, scale_range: tuple[float, float] = (0.9, 1.12),
+          teacher_mix: tuple[float, float] = (0.0, 0.0)) -> Any:
+    """Train with per-epoch checkpoints in ``work``; returns the Keras model with the best PublicTest weights.
+
+    With the pretrained arch and ``teacher_mix`` (m, m_calm) each face's target is (1 - m) x its votes + m x the
+    untouched pretrained network's reading of the same augmented face, so fine-tuning keeps what that network knew;
+    faces whose votes say neutral or happy take m_calm instead (0: their votes alone)."""
     import tensorflow as tf
     from tensorflow import keras
 
@@ -179,23 +161,32 @@ def train(data: dict[str, np.ndarray], work: Path, epochs: int, resume: bool, se
     log.info("train %d, select on %d PublicTest; class weights %s", len(tr), len(va), np.round(cw / cw.min(), 2))
     work.mkdir(parents=True, exist_ok=True)
     state_path, last_path, best_path = work / "state.json", work / "last.keras", work / "best.weights.h5"
-    state: dict[str, Any] = {"epoch": 0, "best_acc": -1.0, "best_epoch": -1, "history": [], "epochs": epochs}
+    state: dict[str, Any] = {"epoch": 0, "best_acc": -1.0, "best_epoch": -1, "history": [], "epochs": epochs,
+                             "arch": arch, "teacher_mix": list(teacher_mix)}
     if resume and state_path.exists() and last_path.exists():
         state = json.loads(state_path.read_text())
+        run = (state.get("arch", arch), tuple(state.get("teacher_mix", teacher_mix)))
+        if run != (arch, tuple(teacher_mix)):
+            raise SystemExit(f"--resume: {work} holds a run with --arch {run[0]} --teacher-mix {run[1]}; "
+                             "give the same flags or a fresh --out")
         model = keras.models.load_model(last_path)
         log.info("resumed after epoch %d (best %.4f at %d)", state["epoch"], state["best_acc"], state["best_epoch"])
     else:
         tf.keras.utils.set_random_seed(seed)
         model = build_model(len(EMOTIONS), arch)
         steps = epochs * int(np.ceil(len(tr) / 64))
-        lr = keras.optimizers.schedules.CosineDecay(1e-4, steps, alpha=0.02, warmup_target=2e-3,
+        peak = PEAK_LR[arch]
+        lr = keras.optimizers.schedules.CosineDecay(peak / 20, steps, alpha=0.02, warmup_target=peak,
                                                     warmup_steps=min(500, steps // 10))
         model.compile(keras.optimizers.AdamW(lr, weight_decay=1e-4), "categorical_crossentropy")
+    teacher = teacher_model(arch, teacher_mix)
+    mix = np.where(np.isin(yt.argmax(1), CALM), teacher_mix[1], teacher_mix[0]).astype(np.float32)[:, None]
     for ep in range(int(state["epoch"]), epochs):
         t0 = time.time()
         rng = np.random.default_rng(seed * 1000 + ep)
         xa = to_tensor(augment(xt, rng, parts, scale_range))
-        hist = model.fit(xa, yt, sample_weight=sw, batch_size=64, epochs=1, shuffle=True, verbose=0)
+        target = yt if teacher is None else (1 - mix) * yt + mix * teacher.predict(xa, batch_size=256, verbose=0)
+        hist = model.fit(xa, target, sample_weight=sw, batch_size=64, epochs=1, shuffle=True, verbose=0)
         acc = _majority_acc(model, data["x"][va], data["major"][va])
         loss = float(hist.history["loss"][-1])
         if acc > state["best_acc"]:
@@ -253,29 +244,48 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--arch", choices=sorted(ARCHS), default="medium", help="network size (medium: model 0.2.0, "
-                    "small: model 0.1.0)")
+    ap.add_argument("--arch", choices=sorted([*ARCHS, PRETRAINED]), default="medium",
+                    help="network (medium: model 0.2.0, small: model 0.1.0, faceapi: the pretrained face-api.js "
+                    "expression network fine-tuned; needs scripts/install-models --train)")
+    ap.add_argument("--teacher-mix", type=float, default=0.5,
+                    help="faceapi only: share of each target taken from the untouched pretrained network")
+    ap.add_argument("--teacher-mix-calm", type=float,
+                    help="faceapi only: the same share for faces whose votes say neutral or happy (default: "
+                    "--teacher-mix)")
     ap.add_argument("--version", help="model version for the manifest entry (default: the shipped model's)")
     ap.add_argument("--parts", type=float, default=0.3,
                     help="share of training faces with the mouth or eye band hidden (model 0.1.0: 0)")
     ap.add_argument("--scale-range", type=float, nargs=2, default=(0.85, 1.2), metavar=("LO", "HI"),
                     help="random zoom range of the augmentation (model 0.1.0: 0.9 1.12)")
-    ap.add_argument("--no-mirror", dest="mirror", action="store_false",
-                    help="export the plain network (model 0.1.0) instead of one averaging face and mirror image")
+    ap.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=None,
+                    help="export one graph averaging face and mirror image (twice the cost; default: on for small "
+                    "and medium (model 0.2.0), off for faceapi, whose one pass already costs ~3x theirs)")
+    ap.add_argument("--calm-watch", type=float, default=None, metavar="SHARE",
+                    help="fit a neutral-logit bias on the validation faces so at most SHARE of those voted neutral "
+                    "or happy reach the alert policy's watch level, folded into the model (e.g. 0.02)")
     ap.add_argument("--max-train", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    except RuntimeError:  # TensorFlow already running in this process (e.g. a test): keep its threads
+        log.warning("TensorFlow already initialised: --threads %d not applied", args.threads)
     from edge.train.face_eval import VERSION, evaluate_and_publish
 
     t0 = time.time()
     data = load_custom(args.npz) if args.npz else load_fer(args.data)
     model = train(data, args.out / "work" / "face", args.epochs, args.resume, args.seed, args.max_train,
-                  args.arch, args.parts, tuple(args.scale_range))
-    if args.mirror:
+                  args.arch, args.parts, tuple(args.scale_range),
+                  (args.teacher_mix, args.teacher_mix if args.teacher_mix_calm is None else args.teacher_mix_calm))
+    extra: dict[str, Any] = {"arch": args.arch}
+    if args.calm_watch is not None:
+        from edge.train.face_calibrate import calibrate
+
+        extra["neutral_bias"] = calibrate(model, data, args.calm_watch)
+    if args.mirror if args.mirror is not None else args.arch != PRETRAINED:
         model = with_mirror(model)
     train_s = time.time() - t0
     tr = np.flatnonzero(data["keep"] & (data["split"] == "Training"))
@@ -283,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     export_int8(model, rep, args.out / "face_expression.tflite")
     source = str(args.npz) if args.npz else "FER2013 + FER+"
-    evaluate_and_publish(args.out, args.docs, data, source, train_s, args.threads, args.version or VERSION)
+    evaluate_and_publish(args.out, args.docs, data, source, train_s, args.threads, args.version or VERSION, extra)
     return 0
 
 

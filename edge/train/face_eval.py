@@ -57,7 +57,8 @@ def latency_ms(model: Model, face: np.ndarray, runs: int = 500) -> float:
 
 
 def evaluate_and_publish(models_dir: Path, docs_dir: Path, data: dict[str, np.ndarray], source: str,
-                         train_s: float, threads: int = 1, version: str = VERSION) -> dict[str, Any]:
+                         train_s: float, threads: int = 1, version: str = VERSION,
+                         extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Register the file in the manifest, load it verified, score PrivateTest, write metrics JSON and PNG."""
     update_manifest(models_dir, NAME, manifest_entry(models_dir, version))
     model = load_model(load_manifest(models_dir), NAME, threads=1)
@@ -78,6 +79,7 @@ def evaluate_and_publish(models_dir: Path, docs_dir: Path, data: dict[str, np.nd
         "train_seconds": round(train_s, 1), "train_threads": threads,
         "contempt": "folded into disgust (votes and majorities)",
         "backend": model.backend,
+        **(extra or {}),
     }
     (models_dir / "face_expression.metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     cm = np.array(ferplus["confusion"])
