@@ -127,10 +127,13 @@ def test_manifest_sha256_mismatch_refused(tmp_path: Path) -> None:
     """A model file altered by one byte is refused at load."""
     _model()
     raw = json.loads((MODELS / "manifest.json").read_text())
-    raw["models"] = {"face_expression": raw["models"]["face_expression"]}
+    entry = raw["models"]["face_expression"]
+    keep = ["face_expression"] + ([entry["blend"]["model"]] if "blend" in entry else [])  # and what it blends in
+    raw["models"] = {k: raw["models"][k] for k in keep}
     (tmp_path / "manifest.json").write_text(json.dumps(raw))
+    for k in keep:
+        shutil.copy(MODELS / raw["models"][k]["file"], tmp_path / raw["models"][k]["file"])
     dst = tmp_path / "face_expression.tflite"
-    shutil.copy(MODELS / "face_expression.tflite", dst)
     load_model(load_manifest(tmp_path), "face_expression")  # intact copy loads
     data = bytearray(dst.read_bytes())
     data[len(data) // 2] ^= 0x01

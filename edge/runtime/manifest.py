@@ -54,6 +54,7 @@ class ModelSpec:
     optional: bool
     path: Path
     features: str = ""  # the input features a model was trained on (voice models: edge.voice.frontends)
+    blend: tuple[str, float] | None = None  # (other entry, its weight): outputs averaged with it at load
 
     def verify_file(self) -> None:
         """Check that the file exists and its sha256 matches the manifest."""
@@ -100,6 +101,21 @@ def default_models_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "models"
 
 
+def _blend(raw: Any, where: str) -> tuple[str, float] | None:
+    """``{"model": NAME, "weight": W}`` with 0 < W < 1, or None when absent."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) != {"model", "weight"}:
+        raise ModelError(f"{where} must be {{\"model\": NAME, \"weight\": W}}, got {raw!r}")
+    try:
+        weight = float(raw["weight"])
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"{where}.weight must be a number, got {raw['weight']!r}") from exc
+    if not 0.0 < weight < 1.0:
+        raise ModelError(f"{where}.weight must be between 0 and 1 (exclusive), got {weight}")
+    return str(raw["model"]), weight
+
+
 def load_manifest(root: Path | None = None) -> Manifest:
     """Parse ``root/manifest.json``; raise ModelError naming the problem."""
     root = Path(root) if root is not None else default_models_dir()
@@ -127,6 +143,7 @@ def load_manifest(root: Path | None = None) -> Manifest:
                 optional=bool(entry.get("optional", False)),
                 path=root / str(entry["file"]),
                 features=str(entry.get("features", "")),
+                blend=_blend(entry.get("blend"), f"{where}.blend"),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ModelError(f"{where}: missing or malformed field {exc}") from exc

@@ -87,8 +87,44 @@ class Model:
         return res
 
 
+class BlendedModel(Model):
+    """An entry whose manifest ``blend`` names a second model: ``infer`` returns (1 - w) x its own output + w x the
+    other's on the same input (both verified; same input, output shape and labels)."""
+
+    def __init__(self, own: Model, other: Model, weight: float) -> None:
+        """Average ``own`` with ``other`` at ``weight``."""
+        self.spec, self.backend = own.spec, own.backend
+        self.own, self.other, self.weight = own, other, float(weight)
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        """Both models on ``x``, outputs averaged."""
+        return (1.0 - self.weight) * self.own.infer(x) + self.weight * self.other.infer(x)
+
+    def outputs(self) -> list[np.ndarray]:
+        """The blended output of the last ``infer`` (single-output models only)."""
+        return [(1.0 - self.weight) * self.own.outputs()[0] + self.weight * self.other.outputs()[0]]
+
+
 def load_model(manifest: Manifest, name: str, threads: int = 1) -> Model:
-    """Verify ``name``'s file (sha256) and tensors against the manifest, then return a ready Model."""
+    """Verify ``name``'s file (sha256) and tensors against the manifest, then return a ready Model (a BlendedModel
+    when its entry blends in another entry)."""
+    spec = manifest.get(name)
+    if spec.blend is not None:
+        other_name, weight = spec.blend
+        other = manifest.get(other_name)
+        if other.blend is not None:
+            raise ModelError(f"model '{name}' blends '{other_name}', which blends again: one level only")
+        if (other.input.shape, other.output.shape, other.labels) != (spec.input.shape, spec.output.shape,
+                                                                     spec.labels):
+            raise ModelError(f"model '{name}' cannot blend '{other_name}': input shape, output shape or labels "
+                             "differ")
+        own = _load_one(manifest, name, threads)
+        return BlendedModel(own, _load_one(manifest, other_name, threads), weight)
+    return _load_one(manifest, name, threads)
+
+
+def _load_one(manifest: Manifest, name: str, threads: int) -> Model:
+    """One verified interpreter for ``name``."""
     spec = manifest.get(name)
     spec.verify_file()
     cls, backend = interpreter_class()
