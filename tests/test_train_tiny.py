@@ -128,3 +128,30 @@ def test_face_retrain_from_pretrained_network(tmp_path: Path) -> None:
     assert state["epoch"] == 1 and state["arch"] == "faceapi"
     metrics = json.loads((out / "face_expression.metrics.json").read_text())
     assert metrics["arch"] == "faceapi" and metrics["neutral_bias"]["calm_watch_after"] <= 0.02
+
+
+def test_face_retrain_as_blend_member(tmp_path: Path) -> None:
+    """``--blend W`` exports a second file that the existing face_expression entry averages in (model 0.3.0's form);
+    without a face_expression to blend into it stops before training."""
+    pytest.importorskip("tensorflow", reason="needs the train extra: pip install -e '.[train]'")
+    from edge.runtime import load_manifest, load_model
+    from edge.runtime.tflite import BlendedModel
+    from edge.train.face import main
+
+    _faces(tmp_path / "own.npz")
+    out, docs = tmp_path / "models", str(tmp_path / "docs")
+    base = ["--npz", str(tmp_path / "own.npz"), "--out", str(out), "--docs", docs, "--epochs", "1", "--arch", "small"]
+    with pytest.raises(SystemExit):
+        main([*base, "--blend", "0.4"])
+    assert main([*base, "--version", "1.0.0-test"]) == 0
+    first = load_manifest(out).get("face_expression")
+    assert main([*base, "--blend", "0.4", "--version", "2.0.0-test", "--seed", "2"]) == 0
+    man = load_manifest(out)
+    spec = man.get("face_expression")
+    assert spec.blend == ("face_expression_faceapi", 0.4) and spec.version == "2.0.0-test"
+    assert spec.sha256 == first.sha256  # the file blended into is untouched
+    assert man.get("face_expression_faceapi").version == "2.0.0-test"
+    model = load_model(man, "face_expression")
+    assert isinstance(model, BlendedModel) and model.infer(np.zeros((1, 48, 48, 1), np.float32)).shape == (1, 7)
+    metrics = json.loads((out / "face_expression.metrics.json").read_text())
+    assert metrics["blend"] == {"model": "face_expression_faceapi", "weight": 0.4}

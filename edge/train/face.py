@@ -263,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calm-watch", type=float, default=None, metavar="SHARE",
                     help="fit a neutral-logit bias on the validation faces so at most SHARE of those voted neutral "
                     "or happy reach the alert policy's watch level, folded into the model (e.g. 0.02)")
+    ap.add_argument("--blend", type=float, metavar="W",
+                    help="export as the member that --out's existing face_expression averages in with weight W "
+                    "(model 0.3.0: --arch faceapi --teacher-mix 0 --blend 0.5)")
     ap.add_argument("--max-train", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -273,8 +276,15 @@ def main(argv: list[str] | None = None) -> int:
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     except RuntimeError:  # TensorFlow already running in this process (e.g. a test): keep its threads
         log.warning("TensorFlow already initialised: --threads %d not applied", args.threads)
-    from edge.train.face_eval import VERSION, evaluate_and_publish
+    from edge.train.face_eval import FILE, MEMBER_FILE, VERSION, evaluate_and_publish, load_manifest_raw
 
+    if args.blend is not None:
+        if not 0.0 < args.blend < 1.0:
+            ap.error(f"--blend must be between 0 and 1 (exclusive), got {args.blend}")
+        try:
+            load_manifest_raw(args.out)["models"]["face_expression"]
+        except (OSError, ValueError, KeyError):
+            ap.error(f"--blend needs {args.out}/manifest.json with a face_expression entry to blend into")
     t0 = time.time()
     data = load_custom(args.npz) if args.npz else load_fer(args.data)
     model = train(data, args.out / "work" / "face", args.epochs, args.resume, args.seed, args.max_train,
@@ -291,9 +301,10 @@ def main(argv: list[str] | None = None) -> int:
     tr = np.flatnonzero(data["keep"] & (data["split"] == "Training"))
     rep = data["x"][np.random.default_rng(0).choice(tr, min(400, len(tr)), replace=False)]
     args.out.mkdir(parents=True, exist_ok=True)
-    export_int8(model, rep, args.out / "face_expression.tflite")
+    export_int8(model, rep, args.out / (FILE if args.blend is None else MEMBER_FILE))
     source = str(args.npz) if args.npz else "FER2013 + FER+"
-    evaluate_and_publish(args.out, args.docs, data, source, train_s, args.threads, args.version or VERSION, extra)
+    evaluate_and_publish(args.out, args.docs, data, source, train_s, args.threads, args.version or VERSION, extra,
+                         args.blend)
     return 0
 
 

@@ -30,19 +30,46 @@ LICENCE = ("Trained by us on FER2013 (research-only, no licence stated; images s
            "`python -m edge.train.face --npz YOUR.npz --out models`.")
 
 
-def manifest_entry(models_dir: Path, version: str = VERSION) -> dict[str, Any]:
+MEMBER, MEMBER_FILE = "face_expression_faceapi", "face_expression_faceapi.tflite"  # what 0.3.0 blends in
+MEMBER_LICENCE = ("face-api.js's expression network (Vincent Muehler, MIT; republished in the npm package "
+                  "@vladmandic/face-api@1.7.15, MIT; its training data are not documented) fine-tuned by us on "
+                  "FER2013 (research-only, no licence stated) with FER+ labels (MIT, Microsoft): research / "
+                  "non-commercial use; get a legal review before commercial use, or retrain on licensed data with "
+                  "`python -m edge.train.face --npz YOUR.npz --arch faceapi --out models`.")
+
+
+def manifest_entry(models_dir: Path, version: str = VERSION, file: str = FILE,
+                   licence: str = LICENCE) -> dict[str, Any]:
     """Manifest entry for the exported file, tensor specs read from the interpreter itself."""
     cls, _ = interpreter_class()
-    interp = cls(model_path=str(models_dir / FILE), num_threads=1)
+    interp = cls(model_path=str(models_dir / file), num_threads=1)
     interp.allocate_tensors()
     return {
-        "file": FILE, "version": version, "task": "face-expression",
+        "file": file, "version": version, "task": "face-expression",
         "input": tensor_entry(interp.get_input_details()[0]),
         "output": tensor_entry(interp.get_output_details()[0]),
-        "labels": list(EMOTIONS), "licence": LICENCE, "optional": False,
+        "labels": list(EMOTIONS), "licence": licence, "optional": False,
         "preprocess": "edge.face.preprocess.crop_face + to_tensor (gray 48x48, float [0,1])",
         "metrics": "face_expression.metrics.json",
     }
+
+
+def register(models_dir: Path, version: str, blend: float | None = None) -> None:
+    """Manifest entries for the exported file: ``face_expression`` itself, or (``blend``) the member file that the
+    existing ``face_expression`` entry then averages in with that weight (its version becomes ``version``)."""
+    if blend is None:
+        update_manifest(models_dir, NAME, manifest_entry(models_dir, version))
+        return
+    update_manifest(models_dir, MEMBER, manifest_entry(models_dir, version, MEMBER_FILE, MEMBER_LICENCE))
+    entry = dict(load_manifest_raw(models_dir)["models"][NAME])
+    entry.update(version=version, blend={"model": MEMBER, "weight": round(float(blend), 4)})
+    update_manifest(models_dir, NAME, entry)
+
+
+def load_manifest_raw(models_dir: Path) -> dict[str, Any]:
+    """The manifest JSON as written."""
+    raw: dict[str, Any] = json.loads((models_dir / "manifest.json").read_text())
+    return raw
 
 
 def predict(model: Model, faces: np.ndarray) -> np.ndarray:
@@ -58,9 +85,9 @@ def latency_ms(model: Model, face: np.ndarray, runs: int = 500) -> float:
 
 def evaluate_and_publish(models_dir: Path, docs_dir: Path, data: dict[str, np.ndarray], source: str,
                          train_s: float, threads: int = 1, version: str = VERSION,
-                         extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                         extra: dict[str, Any] | None = None, blend: float | None = None) -> dict[str, Any]:
     """Register the file in the manifest, load it verified, score PrivateTest, write metrics JSON and PNG."""
-    update_manifest(models_dir, NAME, manifest_entry(models_dir, version))
+    register(models_dir, version, blend)
     model = load_model(load_manifest(models_dir), NAME, threads=1)
     test = np.flatnonzero(data["split"] == "PrivateTest")
     probs = predict(model, data["x"][test])
@@ -69,9 +96,11 @@ def evaluate_and_publish(models_dir: Path, docs_dir: Path, data: dict[str, np.nd
     ferplus = scores(data["major"][test][maj], pred[maj])
     fer_ok = data["fer"][test] >= 0
     fer = scores(data["fer"][test][fer_ok], pred[fer_ok]) if fer_ok.any() else None
-    size = (models_dir / FILE).stat().st_size
+    size = sum((models_dir / f).stat().st_size for f in ([FILE] if blend is None else [FILE, MEMBER_FILE]))
     metrics = {
-        "model": NAME, "file": FILE, "file_bytes": size, "evaluated": "int8 TFLite via edge.runtime.load_model",
+        "model": NAME, "file": FILE if blend is None else [FILE, MEMBER_FILE], "file_bytes": size,
+        **({} if blend is None else {"blend": {"model": MEMBER, "weight": blend}}),
+        "evaluated": "int8 TFLite via edge.runtime.load_model",
         "data": source, "split": "PrivateTest",
         "ferplus_majority": ferplus,
         "fer2013_labels": fer,
