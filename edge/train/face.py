@@ -13,6 +13,7 @@ import numpy as np
 
 from edge.face.preprocess import INPUT_SIZE, to_tensor
 from edge.train.face_augment import augment
+from edge.train.face_calibrate import CALM
 from edge.types import EMOTIONS
 
 log = logging.getLogger(__name__)
@@ -128,9 +129,6 @@ def _majority_acc(model: Any, x: np.ndarray, major: np.ndarray) -> float:
     return float((p.argmax(1) == major[m]).mean())
 
 
-CALM = [EMOTIONS.index("neutral"), EMOTIONS.index("happy")]
-
-
 def teacher_model(arch: str, mix: tuple[float, float]) -> Any:
     """The frozen pretrained network whose own readings are mixed into the targets (a mix > 0), else None."""
     if arch != PRETRAINED or max(mix) <= 0:
@@ -165,7 +163,8 @@ def train(data: dict[str, np.ndarray], work: Path, epochs: int, resume: bool, se
                              "arch": arch, "teacher_mix": list(teacher_mix)}
     if resume and state_path.exists() and last_path.exists():
         state = json.loads(state_path.read_text())
-        run = (state.get("arch", arch), tuple(state.get("teacher_mix", teacher_mix)))
+        saved = state.get("teacher_mix", list(teacher_mix))
+        run = (state.get("arch", arch), tuple(saved) if isinstance(saved, list) else (saved, saved))
         if run != (arch, tuple(teacher_mix)):
             raise SystemExit(f"--resume: {work} holds a run with --arch {run[0]} --teacher-mix {run[1]}; "
                              "give the same flags or a fresh --out")
