@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -67,7 +68,8 @@ def encoder_file(onnx: Path, clips: list[CorpusClip], pool: list[np.ndarray], wo
 
     from edge.train.whisper_encoder import build_encoder, onnx_weights
 
-    tf.config.threading.set_intra_op_parallelism_threads(1)
+    with contextlib.suppress(RuntimeError):  # TensorFlow already running in this process (a test): keep its threads
+        tf.config.threading.set_intra_op_parallelism_threads(1)
     work.mkdir(parents=True, exist_ok=True)
     rep = calibration(clips, pool)
     np.save(work / "calibration.npy", rep)
