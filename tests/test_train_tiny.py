@@ -155,3 +155,8 @@ def test_face_retrain_as_blend_member(tmp_path: Path) -> None:
     assert isinstance(model, BlendedModel) and model.infer(np.zeros((1, 48, 48, 1), np.float32)).shape == (1, 7)
     metrics = json.loads((out / "face_expression.metrics.json").read_text())
     assert metrics["blend"] == {"model": "face_expression_faceapi", "weight": 0.4}
+    # a plain retrain afterwards blends nothing in: the member's entry goes, so deploys no longer ship its file
+    assert main([*base, "--version", "3.0.0-test", "--seed", "3"]) == 0
+    man = load_manifest(out)
+    assert man.get("face_expression").blend is None and man.get("face_expression").version == "3.0.0-test"
+    assert "face_expression_faceapi" not in json.loads((out / "manifest.json").read_text())["models"]

@@ -28,9 +28,27 @@ def update_manifest(models_dir: Path, name: str, entry: dict[str, Any]) -> None:
     path = models_dir / MANIFEST_NAME
     with open(models_dir / ".manifest.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        raw = json.loads(path.read_text()) if path.exists() else {"schema": 1, "models": {}}
+        raw: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"schema": 1, "models": {}}
         entry = dict(entry)
         entry["sha256"] = sha256_file(models_dir / entry["file"])
         raw.setdefault("models", {})[name] = entry
         raw["models"] = dict(sorted(raw["models"].items()))
         path.write_text(json.dumps(raw, indent=2) + "\n")
+
+
+def drop_manifest_entry(models_dir: Path, name: str) -> bool:
+    """Remove ``name`` from ``models_dir/manifest.json`` unless another entry blends it in; True if removed."""
+    path = Path(models_dir) / MANIFEST_NAME
+    with open(Path(models_dir) / ".manifest.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            return False
+        raw = json.loads(path.read_text())
+        models = raw.get("models", {})
+        used = any(isinstance(e, dict) and isinstance(e.get("blend"), dict) and e["blend"].get("model") == name
+                   for k, e in models.items() if k != name)
+        if name not in models or used:
+            return False
+        del models[name]
+        path.write_text(json.dumps(raw, indent=2) + "\n")
+        return True

@@ -16,7 +16,7 @@ from edge.eval.metrics import median_ms, plot_confusion, scores
 from edge.face.preprocess import to_tensor
 from edge.runtime import interpreter_class, load_manifest, load_model
 from edge.runtime.tflite import Model
-from edge.train.common import tensor_entry, update_manifest
+from edge.train.common import drop_manifest_entry, tensor_entry, update_manifest
 from edge.types import EMOTIONS
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,8 @@ def register(models_dir: Path, version: str, blend: float | None = None) -> None
     existing ``face_expression`` entry then averages in with that weight (its version becomes ``version``)."""
     if blend is None:
         update_manifest(models_dir, NAME, manifest_entry(models_dir, version))
+        if drop_manifest_entry(models_dir, MEMBER):  # no longer blended in: kiosks must not get its file
+            log.info("manifest: %s dropped (the new %s blends nothing in); %s is unused", MEMBER, NAME, MEMBER_FILE)
         return
     update_manifest(models_dir, MEMBER, manifest_entry(models_dir, version, MEMBER_FILE, MEMBER_LICENCE))
     entry = dict(load_manifest_raw(models_dir)["models"][NAME])
