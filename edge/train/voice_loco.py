@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -270,10 +272,22 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+def features_in_child(argv: list[str]) -> None:
+    """Build the encoder and the feature cache in a child process: the table then never loads TensorFlow, which
+    crashes (malloc) beside openSMILE in one process."""
+    child = [sys.executable, "-m", "edge.train.voice_loco", *[("features" if a == "table" else a) for a in argv]]
+    log.info("building the encoder and features in a child process (TensorFlow and openSMILE do not share one)")
+    if subprocess.run(child, check=False).returncode != 0:
+        raise SystemExit("voice_loco features (child process) failed: see its log above")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.step == "table" and not (work_dir(args.out) / "encoder_taps.tflite").is_file():
+        features_in_child(argv)
     if args.step == "features":
         all_features(args)
     elif args.step == "table":
