@@ -273,9 +273,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def features_in_child(argv: list[str]) -> None:
-    """Build the encoder and the feature cache in a child process: the table then never loads TensorFlow, which
-    crashes (malloc) beside openSMILE in one process."""
-    child = [sys.executable, "-m", "edge.train.voice_loco", *[("features" if a == "table" else a) for a in argv]]
+    """Build the encoder and feature cache in a child process, so TensorFlow never runs beside openSMILE (malloc)."""
+    rest = list(argv)
+    rest[rest.index("table")] = "features"  # the step; any later "table" (a path) stays as it is
+    child = [sys.executable, "-m", "edge.train.voice_loco", *rest]
     log.info("building the encoder and features in a child process (TensorFlow and openSMILE do not share one)")
     if subprocess.run(child, check=False).returncode != 0:
         raise SystemExit("voice_loco features (child process) failed: see its log above")
