@@ -32,7 +32,7 @@ def test_table_with_an_encoder_runs_in_process(tmp_path: Path, monkeypatch: pyte
     """Encoder already built: no child process; the table itself runs (stubbed here) in this process."""
     work = voice_loco.work_dir(tmp_path)
     work.mkdir(parents=True)
-    (work / "encoder_taps.tflite").write_bytes(b"x")
+    (work / voice_loco.ENCODER_FILE).write_bytes(b"x")
     monkeypatch.setattr(voice_loco.subprocess, "run", lambda *a, **k: pytest.fail("no child expected"))
 
     def stop(args: Any) -> Any:

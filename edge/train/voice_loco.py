@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 ONNX_NAME = "smart-turn-v3.2-cpu.onnx"
 TAPS = (1, 2)  # encoder depths whose pooled outputs are cached
+ENCODER_FILE = "encoder_taps.tflite"  # in work_dir(out): the int8 encoder every feature file is computed with
 TAP_SETS = ((1,), (2,), (1, 2))  # head inputs tried: one depth, or both concatenated
 
 
@@ -63,7 +64,7 @@ def calibration(clips: list[CorpusClip], pool: list[np.ndarray], n: int = 400, s
 
 def encoder_file(onnx: Path, clips: list[CorpusClip], pool: list[np.ndarray], work: Path) -> Path:
     """The int8 encoder with one pooled output per tap (built once; delete it to rebuild)."""
-    path = work / "encoder_taps.tflite"
+    path = work / ENCODER_FILE
     if path.is_file():
         return path
     import tensorflow as tf  # only here: TensorFlow and openSMILE in one process have crashed (malloc)
@@ -287,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.step == "table" and not (work_dir(args.out) / "encoder_taps.tflite").is_file():
+    if args.step == "table" and not (work_dir(args.out) / ENCODER_FILE).is_file():
         features_in_child(argv)
     if args.step == "features":
         all_features(args)
