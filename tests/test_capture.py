@@ -543,3 +543,46 @@ def test_audio_device_lost_and_replugged(monkeypatch: pytest.MonkeyPatch, caplog
     assert not src.is_alive() and all(s.closed.is_set() for s in sd.streams)
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "usb mic" in warnings[0].getMessage()
+
+
+class ErrorStream(FakeStream):
+    """A stream whose ``active`` raises once it has run a little (PortAudio after a host error)."""
+
+    checks = 0
+
+    @property  # type: ignore[override]
+    def active(self) -> bool:
+        ErrorStream.checks += 1
+        if ErrorStream.checks > 3:
+            raise RuntimeError("Unanticipated host error")
+        return True
+
+    @active.setter
+    def active(self, value: bool) -> None:
+        pass
+
+
+def test_audio_stream_error_reopens_instead_of_killing_the_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    sd = FakeSounddevice()
+    monkeypatch.setattr(sd, "InputStream", lambda **kw: sd.streams.append(ErrorStream(sd, **kw)) or sd.streams[-1])
+    monkeypatch.setattr(media, "_sounddevice", lambda: sd)
+    cfg = MicrophoneConfig(source="usb mic", block_ms=20, reopen_min_s=0.02, reopen_max_s=0.08)
+    src, stop = run_audio(cfg, AudioRing(2.0))
+    try:
+        assert wait_until(lambda: src.stats()["reopens"] >= 1)
+        assert src.is_alive() and "stream error (Unanticipated host error)" in (src.stats()["error"] or "")
+        assert wait_until(lambda: len(sd.streams) >= 2)  # opened again after the back-off
+    finally:
+        stop.set()
+        src.join(2)
+    assert not src.is_alive()
+
+
+def test_audio_file_without_samples_fails_instead_of_spinning(tmp_path: Path) -> None:
+    path = tmp_path / "tiny.wav"
+    sf.write(str(path), np.zeros(2, np.float32), 48000)  # 2 samples at 48 kHz: none at 16 kHz
+    src, _ = run_audio(MicrophoneConfig(source=str(path), loop=True), AudioRing(2.0))
+    src.join(5)
+    st = src.stats()
+    assert not src.is_alive() and st["state"] == "failed" and "no audio samples" in st["error"]
+    assert st["blocks_in"] == 0

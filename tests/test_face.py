@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -155,8 +156,10 @@ def test_blazeface_anchors_and_nms() -> None:
     assert 0.1 < out[0, 1] < 0.12  # weighted average of the merged pair
 
 
-def test_auto_detector_falls_back_to_haar(tmp_path: Path) -> None:
-    """'auto' uses Haar when the optional BlazeFace file is missing or altered; 'blazeface' then refuses."""
+def test_auto_detector_falls_back_to_haar(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """'auto' uses Haar when the optional BlazeFace file is missing (quietly) or altered (an error); 'blazeface'
+    then refuses."""
+    caplog.set_level(logging.INFO, logger="edge.face.detector")
     assert isinstance(make_detector("auto", None), HaarDetector)
     src = MODELS / "face_detection_short_range.tflite"
     raw = {"schema": 1, "models": {}}
@@ -166,11 +169,16 @@ def test_auto_detector_falls_back_to_haar(tmp_path: Path) -> None:
         pytest.skip("BlazeFace not installed (scripts/install-models)")
     raw["models"] = {"face_detector": raw["models"]["face_detector"]}
     (tmp_path / "manifest.json").write_text(json.dumps(raw))
+    caplog.clear()
     assert isinstance(make_detector("auto", load_manifest(tmp_path)), HaarDetector)  # file missing
+    assert [r.levelno for r in caplog.records if "BlazeFace unavailable" in r.getMessage()] == [logging.INFO]
+    caplog.clear()
     data = bytearray(src.read_bytes())
     data[100] ^= 0xFF
     (tmp_path / src.name).write_bytes(bytes(data))
     assert isinstance(make_detector("auto", load_manifest(tmp_path)), HaarDetector)  # sha256 mismatch
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "sha256 mismatch" in errors[0]  # a damaged file is a fault, not "not installed"
     with pytest.raises(ModelError):
         make_detector("blazeface", load_manifest(tmp_path))
 

@@ -80,6 +80,34 @@ def test_bad_manifest(tmp_path: Path) -> None:
         load_manifest(tmp_path)
 
 
+@pytest.mark.parametrize(("body", "message"), [
+    ("[]", "must be an object with a \"models\" object, got list"),
+    ('{"models": "abc"}', "must be an object with a \"models\" object, got str"),
+    ('{"models": {"x": 3}}', "models.x must be an object, got int"),
+    (b"\xff\xfe{}", "is not UTF-8 text"),
+    (None, "cannot be read"),
+])
+def test_damaged_manifest_is_a_model_error(tmp_path: Path, body: str | bytes | None, message: str) -> None:
+    path = tmp_path / "manifest.json"
+    if body is None:
+        path.mkdir()  # e.g. a botched copy left a directory in its place
+    elif isinstance(body, bytes):
+        path.write_bytes(body)
+    else:
+        path.write_text(body)
+    with pytest.raises(ModelError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_manifest(tmp_path)
+
+
+@pytest.mark.parametrize("declared", [None, []])
+def test_null_quantization_means_unquantized_not_unchecked(models_copy: Path, declared: list[float] | None) -> None:
+    raw = json.loads((models_copy / "manifest.json").read_text())
+    raw["models"][NAME]["input"]["quantization"] = declared  # the file's input is int8-quantized
+    (models_copy / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(ModelError, match=r"input tensor does not match.*manifest declares none"):
+        load_model(load_manifest(models_copy), NAME)
+
+
 def test_fallback_to_tflite_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
     real_cls, backend = interpreter_class()
     assert backend == "ai_edge_litert.interpreter"

@@ -159,3 +159,38 @@ def test_missing_microphone_is_one_clear_line_and_service_keeps_running(tmp_path
     lines = [ln for ln in err.splitlines() if "NoSuchMicrophone" in ln]
     assert lines, err
     assert p.returncode == 0
+
+
+def test_file_run_fuses_the_last_readings_before_stopping(tmp_path: Path) -> None:
+    """A file run stops only after the frames still queued or being analysed are read and fused (none lost)."""
+    import cv2
+    import numpy as np
+
+    from edge.pipeline.analyzers import Analyzers
+
+    video = tmp_path / "v.avi"
+    vw = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    for i in range(10):
+        vw.write(np.full((48, 64, 3), i * 20, np.uint8))
+    vw.release()
+
+    class SlowFace:
+        """Analysis slower than the file plays: frames wait in the queue when the file ends."""
+
+        done = 0
+
+        def analyze(self, frame: object) -> None:
+            time.sleep(0.3)
+            SlowFace.done += 1
+
+    cfg = parse_config({"identity": {"site_id": "s", "kiosk_id": "k"}, "mqtt": {"enabled": False},
+                        "camera": {"source": str(video), "pace": "fast", "loop": False},
+                        "microphone": {"enabled": False}, "analysis": {"face_fps": 30.0}})
+    svc = Service(cfg, Analyzers(face=SlowFace()))  # type: ignore[arg-type]
+    fused: list[object] = []
+    observe = svc.core.observe
+    svc.core.observe = lambda ob: (fused.append(ob), observe(ob))[1]  # type: ignore[method-assign]
+    assert svc.run() == 0
+    assert svc.frames.qsize() == 0 and svc.obs.qsize() == 0
+    assert SlowFace.done >= 1 and len(fused) == SlowFace.done  # every analysed frame reached fusion
+    assert svc.frames.puts == 10 and SlowFace.done + svc.frames.dropped + svc.frames.skipped == 10  # all counted

@@ -138,12 +138,16 @@ class AudioSource(threading.Thread):
     def _read_file(self) -> np.ndarray:
         """The whole file: mono (one channel configured, others mixed in) or its first ``channels`` channels."""
         if self.channels == 1:
-            return read_audio_file(self.source, RATE)
-        samples = read_audio_channels(self.source, RATE)
-        if samples.shape[1] < self.channels:
-            raise MediaError(f"audio file '{self.source}': has {samples.shape[1]} channel(s), microphone.channels = "
-                             f"{self.channels}")
-        return np.ascontiguousarray(samples[:, :self.channels])
+            samples = read_audio_file(self.source, RATE)
+        else:
+            samples = read_audio_channels(self.source, RATE)
+            if samples.shape[1] < self.channels:
+                raise MediaError(f"audio file '{self.source}': has {samples.shape[1]} channel(s), "
+                                 f"microphone.channels = {self.channels}")
+            samples = np.ascontiguousarray(samples[:, :self.channels])
+        if samples.shape[0] == 0:  # looping an empty file would spin a core writing empty blocks
+            raise MediaError(f"audio file '{self.source}': no audio samples at {RATE} Hz")
+        return samples
 
     # -- device mode --------------------------------------------------------------------------------------
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
@@ -188,6 +192,8 @@ class AudioSource(threading.Thread):
             start_blocks = self.blocks_in
             try:
                 reason = self._watch(stream, label)
+            except Exception as exc:  # e.g. PortAudioError from stream.active: treat as a lost device, reopen
+                reason = f"{label}: stream error ({exc})"
             finally:
                 try:
                     stream.close(ignore_errors=True)

@@ -82,5 +82,10 @@ def make_detector(kind: str, manifest: Manifest | None, threads: int = 1) -> Fac
     except (ModelError, ImportError) as exc:
         if kind == "blazeface":
             raise
-        log.info("face detector: BlazeFace unavailable (%s); using OpenCV Haar cascade", exc)
+        present = False
+        if manifest is not None and "face_detector" in manifest.models:
+            present = manifest.models["face_detector"].path.exists()
+        # A missing optional file is expected (not installed); one that is there but fails its checks is a fault.
+        (log.error if present else log.info)(
+            "face detector: BlazeFace unavailable (%s); using OpenCV Haar cascade", exc)
         return HaarDetector(threads=threads)

@@ -194,7 +194,8 @@ class Service:
         th.start()
         self._threads.append(th)
 
-    def _sources_finished(self) -> bool:
+    def inputs_ended(self) -> bool:
+        """Whether every capture source has finished (file runs; live devices never finish)."""
         srcs = [s for s in (self.video, self.audio) if s is not None]
         return bool(srcs) and all(s.stats()["state"] in _FINISHED for s in srcs)
 
@@ -229,7 +230,10 @@ class Service:
                     next_health = now + self.cfg.mqtt.health_interval_s
                     self._outbox_status()
                     self.emit("health", self.health_body())
-                if self._sources_finished() and self.obs.qsize() == 0:
+                # Workers return once the files are done and their last input is analysed; then the
+                # readings they queued are fused here before the service stops (nothing is left unread).
+                if (self.inputs_ended() and not any(th.is_alive() for th in self._threads)
+                        and self.obs.qsize() == 0):
                     log.info("all sources ended; stopping")
                     break
         finally:

@@ -41,6 +41,10 @@ class WorkerHost(Protocol):
         """Whether captured input must be discarded unread (staff pause or outside opening hours)."""
         ...
 
+    def inputs_ended(self) -> bool:
+        """Whether every capture source has finished (file runs; live devices never finish)."""
+        ...
+
 
 def face_loop(svc: WorkerHost) -> None:
     """Face worker thread: analyse the newest frame at most ``analysis.face_fps`` times a second."""
@@ -48,7 +52,10 @@ def face_loop(svc: WorkerHost) -> None:
     next_t = svc.clock()
     while not svc.stop.is_set():
         svc.watchdog.beat("analyse-face")
+        ended = svc.inputs_ended()  # read before the queue: frames put before the end are all seen
         frame = svc.frames.drain_latest(timeout=0.5)
+        if frame is None and ended:
+            return  # the files are done and every frame is analysed: the service may stop
         if frame is None or svc.analysis_off():  # paused or closed: the frame is discarded unread
             continue
         t0 = time.perf_counter()
@@ -77,11 +84,14 @@ def voice_loop(svc: WorkerHost) -> None:
     stream = ChannelWindow(win, svc.ring.channels)
     while not svc.stop.wait(svc.cfg.analysis.voice_hop_s):
         svc.watchdog.beat("analyse-voice")
+        ended = svc.inputs_ended()  # read before the ring: audio written before the end is all seen
         new, t_end = svc.ring.read_new()  # audio lost while this worker lagged shows as overrun in health
         if svc.analysis_off():  # paused or closed: discarded unanalysed, and no window spans the pause
             stream.clear()
             continue
         if new.shape[0] == 0:
+            if ended:
+                return  # the files are done and every window is analysed: the service may stop
             continue
         stream.push(new)
         span, end, late = stream.latest()

@@ -126,9 +126,18 @@ def load_manifest(root: Path | None = None) -> Manifest:
         raise ModelError(f"model manifest not found: {path}") from exc
     except json.JSONDecodeError as exc:
         raise ModelError(f"model manifest {path} is not valid JSON: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ModelError(f"model manifest {path} is not UTF-8 text: {exc}") from exc
+    except OSError as exc:
+        raise ModelError(f"model manifest {path} cannot be read: {exc.strerror or exc}") from exc
+    if not isinstance(raw, dict) or not isinstance(raw.get("models", {}), dict):
+        raise ModelError(f"model manifest {path} must be an object with a \"models\" object, "
+                         f"got {type(raw.get('models') if isinstance(raw, dict) else raw).__name__}")
     models: dict[str, ModelSpec] = {}
-    for name, entry in dict(raw.get("models", {})).items():
+    for name, entry in raw.get("models", {}).items():
         where = f"{path}: models.{name}"
+        if not isinstance(entry, dict):
+            raise ModelError(f"{where} must be an object, got {type(entry).__name__}")
         try:
             models[name] = ModelSpec(
                 name=name,

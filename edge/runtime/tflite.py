@@ -39,6 +39,8 @@ def _check_tensor(spec: ModelSpec, kind: str, declared: TensorSpec, actual: dict
         ds, dz = declared.quantization
         if int(zero) != dz or not np.isclose(float(scale), ds, rtol=1e-5, atol=0.0):
             problems.append(f"quantization ({scale}, {zero}) != declared ({ds}, {dz})")
+    elif float(scale) != 0.0 or int(zero) != 0:  # null declares an unquantized tensor, not "unchecked"
+        problems.append(f"quantization ({scale}, {zero}) but the manifest declares none (null)")
     if problems:
         raise ModelError(f"model '{spec.name}' {kind} tensor does not match the manifest: " + "; ".join(problems))
 
