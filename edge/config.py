@@ -15,7 +15,7 @@ from edge.ops.schedule import ScheduleConfig
 from edge.policy.config import AlertsConfig, FusionConfig
 from edge.privacy.config import PrivacyConfig, profile_problems
 from edge.privacy.gate_config import gate_problems, gate_warnings
-from edge.redact import is_secret_key, redact
+from edge.redact import is_secret_key, redact, redact_value
 from edge.transport.homeassistant_config import HomeAssistantConfig
 from edge.transport.mqtt_config import MqttConfig
 
@@ -232,7 +232,7 @@ def _got(loc: tuple[Any, ...], err: Any) -> str:
         return f" (did you mean {near}?)" if near else ""
     if any(is_secret_key(str(p)) for p in loc):
         return " (value not shown: the key looks secret)"
-    shown = redact(repr(err.get("input")))
+    shown = redact(repr(redact_value(err.get("input"))))  # a section given as a list may hold a password
     return f" (got {shown if len(shown) <= 200 else shown[:199] + '…'})"
 
 
@@ -244,7 +244,7 @@ def format_errors(exc: ValidationError) -> list[str]:
             lines += str(err["msg"]).removeprefix("Value error, ").splitlines()
             continue
         loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"{loc}: {err['msg']}{_got(tuple(err['loc']), err)}")
+        lines.append(f"{loc}: {redact(str(err['msg']))}{_got(tuple(err['loc']), err)}")
     return lines
 
 

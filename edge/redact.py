@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")  # rtsp://user:password@host -> rtsp://***@host
 # key=value pairs: GStreamer properties (user-pw=...), URL query parameters (?password=...&token=...)
@@ -27,3 +28,15 @@ def _hide_value(m: re.Match[str]) -> str:
 def redact(text: str) -> str:
     """``text`` with URL credentials as ``***@`` and the values of secret-looking ``key=value`` pairs as ``***``."""
     return _KEY_VALUE.sub(_hide_value, _URL_CREDENTIALS.sub("***@", text))
+
+
+def redact_value(value: Any) -> Any:
+    """A copy of a parsed value (dicts, lists, strings) with secret-looking keys' values as ``***`` at any depth
+    and every string passed through ``redact``: safe to show in an error."""
+    if isinstance(value, dict):
+        return {k: "***" if is_secret_key(str(k)) else redact_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_value(v) for v in value]
+    if isinstance(value, str):
+        return redact(value)
+    return value

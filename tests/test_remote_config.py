@@ -349,3 +349,34 @@ def test_remote_config_over_the_broker(mosquitto: Any, subscribe: Any, tmp_path:
         feeding.clear()
         svc2.stop.set()
         runner.join(timeout=10)
+
+
+def test_a_large_accepted_overlay_is_re_applied_after_restart(tmp_path: Path) -> None:
+    """16 staff polygons of 64 points (~20 KB, under the message limit) are stored so that a restart reads them."""
+    import math
+
+    def poly(i: int) -> list[list[float]]:
+        cx, cy = 0.1 + 0.05 * (i % 4), 0.1 + 0.2 * (i // 4 % 2)
+        angles = [2 * math.pi * k / 64 for k in range(64)]
+        return [[round(cx + 0.04 * math.cos(a), 6), round(cy + 0.04 * math.sin(a), 6)] for a in angles]
+
+    data = json.dumps({"privacy": {"staff_zones": [poly(i) for i in range(16)]}}, separators=(",", ":")).encode()
+    assert 14_000 < len(data) <= CONFIG_MAX_BYTES
+    rc = RemoteConfig(base(), tmp_path)
+    assert rc.handle(data, lambda c: None)["persisted"] and len(rc.cfg.privacy.staff_zones) == 16
+    again = RemoteConfig(base(), tmp_path)
+    assert again.body["accepted"] and again.body["errors"] == [] and len(again.cfg.privacy.staff_zones) == 16
+    assert not (tmp_path / (OVERLAY_FILE + ".rejected")).exists()
+
+
+def test_deeply_nested_message_is_refused_and_answered(tmp_path: Path) -> None:
+    """A hostile nesting depth is a refusal with its own configstate, after the good message before it is answered."""
+    rc = RemoteConfig(base(), tmp_path)
+    deep: Any = 1
+    for _ in range(600):
+        deep = [deep]
+    rc.receive(msg({"fusion": {"emit_interval_s": 2.0}}))
+    rc.receive(msg({"alerts": {"x": deep}}))
+    bodies = rc.process(lambda c: None)
+    assert [b["accepted"] for b in bodies] == [True, False] and rc.rejected == 1
+    assert "nested deeper" in bodies[1]["errors"][0] and rc.cfg.fusion.emit_interval_s == 2.0

@@ -73,3 +73,32 @@ def test_check_config_names_secret_keys_but_never_echoes_their_values(tmp_path: 
     for secret in (*SECRETS, "31415926", "27182818"):
         assert secret not in out, (secret, out)
     assert "rtsp://***@mic.local/x" in out and "'wide'" in out  # harmless values are still shown
+
+
+def test_a_mistyped_section_or_value_never_echoes_a_nested_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A section given as a list (``[[mqtt]]``) or a dict where a string belongs is shown with its secrets masked,
+    also a password expanded from the environment and a token inside a validator's own message."""
+    from edge.config import ConfigError, parse_config
+
+    monkeypatch.setenv("EDGE_EMOTION_MQTT_PASSWORD", "S3cr3tMqtt")
+    bad = {"identity": {"site_id": "s", "kiosk_id": "k"},
+           "mqtt": [{"host": "b", "password": "${EDGE_EMOTION_MQTT_PASSWORD}"}],
+           "schedule": {"timezone": "Europe/Berlin?token=S3cr3tTok"},
+           "camera": {"source": {"url": "rtsp://cam", "auth": {"user": "u", "pw": "S3cr3tPw"}}}}
+    with pytest.raises(ConfigError) as exc:
+        parse_config(bad)
+    out = str(exc.value)
+    for secret in SECRETS:
+        assert secret not in out, (secret, out)
+    assert "mqtt:" in out and "'host': 'b'" in out and "schedule.timezone" in out and "camera.source" in out
+
+
+def test_inbound_schema_errors_show_no_nested_values() -> None:
+    """A malformed ack or pause command is logged by path and type, not with the values it carried."""
+    from edge.events import SchemaError
+    from edge.events.contract import validate_inbound
+
+    with pytest.raises(SchemaError) as exc:
+        validate_inbound("pause", {"by": {"user": "amy", "token": "S3cr3tTok"}, "paused": True})
+    out = str(exc.value)
+    assert "S3cr3tTok" not in out and "<dict> is not of type 'string'" in out, out

@@ -15,6 +15,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from edge.config import IdentityConfig
+from edge.redact import redact
 
 KINDS: tuple[str, ...] = ("status", "health", "emotion", "visit", "alert", "configstate", "current", "cue")
 # Published with the retain flag (the broker keeps the last one per kiosk).
@@ -92,9 +93,18 @@ def validate_inbound(kind: str, payload: Any) -> None:
     if kind not in INBOUND:
         raise SchemaError(kind, [("$", f"unknown inbound kind; expected one of {', '.join(INBOUND)}")])
     found = sorted(_validator(kind).iter_errors(payload), key=lambda e: (list(map(str, e.absolute_path)), e.message))
-    errors = [(_json_path(e.absolute_path), e.message) for e in found]
+    errors = [(_json_path(e.absolute_path), _inbound_message(e)) for e in found]
     if errors:
         raise SchemaError(kind, errors)
+
+
+def _inbound_message(err: Any) -> str:
+    """A schema error about a received message without what it carried: a nested value is shown only by its type
+    and strings are redacted (a sender's message may hold a token; these lines reach logs)."""
+    msg = str(err.message)
+    if isinstance(err.instance, (dict, list)):
+        msg = msg.replace(repr(err.instance), f"<{type(err.instance).__name__}>")
+    return redact(msg)
 
 
 def topic(prefix: str, site_id: str, kiosk_id: str, kind: str) -> str:

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 _warn = RateLimitedLog(log)  # refused messages: a few lines a minute; each counted and answered in configstate
 
 CONFIG_MAX_BYTES = 32 * 1024  # 16 staff polygons of 64 points fit in ~20 KiB
+OVERLAY_MAX_BYTES = 4 * CONFIG_MAX_BYTES  # the stored overlay, merged from several messages (written compact)
+MAX_DEPTH = 8  # config sections nest 4 deep (privacy.staff_zones[i].points[j]); deeper input is refused
 OVERLAY_FILE = "remote-config.json"
 # What operators may change at run time: a section name -> its changeable fields (None: every field). Everything
 # else (identity, camera, microphone, models, mqtt, logging, state, privacy.profile/notice_text, queue sizes) is
@@ -52,10 +54,23 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def parse_message(data: bytes) -> dict[str, Any]:
-    """Decode a config message: UTF-8 JSON object of at most CONFIG_MAX_BYTES; raise RemoteConfigError."""
-    if len(data) > CONFIG_MAX_BYTES:
-        raise RemoteConfigError([f"(message): too large ({len(data)} bytes > {CONFIG_MAX_BYTES})"])
+def _too_deep(obj: Any, limit: int) -> bool:
+    """Whether JSON containers nest more than ``limit`` levels (iterative: no recursion on hostile input)."""
+    stack = [(obj, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > limit:
+                return True
+            stack += [(v, depth + 1) for v in (node.values() if isinstance(node, dict) else node)]
+    return False
+
+
+def parse_message(data: bytes, limit: int = CONFIG_MAX_BYTES) -> dict[str, Any]:
+    """Decode a config message: UTF-8 JSON object of at most ``limit`` bytes and MAX_DEPTH levels; raise
+    RemoteConfigError."""
+    if len(data) > limit:
+        raise RemoteConfigError([f"(message): too large ({len(data)} bytes > {limit})"])
     try:
         obj = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError:
@@ -64,7 +79,15 @@ def parse_message(data: bytes) -> dict[str, Any]:
         raise RemoteConfigError([f"(message): not JSON: {exc}"[:300]]) from None
     if not isinstance(obj, dict):
         raise RemoteConfigError([f"(message): must be a JSON object of config sections, not {type(obj).__name__}"])
+    if _too_deep(obj, MAX_DEPTH):
+        raise RemoteConfigError([f"(message): nested deeper than {MAX_DEPTH} levels (no config section is)"])
     return obj
+
+
+def overlay_json(overlay: dict[str, Any], now: float) -> str:
+    """The stored overlay file's text (compact: what ``load_overlay`` reads back within OVERLAY_MAX_BYTES)."""
+    return json.dumps({"format": 1, "saved_at": iso(now), "overlay": overlay}, separators=(",", ":"),
+                      ensure_ascii=False)
 
 
 def check_keys(patch: dict[str, Any]) -> list[str]:
@@ -143,7 +166,7 @@ def save_overlay(path: Path, overlay: dict[str, Any], now: float) -> None:
     """Write the overlay atomically (temporary file, fsync, rename, fsync of the folder)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(path.name + ".tmp")
-    data = json.dumps({"format": 1, "saved_at": iso(now), "overlay": overlay}, indent=1, ensure_ascii=False)
+    data = overlay_json(overlay, now)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(data + "\n")
@@ -160,7 +183,7 @@ def save_overlay(path: Path, overlay: dict[str, Any], now: float) -> None:
 def load_overlay(path: Path) -> dict[str, Any]:
     """The stored overlay ({} when there is none); RemoteConfigError when it is unreadable or malformed."""
     try:
-        doc = parse_message(path.read_bytes())
+        doc = parse_message(path.read_bytes(), OVERLAY_MAX_BYTES)
     except FileNotFoundError:
         return {}
     except OSError as exc:
@@ -230,8 +253,15 @@ class RemoteConfig:
             if errors:
                 raise RemoteConfigError(errors)
             overlay = merge_patch(self.overlay, patch)
+            stored = len(overlay_json(overlay, self.clock()).encode("utf-8"))
+            if stored > OVERLAY_MAX_BYTES:  # it could not be read back at the next start
+                raise RemoteConfigError([f"(overlay): the merged overlay would be too large to store ({stored} "
+                                         f"bytes > {OVERLAY_MAX_BYTES}); revert sections with null first"])
             new = effective(self.base, overlay)
-        except RemoteConfigError as exc:
+        except Exception as exc:  # noqa: BLE001 - any fault in checking a message refuses it; nothing changes
+            if not isinstance(exc, RemoteConfigError):
+                log.exception("remote config check failed; message refused")
+                exc = RemoteConfigError([f"(message): could not be checked ({type(exc).__name__})"])
             self.rejected += 1
             _warn.warning("config", "remote config refused, nothing changed: %s", "; ".join(exc.errors)[:1000])
             self.body = self._body(False, "message", exc.errors, [], "refused: the effective config is unchanged")
