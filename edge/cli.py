@@ -18,7 +18,18 @@ from edge.runtime import ModelError
 
 log = logging.getLogger("edge")
 
-EXIT_CONFIG, EXIT_MODEL, EXIT_MEDIA = 2, 3, 4
+EXIT_CONFIG, EXIT_MODEL, EXIT_MEDIA, EXIT_FILES = 2, 3, 4, 5
+
+
+def _positive_seconds(text: str) -> float:
+    """argparse type: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
+    return value
 
 
 def _setup_logging(verbose: int, level: str = "INFO") -> None:
@@ -52,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     li.add_argument("--count", type=int, default=0, help="exit after N messages (0 = never)")
     d = sub.add_parser("make-demo", help="generate the demo video+audio from public-domain material")
     d.add_argument("outdir", type=Path)
-    d.add_argument("--seconds", type=float, default=60.0)
+    d.add_argument("--seconds", type=_positive_seconds, default=60.0, help="length of the demo media (default 60)")
     pr = sub.add_parser("privacy-report", help="print (and with --out write) the kiosk's privacy report")
     pr.add_argument("--config", "-c", required=True, type=Path, help="kiosk TOML file")
     pr.add_argument("--out", type=Path, help="folder for report.md, report.html and zones.png")
@@ -241,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_MODEL
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # a path given on the command line or in the config: missing, not a folder, no access
+        print(f"error: {exc.strerror or exc}: {exc.filename}" if exc.filename else f"error: {exc}", file=sys.stderr)
+        return EXIT_FILES
     except Exception as exc:
         from edge.capture.media import MediaError
 

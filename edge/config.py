@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from edge.config_keys import close_key
 from edge.ops.schedule import ScheduleConfig
@@ -17,7 +17,7 @@ from edge.privacy.config import PrivacyConfig, profile_problems
 from edge.privacy.gate_config import gate_problems, gate_warnings
 from edge.redact import is_secret_key, redact, redact_value
 from edge.transport.homeassistant_config import HomeAssistantConfig
-from edge.transport.mqtt_config import MqttConfig
+from edge.transport.mqtt_config import MqttConfig, backoff_max
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -74,6 +74,11 @@ class CameraConfig(_Section):
     def _device_index(cls, v: Any) -> Any:
         return _index_as_text(v)
 
+    @field_validator("reopen_max_s")
+    @classmethod
+    def _max_backoff(cls, v: float, info: ValidationInfo) -> float:
+        return backoff_max(v, info, "reopen_min_s")
+
 
 class MicrophoneConfig(_Section):
     """Microphone source: sounddevice input by name/index, or an audio file (wav/flac)."""
@@ -95,6 +100,11 @@ class MicrophoneConfig(_Section):
     @classmethod
     def _device_index(cls, v: Any) -> Any:
         return _index_as_text(v)
+
+    @field_validator("reopen_max_s")
+    @classmethod
+    def _max_backoff(cls, v: float, info: ValidationInfo) -> float:
+        return backoff_max(v, info, "reopen_min_s")
 
 
 class ModelsConfig(_Section):
@@ -186,7 +196,11 @@ class KioskConfig(_Section):
     def warnings(self) -> list[str]:
         """``key.path: message`` lines that are not errors (the cn profile without a staff-voice gate)."""
         p = self.privacy
-        return gate_warnings(p.staff_voice_gate, p.staff_audio_channel, p.profile, self.voice_on())
+        out = gate_warnings(p.staff_voice_gate, p.staff_audio_channel, p.profile, self.voice_on())
+        if not (self.analysis.face and self.camera.enabled) and not self.voice_on():
+            out.append("analysis: neither face (analysis.face, camera.enabled) nor voice (analysis.voice, "
+                       "microphone.enabled) is analysed: the kiosk will publish status and health only")
+        return out
 
     def state_dir(self) -> Path | None:
         """The state folder (``state.dir``, else $STATE_DIRECTORY's first entry), or None for no persistence."""
@@ -236,16 +250,17 @@ def _got(loc: tuple[Any, ...], err: Any) -> str:
     return f" (got {shown if len(shown) <= 200 else shown[:199] + '…'})"
 
 
+def format_error(err: Any) -> list[str]:
+    """The ``key.path: message (got value)`` line(s) of one pydantic error; secret-looking values never shown."""
+    if not err["loc"] and err["type"] == "value_error":  # whole-config rules (privacy profile) carry key paths
+        return str(err["msg"]).removeprefix("Value error, ").splitlines()
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    return [f"{loc}: {redact(str(err['msg']))}{_got(tuple(err['loc']), err)}"]
+
+
 def format_errors(exc: ValidationError) -> list[str]:
     """One ``key.path: message (got value)`` line per pydantic error; secret-looking values are never shown."""
-    lines = []
-    for err in exc.errors():
-        if not err["loc"] and err["type"] == "value_error":  # whole-config rules (privacy profile) carry key paths
-            lines += str(err["msg"]).removeprefix("Value error, ").splitlines()
-            continue
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"{loc}: {redact(str(err['msg']))}{_got(tuple(err['loc']), err)}")
-    return lines
+    return [line for err in exc.errors() for line in format_error(err)]
 
 
 def parse_config(data: dict[str, Any], source: str = "<config>", base_dir: Path | None = None,

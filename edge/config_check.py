@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from edge.config import ConfigError, KioskConfig, _expand_env, format_errors, load_config, read_toml
+from edge.config import ConfigError, KioskConfig, _expand_env, format_error, load_config, read_toml
 
 log = logging.getLogger(__name__)
 MAX_ROUNDS = 5  # each round sets the keys the last one refused aside; nesting is at most this deep
@@ -45,14 +45,25 @@ def config_problems(path: Path) -> tuple[list[str], KioskConfig | None]:
         return errors, None  # unreadable: nothing more to find
     data = _expand_env(copy.deepcopy(raw), "", [])  # missing variables are already among the errors
     base = path.resolve().parent
+    aside: set[tuple[Any, ...]] = set()  # keys removed or filled with a placeholder: not the file's own errors
     for _ in range(MAX_ROUNDS):
         try:
             return errors, KioskConfig.model_validate({**data, "base_dir": base})
         except ValidationError as exc:
-            found = [e for e in format_errors(exc) if not e.startswith("base_dir")]
-            errors += [e for e in found if e not in errors]
+            paths = [".".join(map(str, a)) for a in aside]
+            for err in exc.errors():
+                loc = tuple(err["loc"])
+                if any(loc[:len(a)] == a for a in aside):
+                    continue  # "Field required" or a placeholder's error where a bad value was set aside
+                for line in format_error(err):  # whole-config rules name their key path first
+                    key = line.split(":", 1)[0]
+                    if any(key == p or key.startswith(p + ".") for p in paths):
+                        continue  # a rule that misses a section set aside above
+                    if not line.startswith("base_dir") and line not in errors:
+                        errors.append(line)
             locs = [(tuple(e["loc"]), e["type"] == "missing") for e in exc.errors() if e["loc"]]
             moved = [_set_aside(data, loc, missing) for loc, missing in locs]
+            aside.update(loc for (loc, _), ok in zip(locs, moved, strict=True) if ok)
             if not any(moved):  # only whole-config rules (the privacy profile) are left
                 if data.get("privacy") == {"profile": "custom"}:
                     return errors, None

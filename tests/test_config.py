@@ -117,3 +117,41 @@ def test_device_index_sources_and_close_key_names() -> None:
     assert "schedule.windows.0.dayz: Extra inputs are not permitted (did you mean days?)" in text
     assert "mqtt.pasword: Extra inputs are not permitted (did you mean password?)" in text and "hunter2" not in text
     assert "idenity: Extra inputs are not permitted (did you mean identity?)" in text
+
+
+def test_a_config_that_analyses_nothing_is_warned_about() -> None:
+    ident = {"identity": {"site_id": "s", "kiosk_id": "k"}}
+    off = parse_config({**ident, "analysis": {"face": False}, "microphone": {"enabled": False}})
+    assert any(w.startswith("analysis: neither face") for w in off.warnings())
+    assert not any("neither face" in w for w in parse_config({**ident, "analysis": {"face": False}}).warnings())
+
+
+def test_back_off_longest_wait_must_not_be_under_the_first() -> None:
+    """A first wait above the longest would outlast the watchdog's allowance for a reopening source."""
+    with pytest.raises(ConfigError) as exc:
+        parse_config({"identity": {"site_id": "s", "kiosk_id": "k"},
+                      "camera": {"reopen_min_s": 60, "reopen_max_s": 1},
+                      "microphone": {"reopen_min_s": 2, "reopen_max_s": 1},
+                      "mqtt": {"reconnect_min_s": 10, "reconnect_max_s": 5}})
+    text = str(exc.value)
+    for key in ("camera.reopen_max_s", "microphone.reopen_max_s", "mqtt.reconnect_max_s"):
+        assert key in text, text
+    parse_config({"identity": {"site_id": "s", "kiosk_id": "k"}, "camera": {"reopen_min_s": 5, "reopen_max_s": 5}})
+
+
+def test_check_config_reports_only_the_files_own_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Values set aside to find further problems leave no echo: no "Field required" or placeholder line for them."""
+    f = tmp_path / "k.toml"
+    f.write_text('identity = 5\n'
+                 '[schedule]\nenabled = true\nwindows = [{days = ["mon"], start = "25:00", end = "08:00"}]\n'
+                 '[microphone]\nchannels = 2\n'
+                 '[privacy]\nstaff_voice_gate = "direction"\n'
+                 '[privacy.direction]\nmic_positions_m = [[0, 0], [0, 0]]\nstaff_sector_deg = [0, 0]\n'
+                 'customer_sector_deg = [0, 0]\n', encoding="utf-8")
+    assert main(["check-config", "--no-models", str(f)]) == 2
+    lines = [ln.strip() for ln in capsys.readouterr().err.splitlines() if ln.startswith("  ")]
+    assert lines[0] == "identity: Input should be a valid dictionary or instance of IdentityConfig (got 5)"
+    assert any(ln.startswith("schedule.windows.0.start: String should match pattern") for ln in lines)
+    assert any(ln.startswith("privacy.direction: Value error, mic_positions_m") for ln in lines)
+    assert not [ln for ln in lines if "Field required" in ln or "(got 'x')" in ln or "needs [privacy.direction]" in ln]
+    assert len(lines) == 3, lines

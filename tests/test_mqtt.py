@@ -332,3 +332,18 @@ def test_fakes_validate_like_the_real_publisher(caplog):
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("event "))
     _, where, data = line.split(" ", 2)
     assert where == "edge-emotion/site-a/k-fake/alert" and json.loads(data) == good
+
+
+def test_broker_rejections_are_counted_and_logged_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
+    """An ACL that denies a topic refuses every event: each is counted, the log gets a few lines, not one each."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    pub = make_pub(1, "kiosk-rej")  # never started: the callback is driven directly
+    caplog.set_level(logging.WARNING, logger="edge.transport.mqtt")
+    denied = ReasonCode(PacketTypes.PUBACK, "Not authorized")
+    for mid in range(1, 41):
+        pub._on_publish(None, None, mid, denied, None)  # type: ignore[arg-type]
+    assert pub.stats()["dropped"] == 40
+    lines = [r.getMessage() for r in caplog.records if "broker rejected" in r.getMessage()]
+    assert 1 <= len(lines) <= 6 and "Not authorized" in lines[0]

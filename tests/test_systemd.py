@@ -325,7 +325,7 @@ def test_unit_declares_notify_watchdog_and_sandbox() -> None:
         assert e.get(key) == [value], (key, e.get(key))
     assert e["SupplementaryGroups"] == ["video audio"]
     assert e["SystemCallFilter"][0] == "@system-service"
-    assert set(e["DeviceAllow"]) == {"char-video4linux rw", "char-alsa rw"}
+    assert set(e["DeviceAllow"]) == {"char-video4linux rw", "char-alsa rw", "char-media rw", "char-dma_heap rw"}
     assert e["ExecStartPre"][0].endswith("check-config /etc/edge-emotion/kiosk.toml")
 
 

@@ -18,6 +18,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from edge import __version__
 from edge.config import IdentityConfig, MqttConfig
 from edge.events import EventFactory, topic
+from edge.lograte import RateLimitedLog
 from edge.transport.courier import Courier
 from edge.transport.outbox import Outbox, Row
 from edge.transport.outbox_open import open_store
@@ -26,6 +27,7 @@ from edge.transport.publishers import LogPublisher, Publisher, RecordingPublishe
 __all__ = ["LogPublisher", "MqttPublisher", "Publisher", "RecordingPublisher"]  # the fakes live in publishers.py
 
 log = logging.getLogger(__name__)
+_warn = RateLimitedLog(log)  # broker refusals (e.g. an ACL denying a topic): a few lines a minute, all counted
 
 STOP_FLUSH_S = 2.0  # longest stop() waits for the retained `offline` status to be acknowledged
 # Largest packet the kiosk accepts (MQTT 5 CONNECT property; the broker drops anything bigger for this client):
@@ -206,7 +208,7 @@ class MqttPublisher(_Counting):
     def _on_publish(self, _client: paho.Client, _userdata: Any, mid: int, reason: Any, _props: Any) -> None:
         if getattr(reason, "is_failure", False):  # MQTT 5 PUBACK with an error, e.g. not authorized
             self._bump("dropped")
-            log.warning("broker rejected message %d: %s", mid, reason)
+            _warn.warning(f"rejected:{reason}", "broker rejected message %d: %s (counted in dropped)", mid, reason)
         else:
             self._bump("published")
         if self._courier is not None:
