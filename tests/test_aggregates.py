@@ -214,3 +214,27 @@ def test_eu_profile_has_no_per_counter_figures(tmp_path: Path) -> None:
     finally:
         svc.web.stop()
         svc.store.close()
+
+
+def test_odd_messages_are_counted_and_the_writer_goes_on(tmp_path: Path) -> None:
+    """An impossible date (schema-valid in form), a hostile nesting depth and an odd ?days= never stop the service."""
+    from types import SimpleNamespace
+
+    cfg = AggregatesConfig(site_id=SITE, db=tmp_path / "a.db", http_port=0)
+    svc = AggregatesService(cfg, Broker())
+    svc.web.start()
+    try:
+        bad = _ev("visit", ts=1_800_000_002.0)
+        bad["ts"] = "2026-02-30T10:00:00.000Z"
+        svc.queue.put(("visit", "k1", bad))
+        svc.queue.put(("visit", "k1", _ev("visit", ts=1_800_000_003.0)))
+        assert svc.drain() == 2 and svc.folder.counts["invalid"] == 1
+        assert svc.store.totals()[""]["visits"] == 1  # the good visit after it is stored
+        deep = SimpleNamespace(topic=f"{cfg.topic_prefix}/{SITE}/k1/visit", payload=b"[" * 100_000)
+        svc._on_message(None, None, deep)  # type: ignore[arg-type]
+        assert svc.not_json == 1
+        status, text = _get(f"http://127.0.0.1:{svc.web.port}/?days=%C2%B2")
+        assert status == 400 and "days" in text
+    finally:
+        svc.web.stop()
+        svc.store.close()

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -146,3 +147,63 @@ def test_pause_and_resume_over_a_real_broker(mosquitto: Any, subscribe: Any, tmp
     for m in sub.messages:
         if not m.topic.endswith("/pause"):
             validate(m.topic.rsplit("/", 1)[1], json.loads(m.payload))
+
+
+def _worker_host(cfg_over: dict[str, Any], paused: threading.Event, **parts: Any) -> SimpleNamespace:
+    from edge.config import KioskConfig
+    from edge.queues import AudioRing, DropQueue
+    from edge.voicegate.gate import UngatedVoice
+
+    cfg = KioskConfig.model_validate({"identity": {"site_id": "s", "kiosk_id": "k"}, **cfg_over})
+    base = dict(cfg=cfg, clock=time.monotonic, stop=threading.Event(), watchdog=SimpleNamespace(beat=lambda n: None),
+                ring=AudioRing(10.0, 16000, 1), gate=UngatedVoice(), obs=DropQueue(64), frames=DropQueue(2),
+                latency=SimpleNamespace(add=lambda *a: None), analysed=SimpleNamespace(tick=lambda: None),
+                errors={"voice": 0, "face": 0}, analysis_off=paused.is_set, inputs_ended=lambda: False)
+    return SimpleNamespace(**{**base, **parts})
+
+
+def test_audio_captured_during_a_pause_is_never_analysed_after_resume() -> None:
+    """The first read after a pause spans it; only the samples captured after analysis was seen on again count."""
+    from edge.pipeline import workers
+
+    paused, shares = threading.Event(), []
+    paused.set()
+
+    class Voice:
+        window_s = 1.0
+
+        def analyze(self, audio: Any, t: float, end: Any = None) -> None:
+            shares.append(float(np.mean(np.isclose(audio, 0.5))))  # 0.5 = captured while paused
+
+    svc = _worker_host({"analysis": {"voice_hop_s": 1.5}}, paused, an=SimpleNamespace(voice=Voice()))
+    th = threading.Thread(target=workers.voice_loop, args=(svc,), daemon=True)
+    t0 = time.monotonic()
+    th.start()
+    while time.monotonic() - t0 < 5.5:
+        if paused.is_set() and time.monotonic() - t0 >= 2.2:  # resume in the middle of a hop
+            paused.clear()
+        svc.ring.write(np.full(800, 0.5 if paused.is_set() else 0.1, np.float32), time.monotonic())
+        time.sleep(0.05)
+    svc.stop.set()
+    th.join(5)
+    assert shares and all(s == 0.0 for s in shares), shares
+
+
+def test_a_frame_captured_during_a_pause_is_not_analysed_after_resume() -> None:
+    from edge.pipeline import workers
+
+    paused, seen = threading.Event(), []
+    paused.set()
+    face = SimpleNamespace(analyze=lambda frame: seen.append(frame.seq))
+    svc = _worker_host({}, paused, an=SimpleNamespace(face=face))
+    th = threading.Thread(target=workers.face_loop, args=(svc,), daemon=True)
+    th.start()
+    time.sleep(0.2)
+    svc.frames.put(Frame(image=None, t=time.monotonic(), seq=1))  # captured while paused, still queued at resume
+    paused.clear()
+    time.sleep(0.7)
+    svc.frames.put(Frame(image=None, t=time.monotonic(), seq=2))
+    time.sleep(0.7)
+    svc.stop.set()
+    th.join(5)
+    assert seen == [2]

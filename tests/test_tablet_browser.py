@@ -303,3 +303,18 @@ def test_tablet_end_to_end(browser: Any, mosquitto: Broker, subscribe: Callable[
             kiosk.wait(5)
         client.loop_stop()
         client.disconnect()
+
+
+def test_alert_cards_are_capped(browser: Any, tablet_url: str) -> None:
+    """A flood of distinct open alert ids keeps at most 100 cards (oldest dropped): the page cannot grow unbounded."""
+    browser.get(f"{tablet_url}/?lang=en")
+    sizes = browser.execute_script("""
+      const alerts = new Map();
+      const {upsertAlert} = window.TabletCards({alerts, kiosks: new Map(), kiosk: () => ({}), renderTile: () => {},
+        t: (k) => k, timeOf: () => "", hintText: (h) => h.text, hintLang: () => "en", beep: () => {},
+        publish: () => true, cfg: {}});
+      for (let i = 0; i < 400; i++) upsertAlert("k1", {alert_id: "a" + i, level: "watch", reason: "rising",
+        hint: {text: "x", lang: "en"}}, 1000 + i, false);
+      return [alerts.size, document.querySelectorAll('#cards .card').length, alerts.has("k1/a399"),
+              alerts.has("k1/a0")];""")
+    assert sizes == [100, 100, True, False]

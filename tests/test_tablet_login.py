@@ -78,6 +78,17 @@ def test_https_with_the_site_ca_only(pki: Path, https_tablet: str) -> None:
         urllib.request.urlopen(https_tablet.replace("https", "http") + "/", timeout=5)
 
 
+def test_a_silent_connection_does_not_stall_the_https_server(pki: Path, https_tablet: str) -> None:
+    """The TLS handshake runs per connection: one client that connects and says nothing blocks no one else."""
+    import socket
+
+    port = int(https_tablet.rsplit(":", 1)[1])
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    with (socket.create_connection(("127.0.0.1", port)),  # no ClientHello, ever
+          urllib.request.urlopen(https_tablet + "/index.html", context=ctx, timeout=5) as r):
+        assert r.status == 200
+
+
 def _state(drv: Any) -> dict[str, Any]:
     return drv.execute_script("""return {login: !document.getElementById('login').hidden,
         error: document.getElementById('login-error').hidden ? '' : document.getElementById('login-error').textContent,
@@ -110,6 +121,13 @@ def test_sign_in_form_over_https_and_wss(browsers: Any, https_tablet: str) -> No
     drv.refresh()
     js(drv, "return document.getElementById('conn').dataset.state === 'online'")
     assert not _state(drv)["login"]
+    # a link naming another broker does not get the kept login: asked instead, nothing connects, nothing forgotten
+    drv.get(f"{https_tablet}/?site={SITE}&broker=wss://127.0.0.1:{free_port()}")
+    js(drv, "return !document.getElementById('login').hidden")
+    st = _state(drv)
+    assert "another broker" in st["error"] and st["conn"] != "online", st
+    drv.get(f"{https_tablet}/")
+    js(drv, "return document.getElementById('conn').dataset.state === 'online'")
     # credentials in the address are refused and removed from it (and from history)
     drv.get(f"{https_tablet}/?site={SITE}&username={USER}&password=in-the-url")
     js(drv, "return !document.getElementById('login').hidden")

@@ -17,12 +17,15 @@ from edge.aggregates.fold import Folder
 from edge.aggregates.metrics import AggregatesCollector
 from edge.aggregates.store import Store
 from edge.aggregates.web import WebServer, make_handler
+from edge.lograte import RateLimitedLog
 from edge.ops.broker_client import Broker, connect, make_client
 from edge.queues import DropQueue
 
 log = logging.getLogger(__name__)
 KINDS = ("visit", "alert", "ack", "emotion", "health")  # emotion/health only advance each kiosk's clock (acks)
 BATCH = 500  # messages folded per SQLite transaction at most
+MAX_PAYLOAD_BYTES = 64 * 1024  # kiosk events are a few KiB; anything larger is not one (counted as not_json)
+_warn = RateLimitedLog(log)
 
 
 class AggregatesService:
@@ -57,8 +60,10 @@ class AggregatesService:
             return
         self.received += 1
         try:
+            if len(msg.payload) > MAX_PAYLOAD_BYTES:
+                raise ValueError("too large")
             payload = json.loads(msg.payload)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: hostile nesting
             self.not_json += 1
             return
         self.queue.put((parts[1], parts[0], payload))  # never blocks paho's network thread
@@ -91,7 +96,14 @@ class AggregatesService:
             item = self.queue.get(timeout=0) if len(batch) < BATCH else None
         if not batch:
             return 0
-        incs = [inc for kind, kiosk, payload in batch for inc in self.folder.fold(kind, kiosk, payload)]
+        incs = []
+        for kind, kiosk, payload in batch:
+            try:
+                incs += self.folder.fold(kind, kiosk, payload)
+            except Exception as exc:  # noqa: BLE001 - one odd message must not end the writer; counted, logged
+                self.folder.counts["invalid"] += 1
+                _warn.warning("fold", "could not fold a %s message from %s (%s: %s); ignored", kind, kiosk,
+                              type(exc).__name__, exc)
         try:
             self.store.add(incs)
         except Exception:  # noqa: BLE001 - a database error must not end the writer; the batch is lost, logged

@@ -29,7 +29,7 @@ def since_day(query: dict[str, list[str]], today: date) -> str | None:
     raw = query.get("days", [""])[0]
     if not raw:
         return None
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_DAYS:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_DAYS:  # "²".isdigit() is True
         raise BadRequest(f"days: must be a whole number of days from 1 to {MAX_DAYS}, not {raw[:20]!r}")
     return (today - timedelta(days=int(raw) - 1)).isoformat()
 

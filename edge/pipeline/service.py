@@ -69,8 +69,11 @@ class Service:
         offset = time.time() - clock()
         self.core = Core(cfg, self.factory, to_wall=lambda t: t + offset)
         self.current = CurrentState()  # the retained `current` message: on every change and after a reconnect
-        self.video = VideoSource(cfg.camera, self.frames, self.stop, cfg.resolve) if self._want_video() else None
-        self.audio = AudioSource(cfg.microphone, self.ring, self.stop, cfg.resolve) if self._want_audio() else None
+        # Sources stamp what they capture with the service's clock: the workers compare those times with it.
+        self.video = (VideoSource(cfg.camera, self.frames, self.stop, cfg.resolve, clock=clock)
+                      if self._want_video() else None)
+        self.audio = (AudioSource(cfg.microphone, self.ring, self.stop, cfg.resolve, clock=clock)
+                      if self._want_audio() else None)
         self.publisher = publisher or self._make_publisher()
         self._threads: list[threading.Thread] = []
         self.watchdog = PipelineWatchdog(self.status_line, clock=clock, min_stale_s=max(

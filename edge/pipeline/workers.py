@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+import numpy as np
+
 from edge.config import KioskConfig
 from edge.ops.health import LatencyStats, RateMeter
 from edge.ops.watchdog import PipelineWatchdog
@@ -46,17 +48,34 @@ class WorkerHost(Protocol):
         ...
 
 
+def after(samples: np.ndarray, t_end: float, since: float, rate: int) -> np.ndarray:
+    """The samples captured at or after ``since`` (the last one at ``t_end``; ``rate`` per second)."""
+    n = samples.shape[0]
+    if n == 0 or t_end - (n - 1) / rate >= since:
+        return samples
+    keep = int(np.floor((t_end - since) * rate)) + 1
+    return samples[n - max(0, min(n, keep)):]
+
+
 def face_loop(svc: WorkerHost) -> None:
     """Face worker thread: analyse the newest frame at most ``analysis.face_fps`` times a second."""
     assert svc.an.face is not None
     next_t = svc.clock()
+    on_since = -float("inf")  # analysis seen on from then; a frame captured before it may be from a pause
     while not svc.stop.is_set():
         svc.watchdog.beat("analyse-face")
         ended = svc.inputs_ended()  # read before the queue: frames put before the end are all seen
+        if svc.analysis_off():
+            on_since = float("inf")
+        elif on_since == float("inf"):
+            on_since = svc.clock()  # on again: nothing captured before this moment is analysed
         frame = svc.frames.drain_latest(timeout=0.5)
         if frame is None and ended:
             return  # the files are done and every frame is analysed: the service may stop
-        if frame is None or svc.analysis_off():  # paused or closed: the frame is discarded unread
+        if svc.analysis_off():  # paused or closed: the frame is discarded unread
+            on_since = float("inf")
+            continue
+        if frame is None or frame.t < on_since:
             continue
         t0 = time.perf_counter()
         try:
@@ -82,13 +101,18 @@ def voice_loop(svc: WorkerHost) -> None:
     rate = svc.cfg.microphone.sample_rate
     win = int(svc.an.voice.window_s * rate)
     stream = ChannelWindow(win, svc.ring.channels)
+    on_since = -float("inf")  # analysis seen on from then; audio captured before it may be from a pause
     while not svc.stop.wait(svc.cfg.analysis.voice_hop_s):
         svc.watchdog.beat("analyse-voice")
         ended = svc.inputs_ended()  # read before the ring: audio written before the end is all seen
         new, t_end = svc.ring.read_new()  # audio lost while this worker lagged shows as overrun in health
         if svc.analysis_off():  # paused or closed: discarded unanalysed, and no window spans the pause
             stream.clear()
+            on_since = float("inf")
             continue
+        if on_since == float("inf"):
+            on_since = svc.clock()  # on again: the samples captured before this moment are dropped
+        new = after(new, t_end, on_since, rate)
         if new.shape[0] == 0:
             if ended:
                 return  # the files are done and every window is analysed: the service may stop

@@ -101,9 +101,19 @@ window.TabletCards = (ctx) => {
     const k = kiosks.get(a.kiosk);
     if (k) renderTile(k);
   }
+  // Finished cards go first (beyond 30); open ones only past MAX_CARDS, oldest first: a flood of alert ids (a faulty
+  // or hostile publisher) cannot grow the page without bound. Dropped open cards are counted in the console.
+  const MAX_CARDS = 100;
+  let dropped = 0;
   function trimCards() {
     const done = [...alerts.values()].filter((a) => a.level === "recovered" || a.ended || a.ack === "done");
     done.sort((x, y) => x.ts - y.ts).slice(0, Math.max(0, alerts.size - 30)).forEach(dismiss);
+    if (alerts.size > MAX_CARDS) {
+      const oldest = [...alerts.values()].sort((x, y) => x.ts - y.ts).slice(0, alerts.size - MAX_CARDS);
+      oldest.forEach(dismiss);
+      dropped += oldest.length;
+      console.warn(`tablet: ${dropped} open alert card(s) dropped, more than ${MAX_CARDS} at once`);
+    }
   }
 
   return { upsertAlert, renderCard };

@@ -69,6 +69,7 @@ window.TABLET_I18N = {
     login_submit: "Sign in",
     login_refused: "The broker refused this account or password.",
     login_url_refused: "Credentials in the address are not accepted (they end up in history and logs): sign in here.",
+    login_other_broker: "This page connects to another broker than the one this tablet's login was kept for: sign in for it.",
     setup_text: "Open this page with the site id in the address, for example:",
   },
   "zh-CN": {
@@ -137,6 +138,7 @@ window.TABLET_I18N = {
     login_submit: "登录",
     login_refused: "服务器拒绝了该账号或密码。",
     login_url_refused: "不接受写在地址中的账号密码（会留在历史记录和日志中）：请在此登录。",
+    login_other_broker: "本页连接的服务器与本平板保存的登录所属的服务器不同：请为它重新登录。",
     setup_text: "请在地址中带上网点编号打开本页，例如：",
   },
 };

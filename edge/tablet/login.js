@@ -6,6 +6,7 @@ window.TabletLogin = (() => {
   const $ = (id) => document.getElementById(id);
   let connect = null;
   let used = null; // the account of the current connection attempt (none: anonymous)
+  let broker = ""; // the broker this page connects to: a kept login is only ever sent to the broker it was made for
   let t = (k) => k;
 
   function stored() {
@@ -30,7 +31,7 @@ window.TabletLogin = (() => {
   }
   function submit(ev) {
     ev.preventDefault();
-    const creds = { username: $("login-user").value.trim(), password: $("login-password").value };
+    const creds = { username: $("login-user").value.trim(), password: $("login-password").value, broker };
     if (!creds.username || !creds.password) return;
     forget();
     const store = $("login-remember").checked ? window.localStorage : window.sessionStorage;
@@ -51,7 +52,7 @@ window.TabletLogin = (() => {
     if (used) forget();
     show(used ? t("login_refused") : "");
   }
-  function start(_cfg, translate, connectFn) {
+  function start(cfg, translate, connectFn) {
     connect = connectFn;
     t = translate;
     $("login-form").addEventListener("submit", submit);
@@ -65,7 +66,14 @@ window.TabletLogin = (() => {
       show(t("login_url_refused"));
       return;
     }
-    go(stored() || {});
+    broker = String(cfg.broker || "");
+    const kept = stored();
+    // A link with another ?broker= must not carry the kept password there: that login is not offered to it.
+    if (kept && kept.broker !== broker) {
+      show(t("login_other_broker"));
+      return;
+    }
+    go(kept || {});
   }
   return { start, refused };
 })();

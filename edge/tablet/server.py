@@ -21,6 +21,22 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent
 VENDOR_MQTT = STATIC_DIR / "vendor" / "mqtt.min.js"
+CONNECTION_TIMEOUT_S = 30.0  # TLS handshake and each read of a request
+
+
+class TlsHttpServer(ThreadingHTTPServer):
+    """HTTPS whose TLS handshake runs in the connection's own thread, with a timeout: a client that connects and
+    says nothing cannot stall ``accept`` for every other tablet."""
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Handshake (bounded), then serve the request as HTTP; a failed handshake only ends this connection."""
+        try:
+            request.settimeout(CONNECTION_TIMEOUT_S)
+            request.do_handshake()
+        except (ssl.SSLError, OSError) as exc:
+            log.debug("TLS handshake with %s failed: %s", client_address, exc)
+            return  # the server closes the socket after this returns
+        super().finish_request(request, client_address)
 
 # Only what the app is made of is served; Python sources next to it are not.
 CONTENT_TYPES = {
@@ -39,6 +55,7 @@ class TabletHandler(SimpleHTTPRequestHandler):
 
     server_version = "edge-emotion-tablet"
     extensions_map = dict(CONTENT_TYPES)
+    timeout = CONNECTION_TIMEOUT_S  # a client that sends nothing does not hold its thread for ever
 
     def __init__(self, *args: Any, default_query: str = "", tls: bool = False, **kwargs: Any) -> None:
         """``default_query``: where a bare ``/`` is sent (the site's page); ``tls``: send HSTS."""
@@ -99,10 +116,10 @@ def make_server(host: str = "127.0.0.1", port: int = 8080, directory: Path = STA
     pairs = (("site", site), ("broker", broker), ("prefix", prefix), ("lang", lang))
     query = urlencode({k: v for k, v in pairs if v}) if site else ""
     handler = partial(TabletHandler, directory=str(directory), default_query=query, tls=tls is not None)
-    server = ThreadingHTTPServer((host, port), handler)
+    server = (TlsHttpServer if tls is not None else ThreadingHTTPServer)((host, port), handler)
     server.daemon_threads = True
     if tls is not None:
-        server.socket = tls.wrap_socket(server.socket, server_side=True)
+        server.socket = tls.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     return server
 
 

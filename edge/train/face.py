@@ -14,6 +14,7 @@ import numpy as np
 from edge.face.preprocess import INPUT_SIZE, to_tensor
 from edge.train.face_augment import augment
 from edge.train.face_calibrate import CALM
+from edge.train.face_custom import CustomDataError, load_custom
 from edge.types import EMOTIONS
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,6 @@ FER_TO_EMOTIONS = np.array([EMOTIONS.index(n) for n in
 # Contempt is folded into disgust (both negative-valence "rejection" expressions; 119 training majorities).
 FERPLUS_TO_EMOTIONS = np.array([EMOTIONS.index(n) for n in
                                 ("neutral", "happy", "surprise", "sad", "angry", "disgust", "fear", "disgust")])
-SPLITS = ("Training", "PublicTest", "PrivateTest")
 
 
 def fold_votes(votes: np.ndarray) -> np.ndarray:
@@ -54,38 +54,6 @@ def load_fer(data_dir: Path) -> dict[str, np.ndarray]:
     log.info("FER+: kept %d / %d rows (dropped %d unknown/NF majorities)", keep.sum(), len(keep), junk.sum())
     return {"x": fer["images"], "soft": soft.astype(np.float32), "major": major, "keep": keep,
             "fer": FER_TO_EMOTIONS[fer["labels"]], "split": fer["usage"]}
-
-
-def load_custom(path: Path, seed: int = 0) -> dict[str, np.ndarray]:
-    """A customer's npz: images (N,48,48) uint8 and labels (N,) (names, or indices with label_names) or votes (N,7)
-    with vote_names; optional usage (Training / PublicTest / PrivateTest per row, else a seeded 80/10/10 split)."""
-    d = np.load(path)
-    x = d["images"]
-    if "votes" in d.files:
-        names = [str(n) for n in d["vote_names"]] if "vote_names" in d.files else list(EMOTIONS)
-        votes = np.zeros((len(x), len(EMOTIONS)), np.float32)
-        for i, n in enumerate(names):
-            votes[:, EMOTIONS.index(n)] += d["votes"][:, i]
-    else:
-        from edge.eval.face_data import emotion_index  # class names or their aliases (anger, happiness, ...)
-
-        if d["labels"].dtype.kind in "US":
-            lab = np.array([emotion_index(str(n)) for n in d["labels"]])
-        elif "label_names" in d.files:
-            lab = np.array([emotion_index(str(n)) for n in d["label_names"]])[d["labels"].astype(int)]
-        else:
-            raise ValueError(f"{path}: integer labels need 'label_names' (or store class names as labels)")
-        votes = np.eye(len(EMOTIONS), dtype=np.float32)[lab]
-    if "usage" in d.files:
-        split = d["usage"].astype(str)
-    else:
-        r = np.random.default_rng(seed).random(len(x))
-        split = np.where(r < 0.8, "Training", np.where(r < 0.9, "PublicTest", "PrivateTest"))
-    soft = votes / np.maximum(votes.sum(1, keepdims=True), 1e-9)
-    top = soft.max(1)
-    major = np.where((top > 0.5) | ((soft == top[:, None]).sum(1) == 1), soft.argmax(1), -1)
-    keep = votes.sum(1) > 0
-    return {"x": x, "soft": soft, "major": major, "keep": keep, "fer": np.full(len(x), -1), "split": split}
 
 
 ARCHS = {  # (filters, separable blocks) per stage; "small" is model 0.1.0, "medium" 0.2.0
@@ -285,7 +253,10 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError, KeyError):
             ap.error(f"--blend needs {args.out}/manifest.json with a face_expression entry to blend into")
     t0 = time.time()
-    data = load_custom(args.npz) if args.npz else load_fer(args.data)
+    try:
+        data = load_custom(args.npz) if args.npz else load_fer(args.data)
+    except CustomDataError as exc:
+        raise SystemExit(f"error: {exc}") from None
     model = train(data, args.out / "work" / "face", args.epochs, args.resume, args.seed, args.max_train,
                   args.arch, args.parts, tuple(args.scale_range),
                   (args.teacher_mix, args.teacher_mix if args.teacher_mix_calm is None else args.teacher_mix_calm))

@@ -94,9 +94,12 @@ class Feats:
 
 
 def _key(clips: list[CorpusClip], cond: str, seed: int, enc: Path, hop_s: float) -> str:
+    """Cache key: the condition, the encoder file and every clip's name *and audio* (a file re-recorded or trimmed
+    in place under the same name gets new features, not the old ones)."""
     h = hashlib.sha256(f"{cond}|{seed}|{hop_s}|{enc.stat().st_size}|{enc.stat().st_mtime_ns}".encode())
     for c in clips:
         h.update(c.path.encode())
+        h.update(hashlib.blake2b(np.ascontiguousarray(c.audio).tobytes(), digest_size=16).digest())
     return h.hexdigest()[:16]
 
 

@@ -1,0 +1,113 @@
+"""A customer's own labelled faces for ``edge.train.face --npz``: read, checked whole, one clear error per problem."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from edge.face.preprocess import INPUT_SIZE
+from edge.types import EMOTIONS
+
+SPLITS = ("Training", "PublicTest", "PrivateTest")
+
+
+class CustomDataError(ValueError):
+    """The npz cannot be trained on; the message names the file and what is wrong."""
+
+
+def _names(path: Path, raw: np.ndarray, what: str) -> list[int]:
+    """EMOTIONS indices of class names or their aliases (happiness, anger, contempt -> disgust, ...)."""
+    from edge.eval.face_data import EvalDataError, emotion_index
+
+    try:
+        return [emotion_index(str(n)) for n in raw]
+    except EvalDataError as exc:
+        raise CustomDataError(f"{path}: {what}: {exc}") from None
+
+
+def _images(path: Path, x: np.ndarray) -> np.ndarray:
+    if x.ndim == 4 and x.shape[-1] == 1:
+        x = x[..., 0]
+    if x.ndim != 3 or x.shape[1:] != (INPUT_SIZE, INPUT_SIZE) or len(x) == 0:
+        raise CustomDataError(f"{path}: images must be (N, {INPUT_SIZE}, {INPUT_SIZE}) face crops with N > 0 "
+                              f"(made with edge.face.preprocess.crop_face), got shape {x.shape}")
+    if x.dtype != np.uint8:
+        raise CustomDataError(f"{path}: images must be uint8 grey levels 0..255, got {x.dtype} (float crops in "
+                              "0..1 would train on near-black faces: multiply by 255 and cast to uint8)")
+    return x
+
+
+def _votes(path: Path, d: np.lib.npyio.NpzFile, n: int) -> np.ndarray:
+    raw = np.asarray(d["votes"])
+    names = _names(path, d["vote_names"], "vote_names") if "vote_names" in d.files else list(range(len(EMOTIONS)))
+    if raw.ndim != 2 or raw.shape != (n, len(names)):
+        hint = "" if "vote_names" in d.files else f" (without vote_names the columns must be {', '.join(EMOTIONS)})"
+        raise CustomDataError(f"{path}: votes must be (N, {len(names)}) = ({n}, {len(names)}), got {raw.shape}{hint}")
+    if not np.issubdtype(raw.dtype, np.number) or not np.all(np.isfinite(raw)) or (raw < 0).any():
+        raise CustomDataError(f"{path}: votes must be finite counts or shares >= 0")
+    votes = np.zeros((n, len(EMOTIONS)), np.float32)
+    for col, idx in enumerate(names):
+        votes[:, idx] += raw[:, col]
+    return votes
+
+
+def _labels(path: Path, d: np.lib.npyio.NpzFile, n: int) -> np.ndarray:
+    raw = np.asarray(d["labels"])
+    if raw.shape != (n,):
+        raise CustomDataError(f"{path}: labels must be one per image, shape ({n},), got {raw.shape}")
+    if raw.dtype.kind in "US":
+        lab = np.array(_names(path, raw, "labels"))
+    elif raw.dtype.kind in "iu" and "label_names" in d.files:
+        names = _names(path, d["label_names"], "label_names")
+        bad = (raw < 0) | (raw >= len(names))
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            raise CustomDataError(f"{path}: {int(bad.sum())} label(s) outside 0..{len(names) - 1} (first at row "
+                                  f"{first}: {int(raw[first])}); unlabelled rows must be removed")
+        lab = np.array(names)[raw]
+    elif raw.dtype.kind in "iu":
+        raise CustomDataError(f"{path}: integer labels need 'label_names' (or store class names as labels)")
+    else:
+        raise CustomDataError(f"{path}: labels must be class names or integer indices, got {raw.dtype}")
+    return np.eye(len(EMOTIONS), dtype=np.float32)[lab]
+
+
+def load_custom(path: Path, seed: int = 0) -> dict[str, np.ndarray]:
+    """A customer's npz: images (N,48,48) uint8 and labels (N,) (names, or indices with label_names) or votes (N,7)
+    with vote_names; optional usage (Training / PublicTest / PrivateTest per row, else a seeded 80/10/10 split).
+    Raises CustomDataError naming the file and the problem."""
+    try:
+        d = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise CustomDataError(f"{path}: not a readable .npz of arrays ({exc})") from None
+    with d:
+        if "images" not in d.files or not {"labels", "votes"} & set(d.files):
+            raise CustomDataError(f"{path}: needs 'images' and 'labels' (or 'votes'); it holds {sorted(d.files)}")
+        try:
+            x = _images(path, np.asarray(d["images"]))
+            votes = _votes(path, d, len(x)) if "votes" in d.files else _labels(path, d, len(x))
+            usage = np.asarray(d["usage"]).astype(str) if "usage" in d.files else None
+        except ValueError as exc:  # e.g. object arrays, refused without allow_pickle
+            if isinstance(exc, CustomDataError):
+                raise
+            raise CustomDataError(f"{path}: {exc}") from None
+    if usage is not None:
+        unknown = sorted(set(usage.tolist()) - set(SPLITS))
+        if usage.shape != (len(x),) or unknown:
+            raise CustomDataError(f"{path}: usage must name one of {', '.join(SPLITS)} per image; got shape "
+                                  f"{usage.shape}, unknown values {unknown[:5]}")
+        split = usage
+    else:
+        r = np.random.default_rng(seed).random(len(x))
+        split = np.where(r < 0.8, "Training", np.where(r < 0.9, "PublicTest", "PrivateTest"))
+    for need in ("Training", "PublicTest"):
+        if not (split == need).any():
+            raise CustomDataError(f"{path}: no {need} rows (training needs both Training and PublicTest faces; "
+                                  "drop 'usage' for a seeded 80/10/10 split)")
+    soft = votes / np.maximum(votes.sum(1, keepdims=True), 1e-9)
+    top = soft.max(1)
+    major = np.where((top > 0.5) | ((soft == top[:, None]).sum(1) == 1), soft.argmax(1), -1)
+    keep = votes.sum(1) > 0
+    return {"x": x, "soft": soft, "major": major, "keep": keep, "fer": np.full(len(x), -1), "split": split}
