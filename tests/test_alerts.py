@@ -406,3 +406,24 @@ def test_service_hands_a_valid_ack_to_the_core() -> None:
     svc.process_acks(0.0)
     assert svc.core.visits.current.acknowledged
     assert svc.ack_topic == "edge-emotion/s/k/ack"
+
+
+def test_voice_agitation_behind_a_calm_face_does_not_recover_at_once_or_repeat() -> None:
+    """An angry voice behind a smiling face keeps the fused level below release: the episode it raises must not be
+    'recovered' in the same instant (calm counts from the episode's start, not while the voice trigger holds), nor
+    open again every judge step."""
+    import itertools
+
+    ids = (f"id{i}" for i in itertools.count())
+    policy = AlertPolicy(AlertsConfig(voice_agitation_threshold=0.5), new_id=lambda: next(ids))
+    fusion, visit = Fusion(FusionConfig()), Visit("v1", 0.0, 0.0)
+    smile = np.eye(7)[EMOTIONS.index("happy")] * 0.9 + 0.1 / 7
+    angry = np.eye(7)[EMOTIONS.index("angry")] * 0.8 + 0.2 / 7
+    sent = []
+    for step in range(48):
+        t = step * 0.25
+        fusion.update(Reading("face", t, smile, 0.9))
+        if t >= 6.0:
+            fusion.update(Reading("voice", t, angry, 0.5))
+        sent += [(t, b["level"], b["alert_id"]) for b in policy.update(t, fusion.state(t), visit)]
+    assert [(level, aid) for _, level, aid in sent] == [("alert", "id0")], sent

@@ -149,6 +149,18 @@ def test_eval_npz_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     # integer labels without their names are refused, never read in our class order
     assert eval_main(["--npz", str(tmp_path / "d.npz"), "--out", str(tmp_path / "o")]) == 2
     assert "'label_names'" in capsys.readouterr().err
+    # float images (0..1) would be scored as black faces; object labels, no rows and not-an-npz are clear errors
+    bad = {"e": {"images": imgs / 255.0, "labels": np.array(["happy"] * 6)},
+           "f": {"images": imgs, "labels": np.array(["happy"] * 6, dtype=object)},
+           "g": {"images": imgs[:0], "labels": np.array([], dtype=str)}}
+    for name, arrays in bad.items():
+        np.savez(tmp_path / f"{name}.npz", **arrays)  # type: ignore[arg-type]
+    (tmp_path / "h.npz").write_text("path,label\n")
+    for name, message in (("e", "must be uint8"), ("f", "not a readable .npz of plain arrays"), ("g", "N > 0"),
+                          ("h", "not a readable .npz")):
+        assert eval_main(["--npz", str(tmp_path / f"{name}.npz"), "--out", str(tmp_path / "o")]) == 2, name
+        err = capsys.readouterr().err
+        assert message in err and f"{name}.npz" in err, (name, err)
 
 
 def test_eval_missing_data_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

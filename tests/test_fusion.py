@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -158,3 +159,21 @@ def test_voice_readings_have_their_own_half_life() -> None:
     assert moved["voice", 0.5] > moved["voice", 1.0] == moved["face", 1.0] == moved["face", 0.5]
     before, after = 3 * 0.1 / 6, 0.9 + 2 * 0.1 / 6  # agitated share of the neutral / angry readings
     assert abs(moved["voice", 0.5] - (0.25 * before + 0.75 * after)) < 1e-9  # 1 s = two half-lives
+
+
+@pytest.mark.parametrize("bad", [
+    ([1 / 7] * 7, float("nan")),  # a NaN confidence
+    ([float("inf"), 0, 0, 0, 0, 0, 0], 0.9),  # an infinite probability
+    ([0.5, 0.5], 0.9),  # the wrong number of classes
+])
+def test_one_non_finite_reading_is_left_out_not_blinding_the_track(bad: tuple[list[float], float]) -> None:
+    """A single bad reading must not make the track NaN for the rest of the visit: later anger still counts."""
+    angry = np.eye(7)[EMOTIONS.index("angry")] * 0.9 + 0.1 / 7
+    fusion = Fusion(FusionConfig())
+    fusion.update(Reading("face", 0.0, angry, 0.9))
+    fusion.update(Reading("face", 0.1, np.asarray(bad[0]), bad[1]))
+    for k in range(2, 40):
+        fusion.update(Reading("face", k / 10, angry, 0.9))
+    state = fusion.state(4.0)
+    assert state is not None and fusion.ignored == 1
+    assert np.all(np.isfinite(state.probs)) and state.escalation > 0.6 and 0 < state.confidence <= 1

@@ -380,3 +380,19 @@ def test_deeply_nested_message_is_refused_and_answered(tmp_path: Path) -> None:
     bodies = rc.process(lambda c: None)
     assert [b["accepted"] for b in bodies] == [True, False] and rc.rejected == 1
     assert "nested deeper" in bodies[1]["errors"][0] and rc.cfg.fusion.emit_interval_s == 2.0
+
+
+def test_eu_opening_hours_may_shrink_remotely_but_not_widen_or_switch_off() -> None:
+    """Outside opening hours nothing is analysed: under eu/cn a remote change may not add a single minute."""
+    week = ["mon", "tue", "wed", "thu", "fri"]
+    eu = base(privacy={"profile": "eu", "staff_zones": [STAFF], "notice_text": NOTICE}, analysis={"voice": False},
+              schedule={"enabled": True, "timezone": "Europe/Berlin",
+                        "windows": [{"days": week, "start": "09:00", "end": "17:00"}]})
+    for patch in ({"schedule": {"enabled": False}},
+                  {"schedule": {"windows": [{"days": [*week, "sat", "sun"], "start": "00:00", "end": "24:00"}]}},
+                  {"schedule": {"timezone": "Asia/Shanghai"}}):  # the same clock hours, 7 hours earlier
+        with pytest.raises(RemoteConfigError, match="opening hours may only shrink"):
+            effective(eu, patch)
+    narrower = effective(eu, {"schedule": {"windows": [{"days": week[:3], "start": "10:00", "end": "16:00"}]}})
+    assert narrower.schedule.windows[0].start == "10:00"
+    assert effective(base(), {"schedule": {"enabled": False}}).schedule.enabled is False  # custom: not a floor

@@ -56,3 +56,45 @@ def test_not_an_npz(tmp_path: Path) -> None:
     path.write_text("images,labels\n")
     with pytest.raises(CustomDataError, match="not a readable .npz"):
         load_custom(path)
+
+
+def _clips(tmp_path: Path, rows: list[str], header: str = "path,speaker,emotion", bom: bool = False) -> Path:
+    import soundfile as sf
+
+    rng = np.random.default_rng(1)
+    for name, rate in (("a.wav", 16000), ("b.wav", 44100), ("c.flac", 16000)):
+        sf.write(str(tmp_path / name), rng.normal(0, 0.1, rate).astype(np.float32), rate)
+    data = (tmp_path / "c.flac").read_bytes()
+    (tmp_path / "broken.flac").write_bytes(data[: len(data) // 3])
+    csv_path = tmp_path / "clips.csv"
+    csv_path.write_text(("\ufeff" if bom else "") + "\n".join([header, *rows]) + "\n", encoding="utf-8")
+    return csv_path
+
+
+def test_customer_voice_csv_loads_resampled_and_counts_left_out_rows(tmp_path: Path,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    from edge.train.voice_corpora import load_customer
+
+    path = _clips(tmp_path, ["a.wav,s1,angry", "b.wav,s2,Happiness", "c.flac,s2,boredom"], bom=True)
+    clips = load_customer(path, "mine")
+    assert [(c.speaker, EMOTIONS[c.label], len(c.audio)) for c in clips] == [("mine:s1", "angry", 16000),
+                                                                            ("mine:s2", "happy", 16000)]
+    assert "1 row(s) left out" in caplog.text and "boredom 1" in caplog.text
+
+
+@pytest.mark.parametrize(("rows", "header", "message"), [
+    (["a.wav,s1,angry"], "path,emotion", "missing \\['speaker'\\]"),
+    (["a.wav,s1,excited", "b.wav,s2,sad"], "path,speaker,emotion", "line 2: unknown emotion 'excited'"),
+    (["a.wav,s1,angry", "gone.wav,s2,sad"], "path,speaker,emotion", "line 3: .*not found"),
+    (["a.wav,s1,angry", "broken.flac,s2,sad"], "path,speaker,emotion", "line 3: .*damaged or truncated"),
+    (["a.wav,s1,angry", "b.wav,,sad"], "path,speaker,emotion", "line 3: path, speaker and emotion are all needed"),
+    (["a.wav,s1,angry", "b.wav,s1,sad"], "path,speaker,emotion", "from 1 speaker\\(s\\); at least 2"),
+    ([], "path,speaker,emotion", "0 usable clip"),
+])
+def test_bad_customer_voice_csv_is_one_error_naming_the_line(tmp_path: Path, rows: list[str], header: str,
+                                                              message: str) -> None:
+    from edge.train.voice_corpora import CustomerCsvError, load_customer
+
+    with pytest.raises(CustomerCsvError, match=message) as exc:
+        load_customer(_clips(tmp_path, rows, header), "mine")
+    assert "clips.csv" in str(exc.value)

@@ -66,3 +66,19 @@ def test_privacy_report_states_the_gate_and_its_measured_leak_rate() -> None:
     assert "Staff voice, gate `direction`: a 4-microphone array" in md
     assert f"{100 * leak['share']:.1f} % ({leak['k']}/{leak['n']}" in md and "staff-only speech windows reached" in md
     assert measured_gate("direction-3mic") == " Its leak rate has not been measured for this set-up."
+
+
+def test_bench_options_refuse_values_that_cannot_run(capsys: pytest.CaptureFixture[str]) -> None:
+    """Seconds, minutes, gains and counts are checked by the parser, before a benchmark runs for an hour."""
+    from edge.cli import _parser
+
+    for bad, why in ((["--seconds", "0"], "must be a number above 0"), (["--seconds", "-1"], "above 0"),
+                     (["--minutes", "inf"], "above 0"), (["--gains", "1,x"], "'x' is not a number"),
+                     (["--gains", "1,0"], "'0' must be a number above 0"), (["--count", "0"], "expected >= 1"),
+                     (["--silent-visits", "-2"], "expected >= 0")):
+        with pytest.raises(SystemExit) as exc:
+            _parser().parse_args(["bench", *bad])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert f"argument {bad[0]}: " in err and why in err, (bad, err)
+    assert _parser().parse_args(["bench", "alerts", "--gains", "1,0.5,2"]).gains == "1,0.5,2"

@@ -187,6 +187,15 @@ def _ffmpeg_audio(path: Path, rate: int) -> np.ndarray:
     return (pcm.astype(np.float32) / 32768.0).astype(np.float32)
 
 
+def _soundfile_knows(sf: Any, path: Path) -> bool:
+    """Whether libsndfile recognises the file's format from its header (then a failed read means damage)."""
+    try:
+        sf.info(str(path))
+    except Exception:  # noqa: BLE001 - not its format: another decoder may read it
+        return False
+    return True
+
+
 def read_audio_file(path: str | Path, rate: int = 16000) -> np.ndarray:
     """Whole audio file as mono float32 in [-1, 1] at ``rate`` Hz (wav/flac/ogg via soundfile, else ffmpeg)."""
     import soundfile as sf
@@ -195,7 +204,9 @@ def read_audio_file(path: str | Path, rate: int = 16000) -> np.ndarray:
     _check_file(p, "audio file")
     try:
         data, sr = sf.read(str(p), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError):
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        if _soundfile_knows(sf, p):  # its own format, failing part-way: damaged (ffmpeg would return a fragment)
+            raise MediaError(f"audio file '{p}': damaged or truncated ({exc})") from None
         data, sr = None, rate
     if data is None:
         samples = _ffmpeg_audio(p, rate)

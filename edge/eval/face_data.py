@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,20 +83,36 @@ def npz_set(path: Path, frames: bool) -> EvalSet:
     """``images`` (N,H,W[,3]) uint8 and ``labels`` (N,): names, or indices into ``label_names`` or EMOTIONS."""
     if not path.is_file():
         raise EvalDataError(f"npz {path} not found")
-    d = np.load(path, allow_pickle=False)
-    if "images" not in d.files or "labels" not in d.files:
-        raise EvalDataError(f"{path} needs arrays 'images' and 'labels' (has {d.files})")
-    images, raw = d["images"], d["labels"]
-    if len(images) != len(raw) or images.ndim not in (3, 4):
-        raise EvalDataError(f"{path}: images {images.shape} and labels {raw.shape} do not match (N,H,W[,C]) / (N,)")
+    try:
+        d = np.load(path, allow_pickle=False)
+        if "images" not in d.files or "labels" not in d.files:
+            raise EvalDataError(f"{path} needs arrays 'images' and 'labels' (has {d.files})")
+        images, raw = d["images"], d["labels"]
+        names_raw = d["label_names"] if "label_names" in d.files else None
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:  # not an npz; object arrays (pickles) refused
+        if isinstance(exc, EvalDataError):
+            raise
+        raise EvalDataError(f"{path}: not a readable .npz of plain arrays ({exc}); store labels as strings or "
+                            "integers, not Python objects") from None
+    if len(images) == 0 or raw.ndim != 1 or len(images) != len(raw) or images.ndim not in (3, 4):
+        raise EvalDataError(f"{path}: images {images.shape} and labels {raw.shape} do not match (N,H,W[,C]) / (N,) "
+                            "with N > 0")
+    if images.dtype != np.uint8:
+        raise EvalDataError(f"{path}: images must be uint8 grey or BGR levels 0..255, got {images.dtype} (float "
+                            "images in 0..1 would be scored as black faces: multiply by 255 and cast)")
     if raw.dtype.kind in "US":
-        labels = np.array([emotion_index(str(n)) for n in raw])
+        try:
+            labels = np.array([emotion_index(str(n)) for n in raw])
+        except EvalDataError as exc:
+            raise EvalDataError(f"{path}: {exc}") from None
     else:
-        if "label_names" not in d.files:
+        if names_raw is None or raw.dtype.kind not in "iu":
             raise EvalDataError(f"{path}: integer labels need an array 'label_names' naming each index (or store "
                                 "the class names as labels); their order is not guessed")
-        names = [str(n) for n in d["label_names"]]
-        lut = np.array([emotion_index(n) for n in names])
+        try:
+            lut = np.array([emotion_index(str(n)) for n in names_raw])
+        except EvalDataError as exc:
+            raise EvalDataError(f"{path}: label_names: {exc}") from None
         if raw.min() < 0 or raw.max() >= len(lut):
             raise EvalDataError(f"{path}: label indices outside 0..{len(lut) - 1}")
         labels = lut[raw.astype(np.int64)]

@@ -173,7 +173,10 @@ class AlertPolicy:
             reminder = ep.level == "alert"
             if not reminder or (cfg.remind and not ep.acknowledged):
                 out.append(self._raise(ep, now, state, alert_reason, held, reminder))
-        if ep is not None and held["calm"] >= cfg.recover_s:
+        # Calm counts from the episode's start (a calm run that began before it is not recovery) and not while the
+        # voice trigger still holds (an agitated voice behind a smiling face keeps the fused level low).
+        calm_for = min(held["calm"], now - ep.since) if ep is not None and held["calm"] >= 0 else -1.0
+        if ep is not None and calm_for >= cfg.recover_s and held["voice"] < 0:
             out.append(self._body(ep, "recovered", "recovered", state, held, now))
             visit.calmed = True
             self._episode = None

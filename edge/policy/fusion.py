@@ -22,18 +22,25 @@ class ModalityTrack:
     confidence: float = 0.0
     last_t: float | None = None
 
-    def update(self, r: Reading, half_life_s: float) -> None:
-        """Blend a new reading in, weighting by elapsed time and the reading's own confidence."""
+    def update(self, r: Reading, half_life_s: float) -> bool:
+        """Blend a new reading in, weighting by elapsed time and the reading's own confidence; False (and nothing
+        changed) for a reading that is not finite or not one probability per class: one bad value must not blind
+        the track for the rest of the visit."""
         p = np.asarray(r.probs, dtype=np.float64)
+        if (p.shape != (len(EMOTIONS),) or not np.all(np.isfinite(p)) or (p < 0).any()
+                or not np.isfinite(r.confidence) or not np.isfinite(r.t)):
+            return False
         p = p / p.sum() if p.sum() > 0 else np.full(len(EMOTIONS), 1.0 / len(EMOTIONS))
+        conf = float(np.clip(r.confidence, 0.0, 1.0))
         if self.last_t is None or r.t - self.last_t > 4 * half_life_s:
-            self.probs, self.confidence = p, float(r.confidence)
+            self.probs, self.confidence = p, conf
         else:
             alpha = 1.0 - 0.5 ** (max(r.t - self.last_t, 0.0) / half_life_s)
-            a = alpha * (0.25 + 0.75 * float(r.confidence))  # an unsure reading moves the state less
+            a = alpha * (0.25 + 0.75 * conf)  # an unsure reading moves the state less
             self.probs = (1 - a) * self.probs + a * p
-            self.confidence = (1 - alpha) * self.confidence + alpha * float(r.confidence)
+            self.confidence = (1 - alpha) * self.confidence + alpha * conf
         self.last_t = max(r.t, self.last_t or r.t)
+        return True
 
     def freshness(self, now: float, stale_after_s: float) -> float:
         """1.0 for a reading just now, falling linearly to 0 at ``stale_after_s``."""
@@ -83,6 +90,7 @@ class Fusion:
         """Start with no evidence."""
         self.cfg = cfg
         self.tracks: dict[str, ModalityTrack] = {m: ModalityTrack() for m in MODALITIES}
+        self.ignored = 0  # readings left out because a value was not finite or the shape was wrong
 
     def reset(self) -> None:
         """Forget everything (a visit ended)."""
@@ -93,7 +101,9 @@ class Fusion:
         if reading.modality not in self.tracks:
             raise ValueError(f"unknown modality {reading.modality!r}")
         voice = reading.modality == "voice"
-        self.tracks[reading.modality].update(reading, self.cfg.voice_half_life_s if voice else self.cfg.half_life_s)
+        if not self.tracks[reading.modality].update(reading,
+                                                    self.cfg.voice_half_life_s if voice else self.cfg.half_life_s):
+            self.ignored += 1  # not finite or mis-shaped: left out, counted
 
     def _weight(self, name: str) -> float:
         return self.cfg.face_weight if name == "face" else self.cfg.voice_weight

@@ -42,8 +42,9 @@ _FLOORS = (
     f"analysis.min_face_frac >= {MIN_FACE_FRAC}: faces smaller than 5 % of the frame height (bystanders farther "
     "away) are never analysed",
     "remote config (MQTT) may only tighten the config file, the privacy baseline: the staff zones must still "
-    "cover everything the file's cover, analysis.customer_zone must stay inside the file's, and "
-    "analysis.min_face_frac and privacy.pause_max_s may not go below the file's values",
+    "cover everything the file's cover, analysis.customer_zone must stay inside the file's, "
+    "analysis.min_face_frac and privacy.pause_max_s may not go below the file's values, the staff-voice margins "
+    "may not loosen, and the opening hours (schedule) may only shrink: no minute the file's hours leave closed",
 )
 # What each privacy profile enforces at validation; the privacy report prints these same lines.
 PROFILE_RULES: dict[str, tuple[str, ...]] = {

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
 from edge.config import KioskConfig
+from edge.ops.schedule import is_open
 
 GRID = 400  # raster on which staff-zone coverage is compared (0.25 % of the frame per cell)
 SLACK = 0.005  # share of the baseline's staff pixels a redrawn zone may miss (rasterised edges differ by a pixel)
@@ -58,4 +60,24 @@ def weakened(base: KioskConfig, new: KioskConfig) -> list[str]:
                    f"{bp.customer_voice_min_share:g}")
     if new.privacy.pause_max_s < base.privacy.pause_max_s:
         out.append(f"privacy.pause_max_s: {why}; it may not go below the file's {base.privacy.pause_max_s:g}")
+    opened = _opened_minute(base, new)
+    if opened is not None:
+        out.append(f"schedule: {why}; opening hours may only shrink, but this analyses at {opened} when the "
+                   "file's hours do not")
     return out
+
+
+# Two reference weeks (winter and summer time), minute by minute: opening hours in different time zones compare.
+_WEEKS = [dt.datetime(2026, 1, 5, tzinfo=dt.UTC).timestamp(), dt.datetime(2026, 7, 6, tzinfo=dt.UTC).timestamp()]
+
+
+def _opened_minute(base: KioskConfig, new: KioskConfig) -> str | None:
+    """The first reference minute (UTC) at which ``new``'s opening hours analyse and ``base``'s do not, else None."""
+    if new.schedule == base.schedule or not base.schedule.enabled:
+        return None
+    for start in _WEEKS:
+        for minute in range(7 * 24 * 60):
+            wall = start + 60 * minute
+            if is_open(new.schedule, wall) and not is_open(base.schedule, wall):
+                return dt.datetime.fromtimestamp(wall, dt.UTC).strftime("%a %H:%M UTC (%d %b)")
+    return None

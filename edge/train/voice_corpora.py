@@ -55,8 +55,10 @@ def load(data: Path, name: str, limit: int = 0, manifest: Path | None = None) ->
     """Clips of one corpus (``limit``: every k-th clip only, for tests); FileNotFoundError if it is not staged.
 
     ``manifest``: a customer's own ``path,speaker,emotion`` CSV (paths relative to it) instead of a staged corpus."""
-    root = Path(data) / "speech" / name if manifest is None else manifest.parent
-    manifest = root / "MANIFEST.csv" if manifest is None else manifest
+    if manifest is not None:
+        return load_customer(manifest, name, limit)
+    root = Path(data) / "speech" / name
+    manifest = root / "MANIFEST.csv"
     if not manifest.is_file():
         raise FileNotFoundError(f"corpus {name}: {manifest} not found")
     skip = _skipped(root, name)
@@ -76,6 +78,58 @@ def load(data: Path, name: str, limit: int = 0, manifest: Path | None = None) ->
         spk = SPEAKER_ALIAS.get((name, row["speaker"]), row["speaker"])
         out.append(CorpusClip(f"{name}/{row['path']}", f"{name}:{spk}", EMOTIONS.index(lab), x, corpus=name))
     log.info("%s: %d clips, %d speakers", name, len(out), len({c.speaker for c in out}))
+    return out
+
+
+class CustomerCsvError(ValueError):
+    """A customer's clip list cannot be trained on; the message names the CSV, the line and what is wrong."""
+
+
+def load_customer(manifest: Path, name: str, limit: int = 0) -> list[CorpusClip]:
+    """A customer's ``path,speaker,emotion`` CSV (paths relative to it; any sample rate): every row checked, rows
+    whose label the product does not use (boredom, contempt) counted and logged; CustomerCsvError otherwise."""
+    from collections import Counter
+
+    from edge.capture.media import MediaError, read_audio_file
+    from edge.train.voice_data import LABEL_MAP
+
+    if not manifest.is_file():
+        raise CustomerCsvError(f"{manifest}: not found")
+    with open(manifest, newline="", encoding="utf-8-sig") as fh:  # -sig: a spreadsheet's byte-order mark
+        reader = csv.DictReader(fh)
+        cols = set(reader.fieldnames or [])
+        lab_col = "emotion" if "emotion" in cols else "label"
+        missing = [c for c in ("path", "speaker", lab_col) if c not in cols]
+        if missing:
+            raise CustomerCsvError(f"{manifest}: needs columns path, speaker, emotion; missing {missing}, has "
+                                   f"{sorted(cols)}")
+        rows = list(enumerate(reader, start=2))
+    out, dropped = [], Counter[str]()
+    for line, row in rows[::limit or 1]:
+        path_s, spk, label = ((row.get(k) or "").strip() for k in ("path", "speaker", lab_col))
+        if not (path_s and spk and label):
+            raise CustomerCsvError(f"{manifest} line {line}: path, speaker and {lab_col} are all needed")
+        key = label.lower()
+        if key not in LABEL_MAP:
+            raise CustomerCsvError(f"{manifest} line {line}: unknown emotion {label!r} (known: "
+                                   f"{', '.join(sorted(LABEL_MAP))})")
+        if LABEL_MAP[key] is None:
+            dropped[key] += 1
+            continue
+        try:
+            x = read_audio_file(manifest.parent / path_s, SAMPLE_RATE)  # resampled, channels mixed
+        except MediaError as exc:
+            raise CustomerCsvError(f"{manifest} line {line}: {exc}") from None
+        out.append(CorpusClip(f"{name}/{path_s}", f"{name}:{spk}", EMOTIONS.index(str(LABEL_MAP[key])), x,
+                              corpus=name))
+    if dropped:
+        log.warning("%s: %d row(s) left out, labels the product does not use: %s", manifest, sum(dropped.values()),
+                    ", ".join(f"{k} {n}" for k, n in sorted(dropped.items())))
+    speakers = {c.speaker for c in out}
+    if len(speakers) < 2:
+        raise CustomerCsvError(f"{manifest}: {len(out)} usable clip(s) from {len(speakers)} speaker(s); at least 2 "
+                               "speakers are needed (the last quarter of them are held out to score the file)")
+    log.info("%s: %d clips, %d speakers", name, len(out), len(speakers))
     return out
 
 

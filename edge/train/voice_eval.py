@@ -62,24 +62,29 @@ def product_label(name: str, extra: dict[str, str | None] | None = None) -> str 
 
 def read_manifest(path: Path, extra: dict[str, str | None] | None = None) -> list[Item]:
     """Items of a path,label|emotion[,speaker] CSV (paths relative to it); dropped labels skipped."""
-    items = []
-    with open(path, newline="") as fh:
+    items, dropped = [], 0
+    with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         cols = set(reader.fieldnames or [])
         lab_col = "label" if "label" in cols else "emotion"
         if "path" not in cols or lab_col not in cols:
             raise ValueError(f"{path}: needs columns path and label (or emotion), has {sorted(cols)}")
         for line, row in enumerate(reader, start=2):
+            if not (row.get("path") or "").strip() or not (row.get(lab_col) or "").strip():
+                raise ValueError(f"{path} line {line}: path and {lab_col} are both needed")
             try:
                 lab = product_label(row[lab_col], extra)
             except ValueError as exc:
                 raise ValueError(f"{path} line {line}: {exc}") from None
             if lab is None:
+                dropped += 1
                 continue
-            f = path.parent / row["path"]
+            f = path.parent / row["path"].strip()
             if not f.is_file():
                 raise ValueError(f"{path} line {line}: audio file not found: {f}")
             items.append(Item(f, (row.get("speaker") or "").strip(), lab))
+    if dropped:
+        log.warning("%s: %d row(s) left out, labels without a product class (e.g. boredom)", path, dropped)
     return items
 
 

@@ -288,6 +288,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.manifest_csv:  # a customer's clip list: checked whole (every row) before any feature work
+        from edge.train.voice_corpora import CustomerCsvError, load_customer
+
+        try:
+            for f in args.manifest_csv:
+                load_customer(f, f.resolve().parent.name, args.limit)
+        except CustomerCsvError as exc:
+            raise SystemExit(f"error: {exc}") from None
     if args.step == "table" and not (work_dir(args.out) / ENCODER_FILE).is_file():
         features_in_child(argv)
     if args.step == "features":
