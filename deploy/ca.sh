@@ -69,16 +69,27 @@ cmd_init() {
 cmd_server() {
   [ $# -ge 1 ] || usage
   need_ca
-  local san="" h ext
+  local san="" want="" h ext shown
   for h in "$@"; do
-    if [[ "$h" =~ ^[0-9.]+$ || "$h" == *:* ]]; then san+="${san:+,}IP:$h"; else san+="${san:+,}DNS:$h"; fi
+    if [[ "$h" =~ ^[0-9.]+$ || "$h" == *:* ]]; then
+      san+="${san:+,}IP:$h"
+      shown="$h"  # openssl prints IPv6 SANs expanded, e.g. ::1 as 0:0:0:0:0:0:0:1: compare in its form
+      if [[ "$h" == *:* ]]; then
+        shown="$(python3 -c 'import ipaddress, sys
+print(":".join(f"{int(g, 16):X}" for g in ipaddress.IPv6Address(sys.argv[1]).exploded.split(":")))' "$h")" \
+          || die "'$h' is not an IPv6 address"
+      fi
+      want+="${want:+,}IP:$shown"
+    else
+      san+="${san:+,}DNS:$h"; want+="${want:+,}DNS:$h"
+    fi
   done
   newkey "$PKI/server.key"
   if current "$PKI/server.crt"; then
     local have
     have="$(openssl x509 -in "$PKI/server.crt" -noout -ext subjectAltName 2>/dev/null | tail -n +2 \
       | tr -d ' ' | sed 's/IPAddress:/IP:/g')"
-    if [ "$have" = "$san" ]; then echo "ok: $PKI/server.crt is current ($san)"; return; fi
+    if [ "$have" = "$want" ]; then echo "ok: $PKI/server.crt is current ($san)"; return; fi
   fi
   ext="$(mktemp)"
   printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \

@@ -48,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--scripted-readings", action="store_true",
                    help="DEMO ONLY: no face/voice model runs; readings follow the demo script (edge/demo/scripted.py), "
                         "everything after them is real (fusion, alerts, MQTT); status lists the models as SCRIPTED")
-    c = sub.add_parser("check-config", help="validate a kiosk TOML file (and its model files); exit 2 on errors")
+    c = sub.add_parser("check-config", help="validate a kiosk TOML file (and its model files); exit 2 on errors, "
+                       "3 when only the model files are wrong")
     c.add_argument("config", type=Path)
     c.add_argument("--no-models", action="store_true", help="skip verifying the model files")
     rp = sub.add_parser("replay", help="run the pipeline over a video (+audio) file as fast as possible")

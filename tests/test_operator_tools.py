@@ -129,12 +129,18 @@ def test_listen_and_fleet_reach_a_tls_broker_with_the_same_options(secured: Any,
     pub.loop_start()
     try:
         pub.publish("edge-emotion/s1/k1/status", _ev("status", state="offline"), qos=1, retain=True).wait_for_publish(5)
-        assert main(["listen", *opts, "--password", "s3cret-ops", "--count", "1"]) == 0
+        good, bad = c["ca.crt"].parent / "ops.pw", c["ca.crt"].parent / "wrong.pw"
+        good.write_text("s3cret-ops\n")
+        bad.write_text("wrong\n")
+        assert main(["listen", *opts, "--password-file", str(good), "--count", "1"]) == 0
         assert "s1/k1 status  offline v0.1.0" in capsys.readouterr().out
-        assert main(["fleet", "status", *opts, "--password", "s3cret-ops", "--wait", "0.3"]) == 0
+        assert main(["fleet", "status", *opts, "--password-file", str(good), "--wait", "0.3"]) == 0
         assert "s1/k1" in capsys.readouterr().out
-        for cmd in (["listen", *opts, "--password", "wrong", "--count", "1"],
-                    ["fleet", "status", *opts, "--password", "wrong", "--wait", "0.2"]):
+        with pytest.raises(SystemExit):  # a password on the command line is refused, not used
+            main(["listen", *opts, "--password", "s3cret-ops", "--count", "1"])
+        assert "--password is not accepted" in capsys.readouterr().err
+        for cmd in (["listen", *opts, "--password-file", str(bad), "--count", "1"],
+                    ["fleet", "status", *opts, "--password-file", str(bad), "--wait", "0.2"]):
             assert main(cmd) == 1
             err = capsys.readouterr().err.strip()
             assert "refused the connection" in err and "\n" not in err and "wrong" not in err, err

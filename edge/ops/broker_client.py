@@ -7,6 +7,7 @@ import os
 import ssl
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -14,7 +15,16 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-PASSWORD_ENV = "EDGE_EMOTION_BROKER_PASSWORD"  # read when --password is not given (keeps it out of `ps`)
+PASSWORD_ENV = "EDGE_EMOTION_BROKER_PASSWORD"  # read when --password-file is not given (keeps it out of `ps`)
+
+
+class _RefusePassword(argparse.Action):
+    """``--password VALUE`` is refused: a secret on the command line shows in `ps` and in shell history."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        parser.error("--password is not accepted (a password on the command line shows in `ps` and shell "
+                     f"history): use --password-file FILE or ${namespace.password_env}")
 CONNECT_TIMEOUT_S = 10.0
 
 
@@ -42,7 +52,9 @@ def add_broker_options(p: argparse.ArgumentParser, password_env: str = PASSWORD_
     p.add_argument("--host", default="127.0.0.1", help="broker host")
     p.add_argument("--port", type=int, default=None, help="broker port (default 1883, 8883 with TLS)")
     p.add_argument("--username", help="broker username (an operator account)")
-    p.add_argument("--password", help=f"broker password (default ${password_env}, or ${PASSWORD_ENV})")
+    p.add_argument("--password-file", help=f"file whose first line is the broker password (default: ${password_env}"
+                   f"{'' if password_env == PASSWORD_ENV else f', or ${PASSWORD_ENV}'})")
+    p.add_argument("--password", action=_RefusePassword, help=argparse.SUPPRESS)
     p.add_argument("--tls", action="store_true", help="TLS with the system CAs (or --ca-file)")
     p.add_argument("--ca-file", help="CA bundle (implies --tls)")
     p.add_argument("--cert-file", help="client certificate (implies --tls; with --key-file)")
@@ -55,7 +67,10 @@ def broker_from_args(args: argparse.Namespace) -> Broker:
     """The Broker the options describe."""
     tls = bool(args.tls or args.ca_file or args.cert_file)
     env = getattr(args, "password_env", PASSWORD_ENV)
-    password = args.password or os.environ.get(env) or os.environ.get(PASSWORD_ENV)
+    password = os.environ.get(env) or os.environ.get(PASSWORD_ENV)
+    if getattr(args, "password_file", None):
+        lines = Path(args.password_file).read_text(encoding="utf-8").splitlines()  # OSError: named by the CLI
+        password = lines[0] if lines else ""
     port = args.port if args.port is not None else (8883 if tls else 1883)
     return Broker(args.host, port, args.username, password, tls, args.ca_file, args.cert_file, args.key_file,
                   args.insecure)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -111,7 +112,10 @@ class MqttPublisher(_Counting):
                            keyfile=str(self.resolve(tls.key_file)) if tls.key_file else None)
             if tls.insecure:
                 client.tls_insecure_set(True)
-        client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)  # type: ignore[arg-type]
+        # paho doubles the wait from min to max without jitter: a random first wait per kiosk (min..2 min, at most
+        # max) keeps a site's kiosks from reconnecting in lockstep after a power cut or a broker restart.
+        first = min(cfg.reconnect_min_s * random.uniform(1.0, 2.0), cfg.reconnect_max_s)
+        client.reconnect_delay_set(first, cfg.reconnect_max_s)  # type: ignore[arg-type]
         # paho's own queue of unacknowledged QoS 1 messages; room for a full backlog flush plus live traffic.
         client.max_queued_messages_set(2 * cfg.max_queued + 1)
         client.will_set(self.status_topic, self._status("offline"), qos=1, retain=True)  # before connect
