@@ -172,8 +172,9 @@ def markdown(res: dict[str, Any], command: str, machine: str, date: str) -> str:
     lines += [f"| `{g}` | {_pct(b[g]['staff_leak'])} | {_pct(b[g]['customer_kept'])} | "
               f"{_pct(b[g]['overlap_dropped'])} | {b[g]['rooms_calibrated']}/{len(rt)} |" for g in b]
     lines += ["", "## Why windows are dropped", "",
-              "The gate's verdict on each window, in % of the windows of each kind: analysed (*customer*) / passed "
-              "without speech frames (*silent*, the VAD drops them) / dropped as *staff* (more than the staff share "
+              "The gate's verdict on each window, in % of the windows of each kind: analysed (*customer*) / without "
+              "speech frames (*silent*: dropped by the gate; before 2026-12-04 passed on for the VAD to drop) / "
+              "dropped as *staff* (more than the staff share "
               "of speech frames the staff's) / dropped as *ambiguous* (too few frames clearly the customer's).", "",
               "| gate | kind | before | now |", "|---|---|---|---|"]
     for g in ("channel", "direction-2mic", "direction-4mic"):

@@ -95,7 +95,8 @@ def health_body(svc: StatusHost) -> dict[str, Any]:
              "audio_overrun_samples": svc.ring.overrun_samples,
              **{f"errors_{k}": v for k, v in svc.errors.items()}}
     if svc.audio is not None and svc.gate.kind != "none":  # windows the staff-voice gate kept from the model
-        drops.update({f"voice_gated_{k}": int(svc.gate.counts.get(k, 0)) for k in ("staff", "ambiguous")})
+        drops.update({f"voice_gated_{k}": int(svc.gate.counts.get(k, 0))
+                      for k in ("staff", "ambiguous", "invalid", "fault")})
     if "overflows" in astats:
         drops["audio_overflows"] = int(astats["overflows"])
     drops["inbound_retained"] = int(svc.publisher.stats().get("inbound_retained", 0))  # refused: retain flag set

@@ -83,6 +83,8 @@ class VoiceAnalyzer:
         whole = end is not None and np.asarray(samples).size >= n
         feats = self.frontend.features(fit_length(samples, n), int(end) if whole and end is not None else None)
         x = feats.reshape(self.model.input_shape).astype(np.float32)
+        if not np.all(np.isfinite(x)):
+            raise ValueError("voice features are not finite (non-finite samples in the window)")
         return _softmax_if_needed(self.model.infer(x))
 
     def fold(self, p_model: np.ndarray) -> np.ndarray:
@@ -105,6 +107,9 @@ class VoiceAnalyzer:
     def _window(self, samples: np.ndarray, t: float, end: int | None = None) -> tuple[np.ndarray, float] | None:
         """(model-label probabilities, speech ratio) of the last window_s seconds, None without enough speech."""
         x = fit_length(samples, self.window_samples)
+        if not np.all(np.isfinite(x)):  # one inf would make every feature NaN and the int8 model read anything
+            log.debug("voice window at t=%.2f: samples that are not finite, no reading", t)
+            return None
         ratio = self.vad.speech_ratio(x)
         if ratio < self.min_speech_ratio:
             log.debug("voice window at t=%.2f: speech ratio %.2f < %.2f, no reading", t, ratio, self.min_speech_ratio)

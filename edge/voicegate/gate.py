@@ -7,7 +7,9 @@ staff's, the customer's or ambiguous, by the staff microphone's level (channel g
 reverberation, docs/bench/staff_gate.md), and apply one rule: a window is analysed only when at most
 ``staff_voice_max_share`` of its speech frames are the staff's and at least ``customer_voice_min_share`` clearly the
 customer's. Overlapping speech and
-windows without a clear side are therefore dropped. A window without speech frames passes (the VAD drops it).
+windows without a clear side are therefore dropped. The gates fail safe: a window without speech frames, with a
+sample that is not finite, or (channel gate) with a staff microphone that gives no signal at all is dropped too, not
+passed on to a VAD that might judge the mix differently. Frame levels are measured without each frame's DC offset.
 Pure logic on arrays: no I/O, no clock.
 """
 
@@ -33,6 +35,7 @@ CACHE_FRAMES = 256  # responses of the last ~8 s of frames: consecutive windows 
 CHANNEL_SPAN = 2
 DIRECTION_SPAN = 2
 _EPS = 1e-10
+DEAD_RMS = 1e-5  # -100 dBFS: below any working microphone's self-noise; a staff channel this quiet is dead or muted
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,8 @@ class Decision:
     """What the gate made of a window: mono audio to analyse (None: dropped), why, and the frame shares."""
 
     audio: np.ndarray | None
-    verdict: str  # "customer", "staff", "ambiguous", "silent" (no speech frames: passed), "ungated"
+    verdict: str  # "customer" (passed), "staff", "ambiguous", "silent" (no speech frames), "invalid" (a sample
+    # not finite), "fault" (a dead staff microphone): dropped; "ungated": no gate, passed
     staff_share: float = 0.0
     customer_share: float = 0.0
 
@@ -61,9 +65,16 @@ def speech_frames(window: np.ndarray, end: int | None = None) -> tuple[np.ndarra
     first = None if end is None else (end - size + skip) // FRAME
     if n == 0:
         return frames, np.zeros(0, bool), first
-    db = 10.0 * np.log10(frame_power(frames).mean(axis=1) + _EPS)
+    db = 10.0 * np.log10(ac_power(frames).mean(axis=1) + _EPS)
     floor = float(np.percentile(db, 10))
     return frames, (db > floor + ACTIVE_MARGIN_DB) & (db > FLOOR_DBFS), first
+
+
+def ac_power(frames: np.ndarray) -> np.ndarray:
+    """Per-channel power of each frame (n, FRAME, channels) without the frame's mean: a DC offset on one
+    microphone must not raise the level that speech and the staff channel are measured against."""
+    x = np.asarray(frames, np.float32)
+    return frame_power(x - x.mean(axis=1, keepdims=True))
 
 
 def channel_flags(power: np.ndarray, ids: np.ndarray, staff_channel: int, margin_db: float,
@@ -97,7 +108,7 @@ def judge(staff: np.ndarray, customer: np.ndarray, max_staff_share: float, min_c
     """The window rule over per-speech-frame flags: customer (analyse ``audio``), staff or ambiguous (dropped)."""
     n = staff.size
     if n == 0:
-        return Decision(audio, "silent")
+        return Decision(None, "silent")  # fail safe: the gate saw no speech; the VAD must not judge the mix alone
     s, c = float(staff.mean()), float(customer.mean())
     if s > max_staff_share:
         return Decision(None, "staff", s, c)
@@ -134,7 +145,10 @@ class VoiceGate:
         return d
 
     def _decide(self, window: np.ndarray, end: int | None) -> Decision:
-        frames, active, first = speech_frames(window, end)
+        x = np.asarray(window, np.float32)
+        if not np.all(np.isfinite(x)):
+            return Decision(None, "invalid")  # a NaN would silence every level comparison below
+        frames, active, first = speech_frames(x, end)
         ids = (first or 0) + np.flatnonzero(active)
         staff, customer = self.classify(frames[active], ids, first is not None)
         return judge(staff, customer, self.max_staff_share, self.min_customer_share, self.mono(window))
@@ -160,6 +174,14 @@ class ChannelGate(VoiceGate):
         self.margin_db = float(margin_db)
         self.span = int(span)
 
+    def _decide(self, window: np.ndarray, end: int | None) -> Decision:
+        x = np.asarray(window, np.float32)
+        if x.ndim == 2 and 0 <= self.staff_channel < x.shape[1]:
+            staff = x[:, self.staff_channel]
+            if np.all(np.isfinite(staff)) and float(np.sqrt(np.mean(np.square(staff - staff.mean())))) < DEAD_RMS:
+                return Decision(None, "fault")  # a dead or unplugged staff mic: every frame would look the customer's
+        return super()._decide(window, end)
+
     def mono(self, window: np.ndarray) -> np.ndarray:
         """Every channel but the staff microphone, mixed."""
         x = np.asarray(window, np.float32)
@@ -169,7 +191,7 @@ class ChannelGate(VoiceGate):
         """Staff: the staff channel ``margin_db`` above every other; customer: another channel louder than it."""
         if frames.shape[2] < 2 or not 0 <= self.staff_channel < frames.shape[2]:
             raise ValueError(f"staff channel {self.staff_channel} not in a {frames.shape[2]}-channel window")
-        return channel_flags(frame_power(frames), ids, self.staff_channel, self.margin_db, self.span)
+        return channel_flags(ac_power(frames), ids, self.staff_channel, self.margin_db, self.span)
 
 
 class DirectionGate(VoiceGate):
