@@ -50,10 +50,10 @@ def test_discovery_validates_against_home_assistants_schema() -> None:
     payload = json.loads(raw)
     errors = [f"{list(e.absolute_path)}: {e.message}" for e in Draft202012Validator(SCHEMA).iter_errors(payload)]
     assert errors == []
-    assert topic == "homeassistant/device/edge-emotion_hall-1_k_7/config" == discovery_topic(cfg)
+    assert topic == "homeassistant/device/edge-emotion_hall-1_k_7_e55233/config" == discovery_topic(cfg)
     comps = payload["components"]
     assert {c["platform"] for c in comps.values()} == {"sensor", "binary_sensor", "switch"}
-    online = comps["edge-emotion_hall-1_k_7_online"]
+    online = comps["edge-emotion_hall-1_k_7_e55233_online"]
     assert online["state_topic"] == "edge-emotion/hall-1/k.7/status" and "availability_topic" not in online
     assert all(c["availability_topic"] == online["state_topic"] for c in comps.values() if c is not online)
     # the schema itself refuses what Home Assistant refuses
@@ -127,4 +127,15 @@ def test_privacy_report_lists_the_retained_discovery_config() -> None:
 
     assert "homeassistant/" not in to_markdown(build_report(_cfg(), None))
     md = to_markdown(build_report(_cfg(enabled=True), None))
-    assert "`homeassistant/device/edge-emotion_hall-1_k_7/config`" in md and "the Home Assistant discovery config" in md
+    assert "`homeassistant/device/edge-emotion_hall-1_k_7_e55233/config`" in md
+    assert "the Home Assistant discovery config" in md
+
+
+def test_discovery_ids_never_collide() -> None:
+    """Site/kiosk pairs that read alike once '.' and the separator are '_' get different device ids."""
+    from edge.transport.homeassistant import object_id
+
+    pairs = [("hall_1", "k2"), ("hall", "1_k2"), ("hall.1", "k2"), ("hall", "1.k2")]
+    ids = {object_id(parse_config({"identity": {"site_id": s, "kiosk_id": k}})) for s, k in pairs}
+    assert len(ids) == len(pairs)
+    assert object_id(parse_config({"identity": {"site_id": "hall-1", "kiosk_id": "k7"}})) == "edge-emotion_hall-1_k7"

@@ -307,3 +307,58 @@ def test_no_state_folder_keeps_the_memory_outbox(caplog: pytest.LogCaptureFixtur
     assert pub.outbox is not None and not pub.outbox.persistent
     assert pub.outbox_stats()["rows"] == 10 and pub.stats()["dropped"] == 2
     assert "queued emotion event" in caplog.text
+
+
+def test_a_full_disk_at_start_leaves_the_outbox_alone_and_retries_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """Disk full or an I/O error while opening is not corruption: the file is kept (not moved aside as .corrupt),
+    events wait in memory, the service shows the problem, and the file is adopted again once it opens."""
+    import edge.transport.outbox_open as oo
+
+    s = SqliteStore(tmp_path / DB_NAME, 100, 10**6, 3600.0)
+    for i in range(5):
+        s.add("alert", "t", json.dumps({"i": i}), False)
+    s.close()
+    full = sqlite3.OperationalError("database or disk is full")
+    full.sqlite_errorname = "SQLITE_FULL"  # type: ignore[attr-defined]
+
+    def refuse(*_a: Any, **_k: Any) -> SqliteStore:
+        raise full
+
+    monkeypatch.setattr(oo, "SqliteStore", refuse)
+    store = open_store(tmp_path, 100, 10**6, 3600.0, memory_rows=10)
+    assert isinstance(store, MemoryStore) and not (tmp_path / f"{DB_NAME}.corrupt").exists()
+    assert "tried again" in caplog.text
+    now = [0.0]
+    box = Outbox(store, clock=lambda: now[0])
+    assert not box.persistent and box.problem and "full" in box.problem and box.stranded == 5
+    box.add("alert", "t", json.dumps({"i": 5}), False)  # kept in memory meanwhile
+    now[0] = Outbox.RETRY_S + 1  # space freed: the next event adopts the file again
+    box.add("alert", "t", json.dumps({"i": 6}), False)
+    assert box.persistent and box.problem is None and len(box) == 7
+    box.close()
+
+
+def test_a_stranded_retained_state_is_not_resent_after_a_newer_one(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """`current` queued in the file before it failed, a newer `current` sent from memory meanwhile: when the file
+    works again the older one is left out, or it would become the broker's retained copy."""
+    import edge.transport.outbox_open as oo
+
+    s = SqliteStore(tmp_path / DB_NAME, 100, 10**6, 3600.0)
+    s.add("current", "k/current", '{"paused": true}', True)
+    s.add("alert", "k/alert", '{"i": 0}', False)
+    s.close()
+    io = sqlite3.OperationalError("disk I/O error")
+    io.sqlite_errorname = "SQLITE_IOERR"  # type: ignore[attr-defined]
+    monkeypatch.setattr(oo, "SqliteStore", lambda *a, **k: (_ for _ in ()).throw(io))
+    now = [0.0]
+    box = Outbox(open_store(tmp_path, 100, 10**6, 3600.0, memory_rows=10), clock=lambda: now[0])
+    newer = box.add("current", "k/current", '{"paused": false}', True)
+    box.delete([newer])  # sent from memory and acknowledged
+    now[0] = Outbox.RETRY_S + 1
+    box.add("health", "k/health", "{}", False)
+    assert box.persistent
+    queued = [(r.topic, r.payload) for r in box.after(0, 10)]
+    assert ("k/current", '{"paused": true}') not in queued and ("k/alert", '{"i": 0}') in queued
+    box.close()

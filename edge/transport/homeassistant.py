@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from typing import TYPE_CHECKING, Any
@@ -16,8 +17,14 @@ EMOTION_EXPIRE_S = 30  # escalation/state become unavailable this long after the
 
 
 def object_id(cfg: KioskConfig) -> str:
-    """The device's discovery id: letters, digits, ``_`` and ``-`` only."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", f"edge-emotion_{cfg.identity.site_id}_{cfg.identity.kiosk_id}")
+    """The device's discovery id: letters, digits, ``_`` and ``-`` only, one per site/kiosk pair. Ids with ``_`` or
+    ``.`` get a short hash of ``SITE/KIOSK`` appended: ``hall_1``/``k2`` and ``hall``/``1_k2`` (or ``hall.1``/``k2``)
+    would otherwise share one id and overwrite each other's retained device in Home Assistant."""
+    site, kiosk = cfg.identity.site_id, cfg.identity.kiosk_id
+    base = re.sub(r"[^A-Za-z0-9_-]", "_", f"edge-emotion_{site}_{kiosk}")
+    if not re.search(r"[_.]", site + kiosk):
+        return base  # the "_" between the parts is then unambiguous
+    return f"{base}_{hashlib.sha256(f'{site}/{kiosk}'.encode()).hexdigest()[:6]}"
 
 
 def discovery_topic(cfg: KioskConfig) -> str:

@@ -8,7 +8,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from edge.transport.outbox import DB_NAME, MemoryStore, SqliteStore
+from edge.transport.outbox import DB_NAME, MemoryStore, Outbox, SqliteStore
 from edge.transport.outbox_store import _Store
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,19 @@ def _count_rows(path: Path) -> int | None:
     finally:
         with contextlib.suppress(sqlite3.Error):
             con.close()
+
+
+_TRANSIENT = {"SQLITE_FULL", "SQLITE_CANTOPEN", "SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_READONLY", "SQLITE_PERM",
+              "SQLITE_NOMEM", "SQLITE_PROTOCOL"}
+
+
+def _transient(exc: sqlite3.DatabaseError) -> bool:
+    """Whether opening failed for a reason outside the file (disk full, I/O, locks), not because it is damaged."""
+    name = str(getattr(exc, "sqlite_errorname", "") or "")
+    if name:
+        return name in _TRANSIENT or name.startswith("SQLITE_IOERR")
+    text = str(exc)  # no error code (older Python): judge by the message
+    return any(k in text for k in ("unable to open", "locked", "disk I/O", "disk is full", "readonly"))
 
 
 def _move_aside(path: Path) -> None:
@@ -53,13 +66,14 @@ def open_store(state_dir: Path | None, max_rows: int, max_bytes: int, max_age_s:
             log.warning("outbox %s is empty (0 bytes): any events it held before are lost%s", path,
                         " (its write-ahead log is replayed if intact)" if Path(f"{path}-wal").exists() else "")
         return SqliteStore(path, max_rows, max_bytes, max_age_s)
-    except sqlite3.OperationalError as exc:  # cannot open / locked by another process: leave the file alone
-        if not path.exists() or "unable to open" in str(exc) or "locked" in str(exc):
-            log.error("outbox %s cannot be used (%s); events are kept in memory only", path, exc)
+    except sqlite3.DatabaseError as exc:  # OperationalError included
+        if not path.exists() or _transient(exc):  # full disk, I/O error, locked: the file is fine, leave it
+            log.error("outbox %s cannot be used now (%s); events are kept in memory and the file, left as it is, "
+                      "is tried again every %.0f s", path, exc, Outbox.RETRY_S)
+            memory = MemoryStore(memory_rows, max_bytes, max_age_s, first_seq=1 << 40)  # above the file's numbers
+            memory.retry = (path, str(exc), _count_rows(path) or 0)
             return memory
         problem: Exception = exc
-    except sqlite3.DatabaseError as exc:
-        problem = exc
     except OSError as exc:
         log.error("state folder %s cannot be used (%s); events are kept in memory only", state_dir, exc)
         return memory
