@@ -124,6 +124,9 @@ def test_head_weights_and_clip_aggregation() -> None:
     assert p[2] == pytest.approx(np.full(7, 1 / 7))  # no reading counts as chance
     m = loco_metrics(np.array([0, 4, 1]), p)  # the angry clip's agitated mass (0) is below both others'
     assert m["agitated_auc"] == pytest.approx(0.0) and m["n"] == 3
+    # a clip without a reading scores chance (1/4) in the 4-class UA for any true class, not "neutral"
+    uniform = np.full((2, 7), 1 / 7)
+    assert loco_metrics(np.array([0, 3]), uniform)["recall4"] == {"neutral": 0.25, "sad": 0.25}
 
 
 def test_head_dense_layer_equals_the_fitted_classifier() -> None:

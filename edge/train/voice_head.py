@@ -77,8 +77,12 @@ def loco_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
     """Agitated-vs-rest AUC, 4-class unweighted accuracy (argmax over neutral/happy/sad/angry), and the full report."""
     agi = [EMOTIONS.index(e) for e in AGITATED]
     four = np.isin(y, FOUR)
-    pred4 = np.array(FOUR)[p[four][:, FOUR].argmax(1)]
-    rec4 = {EMOTIONS[c]: float((pred4[y[four] == c] == c).mean()) for c in FOUR if (y[four] == c).any()}
+    sub, truth = p[four][:, FOUR], np.array([FOUR.index(int(c)) for c in y[four]], np.int64)
+    tied = np.isclose(sub, sub.max(1, keepdims=True), rtol=0.0, atol=1e-12)
+    # credit 1/k when the true class is among k tied best: a clip without a reading (uniform) scores chance, 1/4,
+    # instead of always "neutral" (the first column) as a plain argmax would make it
+    credit = tied[np.arange(len(sub)), truth] / tied.sum(1)
+    rec4 = {EMOTIONS[c]: float(credit[truth == i].mean()) for i, c in enumerate(FOUR) if (truth == i).any()}
     res = classification_metrics(y, p, sorted(set(y.tolist())))
     return {"agitated_auc": round(roc_auc(p[:, agi].sum(1), np.isin(y, agi)), 4),
             "ua4": round(float(np.mean(list(rec4.values()))), 4), "recall4": {k: round(v, 4) for k, v in rec4.items()},
