@@ -70,7 +70,7 @@ window.TabletLogin = (() => {
     const kept = stored();
     // A link with another ?broker= must not carry the kept password there: that login is not offered to it.
     if (kept && kept.broker !== broker) {
-      show(t("login_other_broker"));
+      show(kept.broker === undefined ? "" : t("login_other_broker")); // a login kept before brokers were recorded
       return;
     }
     go(kept || {});
