@@ -150,3 +150,25 @@ def test_listen_and_fleet_reach_a_tls_broker_with_the_same_options(secured: Any,
     finally:
         pub.disconnect()
         pub.loop_stop()
+
+
+def test_operator_tools_survive_hostile_messages() -> None:
+    """Deep nesting or a huge payload is a ValueError (not a RecursionError that ends paho's thread); a health
+    message cannot create unbounded metric series; a configstate cannot stretch fleet status's wait."""
+    from edge.ops.broker_client import MAX_PAYLOAD_BYTES, decode_json
+    from edge.ops.fleet import DEFAULT_HEALTH_S, Kiosk
+    from edge.ops.fleet_exporter import MAX_LABELS, FleetCollector
+
+    for bad in (b"[" * 100_000, b" " * (MAX_PAYLOAD_BYTES + 1), b"\xff\xfe"):
+        with pytest.raises(ValueError):
+            decode_json(bad)
+    health = json.loads(_ev("health"))
+    health["drops"] = {f"q{i}": 1 for i in range(5000)} | {"bad label\n": 1}
+    col = FleetCollector()
+    col.update("s1", "k1", "health", health)
+    assert len(col.kiosks[("s1", "k1")].health["drops"]) == MAX_LABELS  # type: ignore[index]
+    assert col.counts["ignored"] == 5001 - MAX_LABELS
+    for value in (1e12, float("nan"), -5, "x"):
+        k = Kiosk("s", "k", configstate={"config": {"mqtt": {"health_interval_s": value}}})
+        assert k.health_interval_s() == DEFAULT_HEALTH_S
+    assert Kiosk("s", "k", configstate={"config": {"mqtt": {"health_interval_s": 30}}}).health_interval_s() == 30

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import ssl
 import threading
@@ -26,6 +27,18 @@ class _RefusePassword(argparse.Action):
         parser.error("--password is not accepted (a password on the command line shows in `ps` and shell "
                      f"history): use --password-file FILE or ${namespace.password_env}")
 CONNECT_TIMEOUT_S = 10.0
+MAX_PAYLOAD_BYTES = 256 * 1024  # the site broker's own packet limit: anything larger is not a kiosk event
+
+
+def decode_json(payload: bytes | bytearray) -> Any:
+    """A received payload as JSON; ValueError for one too large, not UTF-8, not JSON or nested too deep (a
+    RecursionError would otherwise end paho's network thread and with it every later message)."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ValueError(f"payload of {len(payload)} bytes")
+    try:
+        return json.loads(payload)
+    except (UnicodeDecodeError, RecursionError) as exc:
+        raise ValueError(str(exc)) from None
 
 
 @dataclass

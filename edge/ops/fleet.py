@@ -12,9 +12,20 @@ from typing import Any
 
 import paho.mqtt.client as paho
 
-from edge.ops.broker_client import Broker, add_broker_options, broker_from_args, connect, make_client
+from edge.events import SchemaError, validate
+from edge.lograte import RateLimitedLog
+from edge.ops.broker_client import (
+    Broker,
+    add_broker_options,
+    broker_from_args,
+    connect,
+    decode_json,
+    make_client,
+)
 
 log = logging.getLogger(__name__)
+_warn = RateLimitedLog(log)  # invalid messages: a few lines a minute
+MAX_KIOSKS = 10_000  # kiosks remembered in one run (a flood of made-up ids cannot grow memory without end)
 
 KINDS = ("status", "health", "alert", "configstate")  # configstate (retained): each kiosk's health interval
 DEFAULT_HEALTH_S = 10.0  # mqtt.health_interval_s of a kiosk whose configstate was not seen
@@ -37,9 +48,10 @@ class Kiosk:
     def health_interval_s(self) -> float:
         """The kiosk's ``mqtt.health_interval_s`` from its retained configstate (default when unknown)."""
         try:
-            return float((self.configstate or {})["config"]["mqtt"]["health_interval_s"])
+            value = float((self.configstate or {})["config"]["mqtt"]["health_interval_s"])
         except (KeyError, TypeError, ValueError):
             return DEFAULT_HEALTH_S
+        return value if 1.0 <= value <= 3600.0 else DEFAULT_HEALTH_S  # the config's bounds; NaN fails both
 
     def stale(self, wait_s: float) -> bool | None:
         """A retained ``online`` with no health within a wait long enough for one: True; None when too short to tell.
@@ -90,15 +102,16 @@ def collect(broker: Broker, prefix: str = "edge-emotion", site: str | None = Non
         where = _kind_of(msg.topic, prefix)
         if where is None:
             return
-        try:
-            payload = json.loads(msg.payload)
-        except ValueError:
-            log.warning("ignored non-JSON message on %s", msg.topic)
-            return
-        if not isinstance(payload, dict):
-            return
         s, k, kind = where
+        try:
+            payload = decode_json(msg.payload)
+            validate(kind, payload)  # the line formats its fields: a wrongly typed one would end the command
+        except (ValueError, SchemaError) as exc:
+            _warn.warning("invalid", "ignored an invalid %s message on %s: %s", kind, msg.topic, str(exc)[:200])
+            return
         with lock:
+            if (s, k) not in kiosks and len(kiosks) >= MAX_KIOSKS:
+                return  # a flood of made-up kiosk ids: the table stays bounded
             kiosk = kiosks.setdefault((s, k), Kiosk(s, k))
             old = getattr(kiosk, kind)
             if old is None or str(payload.get("ts", "")) >= str(old.get("ts", "")):  # the newest wins

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from edge.events import SchemaError, validate
-from edge.ops.broker_client import Broker, connect, make_client
+from edge.ops.broker_client import Broker, connect, decode_json, make_client
 
 log = logging.getLogger(__name__)
 KINDS = ("status", "health")
@@ -31,6 +31,21 @@ class KioskState:
     status: dict[str, Any] | None = None
     health: dict[str, Any] | None = None
     health_at: float | None = None
+
+
+MAX_LABELS = 64  # stage/queue label values kept per family and kiosk: a health message sets the series count
+_LABEL = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+def bounded_labels(health: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """``health`` with its ``latency_ms``/``queue_depth``/``drops`` keys limited to MAX_LABELS plain names each
+    (the schema allows any number): a copy, and how many keys were left out."""
+    out, cut = dict(health), 0
+    for family in ("latency_ms", "queue_depth", "drops"):
+        keys = [k for k in sorted(health[family]) if _LABEL.match(k)]
+        cut += len(health[family]) - min(len(keys), MAX_LABELS)
+        out[family] = {k: health[family][k] for k in keys[:MAX_LABELS]}
+    return out, cut
 
 
 class FleetCollector(Collector):
@@ -61,6 +76,8 @@ class FleetCollector(Collector):
             if kind == "status":
                 state.status = payload
             else:
+                payload, cut = bounded_labels(payload)
+                self.counts["ignored"] += cut
                 state.health, state.health_at = payload, self.clock()
 
     def collect(self) -> Iterator[Metric]:
@@ -129,8 +146,8 @@ def subscribe(collector: FleetCollector, broker: Broker, prefix: str, site: str 
         if len(parts) != 3 or parts[2] not in KINDS:
             return
         try:
-            payload = json.loads(msg.payload)
-        except (ValueError, UnicodeDecodeError):
+            payload = decode_json(msg.payload)
+        except ValueError:
             collector.counts["invalid"] += 1
             return
         collector.update(parts[0], parts[1], parts[2], payload)  # cheap: keeps paho's thread free

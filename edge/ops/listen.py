@@ -10,7 +10,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from edge.ops.broker_client import Broker, connect, make_client
+from edge.ops.broker_client import Broker, connect, decode_json, make_client
 
 INBOUND = ("ack", "pause", "config")  # commands carry no envelope: site, kiosk and kind come from the topic
 
@@ -76,9 +76,9 @@ def _body(kind: str, ev: dict[str, Any]) -> str | None:
 def summarize(topic: str, payload: bytes) -> str:
     """One human line for an event or command payload (a note when it is not a JSON object)."""
     try:
-        ev: Any = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        return f"{topic} <non-JSON payload, {len(payload)} bytes>"
+        ev: Any = decode_json(payload)
+    except ValueError:
+        return f"{topic} <not a JSON payload we read, {len(payload)} bytes>"
     if not isinstance(ev, dict):
         return f"{topic} <JSON {type(ev).__name__}, not an object>"
     site, kiosk, kind = _where(topic, ev)
