@@ -78,7 +78,7 @@ def summarize(topic: str, payload: bytes) -> str:
     try:
         ev: Any = decode_json(payload)
     except ValueError:
-        return f"{topic} <not a JSON payload we read, {len(payload)} bytes>"
+        return f"{topic} <non-JSON payload (or too large or deep), {len(payload)} bytes>"
     if not isinstance(ev, dict):
         return f"{topic} <JSON {type(ev).__name__}, not an object>"
     site, kiosk, kind = _where(topic, ev)
