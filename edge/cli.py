@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edge import __version__
+from edge.bench.commands import positive
 from edge.config import ConfigError, KioskConfig, load_config, parse_config
 from edge.ops.broker_client import add_broker_options, broker_from_args
 from edge.runtime import ModelError
@@ -19,17 +20,6 @@ from edge.runtime import ModelError
 log = logging.getLogger("edge")
 
 EXIT_CONFIG, EXIT_MODEL, EXIT_MEDIA, EXIT_FILES = 2, 3, 4, 5
-
-
-def _positive_seconds(text: str) -> float:
-    """argparse type: a finite number of seconds > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
-    return value
 
 
 def _setup_logging(verbose: int, level: str = "INFO") -> None:
@@ -64,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     li.add_argument("--count", type=int, default=0, help="exit after N messages (0 = never)")
     d = sub.add_parser("make-demo", help="generate the demo video+audio from public-domain material")
     d.add_argument("outdir", type=Path)
-    d.add_argument("--seconds", type=_positive_seconds, default=60.0, help="length of the demo media (default 60)")
+    d.add_argument("--seconds", type=positive(" of seconds"), default=60.0,
+                   help="length of the demo media (default 60)")
     pr = sub.add_parser("privacy-report", help="print (and with --out write) the kiosk's privacy report")
     pr.add_argument("--config", "-c", required=True, type=Path, help="kiosk TOML file")
     pr.add_argument("--out", type=Path, help="folder for report.md, report.html and zones.png")

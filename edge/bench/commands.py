@@ -13,21 +13,24 @@ from typing import Any
 MAX_ROOMS = 1000  # staff-gate: room i of seed s is simulated from s*1000+i, so sets of rooms never share a room
 
 
-def _positive(text: str) -> float:
-    """An argparse ``type``: a finite number above 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number above 0")
-    return value
+def positive(unit: str = "") -> Callable[[str], float]:
+    """An argparse ``type``: a finite number above 0 (``unit``, e.g. " of seconds", named in the error)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"{text!r} must be a number{unit} above 0")
+        return value
+
+    return parse
 
 
 def _gains(text: str) -> str:
     """An argparse ``type``: comma-separated audio gains above 0, e.g. ``1,0.5,2`` (kept as text)."""
     for part in text.split(","):
-        _positive(part.strip())
+        positive()(part.strip())
     return text
 
 
@@ -121,8 +124,8 @@ def add_subcommands(sub: Any) -> None:
     b = sub.add_parser("bench", help="benchmarks: pipeline stages/fps/CPU/RSS, alert timing, tablet latency")
     b.add_argument("suite", nargs="?", default="pipeline", choices=["pipeline", "alerts", "cues", "tablet",
                                                                          "staff-gate"])
-    b.add_argument("--seconds", type=_positive, default=20.0, help="pipeline: seconds per measurement")
-    b.add_argument("--minutes", type=_positive, default=300.0,
+    b.add_argument("--seconds", type=positive(), default=20.0, help="pipeline: seconds per measurement")
+    b.add_argument("--minutes", type=positive(), default=300.0,
                    help="alerts, cues: minutes of neutral/happy material (max)")
     b.add_argument("--silent-visits", type=_int_in(0), default=400,
                    help="alerts, cues: silent calm visits (20 s of a FER face)")
