@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.train.voice_corpora import CORPORA, CorpusClip, load_all
+from edge.train.voice_corpora import CORPORA, CorpusClip, CustomerCsvError, load_all
 from edge.train.voice_fe import FRAMES, Feats, clip_windows, export_int8, features
 from edge.train.voice_head import Head, balance_weights, clip_probs, loco_metrics
 from edge.train.voice_kiosk import CONDITIONS
@@ -288,14 +288,15 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.manifest_csv:  # a customer's clip list: checked whole (every row) before any feature work
-        from edge.train.voice_corpora import CustomerCsvError, load_customer
+    try:
+        _run(args, argv)
+    except CustomerCsvError as exc:  # a customer's clip list is checked whole as it loads, before feature work
+        raise SystemExit(f"error: {exc}") from None
+    return 0
 
-        try:
-            for f in args.manifest_csv:
-                load_customer(f, f.resolve().parent.name, args.limit)
-        except CustomerCsvError as exc:
-            raise SystemExit(f"error: {exc}") from None
+
+def _run(args: argparse.Namespace, argv: list[str]) -> None:
+    """The chosen step."""
     if args.step == "table" and not (work_dir(args.out) / ENCODER_FILE).is_file():
         features_in_child(argv)
     if args.step == "features":
@@ -326,7 +327,6 @@ def main(argv: list[str] | None = None) -> int:
         log.info("wrote %s and %s", path, path.with_suffix(".png"))
     else:
         export(args)
-    return 0
 
 
 if __name__ == "__main__":
