@@ -362,3 +362,45 @@ def test_a_stranded_retained_state_is_not_resent_after_a_newer_one(tmp_path: Pat
     queued = [(r.topic, r.payload) for r in box.after(0, 10)]
     assert ("k/current", '{"paused": true}') not in queued and ("k/alert", '{"i": 0}') in queued
     box.close()
+
+
+def test_a_second_failed_start_numbers_memory_rows_above_the_file(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """After one recovery the file holds rows numbered from the memory range; a second start on a full disk must
+    number its memory rows above those, or adopting them fails for good (a UNIQUE clash) and events stay stranded."""
+    import edge.transport.outbox_open as oo
+
+    full = sqlite3.OperationalError("database or disk is full")
+    full.sqlite_errorname = "SQLITE_FULL"  # type: ignore[attr-defined]
+    real = oo.SqliteStore
+    for boot in range(2):
+        monkeypatch.setattr(oo, "SqliteStore", lambda *a, **k: (_ for _ in ()).throw(full))
+        now = [0.0]
+        box = Outbox(open_store(tmp_path, 100, 10**6, 3600.0, memory_rows=10), clock=lambda: now[0])
+        box.add("alert", "k/alert", json.dumps({"boot": boot, "i": 0}), False)
+        monkeypatch.setattr(oo, "SqliteStore", real)
+        now[0] = Outbox.RETRY_S + 1  # space freed: the memory rows move into the file
+        box.add("alert", "k/alert", json.dumps({"boot": boot, "i": 1}), False)
+        assert box.persistent and box.problem is None, f"boot {boot}: {box.problem}"
+        box.close()
+    s = real(tmp_path / DB_NAME, 100, 10**6, 3600.0)
+    assert len(s.after(0, 100)) == 4  # both boots' events, none lost
+    s.close()
+
+
+def test_adopting_memory_rows_is_all_or_nothing(tmp_path: Path) -> None:
+    """Rows moved back from memory and the superseded retained rows they replace go in one transaction: a failure
+    half-way leaves the file as it was, so the next retry can succeed."""
+    s = SqliteStore(tmp_path / DB_NAME, 100, 10**6, 3600.0)
+    s.add("current", "k/current", '{"paused": true}', True)
+    mem = MemoryStore(10, 10**6, 3600.0, first_seq=s.last_seq() + 1)
+    newer = mem.add("current", "k/current", '{"paused": false}', True)
+    mem.add("alert", "k/alert", "{}", False)
+    rows = mem.queued()
+    broken = rows + [rows[-1]]  # the same sequence number twice: the insert fails half-way
+    with pytest.raises(sqlite3.IntegrityError):
+        s.adopt(broken, {"k/current": newer})
+    assert [r.payload for r in s.after(0, 10)] == ['{"paused": true}'] and s.rows == 1
+    assert s.adopt(rows, {"k/current": newer}) == 1  # the stale retained row goes, both memory rows come in
+    assert [r.payload for r in s.after(0, 10)] == ['{"paused": false}', "{}"] and s.rows == 2
+    s.close()

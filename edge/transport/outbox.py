@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from edge.transport.outbox_backends import DB_NAME, MemoryStore, SqliteStore
+from edge.transport.outbox_backends import DB_NAME, MemoryStore, SqliteStore, seq_floor
 from edge.transport.outbox_store import Row, _Store
 
 __all__ = ["DB_NAME", "MemoryStore", "Outbox", "Row", "SqliteStore"]  # the stores live in outbox_backends
@@ -66,7 +66,7 @@ class Outbox:
         try:
             first = old.last_seq() + 1
         except sqlite3.Error:
-            first = 1 << 40  # above any sequence number the file can have reached
+            first = seq_floor()  # above any sequence number the file can have reached
         self.store = MemoryStore(old.max_rows, old.max_bytes, old.max_age_s, old.clock, first)
         self.store.drops = dict(old.drops)
         self.generation += 1
@@ -86,10 +86,9 @@ class Outbox:
             log.debug("outbox database %s still unusable: %s", path, exc)
             return
         try:
-            store.adopt(mem.queued())
             # a retained state (current, configstate) queued in the file before the failure must not be sent after
             # the newer one that went out from memory: it would become the broker's retained copy
-            stale = sum(store.drop_superseded(t, s) for t, s in self._newest_retained.items())
+            stale = store.adopt(mem.queued(), self._newest_retained)
         except sqlite3.Error as exc:
             log.debug("outbox database %s still unusable: %s", path, exc)
             with contextlib.suppress(sqlite3.Error):

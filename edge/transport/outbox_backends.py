@@ -25,6 +25,12 @@ CREATE INDEX IF NOT EXISTS outbox_created ON outbox (created);
 """
 
 
+def seq_floor() -> int:
+    """A first sequence number for memory rows when a file's own counter cannot be read: microseconds since 1970
+    (never under 2**40), so the rows of a later failure never reuse numbers an earlier one left in the file."""
+    return max(1 << 40, time.time_ns() // 1000)
+
+
 class MemoryStore(_Store):
     """The outbox without a state folder: bounded, in memory, lost on restart; writes nothing to disk."""
 
@@ -133,8 +139,10 @@ class SqliteStore(_Store):
         with contextlib.suppress(sqlite3.Error):
             self.con.execute("ROLLBACK")
 
-    def adopt(self, rows: list[tuple[Row, int, float]]) -> None:
-        """Insert rows kept in memory meanwhile, with their own sequence numbers, in one transaction."""
+    def adopt(self, rows: list[tuple[Row, int, float]], newest: dict[str, int] | None = None) -> int:
+        """Insert rows kept in memory meanwhile, with their own sequence numbers, and delete the retained rows that
+        ``newest`` (topic -> newest sequence number) supersedes, in one transaction (all or nothing: a full disk
+        half-way leaves the file as it was, to be tried again); returns the rows deleted."""
         self.con.execute("BEGIN")
         try:
             for row, size, created in rows:
@@ -142,21 +150,21 @@ class SqliteStore(_Store):
                                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (row.seq, row.kind, PRIORITY.get(row.kind, 0),
                                                                      row.topic, row.payload, int(row.retain), size,
                                                                      created))
+            where = "FROM outbox WHERE topic = ? AND retain = 1 AND seq < ?"
+            gone, gone_bytes = 0, 0
+            for topic, seq in (newest or {}).items():
+                n, size = self.con.execute(f"SELECT COUNT(*), COALESCE(SUM(size), 0) {where}", (topic, seq)).fetchone()
+                if n:
+                    self.con.execute(f"DELETE {where}", (topic, seq))
+                    gone, gone_bytes = gone + int(n), gone_bytes + int(size)
             self.con.execute("COMMIT")
         except BaseException:
             self._rollback()
             raise
-        self.rows += len(rows)
-        self.nbytes += sum(size for _, size, _ in rows)
+        self.rows += len(rows) - gone
+        self.nbytes += sum(size for _, size, _ in rows) - gone_bytes
+        return gone
 
-    def drop_superseded(self, topic: str, seq: int) -> int:
-        """Delete queued retained rows on ``topic`` older than ``seq`` (a newer one went out meanwhile)."""
-        where = "FROM outbox WHERE topic = ? AND retain = 1 AND seq < ?"
-        n, size = self.con.execute(f"SELECT COUNT(*), COALESCE(SUM(size), 0) {where}", (topic, seq)).fetchone()
-        if n:
-            self.con.execute(f"DELETE {where}", (topic, seq))
-            self.rows, self.nbytes = self.rows - int(n), self.nbytes - int(size)
-        return int(n)
 
     def _expire(self, cutoff: float) -> list[tuple[str, int]]:
         old = [(str(k), int(s)) for k, s in self.con.execute(

@@ -9,24 +9,36 @@ import sqlite3
 from pathlib import Path
 
 from edge.transport.outbox import DB_NAME, MemoryStore, Outbox, SqliteStore
+from edge.transport.outbox_backends import seq_floor
 from edge.transport.outbox_store import _Store
 
 log = logging.getLogger(__name__)
 
 
-def _count_rows(path: Path) -> int | None:
-    """Rows a damaged outbox file still shows (read-only), or None when it cannot be read at all."""
+def _read_one(path: Path, sql: str) -> int | None:
+    """One integer read from the outbox file read-only (0 when the query finds no row), None when it cannot be read."""
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1.0)
     except sqlite3.Error:
         return None
     try:
-        return int(con.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        r = con.execute(sql).fetchone()
+        return int(r[0]) if r else 0
     except sqlite3.Error:
         return None
     finally:
         with contextlib.suppress(sqlite3.Error):
             con.close()
+
+
+def _count_rows(path: Path) -> int | None:
+    """Rows a damaged outbox file still shows (read-only), or None when it cannot be read at all."""
+    return _read_one(path, "SELECT COUNT(*) FROM outbox")
+
+
+def _last_seq(path: Path) -> int | None:
+    """The highest sequence number the outbox file has handed out (read-only), or None when it cannot be read."""
+    return _read_one(path, "SELECT seq FROM sqlite_sequence WHERE name = 'outbox'")
 
 
 _TRANSIENT = {"SQLITE_FULL", "SQLITE_CANTOPEN", "SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_READONLY", "SQLITE_PERM",
@@ -70,7 +82,8 @@ def open_store(state_dir: Path | None, max_rows: int, max_bytes: int, max_age_s:
         if not path.exists() or _transient(exc):  # full disk, I/O error, locked: the file is fine, leave it
             log.error("outbox %s cannot be used now (%s); events are kept in memory and the file, left as it is, "
                       "is tried again every %.0f s", path, exc, Outbox.RETRY_S)
-            memory = MemoryStore(memory_rows, max_bytes, max_age_s, first_seq=1 << 40)  # above the file's numbers
+            last = _last_seq(path)  # memory rows numbered above the file's: they are moved into it later
+            memory = MemoryStore(memory_rows, max_bytes, max_age_s, first_seq=seq_floor() if last is None else last + 1)
             memory.retry = (path, str(exc), _count_rows(path) or 0)
             return memory
         problem: Exception = exc
