@@ -207,3 +207,22 @@ def test_a_frame_captured_during_a_pause_is_not_analysed_after_resume() -> None:
     svc.stop.set()
     th.join(5)
     assert seen == [2]
+
+
+@pytest.mark.parametrize("loop", ["voice_loop", "face_loop"])
+def test_a_file_run_that_ends_while_paused_lets_the_service_stop(loop: str) -> None:
+    """Input files finished during a pause (or outside opening hours): both workers return, so the run ends."""
+    from edge.pipeline import workers
+
+    paused = threading.Event()
+    paused.set()
+    an = SimpleNamespace(voice=SimpleNamespace(window_s=1.0, analyze=lambda *a, **k: None),
+                         face=SimpleNamespace(analyze=lambda frame: None))
+    svc = _worker_host({"analysis": {"voice_hop_s": 0.25}}, paused, an=an, inputs_ended=lambda: True)
+    svc.ring.write(np.full(800, 0.1, np.float32), time.monotonic())
+    th = threading.Thread(target=getattr(workers, loop), args=(svc,), daemon=True)
+    th.start()
+    th.join(5)
+    stopped = not th.is_alive()
+    svc.stop.set()
+    assert stopped, f"{loop} kept running after its input ended"

@@ -109,6 +109,8 @@ def voice_loop(svc: WorkerHost) -> None:
         if svc.analysis_off():  # paused or closed: discarded unanalysed, and no window spans the pause
             stream.clear()
             on_since = float("inf")
+            if ended and new.shape[0] == 0:
+                return  # the files ended while analysis was off: nothing is left to analyse
             continue
         if on_since == float("inf"):
             on_since = svc.clock()  # on again: the samples captured before this moment are dropped
