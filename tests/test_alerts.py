@@ -427,3 +427,19 @@ def test_voice_agitation_behind_a_calm_face_does_not_recover_at_once_or_repeat()
             fusion.update(Reading("voice", t, angry, 0.5))
         sent += [(t, b["level"], b["alert_id"]) for b in policy.update(t, fusion.state(t), visit)]
     assert [(level, aid) for _, level, aid in sent] == [("alert", "id0")], sent
+
+
+def test_one_dip_of_an_agitated_voice_is_not_recovery() -> None:
+    """A calm face keeps the fused level low; the voice trigger raised the alert. One 0.25 s dip of the voice under
+    its threshold must not close the episode (alert → recovered → a new watch two seconds later): recovery needs
+    recover_s of calm after the voice trigger last held."""
+    policy, visit = new_policy(voice_agitation_threshold=0.7, sustain_s=2.0, recover_s=5.0)
+    got = []
+    voices = [(0.9, 0.9)] * 80 + [(0.9, 0.65)] + [(0.9, 0.9)] * 20 + [(0.9, 0.1)] * 40
+    for i, v in enumerate(voices):
+        t = i * DT
+        for body in policy.update(t, state(t, 0.1, voice=v), visit):
+            FACTORY.make("alert", **body)
+            got.append((t, body))
+    assert levels(got) == [("alert", "voice_agitation"), ("recovered", "recovered")], levels(got)
+    assert got[1][0] == pytest.approx(100 * DT + 5.0)  # 5 s after the voice trigger last held

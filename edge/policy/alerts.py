@@ -93,6 +93,7 @@ class AlertPolicy:
         self._episode: _Episode | None = None
         self._last_alert_t: float | None = None  # last `alert`-level message (cooldown)
         self._sent: dict[str, float] = {}  # alert ids of this visit -> when first sent
+        self._voice_last = -math.inf  # when the voice trigger last held (recovery counts calm only after it)
 
     @property
     def active(self) -> str | None:
@@ -128,6 +129,8 @@ class AlertPolicy:
                           and voice.agitated >= cfg.voice_agitation_threshold),
             "calm": e < cfg.release_threshold,
         }
+        if conditions["voice"]:
+            self._voice_last = now
         for name, holds in conditions.items():
             if holds:
                 self._since.setdefault(name, now)
@@ -173,9 +176,11 @@ class AlertPolicy:
             reminder = ep.level == "alert"
             if not reminder or (cfg.remind and not ep.acknowledged):
                 out.append(self._raise(ep, now, state, alert_reason, held, reminder))
-        # Calm counts from the episode's start (a calm run that began before it is not recovery) and not while the
-        # voice trigger still holds (an agitated voice behind a smiling face keeps the fused level low).
-        calm_for = min(held["calm"], now - ep.since) if ep is not None and held["calm"] >= 0 else -1.0
+        # Calm counts from the episode's start (a calm run that began before it is not recovery) and from the last
+        # moment the voice trigger held (an agitated voice behind a smiling face keeps the fused level low; one dip
+        # of the voice under its threshold is not recovery).
+        calm_for = (min(held["calm"], now - ep.since, now - self._voice_last)
+                    if ep is not None and held["calm"] >= 0 else -1.0)
         if ep is not None and calm_for >= cfg.recover_s and held["voice"] < 0:
             out.append(self._body(ep, "recovered", "recovered", state, held, now))
             visit.calmed = True
