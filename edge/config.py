@@ -6,9 +6,9 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edge.config_keys import close_key
 from edge.ops.schedule import ScheduleConfig
@@ -17,7 +17,7 @@ from edge.privacy.config import PrivacyConfig, profile_problems
 from edge.privacy.gate_config import gate_problems, gate_warnings
 from edge.redact import is_secret_key, redact, redact_value
 from edge.transport.homeassistant_config import HomeAssistantConfig
-from edge.transport.mqtt_config import MqttConfig, backoff_max
+from edge.transport.mqtt_config import MqttConfig, check_backoff
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -74,10 +74,10 @@ class CameraConfig(_Section):
     def _device_index(cls, v: Any) -> Any:
         return _index_as_text(v)
 
-    @field_validator("reopen_max_s")
-    @classmethod
-    def _max_backoff(cls, v: float, info: ValidationInfo) -> float:
-        return backoff_max(v, info, "reopen_min_s")
+    @model_validator(mode="after")
+    def _backoff(self) -> Self:
+        check_backoff(self.reopen_min_s, self.reopen_max_s, "reopen_min_s", "reopen_max_s")
+        return self
 
 
 class MicrophoneConfig(_Section):
@@ -101,10 +101,10 @@ class MicrophoneConfig(_Section):
     def _device_index(cls, v: Any) -> Any:
         return _index_as_text(v)
 
-    @field_validator("reopen_max_s")
-    @classmethod
-    def _max_backoff(cls, v: float, info: ValidationInfo) -> float:
-        return backoff_max(v, info, "reopen_min_s")
+    @model_validator(mode="after")
+    def _backoff(self) -> Self:
+        check_backoff(self.reopen_min_s, self.reopen_max_s, "reopen_min_s", "reopen_max_s")
+        return self
 
 
 class ModelsConfig(_Section):
