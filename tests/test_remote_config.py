@@ -393,6 +393,13 @@ def test_eu_opening_hours_may_shrink_remotely_but_not_widen_or_switch_off() -> N
                   {"schedule": {"timezone": "Asia/Shanghai"}}):  # the same clock hours, 7 hours earlier
         with pytest.raises(RemoteConfigError, match="opening hours may only shrink"):
             effective(eu, patch)
+    # the same hours in a zone whose daylight saving starts three weeks earlier: New York 03:00-11:00 is Berlin
+    # 09:00-17:00 in winter and summer, but 08:00-16:00 Berlin time from 8 to 29 March 2026
+    with pytest.raises(RemoteConfigError, match="America/New_York UTC-4 .as from 08 Mar 2026"):
+        effective(eu, {"schedule": {"timezone": "America/New_York",
+                                    "windows": [{"days": week, "start": "03:00", "end": "11:00"}]}})
+    same = effective(eu, {"schedule": {"timezone": "Europe/Paris"}})  # same offsets all year: the same hours
+    assert same.schedule.timezone == "Europe/Paris"
     narrower = effective(eu, {"schedule": {"windows": [{"days": week[:3], "start": "10:00", "end": "16:00"}]}})
     assert narrower.schedule.windows[0].start == "10:00"
     assert effective(base(), {"schedule": {"enabled": False}}).schedule.enabled is False  # custom: not a floor

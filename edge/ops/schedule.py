@@ -67,8 +67,14 @@ def is_open(cfg: ScheduleConfig, wall: float) -> bool:
     if not cfg.enabled:
         return True
     local = dt.datetime.fromtimestamp(wall, zoneinfo.ZoneInfo(cfg.timezone))
-    minute = local.hour * 60 + local.minute
-    today, yesterday = DAYS[local.weekday()], DAYS[(local.weekday() - 1) % 7]
+    return open_at(cfg, local.weekday(), local.hour * 60 + local.minute)
+
+
+def open_at(cfg: ScheduleConfig, weekday: int, minute: int) -> bool:
+    """Whether the windows cover local ``weekday`` (0 = Monday) at ``minute`` after local midnight."""
+    if not cfg.enabled:
+        return True
+    today, yesterday = DAYS[weekday], DAYS[(weekday - 1) % 7]
     for w in cfg.windows:
         start, end = _minutes(w.start), _minutes(w.end)
         if end > start:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
 from edge.config import KioskConfig
-from edge.ops.schedule import is_open
+from edge.ops.schedule import open_at
 
 GRID = 400  # raster on which staff-zone coverage is compared (0.25 % of the frame per cell)
 SLACK = 0.005  # share of the baseline's staff pixels a redrawn zone may miss (rasterised edges differ by a pixel)
@@ -67,17 +68,41 @@ def weakened(base: KioskConfig, new: KioskConfig) -> list[str]:
     return out
 
 
-# Two reference weeks (winter and summer time), minute by minute: opening hours in different time zones compare.
-_WEEKS = [dt.datetime(2026, 1, 5, tzinfo=dt.UTC).timestamp(), dt.datetime(2026, 7, 6, tzinfo=dt.UTC).timestamp()]
+# The UTC offsets both time zones take over two whole years, sampled every 30 minutes (transitions fall on whole or
+# half hours): for each pair of offsets that occurs, both weekly patterns are compared minute by minute over a week.
+# Exact for every instant of those years however the zones' daylight-saving dates differ (a week or two checked
+# in winter and summer missed the weeks in March/April and October/November when only one zone had changed).
+_YEARS = (dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp(), dt.datetime(2028, 1, 1, tzinfo=dt.UTC).timestamp())
+_MONDAY = dt.datetime(2026, 1, 5, tzinfo=dt.UTC).timestamp()  # a Monday 00:00 UTC
+
+
+def _offset_pairs(base_tz: str, new_tz: str) -> dict[tuple[int, int], float]:
+    """(base offset, new offset) in minutes -> the first sampled instant it holds, over the reference years."""
+    zb, zn = zoneinfo.ZoneInfo(base_tz), zoneinfo.ZoneInfo(new_tz)
+    out: dict[tuple[int, int], float] = {}
+    t = _YEARS[0]
+    while t < _YEARS[1]:
+        ob = dt.datetime.fromtimestamp(t, zb).utcoffset() or dt.timedelta(0)
+        on = dt.datetime.fromtimestamp(t, zn).utcoffset() or dt.timedelta(0)
+        out.setdefault((int(ob.total_seconds()) // 60, int(on.total_seconds()) // 60), t)
+        t += 1800
+    return out
 
 
 def _opened_minute(base: KioskConfig, new: KioskConfig) -> str | None:
-    """The first reference minute (UTC) at which ``new``'s opening hours analyse and ``base``'s do not, else None."""
-    if new.schedule == base.schedule or not base.schedule.enabled:
+    """A moment at which ``new``'s opening hours analyse and ``base``'s do not (as UTC weekday, time and the two
+    zones' offsets then), else None."""
+    bs, ns = base.schedule, new.schedule
+    if ns == bs or not bs.enabled:
         return None
-    for start in _WEEKS:
-        for minute in range(7 * 24 * 60):
-            wall = start + 60 * minute
-            if is_open(new.schedule, wall) and not is_open(base.schedule, wall):
-                return dt.datetime.fromtimestamp(wall, dt.UTC).strftime("%a %H:%M UTC (%d %b)")
+    if not ns.enabled:
+        return "any moment outside the file's hours (the change switches opening hours off)"
+    for (ob, on), seen in _offset_pairs(bs.timezone, ns.timezone).items():
+        for minute in range(7 * 24 * 60):  # minutes of a UTC week
+            lb, ln = minute + ob, minute + on  # local minutes of that week (may run into the next/previous week)
+            if (open_at(ns, (ln // 1440) % 7, ln % 1440) and not open_at(bs, (lb // 1440) % 7, lb % 1440)):
+                when = dt.datetime.fromtimestamp(_MONDAY + 60 * minute, dt.UTC).strftime("%a %H:%M UTC")
+                since = dt.datetime.fromtimestamp(seen, dt.UTC).strftime("%d %b %Y")
+                return (f"{when} while {bs.timezone} is UTC{ob / 60:+g} and {ns.timezone} UTC{on / 60:+g} "
+                        f"(as from {since})")
     return None
