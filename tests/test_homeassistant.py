@@ -46,7 +46,9 @@ def test_off_by_default() -> None:
 
 def test_discovery_validates_against_home_assistants_schema() -> None:
     cfg = _cfg(enabled=True)
-    ((topic, raw),) = announcements(cfg, __version__)
+    (old_topic, cleared), (topic, raw) = announcements(cfg, __version__)
+    # the id of releases before the hash: its retained device is cleared (empty retained config), not left beside
+    assert (old_topic, cleared) == ("homeassistant/device/edge-emotion_hall-1_k_7/config", "")
     payload = json.loads(raw)
     errors = [f"{list(e.absolute_path)}: {e.message}" for e in Draft202012Validator(SCHEMA).iter_errors(payload)]
     assert errors == []
@@ -139,3 +141,11 @@ def test_discovery_ids_never_collide() -> None:
     ids = {object_id(parse_config({"identity": {"site_id": s, "kiosk_id": k}})) for s, k in pairs}
     assert len(ids) == len(pairs)
     assert object_id(parse_config({"identity": {"site_id": "hall-1", "kiosk_id": "k7"}})) == "edge-emotion_hall-1_k7"
+
+
+def test_a_plain_id_announces_once_and_clears_nothing() -> None:
+    """Kiosks whose ids never had ``_`` or ``.`` keep their id: one retained config, no clearing message."""
+    cfg = parse_config({"identity": {"site_id": "hall-1", "kiosk_id": "k7"}, "mqtt": {"enabled": False},
+                        "homeassistant": {"enabled": True}})
+    ((topic, raw),) = announcements(cfg, __version__)
+    assert topic == "homeassistant/device/edge-emotion_hall-1_k7/config" and json.loads(raw)["components"]

@@ -21,10 +21,15 @@ def object_id(cfg: KioskConfig) -> str:
     ``.`` get a short hash of ``SITE/KIOSK`` appended: ``hall_1``/``k2`` and ``hall``/``1_k2`` (or ``hall.1``/``k2``)
     would otherwise share one id and overwrite each other's retained device in Home Assistant."""
     site, kiosk = cfg.identity.site_id, cfg.identity.kiosk_id
-    base = re.sub(r"[^A-Za-z0-9_-]", "_", f"edge-emotion_{site}_{kiosk}")
+    base = legacy_object_id(cfg)
     if not re.search(r"[_.]", site + kiosk):
         return base  # the "_" between the parts is then unambiguous
     return f"{base}_{hashlib.sha256(f'{site}/{kiosk}'.encode()).hexdigest()[:6]}"
+
+
+def legacy_object_id(cfg: KioskConfig) -> str:
+    """The id releases before 2026-12-04 used for every kiosk (ambiguous for ids with ``_`` or ``.``)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", f"edge-emotion_{cfg.identity.site_id}_{cfg.identity.kiosk_id}")
 
 
 def discovery_topic(cfg: KioskConfig) -> str:
@@ -76,4 +81,11 @@ def announcements(cfg: KioskConfig, version: str) -> list[tuple[str, str]]:
     """(topic, payload) of the retained discovery messages; none when disabled."""
     if not cfg.homeassistant.enabled:
         return []
-    return [(discovery_topic(cfg), json.dumps(discovery_payload(cfg, version), separators=(",", ":")))]
+    out = [(discovery_topic(cfg), json.dumps(discovery_payload(cfg, version), separators=(",", ":")))]
+    if object_id(cfg) != legacy_object_id(cfg):
+        # an empty retained config removes the device an earlier release announced under the old id, or Home
+        # Assistant keeps it beside the new one (a second pause switch); no other kiosk can own that old id now,
+        # as every id that could share it carries ``_`` or ``.`` and moved to a hashed id as well
+        legacy = f"{cfg.homeassistant.discovery_prefix}/device/{legacy_object_id(cfg)}/config"
+        out.insert(0, (legacy, ""))
+    return out
