@@ -177,3 +177,18 @@ def test_one_non_finite_reading_is_left_out_not_blinding_the_track(bad: tuple[li
     state = fusion.state(4.0)
     assert state is not None and fusion.ignored == 1
     assert np.all(np.isfinite(state.probs)) and state.escalation > 0.6 and 0 < state.confidence <= 1
+
+
+def test_readings_left_out_are_counted_in_health() -> None:
+    """A kiosk whose model emits bad readings says so: ``health.drops.readings_ignored``."""
+    from edge.config import parse_config
+    from edge.events import validate
+    from edge.pipeline.analyzers import Analyzers
+    from edge.pipeline.service import Service
+
+    svc = Service(parse_config({"identity": {"site_id": "s", "kiosk_id": "k"}, "mqtt": {"enabled": False}}),
+                  Analyzers())
+    svc.core.fusion.update(Reading("face", 0.0, np.full(7, float("nan")), 0.9))
+    body = svc.health_body()
+    assert body["drops"]["readings_ignored"] == 1
+    validate("health", svc.factory.make("health", **body))

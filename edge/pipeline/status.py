@@ -16,7 +16,7 @@ from edge.events import load_schema
 from edge.ops.health import LatencyStats, RateMeter, cpu_temperature_c
 from edge.pipeline.analyzers import Analyzers
 from edge.policy.alerts import Ack
-from edge.policy.core import Observation
+from edge.policy.core import Core, Observation
 from edge.privacy.pause import PauseGate
 from edge.queues import AudioRing, DropQueue
 from edge.transport.publishers import Publisher
@@ -44,6 +44,7 @@ class StatusHost(Protocol):
     latency: LatencyStats
     analysed: RateMeter
     errors: dict[str, int]
+    core: Core
 
 
 def source_stats(svc: StatusHost) -> dict[str, dict[str, Any]]:
@@ -100,6 +101,7 @@ def health_body(svc: StatusHost) -> dict[str, Any]:
     if "overflows" in astats:
         drops["audio_overflows"] = int(astats["overflows"])
     drops["inbound_retained"] = int(svc.publisher.stats().get("inbound_retained", 0))  # refused: retain flag set
+    drops["readings_ignored"] = int(svc.core.fusion.ignored)  # a non-finite value or a wrong shape: left out
     outbox = svc.publisher.outbox_stats()  # rows dropped per kind by the outbox's limits
     drops.update({f"outbox_{k}": v for k, v in outbox.items() if k not in ("rows", "bytes", "stranded")})
     return {
