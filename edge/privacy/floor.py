@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import zoneinfo
 from collections.abc import Sequence
 
@@ -76,6 +77,7 @@ _YEARS = (dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp(), dt.datetime(2028, 
 _MONDAY = dt.datetime(2026, 1, 5, tzinfo=dt.UTC).timestamp()  # a Monday 00:00 UTC
 
 
+@functools.lru_cache(maxsize=16)  # a kiosk sees a handful of zone pairs; each costs ~0.1 s to sample
 def _offset_pairs(base_tz: str, new_tz: str) -> dict[tuple[int, int], float]:
     """(base offset, new offset) in minutes -> the first sampled instant it holds, over the reference years."""
     zb, zn = zoneinfo.ZoneInfo(base_tz), zoneinfo.ZoneInfo(new_tz)
