@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from edge.demo.scenario import DATA_DIR, Clip, Part, crema_clip
+from edge.eval.speakers import canonical_speaker
 from edge.types import EMOTIONS
 
 CALM = {"neutral": "NEU", "calm": "NEU", "happy": "HAP", "happiness": "HAP"}
@@ -27,13 +28,15 @@ SILENT_VISIT_S = 20.0
 
 
 def speech_rows(data: Path = DATA_DIR) -> Iterator[tuple[str, str, str, Path]]:
-    """(corpus, speaker, lower-case emotion, audio file) of every staged speech corpus manifest row."""
+    """(corpus, speaker, lower-case emotion, audio file) of every staged speech corpus manifest row; the speaker by
+    the one code its voice is known by (``canonical_speaker``), so one voice is one speaker in every set."""
     for corpus in ("ravdess", "emodb", "urdu", "ased", "crema-d"):
         manifest = data / "speech" / corpus / "MANIFEST.csv"
         if manifest.is_file():
             with manifest.open() as fh:
                 for row in csv.DictReader(fh):
-                    yield corpus, row["speaker"], row.get("emotion", "").lower(), manifest.parent / row["path"]
+                    yield (corpus, canonical_speaker(corpus, row["speaker"]), row.get("emotion", "").lower(),
+                           manifest.parent / row["path"])
 
 
 def held_out_speakers(models: Path | None = None) -> set[str] | None:
@@ -51,7 +54,8 @@ def is_unseen(corpus: str, speaker: str, held: set[str] | None) -> bool:
         return True
     if held is None:
         return corpus == "emodb" or (corpus == "ravdess" and "Actor_19" <= speaker <= "Actor_24")
-    return f"{corpus}:{speaker}" in held
+    # by the one code a voice is known by: a second code of a trained voice (ASED 52 is 39) is not unseen
+    return f"{corpus}:{canonical_speaker(corpus, speaker)}" in held
 
 
 def calm_visits(data: Path = DATA_DIR, held: set[str] | None = None) -> dict[str, list[tuple[str, Path]]]:

@@ -8,6 +8,7 @@ loudness functionals otherwise carry between corpora.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,11 @@ def _smile() -> Any:
     return _SMILE
 
 
+def audio_digest(x: np.ndarray) -> str:
+    """A short digest of a clip's samples, for cache keys."""
+    return hashlib.blake2b(np.ascontiguousarray(x, np.float32).tobytes(), digest_size=8).hexdigest()
+
+
 def egemaps_one(audio: np.ndarray, gain: bool = False) -> np.ndarray:
     """eGeMAPSv02 functionals (88,) of one 16 kHz clip."""
     x = normalize_gain(audio) if gain else np.asarray(audio, np.float32)
@@ -42,8 +48,9 @@ def egemaps_one(audio: np.ndarray, gain: bool = False) -> np.ndarray:
 
 
 def egemaps(clips: list[Clip], gain: bool = False, cache: Path | None = None, tag: str = "clean") -> np.ndarray:
-    """(N, 88) features; with ``cache`` (an .npz) clean features are reused across runs, keyed by path+tag+gain."""
-    keys = [f"{c.path}|{tag}|{int(gain)}" for c in clips]
+    """(N, 88) features; with ``cache`` (an .npz) features are reused across runs, keyed by path, tag, gain and a
+    digest of the audio itself (new noise, or a file re-recorded under the same name, is computed afresh)."""
+    keys = [f"{c.path}|{tag}|{int(gain)}|{audio_digest(c.audio)}" for c in clips]
     store: dict[str, np.ndarray] = {}
     if cache is not None and cache.exists():
         d = np.load(cache, allow_pickle=False)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from edge.eval.speakers import canonical_speaker
 from edge.train.voice_data import Clip, map_label
 from edge.types import EMOTIONS
 from edge.voice.features import SAMPLE_RATE
@@ -25,7 +26,6 @@ log = logging.getLogger(__name__)
 
 CORPORA = ("ravdess", "emodb", "urdu", "ased")
 LANGUAGE = {"ravdess": "English", "emodb": "German", "urdu": "Urdu", "ased": "Amharic"}
-SPEAKER_ALIAS = {("urdu", "SF4"): "SF1"}  # one voice under two codes (overlaps.csv)
 SILENCE = 1e-4  # |sample| below this at a clip's ends is padding
 
 
@@ -43,12 +43,14 @@ def trim_silence(x: np.ndarray, level: float = SILENCE) -> np.ndarray:
 
 
 def _skipped(root: Path, name: str) -> set[str]:
-    """Paths to leave out: the second file of each duplicate pair (ASED)."""
+    """Paths to leave out: the second file of each duplicate pair (ASED), and both files of a pair whose labels
+    disagree (one recording filed under two emotions: its label is unknown)."""
     dup = root / "duplicates.csv"
     if name != "ased" or not dup.is_file():
         return set()
     with open(dup, newline="") as fh:
-        return {row["path_b"] for row in csv.DictReader(fh)}
+        rows = list(csv.DictReader(fh))
+    return {r["path_b"] for r in rows} | {r["path_a"] for r in rows if "cross-emotion" in r["kind"]}
 
 
 def load(data: Path, name: str, limit: int = 0, manifest: Path | None = None) -> list[CorpusClip]:
@@ -75,7 +77,7 @@ def load(data: Path, name: str, limit: int = 0, manifest: Path | None = None) ->
         x = audio.mean(axis=1)
         if name == "ased":
             x = trim_silence(x)
-        spk = SPEAKER_ALIAS.get((name, row["speaker"]), row["speaker"])
+        spk = canonical_speaker(name, row["speaker"])
         out.append(CorpusClip(f"{name}/{row['path']}", f"{name}:{spk}", EMOTIONS.index(lab), x, corpus=name))
     log.info("%s: %d clips, %d speakers", name, len(out), len({c.speaker for c in out}))
     return out

@@ -2,7 +2,7 @@
 
 Every clip is cut into the windows the service would analyse (2 s, ending every ``hop_s``, kept when the VAD finds
 enough speech), each window becomes Whisper log-mel (``edge.voice.whisper_mel``) and runs through the int8 TFLite
-encoder; the pooled features of every tap are cached per (corpus clips, condition, seed) under ``models/work``.
+encoder; the pooled features of every tap are cached per (corpus, its clips, condition, seed) under ``models/work``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 
 from edge.train.voice_corpora import CorpusClip
 from edge.train.voice_kiosk import augment, condition
+from edge.train.voice_noise import Pools, pool_for
 from edge.voice.features import SAMPLE_RATE, fit_length
 from edge.voice.vad import Vad
 from edge.voice.whisper_mel import whisper_log_mel
@@ -93,36 +94,73 @@ class Feats:
     ratio: np.ndarray
 
 
-def _key(clips: list[CorpusClip], cond: str, seed: int, enc: Path, hop_s: float) -> str:
-    """Cache key: the condition, the encoder file and every clip's name *and audio* (a file re-recorded or trimmed
-    in place under the same name gets new features, not the old ones)."""
+def clip_seed(path: str) -> int:
+    """A clip's own random stream (its name, not its place in a list): adding or dropping clips elsewhere leaves
+    every other clip's noise, and so its cached features, as they were."""
+    return int.from_bytes(hashlib.blake2b(path.encode(), digest_size=8).digest(), "little")
+
+
+def conditioned(c: CorpusClip, cond: str, pools: Pools, seed: int = 0) -> np.ndarray:
+    """``c``'s audio under ``cond`` (or ``aug``: random training conditions, babble from its own corpus only;
+    ``babble10``: talkers from the *other* corpora): the features and the eGeMAPS baseline hear the same audio."""
+    rng = np.random.default_rng([seed, clip_seed(c.path)])
+    if cond == "aug":
+        return augment(c.audio, rng, pool_for(pools, c.corpus, own=True))
+    return condition(c.audio, cond, rng, pool_for(pools, c.corpus, own=False))
+
+
+def _digest(arrays: list[np.ndarray]) -> bytes:
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.digest()
+
+
+def _key(clips: list[CorpusClip], cond: str, seed: int, enc: Path, hop_s: float, pools: Pools) -> str:
+    """Cache key: the condition, the encoder file, the babble talkers these clips can get, and every clip's name
+    *and audio* (a file re-recorded or trimmed in place under the same name gets new features, not the old ones)."""
     h = hashlib.sha256(f"{cond}|{seed}|{hop_s}|{enc.stat().st_size}|{enc.stat().st_mtime_ns}".encode())
+    if cond in ("aug", "babble10") and clips:
+        h.update(_digest(pool_for(pools, clips[0].corpus, own=cond == "aug")))
     for c in clips:
         h.update(c.path.encode())
-        h.update(hashlib.blake2b(np.ascontiguousarray(c.audio).tobytes(), digest_size=16).digest())
+        h.update(_digest([c.audio]))
     return h.hexdigest()[:16]
 
 
-def features(clips: list[CorpusClip], cond: str, enc_path: Path, cache: Path, pool: list[np.ndarray],
+def features(clips: list[CorpusClip], cond: str, enc_path: Path, cache: Path, pools: Pools,
              seed: int = 0, hop_s: float = 0.5) -> Feats:
-    """Features of ``clips`` under ``cond`` (a benchmark condition, or ``aug`` for random training conditions)."""
-    f = cache / f"{cond}-{seed}-{_key(clips, cond, seed, enc_path, hop_s)}.npz"
+    """Features of ``clips`` under ``cond`` (a benchmark condition, or ``aug`` for random training conditions),
+    cached per corpus: a customer's clips added beside the research corpora reuse those corpora's files."""
+    parts = []
+    for name in dict.fromkeys(c.corpus for c in clips):
+        idx = np.array([i for i, c in enumerate(clips) if c.corpus == name])
+        f = _corpus_features([clips[i] for i in idx], cond, enc_path, cache, pools, seed, hop_s)
+        parts.append(Feats(f.x, idx[f.clip], f.ratio))
+    return Feats(np.concatenate([p.x for p in parts]), np.concatenate([p.clip for p in parts]),
+                 np.concatenate([p.ratio for p in parts]))
+
+
+def _corpus_features(clips: list[CorpusClip], cond: str, enc_path: Path, cache: Path, pools: Pools,
+                     seed: int, hop_s: float) -> Feats:
+    """Features of one corpus's clips (clip indices local to ``clips``), from the cache or computed."""
+    f = cache / f"{cond}-{seed}-{clips[0].corpus}-{_key(clips, cond, seed, enc_path, hop_s, pools)}.npz"
     if f.is_file():
         d = np.load(f)
         return Feats(d["x"].astype(np.float32), d["clip"], d["ratio"])
     enc, vad = Encoder(enc_path), Vad(2)
     xs, idx, rs = [], [], []
     for i, c in enumerate(clips):
-        rng = np.random.default_rng([seed, i])
-        a = augment(c.audio, rng, pool) if cond == "aug" else condition(c.audio, cond, rng, pool)
-        wins, ratios = clip_windows(a, vad, hop_s, fallback=cond == "aug")
+        wins, ratios = clip_windows(conditioned(c, cond, pools, seed), vad, hop_s, fallback=cond == "aug")
         for w, r in zip(wins, ratios, strict=True):
             xs.append(np.stack([o.reshape(-1) for o in enc(whisper_log_mel(w))]))
             idx.append(i)
             rs.append(r)
         if i % 500 == 0:
-            log.info("features %s: clip %d/%d, %d windows", cond, i, len(clips), len(xs))
-    out = Feats(np.stack(xs).astype(np.float32), np.array(idx), np.array(rs, np.float32))
+            log.info("features %s %s: clip %d/%d, %d windows", clips[0].corpus, cond, i, len(clips), len(xs))
+    # no window of this corpus may have speech under ``cond`` (a tiny corpus, a -20 dB copy): (0, taps, D) then
+    x = np.stack(xs) if xs else np.stack([o.reshape(-1) for o in enc(np.zeros((FRAMES, 80), np.float32))])[None][:0]
+    out = Feats(x.astype(np.float32), np.array(idx, np.int64), np.array(rs, np.float32))
     cache.mkdir(parents=True, exist_ok=True)
     np.savez(f, x=out.x.astype(np.float16), clip=out.clip, ratio=out.ratio)
     return out

@@ -67,6 +67,8 @@ def condition(x: np.ndarray, kind: str, rng: np.random.Generator, pool: list[np.
     if kind == "clean":
         return x
     if kind == "babble10":
+        if not pool:  # never a clean clip reported as a babble one
+            raise ValueError("babble10 needs babble talkers: the speech pool is empty")
         return mix_noise(x, babble(x.size, pool, rng), 10.0)
     if kind == "hvac10":
         return mix_noise(x, _shaped_noise(x.size, rng), 10.0)

@@ -22,7 +22,7 @@ from edge.train.voice_corpora import CORPORA, CorpusClip, CustomerCsvError, load
 from edge.train.voice_fe import FRAMES, Feats, clip_windows, export_int8, features
 from edge.train.voice_head import Head, balance_weights, clip_probs, loco_metrics
 from edge.train.voice_kiosk import CONDITIONS
-from edge.train.voice_noise import speech_pool
+from edge.train.voice_noise import Pools, corpus_pools, noise_speakers, pool_for
 from edge.voice.vad import Vad
 from edge.voice.whisper_mel import whisper_log_mel
 
@@ -32,6 +32,7 @@ ONNX_NAME = "smart-turn-v3.2-cpu.onnx"
 TAPS = (1, 2)  # encoder depths whose pooled outputs are cached
 ENCODER_FILE = "encoder_taps.tflite"  # in work_dir(out): the int8 encoder every feature file is computed with
 TAP_SETS = ((1,), (2,), (1, 2))  # head inputs tried: one depth, or both concatenated
+GRID = (0.0003, 0.001, 0.003, 0.01, 0.03)  # head C values tried
 
 
 def tap_rows(x: np.ndarray, taps: tuple[int, ...]) -> np.ndarray:
@@ -44,7 +45,7 @@ def work_dir(out: Path) -> Path:
     return out / "work" / "voice-whisper"
 
 
-def calibration(clips: list[CorpusClip], pool: list[np.ndarray], n: int = 400, seed: int = 7) -> np.ndarray:
+def calibration(clips: list[CorpusClip], pools: Pools, n: int = 400, seed: int = 7) -> np.ndarray:
     """(n, FRAMES, 80) mel windows from every corpus, half of them under random kiosk conditions."""
     from edge.train.voice_kiosk import augment
 
@@ -54,7 +55,7 @@ def calibration(clips: list[CorpusClip], pool: list[np.ndarray], n: int = 400, s
     for i in rng.permutation(len(clips)):
         a = clips[int(i)].audio
         if rng.random() < 0.5:
-            a = augment(a, rng, pool)
+            a = augment(a, rng, pool_for(pools, clips[int(i)].corpus, own=True))
         wins, _ = clip_windows(a, vad, fallback=True)
         mels.append(whisper_log_mel(wins[int(rng.integers(len(wins)))]))
         if len(mels) == n:
@@ -62,7 +63,7 @@ def calibration(clips: list[CorpusClip], pool: list[np.ndarray], n: int = 400, s
     return np.stack(mels)
 
 
-def encoder_file(onnx: Path, clips: list[CorpusClip], pool: list[np.ndarray], work: Path) -> Path:
+def encoder_file(onnx: Path, clips: list[CorpusClip], pools: Pools, work: Path) -> Path:
     """The int8 encoder with one pooled output per tap (built once; delete it to rebuild)."""
     path = work / ENCODER_FILE
     if path.is_file():
@@ -74,7 +75,7 @@ def encoder_file(onnx: Path, clips: list[CorpusClip], pool: list[np.ndarray], wo
     with contextlib.suppress(RuntimeError):  # TensorFlow already running in this process (a test): keep its threads
         tf.config.threading.set_intra_op_parallelism_threads(1)
     work.mkdir(parents=True, exist_ok=True)
-    rep = calibration(clips, pool)
+    rep = calibration(clips, pools)
     np.save(work / "calibration.npy", rep)
     export_int8(build_encoder(onnx_weights(onnx), FRAMES, TAPS), rep, path)
     return path
@@ -94,9 +95,10 @@ def export(args: argparse.Namespace) -> Path:
     y = np.array([c.label for c in clips])
     corpus = np.array([c.corpus for c in clips])
     speaker = np.array([c.speaker for c in clips])
-    held = held_out_speakers(corpus, speaker, args.hold_out)
+    noise = noise_speakers(clips)
+    held = held_out_speakers(corpus, speaker, args.hold_out, noise)
     train = ~np.isin(speaker, held)
-    t, c = select(feats, y, corpus, speaker, train) if args.C is None else (tuple(args.taps), args.C)
+    t, c = select(feats, y, corpus, speaker, train, noise) if args.C is None else (tuple(args.taps), args.C)
     x, cl = _train_rows(feats, train, t)
     head = Head(c).fit(x, y[cl], balance_weights(y[cl], corpus[cl]))
     rep = np.load(work_dir(args.out) / "calibration.npy")
@@ -110,11 +112,13 @@ def export(args: argparse.Namespace) -> Path:
     return path
 
 
-def held_out_speakers(corpus: np.ndarray, speaker: np.ndarray, share: float) -> list[str]:
-    """The last ``share`` of each corpus' sorted speaker ids (at least one): never seen by the shipped head."""
+def held_out_speakers(corpus: np.ndarray, speaker: np.ndarray, share: float,
+                      noise: frozenset[str] = frozenset()) -> list[str]:
+    """The last ``share`` of each corpus' sorted speaker ids (at least one): never seen by the shipped head, not even
+    as babble (``noise``: the training babble's voices, never held out)."""
     out: list[str] = []
     for k in np.unique(corpus):
-        spk = sorted(set(speaker[corpus == k]))
+        spk = sorted(set(speaker[corpus == k]) - noise)
         out += spk[len(spk) - max(1, round(share * len(spk))):] if share > 0 else []
     return out
 
@@ -138,16 +142,16 @@ def held_out_metrics(models: Path, clips: list[CorpusClip], corpus: np.ndarray, 
 def all_features(args: argparse.Namespace) -> dict[str, Feats]:
     """Features of every corpus under every condition (and ``args.variants`` augmented training copies)."""
     clips = corpus_clips(args)
-    pool = speech_pool(clips, 48, seed=3)
+    pools = corpus_pools(clips)
     work = work_dir(args.out)
-    enc = encoder_file(args.onnx, clips, pool, work)
+    enc = encoder_file(args.onnx, clips, pools, work)
     out = {}
     for cond in args.conditions:
         t0 = time.time()
-        out[cond] = features(clips, cond, enc, work / "cache", pool)
+        out[cond] = features(clips, cond, enc, work / "cache", pools)
         log.info("%s: %d windows (%.0f s)", cond, len(out[cond].clip), time.time() - t0)
     for v in range(args.variants):
-        out[f"aug{v}"] = features(clips, "aug", enc, work / "cache", pool, seed=100 + v)
+        out[f"aug{v}"] = features(clips, "aug", enc, work / "cache", pools, seed=100 + v)
     return out
 
 
@@ -163,11 +167,13 @@ def _train_rows(feats: dict[str, Feats], keep: np.ndarray, taps: tuple[int, ...]
 
 
 def select(feats: dict[str, Feats], y: np.ndarray, corpus: np.ndarray, speaker: np.ndarray,
-           train: np.ndarray, grid: tuple[float, ...] = (0.0003, 0.001, 0.003, 0.01, 0.03)
+           train: np.ndarray, noise: frozenset[str] = frozenset(), grid: tuple[float, ...] = GRID
            ) -> tuple[tuple[int, ...], float]:
-    """(encoder taps, C) by held-out speakers in the training corpora (every 4th of each): mean of AUC and UA4."""
+    """(encoder taps, C) by held-out speakers in the training corpora (every 4th of each, never a voice of the
+    training babble, ``noise``): mean of AUC and UA4."""
     spk = np.unique(speaker[train])
-    val_spk = {s for c in np.unique(corpus[train]) for s in sorted(set(speaker[train & (corpus == c)]))[1::4]}
+    val_spk = {s for c in np.unique(corpus[train])
+               for s in sorted(set(speaker[train & (corpus == c)]) - noise)[1::4]}
     val = train & np.isin(speaker, sorted(val_spk))
     fit_m = train & ~val
     best, best_score = (TAP_SETS[-1], grid[0]), -1.0
@@ -195,16 +201,17 @@ def loco_table(args: argparse.Namespace) -> dict[str, Any]:
     y = np.array([c.label for c in clips])
     corpus = np.array([c.corpus for c in clips])
     speaker = np.array([c.speaker for c in clips])
-    pool = speech_pool(clips, 48, seed=3)
+    pools = corpus_pools(clips)
+    noise = pools.speakers
     cache = work_dir(args.out) / "egemaps"
     base_conds = [c for c in args.conditions if c in args.baseline_conditions or c == "clean"]
-    base_x = {cond: baseline.egemaps(condition_clips(clips, cond, pool), True, cache / f"{cond}.npz", cond)
+    base_x = {cond: baseline.egemaps(condition_clips(clips, cond, pools), True, cache / f"{cond}.npz", cond)
               for cond in base_conds}
     t_start = time.time()
     out: dict[str, Any] = {"corpora": {}, "conditions": list(args.conditions)}
     for held in args.corpora:
         test, train = corpus == held, corpus != held
-        t, c = select(feats, y, corpus, speaker, train)
+        t, c = select(feats, y, corpus, speaker, train, noise)
         x, cl = _train_rows(feats, train, t)
         head = Head(c).fit(x, y[cl], balance_weights(y[cl], corpus[cl]))
         bw = balance_weights(y[train], corpus[train])
@@ -223,25 +230,22 @@ def loco_table(args: argparse.Namespace) -> dict[str, Any]:
     from edge.train.voice_within import within
 
     paths = [c.path for c in clips]
-    everything = np.ones(len(clips), bool)
-    t_all, c_all = select(feats, y, corpus, speaker, everything)
-    out["within"] = {k: within(feats, _train_rows, tap_rows, y, corpus, speaker, paths, t_all, c_all, k)
+    out["within"] = {k: within(feats, _train_rows, tap_rows, y, corpus, speaker, paths, k, TAP_SETS, GRID, noise)
                      for k in args.corpora}
     if "ravdess" in args.corpora:
-        out["within"]["ravdess_8_native"] = within(feats, _train_rows, tap_rows, y, corpus, speaker, paths, t_all,
-                                                   c_all, "ravdess", native=True)
-    out["within_taps"], out["within_C"] = list(t_all), c_all
+        out["within"]["ravdess_8_native"] = within(feats, _train_rows, tap_rows, y, corpus, speaker, paths,
+                                                   "ravdess", TAP_SETS, GRID, noise, native=True)
+    out["noise_speakers"] = sorted(noise)
     out["seconds"] = round(time.time() - t_start, 1)
     return out
 
 
-def condition_clips(clips: list[CorpusClip], cond: str, pool: list[np.ndarray], seed: int = 0) -> list[Any]:
-    """The clips under ``cond`` with the very noise ``features`` gave them (same per-clip seeds)."""
+def condition_clips(clips: list[CorpusClip], cond: str, pools: Pools, seed: int = 0) -> list[Any]:
+    """The clips under ``cond`` with the very noise ``features`` gave them (``voice_fe.conditioned``)."""
     from edge.train.voice_data import Clip
-    from edge.train.voice_kiosk import condition
+    from edge.train.voice_fe import conditioned
 
-    return [Clip(c.path, c.speaker, c.label, condition(c.audio, cond, np.random.default_rng([seed, i]), pool))
-            for i, c in enumerate(clips)]
+    return [Clip(c.path, c.speaker, c.label, conditioned(c, cond, pools, seed)) for c in clips]
 
 
 def parser() -> argparse.ArgumentParser:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from edge.train.voice_data import Clip
 from edge.voice.features import SAMPLE_RATE, active_level_dbfs
+
+if TYPE_CHECKING:
+    from edge.train.voice_corpora import CorpusClip
 
 NOISES = ("babble", "babble-ravdess", "hvac")
 
@@ -35,6 +41,57 @@ def speech_pool(clips: list[Clip], max_clips: int = 48, seed: int = 0) -> list[n
     vad = Vad(2)
     idx = np.random.default_rng(seed).permutation(len(clips))[:max_clips]
     return [s for i in idx if (s := vad.speech_only(clips[int(i)].audio)).size > SAMPLE_RATE // 2]
+
+
+NOISE_SPEAKERS = 3  # per corpus: the voices of training babble, kept out of every test and validation set
+
+
+@dataclass
+class Pools:
+    """Babble talkers per corpus: ``train`` from a few reserved speakers (``speakers``; always on the training side
+    of a split), ``test`` from the corpus's other speakers: test noise is never a voice the head heard as noise."""
+
+    train: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    test: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    speakers: frozenset[str] = frozenset()
+
+
+def noise_speakers(clips: list[CorpusClip], n: int = NOISE_SPEAKERS, seed: int = 3) -> frozenset[str]:
+    """``n`` speakers per corpus (seeded, among those with ≥ 4 clips; fewer if the corpus has under 2n speakers)
+    whose clips make its training babble: evaluation and the export's held-out speakers leave them out."""
+    out: set[str] = set()
+    for k in sorted({c.corpus for c in clips}):
+        counts: dict[str, int] = {}
+        for c in clips:
+            if c.corpus == k:
+                counts[c.speaker] = counts.get(c.speaker, 0) + 1
+        spk = sorted(s for s, m in counts.items() if m >= 4)
+        take = min(n, len(counts) // (2 * n) * n, len(spk))  # a corpus of few speakers keeps them all for tests
+        out |= {spk[int(i)] for i in np.random.default_rng(seed).permutation(len(spk))[:take]}
+    return frozenset(out)
+
+
+def corpus_pools(clips: list[CorpusClip], per_corpus: int = 12, seed: int = 3) -> Pools:
+    """Per corpus: training babble from its reserved noise speakers' clips, test babble from its other speakers'
+    clips, so no corpus's voices reach another's noise and no test noise was training noise."""
+    reserved = noise_speakers(clips, seed=seed)
+    pools = Pools(speakers=reserved)
+    for k in sorted({c.corpus for c in clips}):
+        mine = [c for c in clips if c.corpus == k]
+        res = [c for c in mine if c.speaker in reserved]
+        pools.train[k] = speech_pool(res, per_corpus, seed) if res else []
+        pools.test[k] = speech_pool([c for c in mine if c.speaker not in reserved], per_corpus, seed)
+    return pools
+
+
+def pool_for(pools: Pools, corpus: str, own: bool) -> list[np.ndarray]:
+    """Babble talkers for a clip of ``corpus``: its own corpus's reserved voices (training copies), or the *other*
+    corpora's test voices (a left-out corpus's test noise, so its voices are never in the noise it is tested under
+    nor in a fold's training noise); a single corpus (a customer's clips alone) is tested under its own."""
+    if own:
+        return pools.train.get(corpus, [])
+    others = [s for k in sorted(pools.test) if k != corpus for s in pools.test[k]]
+    return others or pools.test.get(corpus, [])
 
 
 def mix_noise(x: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Speaker-held-out figures inside each corpus (beside leave-one-corpus-out): 4 speaker folds, a head per fold.
+"""Speaker-held-out figures inside each corpus (beside leave-one-corpus-out): 4 speaker folds, a head per fold,
+its encoder taps and C chosen on that fold's own validation speakers.
 
 For RAVDESS also its 8 native classes (calm its own class, as the earlier CNN's ``--calm`` folds were scored).
 """
@@ -16,6 +17,7 @@ from edge.train.voice_head import Head, balance_weights, clip_probs, loco_metric
 
 CALM = 7  # the eighth output of a native-class RAVDESS head
 Rows = Callable[[dict[str, Feats], np.ndarray, tuple[int, ...]], tuple[np.ndarray, np.ndarray]]
+TapRows = Callable[[np.ndarray, tuple[int, ...]], np.ndarray]
 
 
 def ravdess_code(path: str) -> str:
@@ -29,27 +31,59 @@ def native_labels(paths: list[str], y: np.ndarray) -> np.ndarray:
     return np.where(calm, CALM, y)
 
 
-def within(feats: dict[str, Feats], train_rows: Rows, tap_rows: Callable[[np.ndarray, tuple[int, ...]], np.ndarray],
-           y: np.ndarray, corpus: np.ndarray, speaker: np.ndarray, paths: list[str], taps: tuple[int, ...],
-           c: float, name: str, native: bool = False) -> dict[str, Any]:
-    """Per fold of ``name``'s speakers: head on the other speakers (clean + augmented), metrics on the fold."""
-    mine = np.flatnonzero(corpus == name)
+def _score(y: np.ndarray, p: np.ndarray, native: bool) -> float:
+    """What a setting is chosen by: the mean of agitated AUC and 4-class UA (8-class accuracy for native labels)."""
+    if native:
+        return float((p.argmax(1) == y).mean())
+    r = loco_metrics(y, p)
+    return float(np.nanmean([r["agitated_auc"], r["ua4"]]))
+
+
+def choose(feats: dict[str, Feats], train_rows: Rows, tap_rows: TapRows, yy: np.ndarray, corpus: np.ndarray,
+           fit: np.ndarray, val: np.ndarray, tap_sets: tuple[tuple[int, ...], ...], grid: tuple[float, ...],
+           native: bool = False) -> tuple[tuple[int, ...], float]:
+    """(taps, C) of the head that, fitted on ``fit``, scores best on the clips in ``val`` (clean)."""
+    best, best_score = (tap_sets[-1], grid[len(grid) // 2]), -np.inf
+    f = feats["clean"]
+    m = val[f.clip]
+    for t in tap_sets:
+        x, cl = train_rows(feats, fit, t)
+        for c in grid:
+            head = Head(c, n_out=8 if native else 7).fit(x, yy[cl], balance_weights(yy[cl], corpus[cl]))
+            p, _ = clip_probs(head.probs(tap_rows(f.x[m], t)), f.clip[m], f.ratio[m], len(yy))
+            sc = _score(yy[val], p[val], native)
+            if sc > best_score:  # a NaN score (a validation speaker set without agitated clips) never wins
+                best, best_score = (t, c), sc
+    return best
+
+
+def within(feats: dict[str, Feats], train_rows: Rows, tap_rows: TapRows, y: np.ndarray, corpus: np.ndarray,
+           speaker: np.ndarray, paths: list[str], name: str, tap_sets: tuple[tuple[int, ...], ...],
+           grid: tuple[float, ...], noise: frozenset[str] = frozenset(), native: bool = False) -> dict[str, Any]:
+    """Per fold of ``name``'s speakers: taps and C chosen on the fold's validation speakers (never its test ones),
+    then a head on all its training speakers (clean + augmented), metrics on the fold's test speakers. The voices
+    of the training babble (``noise``) are on the training side of every fold, never validated or tested on."""
+    mine = np.flatnonzero((corpus == name) & ~np.isin(speaker, sorted(noise)))
     yy = native_labels(paths, y) if native else y
     spk = [Clip(paths[i], str(speaker[i]), 0, np.zeros(1)) for i in mine]
-    folds = []
+    reserved = np.isin(speaker, sorted(noise)) & (corpus == name)
+    folds: list[dict[str, Any]] = []
     for k in range(4):
         tr, va, te = fold_speakers(spk, k)
-        train = np.isin(speaker, sorted(tr | va)) & (corpus == name)
+        fit = (np.isin(speaker, sorted(tr)) & (corpus == name)) | reserved
+        val = np.isin(speaker, sorted(va)) & (corpus == name)
         test = np.isin(speaker, sorted(te)) & (corpus == name)
-        x, cl = train_rows(feats, train, taps)
+        taps, c = choose(feats, train_rows, tap_rows, yy, corpus, fit, val, tap_sets, grid, native)
+        x, cl = train_rows(feats, fit | val, taps)
         head = Head(c, n_out=8 if native else 7).fit(x, yy[cl], balance_weights(yy[cl], corpus[cl]))
         f = feats["clean"]
         m = test[f.clip]
         p, _ = clip_probs(head.probs(tap_rows(f.x[m], taps)), f.clip[m], f.ratio[m], len(y))
+        chosen = {"taps": list(taps), "C": c}
         if native:
-            folds.append({"accuracy_8": round(float((p[test].argmax(1) == yy[test]).mean()), 4)})
+            folds.append({"accuracy_8": round(float((p[test].argmax(1) == yy[test]).mean()), 4)} | chosen)
         else:
-            folds.append(loco_metrics(y[test], p[test]))
+            folds.append(loco_metrics(y[test], p[test]) | chosen)
     keys = ("accuracy_8",) if native else ("agitated_auc", "ua4", "accuracy", "macro_f1")
     # a fold without agitated clips has no AUC (URDU's anger comes from 4 speakers): averaged over the others
     return {"folds": folds, "mean": {k: round(float(np.nanmean([f[k] for f in folds])), 4) for k in keys},
