@@ -6,9 +6,9 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from edge.config_keys import close_key
 from edge.ops.schedule import ScheduleConfig
@@ -17,7 +17,7 @@ from edge.privacy.config import PrivacyConfig, profile_problems
 from edge.privacy.gate_config import gate_problems, gate_warnings
 from edge.redact import is_secret_key, redact, redact_value
 from edge.transport.homeassistant_config import HomeAssistantConfig
-from edge.transport.mqtt_config import MqttConfig, check_backoff
+from edge.transport.mqtt_config import MqttConfig, backoff_max
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -67,17 +67,18 @@ class CameraConfig(_Section):
     height: int | None = Field(default=None, ge=48, le=4096, description="Requested capture height (devices).")
     buffer_frames: int = Field(default=2, ge=1, le=30, description="Frame queue size; the oldest frame is dropped.")
     reopen_min_s: float = Field(default=0.5, gt=0, le=60, description="First back-off before reopening a lost source.")
-    reopen_max_s: float = Field(default=30.0, gt=0, le=600, description="Longest back-off between reopen attempts.")
+    reopen_max_s: float = Field(default=30.0, gt=0, le=600, validate_default=True,
+                                description="Longest back-off between reopen attempts.")
 
     @field_validator("source", mode="before")
     @classmethod
     def _device_index(cls, v: Any) -> Any:
         return _index_as_text(v)
 
-    @model_validator(mode="after")
-    def _backoff(self) -> Self:
-        check_backoff(self.reopen_min_s, self.reopen_max_s, "reopen_min_s", "reopen_max_s")
-        return self
+    @field_validator("reopen_max_s")
+    @classmethod
+    def _max_backoff(cls, v: float, info: ValidationInfo) -> float:
+        return backoff_max(v, info, "reopen_min_s")
 
 
 class MicrophoneConfig(_Section):
@@ -94,17 +95,18 @@ class MicrophoneConfig(_Section):
     block_ms: int = Field(default=100, ge=10, le=1000, description="Capture block length.")
     buffer_s: float = Field(default=10.0, ge=2.0, le=120.0, description="Ring buffer length; oldest audio overwritten.")
     reopen_min_s: float = Field(default=0.5, gt=0, le=60, description="First back-off before reopening a lost device.")
-    reopen_max_s: float = Field(default=30.0, gt=0, le=600, description="Longest back-off between reopen attempts.")
+    reopen_max_s: float = Field(default=30.0, gt=0, le=600, validate_default=True,
+                                description="Longest back-off between reopen attempts.")
 
     @field_validator("source", mode="before")
     @classmethod
     def _device_index(cls, v: Any) -> Any:
         return _index_as_text(v)
 
-    @model_validator(mode="after")
-    def _backoff(self) -> Self:
-        check_backoff(self.reopen_min_s, self.reopen_max_s, "reopen_min_s", "reopen_max_s")
-        return self
+    @field_validator("reopen_max_s")
+    @classmethod
+    def _max_backoff(cls, v: float, info: ValidationInfo) -> float:
+        return backoff_max(v, info, "reopen_min_s")
 
 
 class ModelsConfig(_Section):

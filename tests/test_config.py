@@ -134,15 +134,27 @@ def test_back_off_longest_wait_must_not_be_under_the_first() -> None:
                       "microphone": {"reopen_min_s": 2, "reopen_max_s": 1},
                       "mqtt": {"reconnect_min_s": 10, "reconnect_max_s": 5}})
     text = str(exc.value)
-    for section, key in (("camera", "reopen_max_s"), ("microphone", "reopen_max_s"), ("mqtt", "reconnect_max_s")):
-        assert any(line.lstrip("- ").startswith(section) and key in line for line in text.splitlines()), text
+    for key in ("camera.reopen_max_s", "microphone.reopen_max_s", "mqtt.reconnect_max_s"):
+        assert key in text, text
     parse_config({"identity": {"site_id": "s", "kiosk_id": "k"}, "camera": {"reopen_min_s": 5, "reopen_max_s": 5}})
     # a first wait above the *default* longest one (30 s) is refused as well, not only an explicit pair
     with pytest.raises(ConfigError) as exc:
         parse_config({"identity": {"site_id": "s", "kiosk_id": "k"}, "camera": {"reopen_min_s": 60},
                       "mqtt": {"reconnect_min_s": 45}})
-    assert "reopen_max_s (30 s) must be at least reopen_min_s (60 s)" in str(exc.value)
-    assert "reconnect_max_s (30 s) must be at least reconnect_min_s (45 s)" in str(exc.value)
+    assert "camera.reopen_max_s: Value error, must be at least reopen_min_s (60 s); 30 s" in str(exc.value)
+    assert "mqtt.reconnect_max_s: Value error, must be at least reconnect_min_s (45 s); 30 s" in str(exc.value)
+
+
+def test_check_config_sets_aside_only_the_back_off_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A back-off error names the longest-wait key, so check-config sets aside that key, not the whole section (a
+    removed [microphone] lost its channels and reported a staff channel the file does capture)."""
+    f = tmp_path / "k.toml"
+    f.write_text('[identity]\nsite_id = "s"\nkiosk_id = "k"\n'
+                 '[microphone]\nchannels = 2\nreopen_min_s = 60\n'
+                 '[privacy]\nstaff_voice_gate = "channel"\nstaff_audio_channel = 1\n', encoding="utf-8")
+    assert main(["check-config", "--no-models", str(f)]) == 2
+    lines = [ln.strip() for ln in capsys.readouterr().err.splitlines() if ln.startswith("  ")]
+    assert len(lines) == 1 and lines[0].startswith("microphone.reopen_max_s: Value error, must be at least"), lines
 
 
 def test_check_config_reports_only_the_files_own_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

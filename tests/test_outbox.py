@@ -376,7 +376,7 @@ def test_a_second_failed_start_numbers_memory_rows_above_the_file(tmp_path: Path
     for boot in range(2):
         monkeypatch.setattr(oo, "SqliteStore", lambda *a, **k: (_ for _ in ()).throw(full))
         now = [0.0]
-        box = Outbox(open_store(tmp_path, 100, 10**6, 3600.0, memory_rows=10), clock=lambda: now[0])
+        box = Outbox(open_store(tmp_path, 100, 10**6, 3600.0, memory_rows=10), clock=lambda now=now: now[0])
         box.add("alert", "k/alert", json.dumps({"boot": boot, "i": 0}), False)
         monkeypatch.setattr(oo, "SqliteStore", real)
         now[0] = Outbox.RETRY_S + 1  # space freed: the memory rows move into the file

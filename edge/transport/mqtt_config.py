@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 
-def check_backoff(low: float, high: float, min_key: str, max_key: str) -> None:
-    """A back-off's longest wait ``max_key`` must be at least its first wait ``min_key`` (the wait grows from one to
-    the other; a first wait beyond the longest would outlast what the watchdog allows a reconnecting source).
-    Checked on the whole section, so a first wait set above the default longest one is refused too."""
-    if high < low:
-        raise ValueError(f"{max_key} ({high:g} s) must be at least {min_key} ({low:g} s)")
+def backoff_max(value: float, info: ValidationInfo, min_key: str) -> float:
+    """A back-off's longest wait, refused when under its first wait ``min_key`` (the wait grows from one to the
+    other; a first wait beyond the longest would outlast what the watchdog allows a reconnecting source). The
+    longest-wait fields validate their default too, so a first wait above the default longest one is refused."""
+    low = info.data.get(min_key)
+    if low is not None and value < low:
+        raise ValueError(f"must be at least {min_key} ({low:g} s); {value:g} s is the longest wait")
+    return value
 
 
 class _Section(BaseModel):
@@ -50,12 +52,13 @@ class MqttConfig(_Section):
     client_id: str | None = Field(default=None, max_length=64, description="Default: edge-emotion-SITE-KIOSK.")
     keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keepalive.")
     reconnect_min_s: float = Field(default=1.0, gt=0, le=60, description="First reconnect back-off.")
-    reconnect_max_s: float = Field(default=30.0, gt=0, le=600, description="Longest reconnect back-off.")
+    reconnect_max_s: float = Field(default=30.0, gt=0, le=600, validate_default=True,
+                                   description="Longest reconnect back-off.")
 
-    @model_validator(mode="after")
-    def _backoff(self) -> MqttConfig:
-        check_backoff(self.reconnect_min_s, self.reconnect_max_s, "reconnect_min_s", "reconnect_max_s")
-        return self
+    @field_validator("reconnect_max_s")
+    @classmethod
+    def _max_backoff(cls, v: float, info: ValidationInfo) -> float:
+        return backoff_max(v, info, "reconnect_min_s")
     health_interval_s: float = Field(default=10.0, ge=1, le=3600, description="Seconds between `health` events.")
     max_queued: int = Field(default=1000, ge=10, le=100000, description="Messages held in memory while offline "
                             "when there is no state folder; drop rule as the outbox's.")
