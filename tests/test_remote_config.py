@@ -400,6 +400,13 @@ def test_eu_opening_hours_may_shrink_remotely_but_not_widen_or_switch_off() -> N
                                     "windows": [{"days": week, "start": "03:00", "end": "11:00"}]}})
     same = effective(eu, {"schedule": {"timezone": "Europe/Paris"}})  # same offsets all year: the same hours
     assert same.schedule.timezone == "Europe/Paris"
+    # the same moments in another zone whose clocks change an hour apart: the mixed offsets hold for that hour only
+    ny = base(privacy={"profile": "eu", "staff_zones": [STAFF], "notice_text": NOTICE}, analysis={"voice": False},
+              schedule={"enabled": True, "timezone": "America/New_York",
+                        "windows": [{"days": week, "start": "09:00", "end": "17:00"}]})
+    chicago = effective(ny, {"schedule": {"timezone": "America/Chicago",
+                                          "windows": [{"days": week, "start": "08:00", "end": "16:00"}]}})
+    assert chicago.schedule.timezone == "America/Chicago"
     narrower = effective(eu, {"schedule": {"windows": [{"days": week[:3], "start": "10:00", "end": "16:00"}]}})
     assert narrower.schedule.windows[0].start == "10:00"
     assert effective(base(), {"schedule": {"enabled": False}}).schedule.enabled is False  # custom: not a floor

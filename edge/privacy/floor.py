@@ -78,17 +78,22 @@ _MONDAY = dt.datetime(2026, 1, 5, tzinfo=dt.UTC).timestamp()  # a Monday 00:00 U
 
 
 @functools.lru_cache(maxsize=16)  # a kiosk sees a handful of zone pairs; each costs ~0.1 s to sample
-def _offset_pairs(base_tz: str, new_tz: str) -> dict[tuple[int, int], float]:
-    """(base offset, new offset) in minutes -> the first sampled instant it holds, over the reference years."""
+def _offset_pairs(base_tz: str, new_tz: str) -> dict[tuple[int, int], tuple[float, frozenset[int]]]:
+    """(base offset, new offset) in minutes -> (the first sampled instant it holds, the half-hour slots of the UTC
+    week in which it occurs) over the reference years: a pair that holds only for an hour while the two zones
+    change clocks at different moments is checked in that hour only, not over a whole week."""
     zb, zn = zoneinfo.ZoneInfo(base_tz), zoneinfo.ZoneInfo(new_tz)
-    out: dict[tuple[int, int], float] = {}
+    first: dict[tuple[int, int], float] = {}
+    slots: dict[tuple[int, int], set[int]] = {}
     t = _YEARS[0]
     while t < _YEARS[1]:
         ob = dt.datetime.fromtimestamp(t, zb).utcoffset() or dt.timedelta(0)
         on = dt.datetime.fromtimestamp(t, zn).utcoffset() or dt.timedelta(0)
-        out.setdefault((int(ob.total_seconds()) // 60, int(on.total_seconds()) // 60), t)
+        key = (int(ob.total_seconds()) // 60, int(on.total_seconds()) // 60)
+        first.setdefault(key, t)
+        slots.setdefault(key, set()).add(int(t - _MONDAY) // 1800 % (7 * 48))
         t += 1800
-    return out
+    return {k: (first[k], frozenset(slots[k])) for k in first}
 
 
 def _opened_minute(base: KioskConfig, new: KioskConfig) -> str | None:
@@ -99,8 +104,10 @@ def _opened_minute(base: KioskConfig, new: KioskConfig) -> str | None:
         return None
     if not ns.enabled:
         return "any moment outside the file's hours (the change switches opening hours off)"
-    for (ob, on), seen in _offset_pairs(bs.timezone, ns.timezone).items():
-        for minute in range(7 * 24 * 60):  # minutes of a UTC week
+    for (ob, on), (seen, slots) in _offset_pairs(bs.timezone, ns.timezone).items():
+        for minute in range(7 * 24 * 60):  # minutes of a UTC week, in the half hours this pair of offsets holds
+            if minute // 30 not in slots:
+                continue
             lb, ln = minute + ob, minute + on  # local minutes of that week (may run into the next/previous week)
             if (open_at(ns, (ln // 1440) % 7, ln % 1440) and not open_at(bs, (lb // 1440) % 7, lb % 1440)):
                 when = dt.datetime.fromtimestamp(_MONDAY + 60 * minute, dt.UTC).strftime("%a %H:%M UTC")
