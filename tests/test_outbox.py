@@ -404,3 +404,18 @@ def test_adopting_memory_rows_is_all_or_nothing(tmp_path: Path) -> None:
     assert s.adopt(rows, {"k/current": newer}) == 1  # the stale retained row goes, both memory rows come in
     assert [r.payload for r in s.after(0, 10)] == ['{"paused": false}', "{}"] and s.rows == 2
     s.close()
+
+
+def test_a_stale_retained_row_numbered_higher_is_still_superseded(tmp_path: Path) -> None:
+    """Memory rows numbered from a clock that ran behind the previous start's (a kiosk without a real-time clock)
+    can sit below an older retained row of the file: the newer state wins all the same."""
+    s = SqliteStore(tmp_path / DB_NAME, 100, 10**6, 3600.0)
+    mem = MemoryStore(10, 10**6, 3600.0, first_seq=1000)
+    newer = mem.add("current", "k/current", '{"paused": false}', True)
+    s.adopt([], None)
+    s.con.execute("INSERT INTO outbox (seq, kind, prio, topic, payload, retain, size, created) "
+                  "VALUES (5000, 'current', 0, 'k/current', '{\"paused\": true}', 1, 17, 0)")
+    s.rows, s.nbytes = 1, 17
+    assert s.adopt(mem.queued(), {"k/current": newer}) == 1
+    assert [r.payload for r in s.after(0, 10)] == ['{"paused": false}']
+    s.close()

@@ -150,7 +150,9 @@ class SqliteStore(_Store):
                                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (row.seq, row.kind, PRIORITY.get(row.kind, 0),
                                                                      row.topic, row.payload, int(row.retain), size,
                                                                      created))
-            where = "FROM outbox WHERE topic = ? AND retain = 1 AND seq < ?"
+            # every other retained row on the topic is older than this process's newest one, whatever its number
+            # (after a start whose clock ran behind the last one's, an older row can carry a higher number)
+            where = "FROM outbox WHERE topic = ? AND retain = 1 AND seq <> ?"
             gone, gone_bytes = 0, 0
             for topic, seq in (newest or {}).items():
                 n, size = self.con.execute(f"SELECT COUNT(*), COALESCE(SUM(size), 0) {where}", (topic, seq)).fetchone()
