@@ -149,3 +149,16 @@ def test_a_plain_id_announces_once_and_clears_nothing() -> None:
                         "homeassistant": {"enabled": True}})
     ((topic, raw),) = announcements(cfg, __version__)
     assert topic == "homeassistant/device/edge-emotion_hall-1_k7/config" and json.loads(raw)["components"]
+
+
+def test_an_old_id_that_is_another_kiosks_current_id_is_not_cleared() -> None:
+    """Kiosk ``hall/k_1_24f9b0``'s old id is kiosk ``hall/k_1``'s current, hashed id: clearing it would delete that
+    kiosk's live device on every reconnect."""
+    def cfg(kiosk: str) -> KioskConfig:
+        return parse_config({"identity": {"site_id": "hall", "kiosk_id": kiosk}, "mqtt": {"enabled": False},
+                             "homeassistant": {"enabled": True}})
+
+    live = discovery_topic(cfg("k_1"))
+    assert live == "homeassistant/device/edge-emotion_hall_k_1_24f9b0/config"
+    topics = [t for t, _ in announcements(cfg("k_1_24f9b0"), __version__)]
+    assert live not in topics and len(topics) == 1

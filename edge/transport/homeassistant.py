@@ -82,10 +82,11 @@ def announcements(cfg: KioskConfig, version: str) -> list[tuple[str, str]]:
     if not cfg.homeassistant.enabled:
         return []
     out = [(discovery_topic(cfg), json.dumps(discovery_payload(cfg, version), separators=(",", ":")))]
-    if object_id(cfg) != legacy_object_id(cfg):
+    old = legacy_object_id(cfg)
+    if object_id(cfg) != old and not re.search(r"_[0-9a-f]{6}$", old):
         # an empty retained config removes the device an earlier release announced under the old id, or Home
-        # Assistant keeps it beside the new one (a second pause switch); no other kiosk can own that old id now,
-        # as every id that could share it carries ``_`` or ``.`` and moved to a hashed id as well
-        legacy = f"{cfg.homeassistant.discovery_prefix}/device/{legacy_object_id(cfg)}/config"
-        out.insert(0, (legacy, ""))
+        # Assistant keeps it beside the new one (a second pause switch). Every id that could share the old one
+        # carries ``_`` or ``.`` and moved to a hashed id too, except one that itself ends like a hash (``k_1``
+        # hashed is ``..._k_1_24f9b0``, also the old id of kiosk ``k_1_24f9b0``): such an old id is left alone
+        out.insert(0, (f"{cfg.homeassistant.discovery_prefix}/device/{old}/config", ""))
     return out
