@@ -127,3 +127,17 @@ def test_remote_config_can_set_the_schedule_live() -> None:
     svc._next_schedule = float("-inf")
     svc._step()
     assert not svc.closed.is_set()
+
+
+def test_event_times_follow_a_wall_clock_stepped_after_start() -> None:
+    """A kiosk without a real-time clock starts with an old time and NTP steps it later: visit and emotion times made
+    after the step carry the corrected time (managers' hourly figures file visits by them), not the start-up error."""
+    cfg = parse_config({"identity": ID, "mqtt": {"enabled": False}, "camera": {"enabled": False},
+                        "microphone": {"enabled": False}})
+    wall, mono = Wall(_at(1, "06:00")), [100.0]
+    svc = Service(cfg, Analyzers(), publisher=RecordingPublisher(strict=True), clock=lambda: mono[0], wall=wall)
+    assert svc.core.to_wall(100.0) == pytest.approx(_at(1, "06:00"))
+    wall.t = _at(1, "09:00") + 5.0  # NTP: three hours ahead, 5 s after start
+    mono[0] = 105.0
+    assert svc.core.to_wall(105.0) == pytest.approx(_at(1, "09:00") + 5.0)
+    assert svc.core.to_wall(103.0) == pytest.approx(_at(1, "09:00") + 3.0)  # a moment 2 s earlier

@@ -66,8 +66,9 @@ class Service:
         self._next_schedule = float("-inf")
         self._outbox_problem: str | None = None  # last seen; a change republishes the retained status
         self.started = clock()
-        offset = time.time() - clock()
-        self.core = Core(cfg, self.factory, to_wall=lambda t: t + offset)
+        # Unix time of a pipeline moment, read from the wall clock when each event is made: a clock stepped by NTP
+        # after start (a Pi without a real-time clock boots with an old time) is followed, not kept for ever
+        self.core = Core(cfg, self.factory, to_wall=lambda t: self.wall() - (self.clock() - t))
         self.current = CurrentState()  # the retained `current` message: on every change and after a reconnect
         # Sources stamp what they capture with the service's clock: the workers compare those times with it.
         self.video = (VideoSource(cfg.camera, self.frames, self.stop, cfg.resolve, clock=clock)
