@@ -586,3 +586,22 @@ def test_audio_file_without_samples_fails_instead_of_spinning(tmp_path: Path) ->
     st = src.stats()
     assert not src.is_alive() and st["state"] == "failed" and "no audio samples" in st["error"]
     assert st["blocks_in"] == 0
+
+
+def test_a_stream_host_that_never_answers_gives_up_within_the_stream_timeout(monkeypatch: pytest.MonkeyPatch
+                                                                              ) -> None:
+    """A camera host that accepts the connection and stays silent: FFmpeg's own default (30 s) outlasts what the
+    watchdog allows a source, so the open must end in an error after STREAM_TIMEOUT_S instead."""
+    import socket
+
+    monkeypatch.setattr(media, "STREAM_TIMEOUT_S", 1.0)
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(MediaError, match="cannot open"):
+            open_video(f"rtsp://127.0.0.1:{srv.getsockname()[1]}/stream")
+        assert time.monotonic() - t0 < 10.0  # (FFmpeg's default would be 30 s)
+    finally:
+        srv.close()

@@ -79,6 +79,9 @@ def _check_file(path: Path, what: str) -> None:
         raise MediaError(f"{what} '{path}': cannot read ({exc.strerror or exc})") from None
 
 
+STREAM_TIMEOUT_S = 5.0  # opening or reading a network stream gives up after this (well under the watchdog's 15 s)
+
+
 def open_video(source: str, kind: str = "auto") -> cv2.VideoCapture:
     """Open a camera device, GStreamer pipeline, RTSP/HTTP stream or video file; MediaError if impossible."""
     kind = classify_video_source(source, kind)
@@ -97,7 +100,11 @@ def open_video(source: str, kind: str = "auto") -> cv2.VideoCapture:
             raise MediaError(f"{label}: cannot open (pipeline failed to start; it must end in appsink)")
         return cap
     if kind == "rtsp":
-        cap = cv2.VideoCapture(source, cv2.CAP_FFMPEG)
+        # FFmpeg waits 30 s by default on a host that accepts and never answers: longer than the watchdog allows a
+        # source (15 s), so systemd would restart the whole kiosk, microphone analysis included, again and again
+        ms = int(STREAM_TIMEOUT_S * 1000)
+        cap = cv2.VideoCapture(source, cv2.CAP_FFMPEG,
+                               [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
         if not cap.isOpened():
             raise MediaError(f"{label}: cannot open (unreachable, refused or unsupported stream)")
         return cap
