@@ -605,3 +605,54 @@ def test_a_stream_host_that_never_answers_gives_up_within_the_stream_timeout(mon
         assert time.monotonic() - t0 < 10.0  # (FFmpeg's default would be 30 s)
     finally:
         srv.close()
+
+
+def test_one_failed_portaudio_initialisation_does_not_block_every_later_rescan() -> None:
+    """PortAudio refuses to terminate when it is not initialised: the next rescan must still initialise it."""
+    from edge.capture.audio import _rescan
+
+    class PortAudio:
+        def __init__(self) -> None:
+            self.up, self.fail_next, self.inits = True, True, 0
+
+        def _terminate(self) -> None:
+            if not self.up:
+                raise RuntimeError("PortAudio not initialized")
+            self.up = False
+
+        def _initialize(self) -> None:
+            self.inits += 1
+            if self.fail_next:
+                self.fail_next = False
+                raise RuntimeError("Error querying host APIs")
+            self.up = True
+
+    pa = PortAudio()
+    _rescan(pa)  # the first initialisation fails
+    assert not pa.up
+    _rescan(pa)  # terminate raises now: initialise anyway
+    assert pa.up and pa.inits == 2
+
+
+def test_an_unexpected_file_error_is_a_failed_source_not_a_silent_dead_thread(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error other than MediaError (a folder the service user cannot enter) ends the thread with state failed
+    and a reason; a capture thread that died without one is shown as failed, never as ok."""
+    from edge.pipeline.status import source_stats
+
+    def denied(*_a: Any, **_k: Any) -> Any:
+        raise PermissionError(13, "Permission denied", "/srv/media/clip.wav")
+
+    monkeypatch.setattr("edge.capture.audio.read_audio_file", denied)
+    ring, stop = AudioRing(2.0), threading.Event()
+    src = AudioSource(MicrophoneConfig(source=str(tmp_path / "clip.wav")), ring, stop)
+    src.start()
+    src.join(5)
+    assert src.stats()["state"] == "failed" and "PermissionError" in src.stats()["error"]
+    dead = threading.Thread(target=lambda: None)
+    dead.start()
+    dead.join()
+    fake = SimpleNamespace(ident=dead.ident, is_alive=dead.is_alive,
+                           stats=lambda: {"state": "starting", "error": None})
+    got = source_stats(SimpleNamespace(video=None, audio=fake))  # type: ignore[arg-type]
+    assert got["microphone"] == {"state": "failed", "error": "capture thread stopped unexpectedly"}

@@ -108,6 +108,11 @@ class AudioSource(threading.Thread):
             self._set("failed", str(exc))
             log.error("%s", exc)
             return
+        except Exception as exc:  # noqa: BLE001 - e.g. PermissionError on the folder: a clear state, not a dead thread
+            why = f"{media.source_label(self.cfg.source, 'file')}: cannot read ({type(exc).__name__}: {exc})"
+            self._set("failed", why)
+            log.error("%s", why)
+            return
         self._set("ok", None)
         realtime = self.cfg.pace == "realtime"
         anchor = time.monotonic()
@@ -227,8 +232,11 @@ class AudioSource(threading.Thread):
 
 def _rescan(sd: Any) -> None:
     """Re-initialise PortAudio so newly plugged devices become visible (its device list is cached)."""
-    try:
+    try:  # separately: after one failed initialisation, terminating raises "not initialized" for ever after
         sd._terminate()
+    except Exception as exc:
+        log.debug("PortAudio termination before a rescan failed: %s", exc)
+    try:
         sd._initialize()
     except Exception as exc:
         log.debug("PortAudio re-initialisation failed: %s", exc)

@@ -55,6 +55,9 @@ def source_stats(svc: StatusHost) -> dict[str, dict[str, Any]]:
             out[name] = {"state": "disabled", "error": None}
         else:
             st = src.stats()
+            if src.ident is not None and not src.is_alive() and st["state"] not in ("ended", "failed"):
+                # started and gone without saying why (an unexpected error): never shown as "ok"
+                st = {"state": "failed", "error": st.get("error") or "capture thread stopped unexpectedly"}
             out[name] = {"state": st["state"] if st["state"] != "starting" else "ok", "error": st.get("error")}
     return out
 
