@@ -170,7 +170,7 @@ def _ev(kind: str, kiosk: str = "k1", ts: float = 1_800_000_000.0, **over: Any) 
 
 
 def test_folding_rules() -> None:
-    f = Folder(TZ, per_counter=True)
+    f = Folder(TZ, per_counter=True, wall=lambda: 1_800_000_000.0)
     w = _ev("alert", level="watch", reason="rising", alert_id="a-1")
     assert {i.field for i in f.fold("alert", "k1", w)} == {"episodes"}
     assert f.fold("alert", "k1", w) == [] and f.counts["duplicates"] == 1  # QoS 1 duplicate
@@ -187,11 +187,32 @@ def test_folding_rules() -> None:
     visit = _ev("visit", ts=1_800_000_001.0)
     visit["summary"]["state_share"] = {"neutral": 0.7, "sad": 0.2, "fear": 0.1}
     assert "care_cues" in {i.field for i in f.fold("visit", "k1", visit)}
-    small = Folder(TZ, per_counter=False, max_episodes=2)
+    small = Folder(TZ, per_counter=False, max_episodes=2, wall=lambda: 1_800_000_000.0)
     for n in range(3):
         out = small.fold("alert", "k1", _ev("alert", level="watch", reason="rising", alert_id=f"b-{n}"))
         assert all(i.counter == "" for i in out)  # no per-counter rows at all
     assert small.counts["episodes_forgotten"] == 1 and list(small.episodes) == ["b-1", "b-2"]
+
+
+def test_a_visit_resent_after_a_long_outage_is_still_a_duplicate() -> None:
+    """Emotion and health traffic (one a second per kiosk) does not push a visit's id out of the duplicate window:
+    the outbox may resend an unacknowledged visit hours later."""
+    f = Folder(TZ, per_counter=False, max_ids=100, wall=lambda: 1_800_000_000.0)
+    end = _ev("visit")
+    assert {i.field for i in f.fold("visit", "k1", end)} >= {"visits"}
+    for n in range(500):
+        f.fold("emotion", "k2", _ev("emotion", ts=1_800_000_000.0 + n))
+    assert f.fold("visit", "k1", end) == [] and f.counts["duplicates"] == 1
+
+
+def test_a_kiosk_time_far_in_the_future_does_not_become_its_clock() -> None:
+    """One glitch ahead (a clock stepped back afterwards) would inflate every later time to acknowledge."""
+    f = Folder(TZ, per_counter=False, wall=lambda: 1_800_000_010.0)
+    f.fold("alert", "k1", _ev("alert", level="alert", alert_id="a-9"))
+    f.fold("health", "k1", _ev("health", ts=1_800_000_000.0 + 1e8))
+    f.fold("emotion", "k1", _ev("emotion", ts=1_800_000_005.0))
+    ack = f.fold("ack", "k1", {"alert_id": "a-9"})
+    assert [(i.field, i.amount) for i in ack] == [("acknowledged", 1.0), ("ack_seconds", 5.0)]
 
 
 def test_eu_profile_has_no_per_counter_figures(tmp_path: Path) -> None:
@@ -233,6 +254,10 @@ def test_odd_messages_are_counted_and_the_writer_goes_on(tmp_path: Path) -> None
         deep = SimpleNamespace(topic=f"{cfg.topic_prefix}/{SITE}/k1/visit", payload=b"[" * 100_000)
         svc._on_message(None, None, deep)  # type: ignore[arg-type]
         assert svc.not_json == 1
+        for kiosk in ("", "-x", "a b"):  # no kiosk level (it would land in the whole-site rows twice), or no id
+            odd = SimpleNamespace(topic=f"{cfg.topic_prefix}/{SITE}/{kiosk}/visit", payload=b"{}")
+            svc._on_message(None, None, odd)  # type: ignore[arg-type]
+        assert svc.received == 1 and svc.queue.qsize() == 0
         status, text = _get(f"http://127.0.0.1:{svc.web.port}/?days=%C2%B2")
         assert status == 400 and "days" in text
     finally:

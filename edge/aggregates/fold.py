@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,6 +20,7 @@ FIELDS: tuple[str, ...] = ("visits", "visit_seconds", "care_cues", "episodes", "
                            "ack_seconds", "recovered", "calm_seconds")
 CARE_LABELS = ("sad", "fear")  # a customer who may need care rather than de-escalation
 SITE = ""  # the counter value of whole-site rows
+FUTURE_S = 600.0  # a kiosk time further ahead of this machine's clock is not taken as the kiosk's clock
 
 
 @dataclass(frozen=True)
@@ -53,12 +56,13 @@ class Folder:
     """Turns visit/alert/ack (and, for the kiosk clock, emotion/health) messages into Increments."""
 
     def __init__(self, tz: ZoneInfo, per_counter: bool, care_share: float = 0.3, max_episodes: int = 10_000,
-                 max_ids: int = 50_000) -> None:
-        """``per_counter``: also keep rows per kiosk (off under the eu profile); bounds are for the remembered state."""
-        self.tz, self.per_counter, self.care_share = tz, per_counter, care_share
+                 max_ids: int = 50_000, wall: Callable[[], float] = time.time) -> None:
+        """``per_counter``: also keep rows per kiosk (off under the eu profile); bounds are for the remembered state;
+        ``wall``: this machine's Unix time, only to refuse a kiosk time far in the future as its clock."""
+        self.tz, self.per_counter, self.care_share, self.wall = tz, per_counter, care_share, wall
         self.episodes: OrderedDict[str, Episode] = OrderedDict()  # oldest forgotten first when full (counted)
         self.max_episodes = max_episodes
-        self._ids: deque[str] = deque(maxlen=max_ids)  # QoS 1 duplicates: the last max_ids event ids
+        self._ids: deque[str] = deque(maxlen=max_ids)  # QoS 1 duplicates: the last max_ids visit/alert event ids
         self._id_set: set[str] = set()
         self.kiosk_now: dict[str, float] = {}  # the newest event time seen from each kiosk: its clock for acks
         self.counts = {"duplicates": 0, "invalid": 0, "unmatched": 0, "episodes_forgotten": 0}
@@ -93,7 +97,9 @@ class Folder:
             self.counts["invalid"] += 1
             log.debug("ignored invalid %s message from %s: %s", kind, kiosk, exc)
             return []
-        if self._seen(payload["event_id"]):
+        # only the kinds that count remember their ids: emotion and health (one a second per kiosk) would push
+        # a visit's id out of the window within the hour, and the outbox may resend it after a longer outage
+        if kind in ("visit", "alert") and self._seen(payload["event_id"]):
             self.counts["duplicates"] += 1
             return []
         try:  # the schema checks a timestamp's form, not the date: 2026-02-30 passes it
@@ -104,7 +110,8 @@ class Folder:
             self.counts["invalid"] += 1
             log.debug("ignored %s message from %s with an impossible time: %s", kind, kiosk, exc)
             return []
-        self.kiosk_now[kiosk] = max(t, self.kiosk_now.get(kiosk, t))
+        if t <= self.wall() + FUTURE_S:  # one glitch far ahead would inflate every later time to acknowledge
+            self.kiosk_now[kiosk] = max(t, self.kiosk_now.get(kiosk, t))
         if kind == "visit":
             return self._visit(kiosk, payload)
         if kind == "alert":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from edge.queues import DropQueue
 log = logging.getLogger(__name__)
 KINDS = ("visit", "alert", "ack", "emotion", "health")  # emotion/health only advance each kiosk's clock (acks)
 BATCH = 500  # messages folded per SQLite transaction at most
+KIOSK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # a topic's kiosk level, as identity.kiosk_id allows
 MAX_PAYLOAD_BYTES = 64 * 1024  # kiosk events are a few KiB; anything larger is not one (counted as not_json)
 _warn = RateLimitedLog(log)
 
@@ -35,7 +37,7 @@ class AggregatesService:
         """Open the database and bind the web port (no network traffic yet)."""
         self.cfg, self.broker = cfg, broker
         self.store = Store(cfg.db, cfg.site_id)
-        self.folder = Folder(cfg.zone(), bool(cfg.per_counter), cfg.care_share)
+        self.folder = Folder(cfg.zone(), bool(cfg.per_counter), cfg.care_share, wall=clock)
         self.queue: DropQueue[tuple[str, str, Any]] = DropQueue(cfg.queue_size)  # paho -> writer; oldest dropped
         self.received = self.folded = self.not_json = 0
         self.registry = CollectorRegistry()
@@ -56,8 +58,8 @@ class AggregatesService:
         if not msg.topic.startswith(self._base):
             return
         parts = msg.topic[len(self._base):].split("/")
-        if len(parts) != 2 or parts[1] not in KINDS:
-            return
+        if len(parts) != 2 or parts[1] not in KINDS or not KIOSK_ID.match(parts[0]):
+            return  # (an empty kiosk level would land in the whole-site rows twice)
         self.received += 1
         try:
             if len(msg.payload) > MAX_PAYLOAD_BYTES:
