@@ -215,6 +215,32 @@ def test_a_kiosk_time_far_in_the_future_does_not_become_its_clock() -> None:
     assert [(i.field, i.amount) for i in ack] == [("acknowledged", 1.0), ("ack_seconds", 5.0)]
 
 
+SITE_ROW = ""  # the whole-site row of totals()
+
+
+def test_an_episode_open_across_a_restart_is_counted_once(tmp_path: Path) -> None:
+    """The aggregator restarts while an alert episode is open: its next message continues it (alert, ack, calm
+    counted against the first hour), and an episode closed on both counts is no longer kept."""
+    cfg = AggregatesConfig(site_id=SITE, db=tmp_path / "a.db", http_port=0)
+    clock = lambda: 1_800_000_100.0  # noqa: E731
+    first = AggregatesService(cfg, Broker(), clock=clock)
+    first.queue.put(("alert", "k1", _ev("alert", level="watch", reason="rising", alert_id="a-7")))
+    first.drain()
+    first.store.close()
+    second = AggregatesService(cfg, Broker(), clock=clock)
+    try:
+        second.queue.put(("alert", "k1", _ev("alert", ts=1_800_000_004.0, level="alert", alert_id="a-7")))
+        second.queue.put(("ack", "k1", {"alert_id": "a-7"}))
+        second.queue.put(("alert", "k1", _ev("alert", ts=1_800_000_030.0, level="recovered", reason="recovered",
+                                              alert_id="a-7")))
+        second.drain()
+        site = second.store.totals()[SITE_ROW]
+        assert (site["episodes"], site["alerts"], site["acknowledged"], site["recovered"]) == (1, 1, 1, 1)
+        assert second.store.episodes() == {}  # acknowledged and calm: nothing more can count for it
+    finally:
+        second.store.close()
+
+
 def test_eu_profile_has_no_per_counter_figures(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="would rate individual employees"):
         AggregatesConfig(site_id=SITE, profile="eu", per_counter=True)

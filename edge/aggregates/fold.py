@@ -65,6 +65,7 @@ class Folder:
         self._ids: deque[str] = deque(maxlen=max_ids)  # QoS 1 duplicates: the last max_ids visit/alert event ids
         self._id_set: set[str] = set()
         self.kiosk_now: dict[str, float] = {}  # the newest event time seen from each kiosk: its clock for acks
+        self.changed: dict[str, Episode | None] = {}  # episodes opened, changed (or forgotten: None) since taken
         self.counts = {"duplicates": 0, "invalid": 0, "unmatched": 0, "episodes_forgotten": 0}
 
     def _bucket(self, t: float) -> tuple[str, int]:
@@ -91,7 +92,9 @@ class Folder:
         try:
             if kind == "ack":
                 validate_inbound("ack", payload)
-                return self._ack(kiosk, payload)
+                out = self._ack(kiosk, payload)
+                self._mark(payload["alert_id"])
+                return out
             validate(kind, payload)
         except SchemaError as exc:
             self.counts["invalid"] += 1
@@ -115,8 +118,14 @@ class Folder:
         if kind == "visit":
             return self._visit(kiosk, payload)
         if kind == "alert":
-            return self._alert(kiosk, payload, t)
+            out = self._alert(kiosk, payload, t)
+            self._mark(payload["alert_id"])
+            return out
         return []
+
+    def _mark(self, aid: str) -> None:
+        if aid in self.episodes:
+            self.changed[aid] = self.episodes[aid]
 
     def _visit(self, kiosk: str, ev: dict[str, Any]) -> list[Increment]:
         s = ev["summary"]
@@ -151,9 +160,23 @@ class Folder:
         day, hour = self._bucket(t)
         ep = self.episodes[aid] = Episode(day, hour, kiosk, t)
         while len(self.episodes) > self.max_episodes:
-            self.episodes.popitem(last=False)
+            gone, _ = self.episodes.popitem(last=False)
+            self.changed[gone] = None
             self.counts["episodes_forgotten"] += 1
         return ep
+
+    def take_changed(self) -> dict[str, Episode | None]:
+        """The episodes changed since the last call (None: forgotten), to store beside the batch's increments."""
+        out, self.changed = self.changed, {}
+        return out
+
+    def restore(self, episodes: dict[str, Episode]) -> None:
+        """Open episodes kept by a previous run (oldest first): a message about one of them after a restart
+        continues it instead of counting it again."""
+        for aid, ep in episodes.items():
+            self.episodes[aid] = ep
+        while len(self.episodes) > self.max_episodes:
+            self.episodes.popitem(last=False)
 
     def _ack(self, kiosk: str, msg: dict[str, Any]) -> list[Increment]:
         ep = self.episodes.get(msg["alert_id"])

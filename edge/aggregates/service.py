@@ -38,6 +38,7 @@ class AggregatesService:
         self.cfg, self.broker = cfg, broker
         self.store = Store(cfg.db, cfg.site_id)
         self.folder = Folder(cfg.zone(), bool(cfg.per_counter), cfg.care_share, wall=clock)
+        self.folder.restore(self.store.episodes())  # open episodes of the last run are continued, not recounted
         self.queue: DropQueue[tuple[str, str, Any]] = DropQueue(cfg.queue_size)  # paho -> writer; oldest dropped
         self.received = self.folded = self.not_json = 0
         self.registry = CollectorRegistry()
@@ -107,7 +108,7 @@ class AggregatesService:
                 _warn.warning("fold", "could not fold a %s message from %s (%s: %s); ignored", kind, kiosk,
                               type(exc).__name__, exc)
         try:
-            self.store.add(incs)
+            self.store.add(incs, self.folder.take_changed())
         except Exception:  # noqa: BLE001 - a database error must not end the writer; the batch is lost, logged
             log.exception("could not store %d aggregate increments", len(incs))
         self.folded += len(batch)

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from edge.aggregates.fold import FIELDS, SITE, Increment
+from edge.aggregates.fold import FIELDS, SITE, Episode, Increment
 
 SCHEMA_VERSION = 1
 _COLS = ", ".join(f"{f} REAL NOT NULL DEFAULT 0" for f in FIELDS)
@@ -44,13 +44,33 @@ class Store:
         self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         self.db.execute(f"CREATE TABLE IF NOT EXISTS hourly (site TEXT NOT NULL, day TEXT NOT NULL, hour INTEGER "
                         f"NOT NULL, counter TEXT NOT NULL, {_COLS}, PRIMARY KEY (site, day, hour, counter))")
+        # open alert episodes (no customer data: an alert id, its hour, counter and flags), so that a restart does
+        # not count an episode again when its next message arrives
+        self.db.execute("CREATE TABLE IF NOT EXISTS episodes (alert_id TEXT PRIMARY KEY, day TEXT NOT NULL, "
+                        "hour INTEGER NOT NULL, kiosk TEXT NOT NULL, start REAL NOT NULL, alert INTEGER NOT NULL, "
+                        "acked INTEGER NOT NULL, recovered INTEGER NOT NULL)")
         self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         self.db.commit()
 
-    def add(self, increments: Iterable[Increment]) -> int:
-        """Add the increments in one transaction; how many there were."""
+    def episodes(self) -> dict[str, Episode]:
+        """The open episodes kept by the last run, oldest first."""
+        with self.lock:
+            rows = self.db.execute("SELECT alert_id, day, hour, kiosk, start, alert, acked, recovered FROM episodes "
+                                   "ORDER BY start").fetchall()
+        return {r[0]: Episode(r[1], int(r[2]), r[3], float(r[4]), bool(r[5]), bool(r[6]), bool(r[7])) for r in rows}
+
+    def add(self, increments: Iterable[Increment], episodes: dict[str, Episode | None] | None = None) -> int:
+        """Add the increments, and keep (or, None, forget) the changed ``episodes``, in one transaction; how many
+        increments there were."""
         n = 0
         with self.lock, self.db:
+            for aid, ep in (episodes or {}).items():
+                if ep is None or (ep.acked and ep.recovered):  # closed: nothing more can count for it
+                    self.db.execute("DELETE FROM episodes WHERE alert_id = ?", (aid,))
+                else:
+                    self.db.execute("INSERT OR REPLACE INTO episodes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                    (aid, ep.day, ep.hour, ep.kiosk, ep.start, int(ep.alert), int(ep.acked),
+                                     int(ep.recovered)))
             for inc in increments:
                 if inc.field not in FIELDS:
                     raise ValueError(f"unknown aggregate field {inc.field!r}")
