@@ -244,6 +244,28 @@ def test_config_rerun_is_idempotent_and_a_bad_host_var_keeps_the_old_config(depl
     assert toml.read_bytes() == before and toml.stat().st_mtime_ns == mtime
 
 
+def test_a_password_from_the_environment_file_validates(deployed: Deployment) -> None:
+    """The documented route: ``password = "${EDGE_EMOTION_MQTT_PASSWORD}"`` with the value in the unit's environment
+    file. check-config on the kiosk reads that file too, or every such deployment failed validation."""
+    env = deployed.tmp / "kiosk.env"
+    env.write_text("EDGE_EMOTION_MQTT_PASSWORD=not-printed-secret\n")
+    env.chmod(0o600)
+    toml = deployed.root / "etc" / "edge-emotion" / "kiosk.toml"
+    before = toml.read_bytes()
+    extra = {"edge_kiosk_env_file": str(env),
+             "edge_kiosk_config": {"camera": {"source": "0"}, "microphone": {"source": "USB PnP"},
+                                   "analysis": {"customer_zone": [0.25, 0, 1, 1], "voice": False},
+                                   "privacy": {"staff_zones": [[[0, 0], [0.3, 0], [0.22, 1], [0, 1]]]},
+                                   "mqtt": {"username": "kiosk-t", "password": "${EDGE_EMOTION_MQTT_PASSWORD}"}}}
+    try:
+        run = playbook(deployed.tmp, deployed.inventory, "--limit", "kiosk-t", "--tags", "config", "--diff",
+                       "-e", json.dumps(extra))
+        assert run.returncode == 0, run.stdout[-3000:]
+        assert "${EDGE_EMOTION_MQTT_PASSWORD}" in toml.read_text() and "not-printed-secret" not in run.stdout
+    finally:
+        toml.write_bytes(before)
+
+
 def test_broker_role_files(deployed: Deployment) -> None:
     d = deployed.root / "etc" / "mosquitto" / "edge-emotion"
     acl = (d / "acl").read_text()
@@ -498,3 +520,16 @@ def test_wait_online_script_sees_the_retained_status(site_broker: Deployment) ->
         assert on.returncode == 0, on.stderr
     finally:
         a.close()
+
+
+def test_password_sync_with_no_accounts_writes_an_empty_file(tmp_path: Path) -> None:
+    """A site whose clients all use certificates (the role's default: no accounts): mosquitto needs the file to
+    exist, and the sync must not fail on chown of a file it never wrote."""
+    script = ROOT / "deploy" / "ansible" / "roles" / "edge_broker" / "files" / "passwd_sync.py"
+    path = tmp_path / "passwd"
+    user, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
+    for outcome in ("changed", "unchanged"):
+        run = subprocess.run([sys.executable, str(script), str(path), "0640", user, group], input="[]",
+                             capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0 and run.stdout.strip() == outcome, run.stderr
+    assert path.read_text() == "" and stat.S_IMODE(path.stat().st_mode) == 0o640

@@ -70,7 +70,8 @@ def main() -> int:
             current = dict(line.rstrip("\n").split(":", 1) for line in f if ":" in line)
     same = current.keys() == accounts.keys() and all(matches(current[n], p) and strong_enough(current[n])
                                                       for n, p in accounts.items())
-    if not same:
+    write = not same or not os.path.exists(path)  # no accounts: still a (empty) file, mosquitto needs it
+    if write:
         folder = os.path.dirname(os.path.abspath(path))
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".passwd-")
         try:
@@ -82,7 +83,7 @@ def main() -> int:
                 os.unlink(tmp)
     shutil.chown(path, owner, group)
     os.chmod(path, int(mode, 8))
-    print("changed" if not same else "unchanged")
+    print("changed" if write else "unchanged")
     return 0
 
 
