@@ -75,3 +75,6 @@ def process_config(svc: LiveHost) -> None:
         except SchemaError as exc:
             svc.errors["schema"] += 1
             log.error("refused to publish invalid configstate event: %s", exc)
+        except Exception as exc:  # noqa: BLE001 - a reply that cannot be queued must not stop the main loop
+            svc.errors["config"] += 1
+            log.error("could not queue the configstate reply (%s)", type(exc).__name__)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import uuid
@@ -13,6 +12,7 @@ from typing import Any
 
 from edge.config import AlertsConfig
 from edge.events import SchemaError, validate_inbound
+from edge.events.inbound import InboundJsonError, decode_json
 from edge.policy.fusion import MODALITIES, FusedState
 from edge.policy.hints import hint, hint_key
 from edge.policy.visits import Visit
@@ -34,20 +34,15 @@ class Ack:
     by: str | None = None
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
 
 def parse_ack(data: bytes) -> Ack:
     """Parse and strictly validate an ack payload (``{"alert_id": ..., "by": ...}``); raise AckError only."""
     if len(data) > ACK_MAX_BYTES:
         raise AckError(f"too large ({len(data)} bytes > {ACK_MAX_BYTES})")
     try:
-        obj = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
-    except UnicodeDecodeError:
-        raise AckError("not UTF-8") from None
-    except (ValueError, RecursionError) as exc:
-        raise AckError(f"not JSON: {exc}") from None
+        obj = decode_json(data)
+    except InboundJsonError as exc:
+        raise AckError(str(exc)) from None
     try:
         validate_inbound("ack", obj)
     except SchemaError as exc:

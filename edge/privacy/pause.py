@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any
 
 from edge.events import SchemaError, validate_inbound
+from edge.events.inbound import InboundJsonError, decode_json
 from edge.lograte import RateLimitedLog
 from edge.queues import DropQueue
 
@@ -30,20 +29,15 @@ class PauseCommand:
     by: str | None = None
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
 
 def parse_pause(data: bytes) -> PauseCommand:
     """Parse and strictly validate a pause payload (``{"action": "pause"|"resume", "by": ...}``)."""
     if len(data) > PAUSE_MAX_BYTES:
         raise PauseError(f"too large ({len(data)} bytes > {PAUSE_MAX_BYTES})")
     try:
-        obj = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
-    except UnicodeDecodeError:
-        raise PauseError("not UTF-8") from None
-    except (ValueError, RecursionError) as exc:
-        raise PauseError(f"not JSON: {exc}") from None
+        obj = decode_json(data)
+    except InboundJsonError as exc:
+        raise PauseError(str(exc)) from None
     try:
         validate_inbound("pause", obj)
     except SchemaError as exc:

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from edge.config import KioskConfig, format_errors
 from edge.events import SchemaError, iso, validate_inbound
+from edge.events.inbound import InboundJsonError, decode_json
 from edge.lograte import RateLimitedLog
 from edge.privacy.floor import weakened
 from edge.queues import DropQueue
@@ -50,9 +51,6 @@ class RemoteConfigError(ValueError):
         super().__init__("; ".join(errors))
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
 
 def _too_deep(obj: Any, limit: int) -> bool:
     """Whether JSON containers nest more than ``limit`` levels (iterative: no recursion on hostile input)."""
@@ -72,11 +70,9 @@ def parse_message(data: bytes, limit: int = CONFIG_MAX_BYTES) -> dict[str, Any]:
     if len(data) > limit:
         raise RemoteConfigError([f"(message): too large ({len(data)} bytes > {limit})"])
     try:
-        obj = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
-    except UnicodeDecodeError:
-        raise RemoteConfigError(["(message): not UTF-8"]) from None
-    except (ValueError, RecursionError) as exc:
-        raise RemoteConfigError([f"(message): not JSON: {exc}"[:300]]) from None
+        obj = decode_json(data)
+    except InboundJsonError as exc:
+        raise RemoteConfigError([f"(message): {exc}"]) from None
     if not isinstance(obj, dict):
         raise RemoteConfigError([f"(message): must be a JSON object of config sections, not {type(obj).__name__}"])
     if _too_deep(obj, MAX_DEPTH):
