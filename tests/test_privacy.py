@@ -78,6 +78,18 @@ def test_mask_staff_blanks_a_copy_only_inside_the_polygon() -> None:
     assert mask_staff(img, []) is img
 
 
+def test_overlapping_staff_zones_mask_their_overlap_and_count_as_covered() -> None:
+    """Two zones that overlap: their common part is masked (one fillPoly call fills by the even-odd rule and left
+    it open), and the remote-config floor counts a zone listed twice as covering it."""
+    from edge.privacy.floor import uncovered_share
+
+    a = [[0.1, 0.1], [0.6, 0.1], [0.6, 0.9], [0.1, 0.9]]
+    b = [[0.4, 0.1], [0.9, 0.1], [0.9, 0.9], [0.4, 0.9]]
+    out = mask_staff(np.full((100, 200, 3), 200, np.uint8), [a, b])
+    assert (out[20:80, 30:170] == 0).all(), "the overlap of two staff zones was left visible"
+    assert uncovered_share([a], [a, a]) == 0.0 and uncovered_share([a, b], [b, a]) == 0.0
+
+
 def _grace(height: int) -> np.ndarray:
     import matplotlib.cbook as cbook
 

@@ -21,8 +21,8 @@ _PROFILES = ("eu", "cn")
 def _mask(zones: Sequence[Sequence[Sequence[float]]]) -> np.ndarray:
     out = np.zeros((GRID, GRID), np.uint8)
     polys = [np.round(np.asarray(z, np.float64) * (GRID - 1)).astype(np.int32) for z in zones]
-    if polys:
-        cv2.fillPoly(out, polys, 1)
+    for p in polys:  # one at a time: several in one call fill by the even-odd rule (overlaps left empty)
+        cv2.fillPoly(out, [p], 1)
     return out.astype(bool)
 
 

@@ -24,8 +24,11 @@ def mask_staff(image: np.ndarray, zones: Sequence[Zone]) -> np.ndarray:
     out = image.copy()
     h, w = out.shape[:2]
     polys = [zone_pixels(z, w, h) for z in zones]
-    # A polygon's edge pixels are blanked too (fillPoly includes the boundary), so a zone never leaks a rim.
-    cv2.fillPoly(out, polys, (0,) * (out.shape[2] if out.ndim == 3 else 1))
+    # A polygon's edge pixels are blanked too (fillPoly includes the boundary), so a zone never leaks a rim. One
+    # call per polygon: given several, fillPoly fills by the even-odd rule and leaves where two zones overlap open.
+    black = (0,) * (out.shape[2] if out.ndim == 3 else 1)
+    for p in polys:
+        cv2.fillPoly(out, [p], black)
     return out
 
 
