@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")  # rtsp://user:password@host -> rtsp://***@host
+# rtsp://user:password@host -> rtsp://***@host; up to the *last* @ before the path: FFmpeg and urllib split there,
+# so a password holding "@" works as a source and must be hidden whole
+_URL_CREDENTIALS = re.compile(r"(?<=://)[^/?#\s]+@")
 # key=value pairs: GStreamer properties (user-pw=...), URL query parameters (?password=...&token=...)
 _KEY_VALUE = re.compile(r"(?<![\w.-])([A-Za-z][\w.-]*)(\s*=\s*)(\"[^\"]*\"|'[^']*'|[^\s&;,!\"']+)")
 # Parts of key names that mark a secret, misspellings included ("pasword"); hiding too much here costs nothing.

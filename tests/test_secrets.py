@@ -102,3 +102,14 @@ def test_inbound_schema_errors_show_no_nested_values() -> None:
         validate_inbound("pause", {"by": {"user": "amy", "token": "S3cr3tTok"}, "paused": True})
     out = str(exc.value)
     assert "S3cr3tTok" not in out and "<dict> is not of type 'string'" in out, out
+
+
+@pytest.mark.parametrize("source", ["rtsp://admin:Winter@2026@10.0.0.7:554/stream1",
+                                    "rtsp://admin:p@ss@10.0.0.7/stream1?x=1 (timeout)"])
+def test_a_password_with_an_at_sign_is_hidden_whole(source: str) -> None:
+    """FFmpeg splits user:password@host at the last @, so the whole user part up to it is the secret."""
+    from edge.redact import redact
+
+    out = redact(source)
+    assert out.startswith("rtsp://***@10.0.0.7") and "2026" not in out and "ss@" not in out
+    assert redact("see rtsp://cam/a@b for details") == "see rtsp://cam/a@b for details"  # an @ in the path stays
