@@ -127,7 +127,8 @@ class AnalysisConfig(_Section):
 
     face: bool = Field(default=True, description="Analyse faces.")
     voice: bool = Field(default=True, description="Analyse voice.")
-    face_fps: float = Field(default=8.0, gt=0, le=60, description="Frames analysed per second (camera may be faster).")
+    face_fps: float = Field(default=8.0, ge=0.2, le=60,
+                            description="Frames analysed per second (camera may be faster); at least one every 5 s.")
     voice_hop_s: float = Field(default=0.25, ge=0.1, le=10,
                                description="Seconds between voice analyses, each over the model's 2 s window "
                                "(consecutive windows share mel frames; in replays when this is a multiple of 0.01); "

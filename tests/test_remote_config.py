@@ -410,3 +410,56 @@ def test_eu_opening_hours_may_shrink_remotely_but_not_widen_or_switch_off() -> N
     narrower = effective(eu, {"schedule": {"windows": [{"days": week[:3], "start": "10:00", "end": "16:00"}]}})
     assert narrower.schedule.windows[0].start == "10:00"
     assert effective(base(), {"schedule": {"enabled": False}}).schedule.enabled is False  # custom: not a floor
+
+
+def test_a_slow_face_rate_sent_remotely_can_be_reverted_and_the_watchdog_follows(tmp_path: Path) -> None:
+    """The face worker re-reads ``face_fps`` while it waits: a revert after a remote 0.2 fps takes effect at once
+    (it slept 1/fps unconditionally), the stall limit comes back down, and a rate below 0.2 fps is refused."""
+    import threading
+
+    import cv2
+
+    def until(cond: Any, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if cond():
+                return True
+            time.sleep(0.05)
+        return bool(cond())
+
+    path = tmp_path / "clip.avi"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (160, 120))
+    for i in range(60):
+        w.write(np.full((120, 160, 3), i, np.uint8))
+    w.release()
+
+    class Counting:
+        n = 0
+
+        def analyze(self, frame: Frame) -> None:
+            Counting.n += 1
+
+        def configure(self, *a: object) -> None:
+            pass
+
+    cfg = parse_config({"identity": {"site_id": "s", "kiosk_id": "k"}, "mqtt": {"enabled": False},
+                        "camera": {"source": str(path), "loop": True}, "microphone": {"enabled": False},
+                        "state": {"dir": str(tmp_path / "state")}})
+    svc = Service(cfg, Analyzers(face=Counting()))  # type: ignore[arg-type]
+    base_stale = svc.watchdog.stale_s
+    th = threading.Thread(target=svc.run, daemon=True)
+    th.start()
+    try:
+        assert not svc.remote.handle(msg({"analysis": {"face_fps": 0.1}}), lambda c: None)["accepted"]
+        svc.handle_message(svc.config_topic, json.dumps({"analysis": {"face_fps": 0.2}}).encode())
+        assert until(lambda: svc.cfg.analysis.face_fps == 0.2, 5)
+        time.sleep(1.0)
+        assert svc.watchdog.stale_s >= 10.0
+        n0 = Counting.n
+        svc.handle_message(svc.config_topic, json.dumps({"analysis": {"face_fps": None}}).encode())
+        assert until(lambda: svc.cfg.analysis.face_fps == 8.0, 5)
+        assert until(lambda: Counting.n - n0 >= 4, 2.5), "the face worker still slept the slow rate's turn"
+        assert svc.watchdog.stale_s == base_stale
+    finally:
+        svc.stop.set()
+        th.join(5)

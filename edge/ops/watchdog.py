@@ -64,6 +64,11 @@ class _Track:
     last_t: float = 0.0
 
 
+def analysis_stale_s(face_fps: float, voice_hop_s: float) -> float:
+    """The shortest silence of an analysis worker that counts as stalled: two of its slowest turns, at least 2 s."""
+    return max(2.0, 2.0 / face_fps, 2.0 * voice_hop_s)
+
+
 class PipelineWatchdog:
     """Decides and sends READY=1, WATCHDOG=1 (only while healthy), STATUS= and STOPPING=1."""
 
@@ -77,6 +82,7 @@ class PipelineWatchdog:
         self.interval = watchdog_interval(env)
         self.ping_every = self.interval / 2 if self.interval else None
         self.stale_s = max(min_stale_s, self.ping_every or DEFAULT_STALE_S)
+        self.base_stale_s = self.ping_every or DEFAULT_STALE_S
         self.ready_sent = False
         self.pings = 0
         self._beats: dict[str, float] = {}
@@ -86,6 +92,10 @@ class PipelineWatchdog:
         self._next_status = 0.0
         self._problems: list[str] = []
 
+
+    def set_min_stale(self, min_stale_s: float) -> None:
+        """A new shortest silence that counts as stalled (the workers' cadence changed): up or down."""
+        self.stale_s = max(min_stale_s, self.base_stale_s)
     def start(self, sources: Mapping[str, Source | None], reopen_max_s: Mapping[str, float],
               workers: Iterable[threading.Thread] = ()) -> None:
         """Begin watching the started capture sources and worker threads (each worker must ``beat`` its name)."""

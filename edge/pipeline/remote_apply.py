@@ -7,7 +7,7 @@ from typing import Protocol
 
 from edge.config import KioskConfig
 from edge.events import EventFactory, SchemaError
-from edge.ops.watchdog import PipelineWatchdog
+from edge.ops.watchdog import PipelineWatchdog, analysis_stale_s
 from edge.pipeline.analyzers import Analyzers
 from edge.policy.core import Core
 from edge.privacy.pause import PauseGate
@@ -53,7 +53,7 @@ def apply_live(svc: LiveHost, cfg: KioskConfig) -> None:
     gate.counts = svc.gate.counts
     svc.gate = gate
     svc.paused.max_s = float(p.pause_max_s)  # from the next pause on
-    svc.watchdog.stale_s = max(svc.watchdog.stale_s, 2.0 / a.face_fps, 2.0 * a.voice_hop_s)
+    svc.watchdog.set_min_stale(analysis_stale_s(a.face_fps, a.voice_hop_s))  # down again after a revert
 
 
 def process_config(svc: LiveHost) -> None:

@@ -16,7 +16,7 @@ from edge.events import EventFactory, SchemaError, topic
 from edge.lograte import RateLimitedLog
 from edge.ops.health import LatencyStats, RateMeter
 from edge.ops.schedule import is_open
-from edge.ops.watchdog import PipelineWatchdog
+from edge.ops.watchdog import PipelineWatchdog, analysis_stale_s
 from edge.pipeline import status as service_status
 from edge.pipeline.analyzers import Analyzers
 from edge.pipeline.remote_apply import apply_live, process_config
@@ -77,8 +77,8 @@ class Service:
                       if self._want_audio() else None)
         self.publisher = publisher or self._make_publisher()
         self._threads: list[threading.Thread] = []
-        self.watchdog = PipelineWatchdog(self.status_line, clock=clock, min_stale_s=max(
-            2.0, 2.0 / cfg.analysis.face_fps, 2.0 * cfg.analysis.voice_hop_s))  # READY/WATCHDOG/STATUS to systemd
+        self.watchdog = PipelineWatchdog(self.status_line, clock=clock, min_stale_s=analysis_stale_s(
+            cfg.analysis.face_fps, cfg.analysis.voice_hop_s))  # READY/WATCHDOG/STATUS to systemd
         self.remote = RemoteConfig(cfg, cfg.state_dir())  # re-applies the stored remote-config overlay, if any
         if self.remote.cfg is not cfg:
             apply_live(self, self.remote.cfg)

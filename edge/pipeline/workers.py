@@ -87,12 +87,19 @@ def face_loop(svc: WorkerHost) -> None:
         svc.latency.add("face", time.perf_counter() - t0)
         svc.analysed.tick()
         svc.obs.put(Observation("face", frame.t, reading))
-        next_t += 1.0 / svc.cfg.analysis.face_fps  # read each time: remote config may change it
-        delay = next_t - svc.clock()
-        if delay > 0:
-            svc.stop.wait(delay)
-        else:
-            next_t = svc.clock()
+        next_t = _wait_turn(svc, next_t)
+
+
+def _wait_turn(svc: WorkerHost, last_t: float) -> float:
+    """Wait until one face turn after ``last_t``, in slices of at most 0.5 s that re-read ``analysis.face_fps``
+    (remote config may change it, a revert included); the next turn's start."""
+    while True:
+        due = last_t + 1.0 / svc.cfg.analysis.face_fps
+        delay = due - svc.clock()
+        if delay <= 0:
+            return svc.clock() if delay < 0 else due  # late: the next turn counts from now, no burst to catch up
+        if svc.stop.wait(min(delay, 0.5)):
+            return due
 
 
 def voice_loop(svc: WorkerHost) -> None:
