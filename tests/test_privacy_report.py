@@ -87,6 +87,17 @@ def test_report_follows_the_config() -> None:
     assert "Staff voice: **no staff-voice gate**" in to_markdown(build_report(cfg, None))
 
 
+def test_config_text_cannot_leave_the_image_alt_attribute() -> None:
+    """A counter name written as an image link to zones.png stays text inside ``alt``, not a live attribute."""
+    from edge.config import parse_config
+    from edge.privacy.render import to_html
+
+    cfg = parse_config({"identity": {"site_id": "s", "kiosk_id": "k",
+                                     "counter_name": '![" onerror="alert(1)](zones.png)'}})
+    page = to_html(build_report(cfg, None), png=b"\x89PNG")
+    assert 'onerror="' not in page and "&quot; onerror=&quot;" in page
+
+
 def test_notice_templates_ship_in_both_languages() -> None:
     en, zh = notice_template("notice.en.md"), notice_template("notice.zh-CN.md")
     assert "Art. 50" in en and "Ask the staff to pause" in en

@@ -63,6 +63,8 @@ def test_bad_schedules_are_config_errors_with_key_paths() -> None:
     assert "schedule.timezone: Value error, unknown time zone 'Mars/Olympus'" in text
     assert "schedule.windows.0.days.1:" in text and "schedule.windows.0.start:" in text
     assert "schedule.windows.1: Value error, start and end must differ" in text
+    with pytest.raises(ConfigError, match="schedule.timezone: Value error, unknown time zone 'Europe'"):
+        parse_config({"identity": ID, "schedule": {"timezone": "Europe"}})  # a folder of the zone database
     with pytest.raises(ConfigError, match="schedule: Value error, an enabled schedule needs at least one window"):
         parse_config({"identity": ID, "schedule": {"enabled": True}})
 

@@ -117,6 +117,8 @@ def test_direction_config_is_checked_in_one_pass() -> None:
     with pytest.raises(ConfigError, match="two microphones are 10 mm apart"):
         parse_config({**_direction_cfg(mic_positions_m=[[0, 0], [0.01, 0]], staff_sector_deg=[0, 60],
                                        customer_sector_deg=[120, 180]), "microphone": {"channels": 2}})
+    with pytest.raises(ConfigError, match="two microphones are 0 mm apart"):  # a placeholder: no ZeroDivisionError
+        parse_config(_direction_cfg(mic_positions_m=[[0, 0]] * 4))
 
 
 def test_calibration_prints_sectors_that_hold_each_side(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -51,7 +51,7 @@ class ScheduleConfig(BaseModel):
     def _known_zone(cls, v: str) -> str:
         try:
             zoneinfo.ZoneInfo(v)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as "Europe"
             raise ValueError(f"unknown time zone {v!r} (use an IANA name such as Europe/Berlin)") from None
         return v
 

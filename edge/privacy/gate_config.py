@@ -19,6 +19,8 @@ def collinear(points: list[tuple[float, float]], tol_m: float = 1e-3) -> bool:
     x0, y0 = points[0]
     x1, y1 = max(points[1:], key=lambda p: (p[0] - x0) ** 2 + (p[1] - y0) ** 2)
     length = ((x1 - x0) ** 2 + (y1 - y0) ** 2) ** 0.5
+    if length < tol_m:  # all in one place (a placeholder before calibration): the spacing check names it
+        return True
     return all(abs((x1 - x0) * (y - y0) - (y1 - y0) * (x - x0)) / length <= tol_m for x, y in points)
 
 

@@ -34,7 +34,7 @@ def to_markdown(blocks: list[Block]) -> str:
 
 
 def _inline(s: str, image: str | None) -> str:
-    s = html.escape(s.replace("\\|", "|"), quote=False)
+    s = html.escape(s.replace("\\|", "|"), quote=True)  # quotes too: alt text goes inside alt="..."
     if image is not None:
         s = re.sub(r"!\[([^\]]*)\]\(zones\.png\)", lambda mm: f'<img alt="{mm.group(1)}" src="{image}">', s)
     s = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", s)
