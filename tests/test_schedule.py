@@ -113,6 +113,27 @@ def test_closed_hours_stop_analysis_end_the_visit_and_show_in_status(tmp_path: P
         runner.join(timeout=10)
 
 
+def test_a_start_outside_the_opening_hours_analyses_nothing(tmp_path: Path) -> None:
+    """Closed is known before the sources and workers start (the first frame was analysed before the main loop's
+    first look at the schedule)."""
+    video, audio = make_demo(tmp_path / "media", seconds=3.0)
+    cfg = _cfg(camera={"source": str(video), "loop": True}, microphone={"source": str(audio), "loop": True},
+               mqtt={"enabled": False})
+    cfg = parse_config({**json.loads(cfg.model_dump_json(exclude={"base_dir"})), "schedule": WEEKDAYS.model_dump()})
+    face, voice = SpyFace(), SpyVoice()
+    pub = RecordingPublisher(strict=True)
+    svc = Service(cfg, Analyzers(face=face, voice=voice), publisher=pub, wall=Wall(_at(6, "03:00")))  # type: ignore[arg-type]
+    runner = threading.Thread(target=svc.run, daemon=True)
+    runner.start()
+    try:
+        _until(lambda: any("analysis: outside opening hours" in s["degraded"] for s in pub.payloads("status")))
+        threading.Event().wait(1.5)
+        assert (face.calls, voice.calls) == (0, 0), "analysis ran before the schedule was first looked at"
+    finally:
+        svc.stop.set()
+        runner.join(timeout=10)
+
+
 def test_remote_config_can_set_the_schedule_live() -> None:
     cfg = parse_config({"identity": ID, "mqtt": {"enabled": False}, "camera": {"enabled": False},
                         "microphone": {"enabled": False}})

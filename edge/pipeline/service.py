@@ -212,6 +212,7 @@ class Service:
 
             threading.Thread(target=relay, daemon=True, name="stop-relay").start()
         self.publisher.start()
+        self.process_schedule(self.clock())  # before any source or worker: no frame is analysed out of hours
         for src in (self.video, self.audio):
             if src is not None:
                 src.start()
