@@ -443,3 +443,45 @@ def test_one_dip_of_an_agitated_voice_is_not_recovery() -> None:
             got.append((t, body))
     assert levels(got) == [("alert", "voice_agitation"), ("recovered", "recovered")], levels(got)
     assert got[1][0] == pytest.approx(100 * DT + 5.0)  # 5 s after the voice trigger last held
+
+
+def _probs(**kw: float) -> np.ndarray:
+    p = np.zeros(len(EMOTIONS))
+    for k, v in kw.items():
+        p[EMOTIONS.index(k)] = v
+    rest = [i for i, e in enumerate(EMOTIONS) if e not in kw]
+    p[rest] = (1.0 - p.sum()) / len(rest)
+    return p
+
+
+def _shout(face_during_voice: bool, voice_times: list[float], voice_conf: float = 0.286) -> list[tuple[str, str]]:
+    """A visit behind a calm, confident face (on view throughout, or lost from 10 s on); angry voice readings at
+    ``voice_times``; the alert levels and reasons the core sends."""
+    cfg = parse_config({"identity": {"site_id": "s", "kiosk_id": "k"}})  # default visit end: the face may turn away
+    core = Core(cfg, FACTORY, to_wall=lambda t: 1.8e9 + t)
+    out: list[tuple[str, Any]] = []
+    t, voices = 0.0, set(voice_times)
+    while t < 40:
+        obs = [Observation("face", t, Reading("face", t, _probs(neutral=0.9), 0.8)
+                           if t < 10 or face_during_voice else None)]
+        if t in voices:
+            obs.append(Observation("voice", t, Reading("voice", t, _probs(angry=0.6), voice_conf)))
+        for o in obs:
+            out += core.observe(o)
+        out += core.tick(t)
+        t = round(t + 0.125, 6)
+    return [(b["level"], b["reason"]) for k, b in out if k == "alert"]
+
+
+def test_a_shouting_voice_alerts_whether_or_not_the_face_is_on_view() -> None:
+    """The same voice behind a calm face and with the face turned away: both alert, as voice agitation (the fused
+    confidence, out of both modalities, halved the voice alone below the alert policy's minimum)."""
+    shouting = [15 + 0.25 * i for i in range(60)]  # the face is stale by then, the visit still open
+    assert ("alert", "voice_agitation") in _shout(True, shouting)
+    assert ("alert", "voice_agitation") in _shout(False, shouting)
+
+
+def test_one_unsure_voice_reading_does_not_hold_an_alert_up_on_its_own() -> None:
+    """A single angry reading was counted whole for the 4 s until it went stale, long enough to alert; it now fades
+    once no new reading followed within a hop."""
+    assert ("alert", "voice_agitation") not in _shout(True, [10.0], voice_conf=0.15)

@@ -55,7 +55,7 @@ def test_missing_modality_lowers_confidence_and_stale_expires() -> None:
 
 
 def _face_and_voice(cfg: FusionConfig, face: str, voice: str, face_conf: float = 0.8) -> Fusion:
-    f = Fusion(cfg)
+    f = Fusion(cfg, voice_gap_s=1.0)  # a voice reading every second
     for i in range(48):
         t = i * 0.125
         f.update(Reading("face", t, onehot(face), face_conf))

@@ -40,6 +40,7 @@ def apply_live(svc: LiveHost, cfg: KioskConfig) -> None:
     core.cfg = cfg
     core.alerts.cfg = cfg.alerts  # read on every update
     core.fusion.cfg = cfg.fusion
+    core.fusion.voice_gap_s = cfg.analysis.voice_hop_s
     core.visits.start_s, core.visits.end_s = cfg.fusion.visit_start_s, cfg.fusion.visit_end_s
     a, p = cfg.analysis, cfg.privacy
     if svc.an.face is not None:

@@ -61,6 +61,19 @@ class _Episode:
     last: dict[str, Any] | None = None  # the latest watch/alert body sent for it (the tablet's card)
 
 
+def _voice_carries(state: FusedState) -> bool:
+    """Whether the escalation is the voice's: above the fused estimate (``voice_led``) or the only fresh modality."""
+    voice, face = state.modalities.get("voice"), state.modalities.get("face")
+    return voice is not None and voice.used and (state.voice_led or face is None or not face.used)
+
+
+def _confidence(state: FusedState) -> float:
+    """How sure a state is: the voice's own (fresh) confidence when the voice carries the escalation, else the
+    fused one (out of every configured modality: a face out of view halved a shouting voice's figure, and the
+    same voice alerted behind a calm face but not with the face turned away)."""
+    return max(state.confidence, state.modalities["voice"].confidence) if _voice_carries(state) else state.confidence
+
+
 class AlertPolicy:
     """Turns fused states into staff alerts: sustained/rising/voice triggers, hysteresis, cooldown, recovery.
 
@@ -140,7 +153,7 @@ class AlertPolicy:
             return []
         if self._visit is None or visit.visit_id != self._visit.visit_id:
             self._reset(visit)
-        if (not cfg.enabled or state is None or not state.confidence >= cfg.min_confidence
+        if (not cfg.enabled or state is None or not _confidence(state) >= cfg.min_confidence
                 or not math.isfinite(state.escalation)):
             self._since.clear()  # off, or too unsure: evidence of neither escalation nor calm
             self._history.clear()
@@ -151,7 +164,7 @@ class AlertPolicy:
         # 0: reaching it): the state is already smoothed, and holding both levels in turn only delayed alerts.
         alert_reason = ("sustained" if held["alert"] >= cfg.alert_hold_s and held["watch"] >= cfg.sustain_s
                         else "voice_agitation" if held["voice"] >= cfg.sustain_s else None)
-        if alert_reason == "sustained" and state.voice_led:
+        if alert_reason == "sustained" and _voice_carries(state):
             alert_reason = "voice_agitation"  # the voice carried it: say so, with the raised-voice hint
         watch_reason = ("rising" if held["rising"] >= cfg.rise_hold_s
                         else "sustained" if held["watch"] >= cfg.sustain_s else alert_reason)

@@ -35,7 +35,7 @@ class Core:
         self.cfg = cfg
         self.factory = factory
         self.to_wall = to_wall
-        self.fusion = Fusion(cfg.fusion)
+        self.fusion = Fusion(cfg.fusion, cfg.analysis.voice_hop_s)
         self.visits = VisitTracker(cfg.fusion.visit_start_s, cfg.fusion.visit_end_s)
         self.alerts = AlertPolicy(cfg.alerts, cfg.identity.counter_name)
         self.cues = CuePolicy(lambda: self.alerts.cfg, cfg.identity.counter_name)  # care / good-moment cues

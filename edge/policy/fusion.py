@@ -86,9 +86,11 @@ def escalation_score(probs: np.ndarray) -> float:
 class Fusion:
     """Confidence- and freshness-weighted late fusion over smoothed per-modality tracks."""
 
-    def __init__(self, cfg: FusionConfig) -> None:
-        """Start with no evidence."""
+    def __init__(self, cfg: FusionConfig, voice_gap_s: float = 0.25) -> None:
+        """Start with no evidence; ``voice_gap_s``: the time between two voice readings of ongoing speech (the
+        analysis hop)."""
         self.cfg = cfg
+        self.voice_gap_s = voice_gap_s
         self.tracks: dict[str, ModalityTrack] = {m: ModalityTrack() for m in MODALITIES}
         self.ignored = 0  # readings left out because a value was not finite or the shape was wrong
 
@@ -141,6 +143,10 @@ class Fusion:
         """
         if not self.cfg.voice_arousal or weights["voice"] <= 0:
             return 0.0
-        face = self.tracks["face"]
+        face, voice = self.tracks["face"], self.tracks["voice"]
         happy = float(face.probs[_HAPPY]) * face.freshness(now, self.cfg.stale_after_s) if weights["face"] > 0 else 0.0
-        return escalation_score(self.tracks["voice"].probs) * (1.0 - self.cfg.happy_face_discount * happy)
+        # Fading once no new reading came for one analysis hop (the speaker fell silent): a reading seconds old no
+        # longer holds the level up on its own; ongoing speech, a reading every hop, keeps it whole.
+        age = 0.0 if voice.last_t is None else max(now - voice.last_t - self.voice_gap_s, 0.0)
+        fresh = float(np.clip(1.0 - age / self.cfg.stale_after_s, 0.0, 1.0))
+        return escalation_score(voice.probs) * fresh * (1.0 - self.cfg.happy_face_discount * happy)
