@@ -199,10 +199,15 @@ class KioskConfig(_Section):
     def warnings(self) -> list[str]:
         """``key.path: message`` lines that are not errors (the cn profile without a staff-voice gate)."""
         p = self.privacy
-        out = gate_warnings(p.staff_voice_gate, p.staff_audio_channel, p.profile, self.voice_on())
+        out = gate_warnings(p.staff_voice_gate, p.staff_audio_channel, p.direction, p.profile, self.voice_on())
         if not (self.analysis.face and self.camera.enabled) and not self.voice_on():
             out.append("analysis: neither face (analysis.face, camera.enabled) nor voice (analysis.voice, "
                        "microphone.enabled) is analysed: the kiosk will publish status and health only")
+        elif not (self.analysis.face and self.camera.enabled):
+            out.append("analysis.face: off (or camera.enabled = false) with voice on: a visit starts only when a "
+                       "customer's face is seen, so this kiosk raises no alert and its emotion events have no visit")
+        if self.fusion.face_weight == 0 and self.fusion.voice_weight == 0:
+            out.append("fusion: face_weight and voice_weight are both 0: no fused state, no emotion event, no alert")
         return out
 
     def state_dir(self) -> Path | None:

@@ -124,6 +124,11 @@ def test_a_config_that_analyses_nothing_is_warned_about() -> None:
     off = parse_config({**ident, "analysis": {"face": False}, "microphone": {"enabled": False}})
     assert any(w.startswith("analysis: neither face") for w in off.warnings())
     assert not any("neither face" in w for w in parse_config({**ident, "analysis": {"face": False}}).warnings())
+    voice_only = parse_config({**ident, "analysis": {"face": False}}).warnings()
+    assert any(w.startswith("analysis.face: off") and "raises no alert" in w for w in voice_only)
+    assert not any("analysis.face" in w for w in parse_config(ident).warnings())
+    assert any(w.startswith("fusion: face_weight and voice_weight are both 0") for w in parse_config(
+        {**ident, "fusion": {"face_weight": 0, "voice_weight": 0}}).warnings())
 
 
 def test_back_off_longest_wait_must_not_be_under_the_first() -> None:

@@ -49,6 +49,34 @@ def test_cn_warns_without_a_gate_and_custom_is_silent(tmp_path: Path, capsys: py
     assert rc == 0 and "warning" not in err
 
 
+def test_eu_and_cn_refuse_gate_thresholds_that_let_staff_through(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """A share of 1.0 / 0.0 made the required gate a gate in name only (it could never call a window staff)."""
+    gate = "[microphone]\nchannels = 2\n"
+    for profile in ("eu", "cn"):
+        rc, err = _check(tmp_path, capsys, profile, gate, "staff_audio_channel = 1\nstaff_voice_max_share = 1.0\n"
+                         "customer_voice_min_share = 0.0\nstaff_voice_margin_db = 40\n")
+        assert rc == 2 and f"privacy.staff_voice_max_share: the {profile} profile requires <= 0.25" in err
+        assert "privacy.customer_voice_min_share: " in err and "privacy.staff_voice_margin_db: " in err
+    rc, err = _check(tmp_path, capsys, "custom", gate, "staff_audio_channel = 1\nstaff_voice_max_share = 1.0\n")
+    assert rc == 0
+
+
+def test_auto_takes_the_direction_gate_when_one_is_described(tmp_path: Path) -> None:
+    """``[privacy.direction]`` under the default ``staff_voice_gate = "auto"`` was silently ignored (staff voices
+    went to the model ungated); a direction set beside another gate is an error."""
+    from edge.voicegate.gate import DirectionGate, make_gate
+
+    direction = {"mic_positions_m": [[0, 0], [0.05, 0]], "staff_sector_deg": [0, 60], "customer_sector_deg": [120, 180]}
+    data = {"identity": {"site_id": "s", "kiosk_id": "k"}, "microphone": {"channels": 2},
+            "privacy": {"direction": direction}}
+    assert isinstance(make_gate(parse_config(data)), DirectionGate)
+    from edge.config import ConfigError
+
+    with pytest.raises(ConfigError, match="privacy.direction: set, but the gate in force is 'none'"):
+        parse_config({**data, "privacy": {"direction": direction, "staff_voice_gate": "none"}})
+
+
 def test_remote_config_may_only_tighten_the_gate_under_eu_and_cn() -> None:
     data = {"identity": {"site_id": "s", "kiosk_id": "k"}, "microphone": {"channels": 2},
             "privacy": {"profile": "eu", "staff_zones": [[[0, 0], [0.3, 0], [0.3, 1], [0, 1]]],
@@ -60,7 +88,7 @@ def test_remote_config_may_only_tighten_the_gate_under_eu_and_cn() -> None:
         return weakened(base, parse_config({**data, "privacy": {**data["privacy"], **p}}))  # type: ignore[dict-item]
 
     assert with_privacy(staff_voice_max_share=0.05, customer_voice_min_share=0.7, staff_voice_margin_db=2.0) == []
-    got = with_privacy(staff_voice_max_share=0.3, customer_voice_min_share=0.2, staff_voice_margin_db=6.0)
+    got = with_privacy(staff_voice_max_share=0.2, customer_voice_min_share=0.4, staff_voice_margin_db=4.0)
     assert [g.split(":")[0] for g in got] == ["privacy.staff_voice_margin_db", "privacy.staff_voice_max_share",
                                               "privacy.customer_voice_min_share"]
     custom = parse_config({**data, "privacy": {**data["privacy"], "profile": "custom"}})  # type: ignore[dict-item]

@@ -34,6 +34,9 @@ NoticeText = Annotated[str, Field(min_length=20, max_length=4000)]
 MIN_AGGREGATION_S = 1.0
 MIN_PAUSE_S = 300.0  # eu/cn: a customer's opt-out lasts at least this long unless staff resume
 MIN_FACE_FRAC = 0.05  # eu/cn: smaller (farther) faces, i.e. bystanders, are never analysed
+# eu/cn: the staff-voice gate's thresholds stay inside the range docs/bench/staff_gate.md measured (staff-only
+# windows reaching the model <= 1 % there); a share of 1.0 / 0.0 let every staff window through
+MAX_STAFF_SHARE, MIN_CUSTOMER_SHARE, MAX_MARGIN_DB = 0.25, 0.3, 5.0
 _FLOORS = (
     f"fusion.emit_interval_s >= {MIN_AGGREGATION_S}: no per-frame events, states aggregated over at least 1 s",
     f"fusion.half_life_s >= {MIN_AGGREGATION_S}: readings smoothed over at least 1 s",
@@ -41,6 +44,9 @@ _FLOORS = (
     "unless staff resume",
     f"analysis.min_face_frac >= {MIN_FACE_FRAC}: faces smaller than 5 % of the frame height (bystanders farther "
     "away) are never analysed",
+    f"privacy.staff_voice_max_share <= {MAX_STAFF_SHARE}, privacy.customer_voice_min_share >= "
+    f"{MIN_CUSTOMER_SHARE}, privacy.staff_voice_margin_db <= {MAX_MARGIN_DB:g}: the staff-voice gate's thresholds "
+    "stay in the range the staff-gate benchmark measured",
     "remote config (MQTT) may only tighten the config file, the privacy baseline: the staff zones must still "
     "cover everything the file's cover, analysis.customer_zone must stay inside the file's, "
     "analysis.min_face_frac and privacy.pause_max_s may not go below the file's values, the staff-voice margins "
@@ -85,7 +91,8 @@ class PrivacyConfig(BaseModel):
     staff_voice_gate: GateKind = Field(
         default="auto", description="How staff speech is kept from the voice model: channel (a staff microphone, "
         "`staff_audio_channel`), direction (a microphone array, `[privacy.direction]`) or none; auto = channel "
-        "when staff_audio_channel is set, else none. The eu profile requires one while voice is analysed.")
+        "when staff_audio_channel is set, direction when [privacy.direction] is, else none. The eu profile "
+        "requires one while voice is analysed.")
     staff_audio_channel: int | None = Field(
         default=None, ge=0, le=7, description="Index of the staff microphone channel when the counter has one "
         "microphone per side (microphone.channels >= 2); speech frames where it dominates are staff speech.")
@@ -133,5 +140,15 @@ def profile_problems(p: PrivacyConfig, emit_interval_s: float, half_life_s: floa
         if min_face_frac < MIN_FACE_FRAC:
             out.append(f"analysis.min_face_frac: the {p.profile} profile requires >= {MIN_FACE_FRAC} (bystanders' "
                        f"smaller faces are not analysed; got {min_face_frac:g})")
+        for key, value, ok, rule in (
+                ("staff_voice_max_share", p.staff_voice_max_share, p.staff_voice_max_share <= MAX_STAFF_SHARE,
+                 f"<= {MAX_STAFF_SHARE}"),
+                ("customer_voice_min_share", p.customer_voice_min_share,
+                 p.customer_voice_min_share >= MIN_CUSTOMER_SHARE, f">= {MIN_CUSTOMER_SHARE}"),
+                ("staff_voice_margin_db", p.staff_voice_margin_db, p.staff_voice_margin_db <= MAX_MARGIN_DB,
+                 f"<= {MAX_MARGIN_DB:g}")):
+            if not ok:
+                out.append(f"privacy.{key}: the {p.profile} profile requires {rule} (looser lets staff speech "
+                           f"reach the voice model; got {value:g})")
     return out
 

@@ -78,17 +78,20 @@ class DirectionConfig(BaseModel):
         return self
 
 
-def effective_gate(kind: str, staff_audio_channel: int | None) -> str:
-    """The gate in force: ``auto`` resolved to channel (a staff channel is set) or none."""
+def effective_gate(kind: str, staff_audio_channel: int | None, direction: DirectionConfig | None) -> str:
+    """The gate in force: ``auto`` resolved to channel (a staff channel is set), direction ([privacy.direction] is
+    set) or none."""
     if kind != "auto":
         return kind
-    return "channel" if staff_audio_channel is not None else "none"
+    if staff_audio_channel is not None:
+        return "channel"
+    return "direction" if direction is not None else "none"
 
 
 def gate_problems(kind: str, staff_channel: int | None, direction: DirectionConfig | None, channels: int,
                   profile: str, voice_on: bool) -> list[str]:
     """``key.path: message`` lines for a gate that cannot work with this capture, or a profile that needs one."""
-    gate = effective_gate(kind, staff_channel)
+    gate = effective_gate(kind, staff_channel, direction)
     out: list[str] = []
     if gate == "channel":
         if staff_channel is None:
@@ -110,12 +113,16 @@ def gate_problems(kind: str, staff_channel: int | None, direction: DirectionConf
                    "or set analysis.voice = false")
     if gate != "channel" and staff_channel is not None and kind != "auto":
         out.append(f"privacy.staff_audio_channel: set, but privacy.staff_voice_gate = {kind!r}")
+    if gate != "direction" and direction is not None:
+        out.append(f"privacy.direction: set, but the gate in force is {gate!r} (privacy.staff_voice_gate = "
+                   f"{kind!r}): set staff_voice_gate = \"direction\" or remove [privacy.direction]")
     return out
 
 
-def gate_warnings(kind: str, staff_channel: int | None, profile: str, voice_on: bool) -> list[str]:
+def gate_warnings(kind: str, staff_channel: int | None, direction: DirectionConfig | None, profile: str,
+                  voice_on: bool) -> list[str]:
     """Warnings (not errors) about the staff-voice gate: the cn profile without one."""
-    if profile == "cn" and voice_on and effective_gate(kind, staff_channel) == "none":
+    if profile == "cn" and voice_on and effective_gate(kind, staff_channel, direction) == "none":
         return ["privacy.staff_voice_gate: no staff-voice gate while voice is analysed; a single microphone hears "
                 "staff too (set channel or direction, or analysis.voice = false)"]
     return []

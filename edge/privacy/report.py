@@ -197,7 +197,7 @@ def build_report(cfg: KioskConfig, manifest: Manifest | None) -> list[Block]:
 def voice_gate_line(cfg: KioskConfig) -> str:
     """What the staff-voice gate does under this config, in one report line."""
     p = cfg.privacy
-    gate = effective_gate(p.staff_voice_gate, p.staff_audio_channel)
+    gate = effective_gate(p.staff_voice_gate, p.staff_audio_channel, p.direction)
     if not cfg.voice_on():
         return "Staff voice: voice is not analysed, so no staff voice is either."
     rule = (f"a voice window is not analysed when more than {p.staff_voice_max_share:.0%} of its speech frames "

@@ -242,7 +242,7 @@ class DirectionGate(VoiceGate):
 def make_gate(cfg: KioskConfig) -> VoiceGate:
     """The configured staff-voice gate (``privacy.staff_voice_gate``; ``UngatedVoice`` when none)."""
     p = cfg.privacy
-    kind = effective_gate(p.staff_voice_gate, p.staff_audio_channel)
+    kind = effective_gate(p.staff_voice_gate, p.staff_audio_channel, p.direction)
     shares = (p.staff_voice_max_share, p.customer_voice_min_share)
     if kind == "channel" and p.staff_audio_channel is not None:
         return ChannelGate(p.staff_audio_channel, p.staff_voice_margin_db, *shares)
