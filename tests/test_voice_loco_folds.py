@@ -173,8 +173,9 @@ def test_within_corpus_settings_are_chosen_on_validation_speakers_only(monkeypat
     real = voice_within.choose
 
     def spy(*a: object, **k: object) -> tuple[tuple[int, ...], float]:
-        fit, val = a[5], a[6]
-        assert isinstance(fit, np.ndarray) and isinstance(val, np.ndarray)
+        splits = a[5]
+        assert isinstance(splits, list) and len(splits) == 1
+        fit, val = splits[0]
         seen.append((set(speaker[fit]), set(speaker[val])))
         return real(*a, **k)  # type: ignore[arg-type]
 
@@ -236,3 +237,25 @@ def test_a_corpus_without_speech_windows_adds_no_rows_and_breaks_nothing(tmp_pat
         f = voice_fe.features(clips, "clean", enc, tmp_path / "cache", Pools())
         assert f.x.shape[1:] == (2, 4) and len(f.x) == len(f.clip) == len(f.ratio) > 0
         assert set(f.clip.tolist()) == {1}
+
+
+def test_settings_of_a_left_out_corpus_fold_are_chosen_by_corpora_it_trains_on() -> None:
+    """With two or more training corpora each split fits on the others and scores one of them (never the left-out
+    corpus, never a babble voice); with one corpus, a quarter of its speakers is scored."""
+    from edge.train.voice_loco import selection_splits
+
+    corpus = np.repeat(["a", "b", "c", "d"], 6)
+    speaker = np.array([f"{k}:{i % 3}" for i, k in enumerate(corpus)])
+    noise = frozenset({"b:0"})
+    train = corpus != "d"
+    splits = selection_splits(corpus, speaker, train, noise)
+    assert len(splits) == 3
+    for (fit, val), k in zip(splits, ("a", "b", "c"), strict=True):
+        assert set(corpus[val]) == {k} and not (fit & val).any()
+        assert set(corpus[fit]) == {"a", "b", "c"} - {k}
+        assert "b:0" not in set(speaker[val])
+    assert "b:0" in set(speaker[splits[0][0]])  # babble voices still train
+    one = selection_splits(corpus, speaker, corpus == "a", noise)
+    assert len(one) == 1
+    fit, val = one[0]
+    assert set(speaker[val]) == {"a:1"} and set(speaker[fit]) == {"a:0", "a:2"}

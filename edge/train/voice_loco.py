@@ -23,6 +23,7 @@ from edge.train.voice_fe import FRAMES, Feats, clip_windows, export_int8, featur
 from edge.train.voice_head import Head, balance_weights, clip_probs, loco_metrics
 from edge.train.voice_kiosk import CONDITIONS
 from edge.train.voice_noise import Pools, corpus_pools, noise_speakers, pool_for
+from edge.train.voice_within import choose
 from edge.voice.vad import Vad
 from edge.voice.whisper_mel import whisper_log_mel
 
@@ -166,29 +167,28 @@ def _train_rows(feats: dict[str, Feats], keep: np.ndarray, taps: tuple[int, ...]
     return np.concatenate(xs), np.concatenate(cs)
 
 
+def selection_splits(corpus: np.ndarray, speaker: np.ndarray, train: np.ndarray,
+                     noise: frozenset[str] = frozenset()) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Where settings are chosen: with two or more training corpora a nested leave-one-corpus-out (fit on the
+    others, score on each in turn), as the product meets a language it never heard; with one, every 4th of its
+    speakers. The training babble's voices (``noise``) are never scored on."""
+    scored = train & ~np.isin(speaker, sorted(noise))
+    names = np.unique(corpus[train])
+    if len(names) >= 2:
+        return [(train & (corpus != k), scored & (corpus == k)) for k in names]
+    val_spk = sorted(set(speaker[scored]))[1::4]
+    val = scored & np.isin(speaker, val_spk)
+    return [(train & ~val, val)]
+
+
 def select(feats: dict[str, Feats], y: np.ndarray, corpus: np.ndarray, speaker: np.ndarray,
            train: np.ndarray, noise: frozenset[str] = frozenset(), grid: tuple[float, ...] = GRID
            ) -> tuple[tuple[int, ...], float]:
-    """(encoder taps, C) by held-out speakers in the training corpora (every 4th of each, never a voice of the
-    training babble, ``noise``): mean of AUC and UA4."""
-    spk = np.unique(speaker[train])
-    val_spk = {s for c in np.unique(corpus[train])
-               for s in sorted(set(speaker[train & (corpus == c)]) - noise)[1::4]}
-    val = train & np.isin(speaker, sorted(val_spk))
-    fit_m = train & ~val
-    best, best_score = (TAP_SETS[-1], grid[0]), -1.0
-    for t in TAP_SETS:
-        x, cl = _train_rows(feats, fit_m, t)
-        xv = feats["clean"]
-        mv = val[xv.clip]
-        for c in grid:
-            head = Head(c).fit(x, y[cl], balance_weights(y[cl], corpus[cl]))
-            p, _ = clip_probs(head.probs(tap_rows(xv.x[mv], t)), xv.clip[mv], xv.ratio[mv], len(y))
-            scores = [loco_metrics(y[val & (corpus == k)], p[val & (corpus == k)]) for k in np.unique(corpus[val])]
-            sc = float(np.nanmean([r["agitated_auc"] for r in scores] + [r["ua4"] for r in scores]))
-            log.info("select taps %s C %g: %.4f (%d speakers held out of %d)", t, c, sc, len(val_spk), len(spk))
-            if sc > best_score:
-                best, best_score = (t, c), sc
+    """(encoder taps, C) with the best mean of agitated AUC and UA4 over ``selection_splits``."""
+    splits = selection_splits(corpus, speaker, train, noise)
+    best = choose(feats, _train_rows, tap_rows, y, corpus, splits, TAP_SETS, grid)
+    log.info("select: taps %s C %g over %d splits (%s)", best[0], best[1], len(splits),
+             ", ".join(f"{int(v.sum())} clips of {'/'.join(np.unique(corpus[v]))}" for _, v in splits))
     return best
 
 

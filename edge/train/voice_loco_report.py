@@ -8,13 +8,14 @@ from typing import Any
 from edge.train.voice_corpora import LANGUAGE
 
 GAIN_CONDS = ("gain-20", "gain+10")
-PAGE_INTRO = ("Each row: the head trained on the other corpora (clean + augmented copies), encoder taps and C chosen "
-              "on held-out speakers of the training corpora; the eGeMAPS + logistic-regression baseline trained on "
-              "the same clips (clean, gain-normalised), same weights per corpus and class. Clips without a voice "
-              "reading (no speech found) count as chance. Babble noise: a training copy's talkers come from its own "
-              "corpus, a test clip's from the other corpora, so a left-out corpus's voices are in neither its "
-              "fold's training noise nor its own test noise. Within-corpus folds choose taps and C on each fold's "
-              "validation speakers, never its test speakers.")
+PAGE_INTRO = ("Each row: the head trained on the other corpora (clean + augmented copies), encoder taps and C "
+              "chosen by a nested leave-one-corpus-out inside the training corpora (a head on two of them scored on"
+              " the third, mean over the three; never on the left-out corpus); the eGeMAPS + logistic-regression "
+              "baseline trained on the same clips (clean, gain-normalised), same weights per corpus and class. "
+              "Clips without a voice reading (no speech found) count as chance. Babble noise: a training copy's "
+              "talkers come from its own corpus, a test clip's from the other corpora, so a left-out corpus's "
+              "voices are in neither its fold's training noise nor its own test noise. Within-corpus folds choose "
+              "taps and C on each fold's validation speakers, never its test speakers.")
 
 
 def _f(x: float | None) -> str:

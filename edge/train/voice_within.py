@@ -39,20 +39,28 @@ def _score(y: np.ndarray, p: np.ndarray, native: bool) -> float:
     return float(np.nanmean([r["agitated_auc"], r["ua4"]]))
 
 
+Split = tuple[np.ndarray, np.ndarray]  # (clips a head is fitted on, clips it is scored on)
+
+
 def choose(feats: dict[str, Feats], train_rows: Rows, tap_rows: TapRows, yy: np.ndarray, corpus: np.ndarray,
-           fit: np.ndarray, val: np.ndarray, tap_sets: tuple[tuple[int, ...], ...], grid: tuple[float, ...],
+           splits: list[Split], tap_sets: tuple[tuple[int, ...], ...], grid: tuple[float, ...],
            native: bool = False) -> tuple[tuple[int, ...], float]:
-    """(taps, C) of the head that, fitted on ``fit``, scores best on the clips in ``val`` (clean)."""
+    """(taps, C) of the head that, fitted on each split's first mask, scores best on its second (clean clips),
+    averaged over the splits."""
     best, best_score = (tap_sets[-1], grid[len(grid) // 2]), -np.inf
     f = feats["clean"]
-    m = val[f.clip]
     for t in tap_sets:
-        x, cl = train_rows(feats, fit, t)
-        for c in grid:
-            head = Head(c, n_out=8 if native else 7).fit(x, yy[cl], balance_weights(yy[cl], corpus[cl]))
-            p, _ = clip_probs(head.probs(tap_rows(f.x[m], t)), f.clip[m], f.ratio[m], len(yy))
-            sc = _score(yy[val], p[val], native)
-            if sc > best_score:  # a NaN score (a validation speaker set without agitated clips) never wins
+        scores: dict[float, list[float]] = {c: [] for c in grid}
+        for fit, val in splits:  # one split's rows in memory at a time
+            x, cl = train_rows(feats, fit, t)
+            m = val[f.clip]
+            for c in grid:
+                head = Head(c, n_out=8 if native else 7).fit(x, yy[cl], balance_weights(yy[cl], corpus[cl]))
+                p, _ = clip_probs(head.probs(tap_rows(f.x[m], t)), f.clip[m], f.ratio[m], len(yy))
+                scores[c].append(_score(yy[val], p[val], native))
+        for c in grid:  # grid order: a tie keeps the first setting
+            sc = float(np.mean(scores[c]))
+            if sc > best_score:  # a NaN score (a validation set without agitated clips) never wins
                 best, best_score = (t, c), sc
     return best
 
@@ -73,7 +81,7 @@ def within(feats: dict[str, Feats], train_rows: Rows, tap_rows: TapRows, y: np.n
         fit = (np.isin(speaker, sorted(tr)) & (corpus == name)) | reserved
         val = np.isin(speaker, sorted(va)) & (corpus == name)
         test = np.isin(speaker, sorted(te)) & (corpus == name)
-        taps, c = choose(feats, train_rows, tap_rows, yy, corpus, fit, val, tap_sets, grid, native)
+        taps, c = choose(feats, train_rows, tap_rows, yy, corpus, [(fit, val)], tap_sets, grid, native)
         x, cl = train_rows(feats, fit | val, taps)
         head = Head(c, n_out=8 if native else 7).fit(x, yy[cl], balance_weights(yy[cl], corpus[cl]))
         f = feats["clean"]
