@@ -96,6 +96,10 @@ def test_label_map_uses_declared_names() -> None:
     assert m[2, EMOTIONS.index("disgust")] == 1
     with pytest.raises(ModelError):
         label_map((), 7)
+    with pytest.raises(ModelError, match=r"\['suprise'\] are not product emotions"):  # was a warning only
+        label_map(("neutral", "happy", "suprise"), 3)
+    with pytest.raises(ModelError, match="repeat a class"):
+        label_map(("neutral", "happy", "happy"), 3)
 
 
 def test_haar_finds_grace_hopper() -> None:
@@ -157,8 +161,8 @@ def test_blazeface_anchors_and_nms() -> None:
 
 
 def test_auto_detector_falls_back_to_haar(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """'auto' uses Haar when the optional BlazeFace file is missing (quietly) or altered (an error); 'blazeface'
-    then refuses."""
+    """'auto' uses Haar when the optional BlazeFace file is missing; one that is there but altered is refused like
+    any model that fails its checks (it passed check-config with an error line and ran on the weaker detector)."""
     caplog.set_level(logging.INFO, logger="edge.face.detector")
     assert isinstance(make_detector("auto", None), HaarDetector)
     src = MODELS / "face_detection_short_range.tflite"
@@ -171,14 +175,12 @@ def test_auto_detector_falls_back_to_haar(tmp_path: Path, caplog: pytest.LogCapt
     (tmp_path / "manifest.json").write_text(json.dumps(raw))
     caplog.clear()
     assert isinstance(make_detector("auto", load_manifest(tmp_path)), HaarDetector)  # file missing
-    assert [r.levelno for r in caplog.records if "BlazeFace unavailable" in r.getMessage()] == [logging.INFO]
-    caplog.clear()
+    assert [r.levelno for r in caplog.records if "BlazeFace not installed" in r.getMessage()] == [logging.INFO]
     data = bytearray(src.read_bytes())
     data[100] ^= 0xFF
     (tmp_path / src.name).write_bytes(bytes(data))
-    assert isinstance(make_detector("auto", load_manifest(tmp_path)), HaarDetector)  # sha256 mismatch
-    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-    assert len(errors) == 1 and "sha256 mismatch" in errors[0]  # a damaged file is a fault, not "not installed"
+    with pytest.raises(ModelError, match="installed but unusable: .*sha256 mismatch"):
+        make_detector("auto", load_manifest(tmp_path))
     with pytest.raises(ModelError):
         make_detector("blazeface", load_manifest(tmp_path))
 

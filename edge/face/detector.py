@@ -85,7 +85,8 @@ def make_detector(kind: str, manifest: Manifest | None, threads: int = 1) -> Fac
         present = False
         if manifest is not None and "face_detector" in manifest.models:
             present = manifest.models["face_detector"].path.exists()
-        # A missing optional file is expected (not installed); one that is there but fails its checks is a fault.
-        (log.error if present else log.info)(
-            "face detector: BlazeFace unavailable (%s); using OpenCV Haar cascade", exc)
+        if present:  # there but failing its checks (sha256, shapes): a fault, never a quiet fall-back to Haar
+            raise ModelError(f"face detector file is installed but unusable: {exc} (reinstall it with "
+                             "scripts/install-models, or set analysis.face_detector = \"haar\")") from exc
+        log.info("face detector: BlazeFace not installed (%s); using OpenCV Haar cascade", exc)  # optional file
         return HaarDetector(threads=threads)

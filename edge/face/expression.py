@@ -26,14 +26,15 @@ def label_map(labels: tuple[str, ...] | list[str], n_outputs: int) -> np.ndarray
     if len(labels) != n_outputs:
         raise ModelError(f"model declares {len(labels)} labels for {n_outputs} outputs; labels must be declared")
     m = np.zeros((n_outputs, len(EMOTIONS)), np.float32)
-    for i, raw in enumerate(labels):
-        name = LABEL_ALIASES.get(raw.lower(), raw.lower())
-        if name in EMOTIONS:
-            m[i, EMOTIONS.index(name)] = 1.0
-        else:
-            log.warning("model label %r has no emotion class; its probability is dropped", raw)
-    if not m.any():
-        raise ModelError(f"none of the model labels {list(labels)} map onto {EMOTIONS}")
+    names = [LABEL_ALIASES.get(raw.lower(), raw.lower()) for raw in labels]
+    unknown = [raw for raw, name in zip(labels, names, strict=True) if name not in EMOTIONS]
+    if unknown:  # a misspelt label dropped its output's probability without a word
+        raise ModelError(f"face model labels {unknown} are not product emotions {EMOTIONS} nor aliases of one "
+                         f"({', '.join(sorted(LABEL_ALIASES))})")
+    if len({raw.lower() for raw in labels}) != len(labels):
+        raise ModelError(f"face model labels repeat a class: {list(labels)}")
+    for i, name in enumerate(names):  # an alias may share a class on purpose (contempt counts as disgust)
+        m[i, EMOTIONS.index(name)] = 1.0
     return m
 
 
