@@ -84,8 +84,25 @@ def test_blend_of_a_missing_or_mismatched_model_is_refused(tmp_path: Path) -> No
         load_model(man, "face_expression")
     (tmp_path / "y").mkdir()
     man = load_manifest(_pair(tmp_path / "y", {"model": "b", "weight": 0.5}, other="voice_emotion_cnn"))
-    with pytest.raises(ModelError, match="cannot blend 'b'"):
+    with pytest.raises(ModelError, match=r"cannot blend 'b': input shape \[1, 48, 48, 1\] != "):
         load_model(man, "face_expression")
+
+
+def test_a_wrong_declaration_of_a_blended_member_is_named_as_such(tmp_path: Path) -> None:
+    """The member's own check speaks first (the blend check hid it behind "input shape, output shape or labels
+    differ"), and a sha256 with a stray space is a manifest error, not two digests that look the same."""
+    folder = _pair(tmp_path, {"model": "b", "weight": 0.5})
+    raw = json.loads((folder / "manifest.json").read_text())
+    raw["models"]["b"]["input"]["shape"] = [1, 64, 64, 1]
+    (folder / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(ModelError, match=r"model 'b'.*shape") as exc:
+        load_model(load_manifest(folder), "face_expression")
+    assert "cannot blend" not in str(exc.value)
+    raw["models"]["b"]["input"]["shape"] = [1, 48, 48, 1]
+    raw["models"]["b"]["sha256"] = " " + raw["models"]["b"]["sha256"]
+    (folder / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(ModelError, match="models.b.sha256 must be 64 hex digits"):
+        load_manifest(folder)
 
 
 def test_blend_of_a_tampered_member_is_refused(tmp_path: Path) -> None:

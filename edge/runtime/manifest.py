@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,10 @@ def load_manifest(root: Path | None = None) -> Manifest:
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ModelError(f"{where}: missing or malformed field {exc}") from exc
+        if re.fullmatch(r"[0-9a-f]{64}", models[name].sha256) is None:
+            raise ModelError(f"{where}.sha256 must be 64 hex digits, got {str(entry['sha256'])!r}")
+        if not isinstance(entry.get("optional", False), bool):
+            raise ModelError(f"{where}.optional must be true or false, got {entry['optional']!r}")
         if os.path.isabs(models[name].file) or ".." in Path(models[name].file).parts:
             raise ModelError(f"{where}.file must be a plain relative path, got {models[name].file!r}")
     return Manifest(root=root, models=models)

@@ -116,12 +116,13 @@ def load_model(manifest: Manifest, name: str, threads: int = 1) -> Model:
         other = manifest.get(other_name)
         if other.blend is not None:
             raise ModelError(f"model '{name}' blends '{other_name}', which blends again: one level only")
-        if (other.input.shape, other.output.shape, other.labels) != (spec.input.shape, spec.output.shape,
-                                                                     spec.labels):
-            raise ModelError(f"model '{name}' cannot blend '{other_name}': input shape, output shape or labels "
-                             "differ")
-        own = _load_one(manifest, name, threads)
-        return BlendedModel(own, _load_one(manifest, other_name, threads), weight)
+        own, theirs = _load_one(manifest, name, threads), _load_one(manifest, other_name, threads)  # each verified
+        for field, a, b in (("input shape", spec.input.shape, other.input.shape),
+                            ("output shape", spec.output.shape, other.output.shape),
+                            ("labels", spec.labels, other.labels)):
+            if a != b:
+                raise ModelError(f"model '{name}' cannot blend '{other_name}': {field} {list(a)} != {list(b)}")
+        return BlendedModel(own, theirs, weight)
     return _load_one(manifest, name, threads)
 
 
