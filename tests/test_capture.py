@@ -90,6 +90,14 @@ def test_classify_video_source(source: str, kind: str) -> None:
     assert classify_video_source(source, "file") == "file"
 
 
+def test_an_existing_file_named_with_a_bang_is_a_file(video: Path, tmp_path: Path) -> None:
+    """"wow!.mp4" was taken for a GStreamer pipeline."""
+    clip = tmp_path / "wow!.mp4"
+    shutil.copy(video, clip)
+    assert classify_video_source(str(clip)) == "file"
+    assert sum(1 for _ in iter_video_file(clip)) > 0
+
+
 def test_classify_audio_source() -> None:
     assert classify_audio_source("default") == "device"
     assert classify_audio_source("USB Mic") == "device"
@@ -333,6 +341,23 @@ def test_video_file_replaced_by_garbage_reopens_and_recovers(video: Path, tmp_pa
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "clip.mp4" in warnings[0].getMessage()
     assert any("capturing again" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg command to write a header-only mp4")
+def test_a_video_file_that_opens_but_has_no_frames_fails(tmp_path: Path) -> None:
+    """An mp4 cut after its header opens, reads nothing, and ended quietly ("ended", no error) in `run`."""
+    import subprocess
+
+    full = tmp_path / "full.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-t", "2",
+                    "-movflags", "+faststart", "-pix_fmt", "yuv420p", str(full)], check=True)
+    data = full.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[:data.index(b"mdat") + 4])  # header and moov, no frame data
+    src, _ = run_video(CameraConfig(source=str(cut), pace="fast"), DropQueue(2))
+    src.join(10)
+    st = src.stats()
+    assert st["frames_in"] == 0 and st["state"] == "failed" and "no frames decoded" in st["error"]
 
 
 class FakeCap:

@@ -53,6 +53,8 @@ def classify_video_source(source: str, kind: str = "auto") -> str:
     s = source.strip()
     if s.isdigit() or s.startswith("/dev/video"):
         return "device"
+    if Path(s).is_file():  # an existing file is a file, whatever its name holds ("clip!.mp4")
+        return "file"
     if "!" in s or s.endswith("appsink"):
         return "gstreamer"
     if re.match(r"^(rtsps?|https?)://", s, re.IGNORECASE):

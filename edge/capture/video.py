@@ -110,6 +110,10 @@ class VideoSource(threading.Thread):
             if reason is None:  # stopped
                 return
             if reason == "eof":
+                if not self.cfg.loop and self.frames_in == 0:  # opened, yet not one frame: not a video it can read
+                    self._set("failed", f"{label}: not a readable video (no frames decoded)")
+                    log.error("%s: not a readable video (no frames decoded)", label)
+                    return
                 if not self.cfg.loop:
                     self._set("ended", None)
                     log.info("%s: end of file", label)
