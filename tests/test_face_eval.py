@@ -163,6 +163,38 @@ def test_eval_npz_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
         assert message in err and f"{name}.npz" in err, (name, err)
 
 
+
+def test_eval_npz_and_folder_edges(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Bytes labels are their text; contempt follows --contempt in folders and npz files too (it was always scored
+    as disgust there); a .npy, a 2-channel or an empty image are clear errors, not tracebacks; counts are checked."""
+    _need_model()
+    imgs = np.random.default_rng(1).integers(0, 255, (4, 48, 48), dtype=np.uint8)
+    np.savez(tmp_path / "b.npz", images=imgs, labels=np.array([b"angry", b"happy", b"contempt", b"sad"]))
+    out = tmp_path / "o"
+    assert eval_main(["--npz", str(tmp_path / "b.npz"), "--out", str(out), "--latency-runs", "2"]) == 0
+    s = _metrics(out)["models"][_ours()]["npz labels"]
+    assert s["n"] == 3 and s["support"]["angry"] == 1 and s["support"]["disgust"] == 0
+    assert eval_main(["--npz", str(tmp_path / "b.npz"), "--out", str(out), "--latency-runs", "2",
+                      "--contempt", "disgust"]) == 0
+    assert _metrics(out)["models"][_ours()]["npz labels"]["support"]["disgust"] == 1
+    for name in ("happy", "contempt"):
+        (tmp_path / "f" / name).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "f" / name / "a.png"), imgs[0])
+    assert eval_main(["--folder", str(tmp_path / "f"), "--out", str(out), "--latency-runs", "2"]) == 0
+    assert _metrics(out)["models"][_ours()]["folder labels"]["n"] == 1
+    capsys.readouterr()
+    np.save(tmp_path / "plain.npy", imgs)
+    np.savez(tmp_path / "c2.npz", images=np.zeros((2, 48, 48, 2), np.uint8), labels=np.array(["happy"] * 2))
+    np.savez(tmp_path / "e0.npz", images=np.zeros((2, 0, 0), np.uint8), labels=np.array(["happy"] * 2))
+    for name, message in (("plain.npy", "a single array (.npy)"), ("c2.npz", "C 1, 3 or 4"), ("e0.npz", "H, W > 0")):
+        assert eval_main(["--npz", str(tmp_path / name), "--out", str(out)]) == 2, name
+        assert message in capsys.readouterr().err, name
+    for argv in (["--limit", "-3"], ["--threads", "0"], ["--latency-runs", "-1"], ["--frames", "--peer-hdf5"]):
+        with pytest.raises(SystemExit) as exc:
+            eval_main(argv + ["--out", str(out)])
+        assert exc.value.code == 2, argv
+
+
 def test_eval_missing_data_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Without the research data the command exits 2 naming the missing files."""
     assert eval_main(["--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2

