@@ -104,7 +104,8 @@ def export(args: argparse.Namespace) -> Path:
     head = Head(c).fit(x, y[cl], balance_weights(y[cl], corpus[cl]))
     rep = np.load(work_dir(args.out) / "calibration.npy")
     info: dict[str, Any] = {"trained_on": {k: int((train & (corpus == k)).sum()) for k in np.unique(corpus)},
-                            "windows": int(len(cl)), "augmented_copies": args.variants, "held_out_speakers": held}
+                            "windows": int(len(cl)), "augmented_copies": args.variants, "held_out_speakers": held,
+                            "noise_speakers": sorted(noise), "selected": {"taps": list(t), "C": c}}
     path = publish(args.onnx, t, head, rep, args.out, info, args.version)
     info["held_out"] = held_out_metrics(args.out, clips, corpus, ~train)
     from edge.train.voice_export import write_metrics
