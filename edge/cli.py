@@ -14,7 +14,7 @@ from typing import Any
 from edge import __version__
 from edge.bench.commands import positive
 from edge.config import ConfigError, KioskConfig, load_config, parse_config
-from edge.ops.broker_client import add_broker_options, broker_from_args
+from edge.ops.broker_client import SecretSafeParser, add_broker_options, broker_from_args
 from edge.runtime import ModelError
 
 log = logging.getLogger("edge")
@@ -29,7 +29,7 @@ def _setup_logging(verbose: int, level: str = "INFO") -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edge-emotion", description=__doc__)
+    p = SecretSafeParser(prog="edge-emotion", description=__doc__)  # its subcommands inherit the class
     p.add_argument("--version", action="version", version=f"edge-emotion {__version__}")
     p.add_argument("-v", "--verbose", action="count", default=0, help="debug logging")
     sub = p.add_subparsers(dest="cmd", required=True)

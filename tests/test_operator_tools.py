@@ -172,3 +172,51 @@ def test_operator_tools_survive_hostile_messages() -> None:
         k = Kiosk("s", "k", configstate={"config": {"mqtt": {"health_interval_s": value}}})
         assert k.health_interval_s() == DEFAULT_HEALTH_S
     assert Kiosk("s", "k", configstate={"config": {"mqtt": {"health_interval_s": 30}}}).health_interval_s() == 30
+
+
+def test_listen_refuses_a_bad_filter_and_hides_an_abbreviated_password(capsys: pytest.CaptureFixture[str]) -> None:
+    """A filter with '#' inside was subscribed inside paho's thread and ended as "no answer within 10 s"; argparse
+    quoted ``--pass=secret`` whole in its "ambiguous option" error."""
+    from edge.ops.listen import filter_problem
+
+    assert filter_problem("edge-emotion/#") is None and filter_problem("edge-emotion/+/k/status") is None
+    assert filter_problem("edge-emotion/#/status") and filter_problem("a/b+") and filter_problem("")
+    port = free_port()
+    r = subprocess.run([sys.executable, "-m", "edge", "listen", "--port", str(port), "--topic", "x/#/y"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "not a valid MQTT filter" in r.stderr and "Traceback" not in r.stderr
+    with pytest.raises(SystemExit):
+        main(["listen", "--pass=hunter2"])
+    err = capsys.readouterr().err
+    assert "hunter2" not in err and "--pass=***" in err
+
+
+def test_listen_ends_when_its_reader_goes_away(mosquitto: Any, subscribe: Any) -> None:
+    """``listen | head -n 1``: once the pipe closes, listen exits (paho's thread died on the BrokenPipeError and
+    listen waited for ever); a message a non-UTF-8 terminal cannot show is escaped, not fatal."""
+    proc = subprocess.Popen([sys.executable, "-m", "edge", "listen", "--host", mosquitto.host, "--port",
+                             str(mosquitto.port), "--topic", "edge-emotion/#"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={"PATH": "/usr/bin:/bin", "PYTHONIOENCODING": "ascii"})
+    try:
+        pub = subscribe(mosquitto, "nothing/#")
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 20
+        line = b""
+        while not line and time.monotonic() < deadline:
+            _publish(pub, "s", "k", "alert", hint={"text": "请先处理情绪", "key": "watch", "lang": "zh-CN"})
+            time.sleep(0.3)
+            if proc.poll() is not None:
+                break
+            import select
+
+            if select.select([proc.stdout], [], [], 0.5)[0]:
+                line = proc.stdout.readline()
+        assert line, proc.stderr.read() if proc.stderr and proc.poll() is not None else "no line"
+        proc.stdout.close()
+        for _ in range(5):
+            _publish(pub, "s", "k", "alert")
+        assert proc.wait(timeout=15) == 0
+        assert proc.stderr is not None and b"Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import ssl
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+
+from edge.redact import is_secret_key
 
 PASSWORD_ENV = "EDGE_EMOTION_BROKER_PASSWORD"  # read when --password-file is not given (keeps it out of `ps`)
 
@@ -60,6 +63,19 @@ class Broker:
         return f"{self.host}:{self.port}"
 
 
+_OPTION_VALUE = re.compile(r"(--?([\w-]+)=)(\S+)")
+
+
+class SecretSafeParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors never repeat the value of a secret-looking option: argparse accepts
+    prefixes (``--pass=...`` is ambiguous between --password and --password-file) and quotes the argument whole."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print usage and the message with ``--secret-ish=value`` shown as ``--secret-ish=***``; exit 2."""
+        hidden = _OPTION_VALUE.sub(lambda m: m.group(1) + "***" if is_secret_key(m.group(2)) else m.group(0), message)
+        super().error(hidden)
+
+
 def add_broker_options(p: argparse.ArgumentParser, password_env: str = PASSWORD_ENV) -> None:
     """The connection options every operator command takes."""
     p.add_argument("--host", default="127.0.0.1", help="broker host")
@@ -92,6 +108,7 @@ def broker_from_args(args: argparse.Namespace) -> Broker:
 def make_client(broker: Broker, client_id: str = "") -> paho.Client:
     """A paho client (MQTT 5) with the broker's credentials and TLS set; ConnectionError for unusable TLS files."""
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+    client.suppress_exceptions = True  # a failing callback is logged; it must not end the network thread for good
     if broker.username is not None:
         client.username_pw_set(broker.username, broker.password)
     if broker.tls or broker.ca_file or broker.cert_file:

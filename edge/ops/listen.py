@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import threading
 from typing import Any
@@ -91,13 +92,38 @@ def summarize(topic: str, payload: bytes) -> str:
     return f"{head} {body if body is not None else json.dumps(ev, ensure_ascii=False)}"
 
 
+def filter_problem(topic: str) -> str | None:
+    """Why ``topic`` is not a valid MQTT subscription filter, or None (``#`` last and alone, ``+`` alone)."""
+    levels = topic.split("/")
+    if not topic or "\0" in topic or len(topic.encode("utf-8", "surrogatepass")) > 65535:
+        return "empty, too long or holding a NUL"
+    for i, level in enumerate(levels):
+        if "#" in level and (level != "#" or i != len(levels) - 1):
+            return "'#' must be a whole level and the last one"
+        if "+" in level and level != "+":
+            return "'+' must be a whole level"
+    return None
+
+
 def listen(broker: Broker, topic: str, count: int = 0) -> int:
     """Print events until interrupted (or ``count`` messages); 0, or 1 with one line when the broker is unusable."""
     seen, done = 0, threading.Event()
+    problem = filter_problem(topic)
+    if problem is not None:
+        print(f"listen: --topic {topic!r} is not a valid MQTT filter: {problem}", file=sys.stderr)
+        return 1
+    with contextlib.suppress(AttributeError, ValueError):  # a terminal without UTF-8 shows escapes, not a traceback
+        sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
 
     def on_message(c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         nonlocal seen
-        print(summarize(msg.topic, bytes(msg.payload)), flush=True)
+        try:
+            print(summarize(msg.topic, bytes(msg.payload)), flush=True)
+        except BrokenPipeError:  # the reader went away (listen | head): done, quietly
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            done.set()
+            return
         seen += 1
         if count and seen >= count:
             done.set()
