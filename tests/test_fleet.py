@@ -73,6 +73,26 @@ def test_fleet_status_lists_every_kiosk_of_a_site(fleet: Any, capsys: pytest.Cap
     assert out.out.count("\n") == 2 and "Counter 1" in out.out and "2 kiosk(s), 1 online" in out.err
 
 
+def test_a_last_will_older_than_the_online_status_still_wins(mosquitto: Any, subscribe: Any) -> None:
+    """The will ("offline") is made before the online status it replaces: by timestamp the dead kiosk stayed online
+    in the fleet view; the last message to arrive on a topic is its state."""
+    pub = subscribe(mosquitto, "nothing/#")
+    ident = IdentityConfig(site_id="site-w", kiosk_id="k1")
+    will = EventFactory(ident, clock=lambda: 1_800_000_000.0).make("status", **{**sample_body("status"),
+                                                                                  "state": "offline"})
+    online = EventFactory(ident, clock=lambda: 1_800_000_100.0).make("status", **sample_body("status"))
+    t = topic("edge-emotion", "site-w", "k1", "status")
+    pub.client.publish(t, json.dumps(online), qos=1, retain=True).wait_for_publish(5)
+    got: dict[Any, Any] = {}
+    watcher = threading.Thread(target=lambda: got.update(collect(Broker(host=mosquitto.host, port=mosquitto.port),
+                                                                 site="site-w", wait_s=2.0)))
+    watcher.start()
+    time.sleep(1.0)  # the fleet view holds the retained online status; the kiosk dies now, live
+    pub.client.publish(t, json.dumps(will), qos=1, retain=True).wait_for_publish(5)
+    watcher.join(10)
+    assert got[("site-w", "k1")].status["state"] == "offline"
+
+
 def test_fleet_status_without_kiosks_or_broker(mosquitto: Any, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["fleet", "status", "--port", str(mosquitto.port), "--site", "empty", "--wait", "0.2"]) == 1
     assert "no kiosk found under edge-emotion/empty/" in capsys.readouterr().err

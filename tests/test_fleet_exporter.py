@@ -75,6 +75,21 @@ def test_collector_turns_status_and_health_into_metrics() -> None:
     assert s[("edge_emotion_exporter_messages_total", (("outcome", "invalid"),))] == 1
 
 
+def test_one_huge_number_is_refused_not_a_broken_scrape_for_the_fleet() -> None:
+    """A schema-valid 400-digit integer made float() raise in every scrape, for every kiosk, until the next health;
+    arrivals are stamped with a monotonic clock (a wall-clock step is not an age)."""
+    c = FleetCollector()
+    c.update("s1", "k1", "health", _health("k1", 7.5, 12))
+    c.update("s1", "k2", "health", _health("k2", 7.5, 12, uptime_s=int("9" * 400)))
+    s = _samples(_scrape(c))
+    assert s[("edge_emotion_kiosk_fps_analysed", (("kiosk", "k1"), ("site", "s1")))] == 7.5
+    assert ("edge_emotion_kiosk_fps_in", (("kiosk", "k2"), ("site", "s1"))) not in s
+    assert s[("edge_emotion_exporter_messages_total", (("outcome", "invalid"),))] == 1
+    import time as _time
+
+    assert FleetCollector().clock is _time.monotonic
+
+
 def _query(port: int, expr: str) -> list[dict[str, Any]]:
     url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
     with urllib.request.urlopen(url, timeout=5) as r:

@@ -347,3 +347,15 @@ def test_broker_rejections_are_counted_and_logged_rate_limited(caplog: pytest.Lo
     assert pub.stats()["dropped"] == 40
     lines = [r.getMessage() for r in caplog.records if "broker rejected" in r.getMessage()]
     assert 1 <= len(lines) <= 6 and "Not authorized" in lines[0]
+
+
+def test_long_ids_get_distinct_client_ids_within_64_characters() -> None:
+    """Cut at 64, two kiosks whose ids differed only past the cut shared a client id and kept taking over each
+    other's session; short ids keep the readable form."""
+    from edge.transport.mqtt import default_client_id
+
+    site = "s" * 40
+    kiosk = "counter-0001-" + "x" * 30
+    a, b = default_client_id(site, kiosk), default_client_id(site, kiosk[:-1] + "y")
+    assert a != b and len(a) <= 64 and len(b) <= 64 and a.startswith("edge-emotion-" + "s" * 30)
+    assert default_client_id("site-1", "k1") == "edge-emotion-site-1-k1"

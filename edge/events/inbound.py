@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 
@@ -43,3 +44,26 @@ def decode_json(data: bytes) -> Any:
     if _has_lone_surrogate(obj):
         raise InboundJsonError("not JSON text of Unicode characters (a lone \\ud800-\\udfff escape)")
     return obj
+
+
+NUMBER_LIMIT = 1e15  # larger than any count, duration or rate a kiosk reports; float() of a longer int overflows
+
+
+def has_oversized_number(obj: Any, limit: float = NUMBER_LIMIT) -> bool:
+    """True if a number anywhere in ``obj`` is not finite or beyond ``limit`` (a schema-valid 400-digit integer
+    made float() raise at every metrics scrape)."""
+    stack = [obj]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, bool):
+            continue
+        if isinstance(node, int | float):
+            if isinstance(node, float) and not math.isfinite(node):
+                return True
+            if abs(node) > limit:
+                return True
+        elif isinstance(node, dict):
+            stack += node.values()
+        elif isinstance(node, list):
+            stack += node
+    return False

@@ -13,6 +13,7 @@ from typing import Any
 import paho.mqtt.client as paho
 
 from edge.events import SchemaError, validate
+from edge.events.inbound import has_oversized_number
 from edge.lograte import RateLimitedLog
 from edge.ops.broker_client import (
     Broker,
@@ -106,6 +107,8 @@ def collect(broker: Broker, prefix: str = "edge-emotion", site: str | None = Non
         try:
             payload = decode_json(msg.payload)
             validate(kind, payload)  # the line formats its fields: a wrongly typed one would end the command
+            if has_oversized_number(payload):
+                raise ValueError("a number beyond 1e15 (or not finite)")
         except (ValueError, SchemaError) as exc:
             _warn.warning("invalid", "ignored an invalid %s message on %s: %s", kind, msg.topic, str(exc)[:200])
             return
@@ -113,9 +116,9 @@ def collect(broker: Broker, prefix: str = "edge-emotion", site: str | None = Non
             if (s, k) not in kiosks and len(kiosks) >= MAX_KIOSKS:
                 return  # a flood of made-up kiosk ids: the table stays bounded
             kiosk = kiosks.setdefault((s, k), Kiosk(s, k))
-            old = getattr(kiosk, kind)
-            if old is None or str(payload.get("ts", "")) >= str(old.get("ts", "")):  # the newest wins
-                setattr(kiosk, kind, payload)
+            # the last to arrive wins: the broker delivers one topic in order, while a last will ("offline") carries
+            # the time it was made, before the online status it replaces
+            setattr(kiosk, kind, payload)
             kiosk.seen.add(kind)
 
     client = make_client(broker)

@@ -15,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from edge.events import SchemaError, validate
+from edge.events.inbound import has_oversized_number
 from edge.ops.broker_client import Broker, connect, decode_json, make_client
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,8 @@ def bounded_labels(health: dict[str, Any]) -> tuple[dict[str, Any], int]:
 class FleetCollector(Collector):
     """Turns the latest messages into metric families at every scrape (labels: site, kiosk, …)."""
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
-        """An empty fleet; ``clock`` stamps arrivals (health age)."""
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        """An empty fleet; ``clock`` stamps arrivals (health age; monotonic: a clock step is not an age)."""
         self.clock = clock
         self.kiosks: dict[tuple[str, str], KioskState] = {}
         self.lock = threading.Lock()
@@ -63,6 +64,9 @@ class FleetCollector(Collector):
         try:
             validate(kind, payload)
         except SchemaError:
+            self.counts["invalid"] += 1
+            return
+        if has_oversized_number(payload):  # float() of it would fail every scrape, for the whole fleet
             self.counts["invalid"] += 1
             return
         with self.lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -35,6 +36,15 @@ STOP_FLUSH_S = 2.0  # longest stop() waits for the retained `offline` status to 
 # commands are at most 32 KiB (remote config), acks and pauses 1 KiB. MQTT 3.1.1 has no such property.
 INBOUND_MAX_PACKET = 64 * 1024
 
+
+
+def default_client_id(site_id: str, kiosk_id: str) -> str:
+    """``edge-emotion-SITE-KIOSK``; when longer than 64 characters its first 43 and a hash of both ids (cut at 64,
+    two long ids differing only past the cut shared one client id and took over each other's session for ever)."""
+    plain = f"edge-emotion-{site_id}-{kiosk_id}"
+    if len(plain) <= 64:
+        return plain
+    return f"{plain[:43]}-{hashlib.sha256(f'{site_id}/{kiosk_id}'.encode()).hexdigest()[:20]}"
 
 
 def _forget_unacknowledged(client: paho.Client) -> None:
@@ -72,7 +82,7 @@ class MqttPublisher(_Counting):
         self.subscriptions = tuple(subscriptions) + ((birth_topic,) if birth_topic else ())
         self.announce = announce  # retained (topic, payload)s after every online status (Home Assistant discovery)
         self.birth_topic = birth_topic  # `online` there: announce again (Home Assistant restarted)
-        self.client_id = cfg.client_id or f"edge-emotion-{identity.site_id}-{identity.kiosk_id}"[:64]
+        self.client_id = cfg.client_id or default_client_id(identity.site_id, identity.kiosk_id)
         self.status_topic = self.topic("status")
         self.last_error: str | None = None
         self.state_dir = state_dir

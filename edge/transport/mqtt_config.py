@@ -49,7 +49,8 @@ class MqttConfig(_Section):
     tls: TlsConfig | None = Field(default=None, description="TLS settings; absent = plain TCP.")
     topic_prefix: str = Field(default="edge-emotion", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$",
                               description="First topic levels: PREFIX/SITE/KIOSK/KIND.")
-    client_id: str | None = Field(default=None, max_length=64, description="Default: edge-emotion-SITE-KIOSK.")
+    client_id: str | None = Field(default=None, max_length=64, description="Default: edge-emotion-SITE-KIOSK "
+                                  "(its start and a hash of both ids when that is longer than 64 characters).")
     keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keepalive.")
     reconnect_min_s: float = Field(default=1.0, gt=0, le=60, description="First reconnect back-off.")
     reconnect_max_s: float = Field(default=30.0, gt=0, le=600, validate_default=True,
