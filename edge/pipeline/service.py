@@ -64,7 +64,8 @@ class Service:
         self.paused = PauseGate(cfg.privacy.pause_max_s)  # set: workers discard frames/audio unread, core gets nothing
         self.closed = threading.Event()  # set outside the opening hours (`schedule`): the same as a pause
         self._next_schedule = float("-inf")
-        self._outbox_problem: str | None = None  # last seen; a change republishes the retained status
+        self._outbox_problem: tuple[str | None, str | None] = (None, None)  # last seen (outbox, subscriptions): a
+        # change republishes the retained status
         self.started = clock()
         # Unix time of a pipeline moment, read from the wall clock when each event is made: a clock stepped by NTP
         # after start (a Pi without a real-time clock boots with an old time) is followed, not kept for ever
@@ -159,8 +160,9 @@ class Service:
             self.emit(kind, body)
 
     def _outbox_status(self) -> None:
-        """Republish the retained status when the outbox database fails or works again (it is in ``degraded``)."""
-        problem = self.publisher.outbox_problem()
+        """Republish the retained status when the outbox database fails or works again, or the broker refuses or
+        grants the command subscriptions (both are in ``degraded``)."""
+        problem = (self.publisher.outbox_problem(), self.publisher.subscription_problem())
         if problem != self._outbox_problem:
             self._outbox_problem = problem
             self.emit("status", self.status_body())

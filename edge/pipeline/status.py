@@ -86,6 +86,8 @@ def status_body(svc: StatusHost) -> dict[str, Any]:
     if (problem := svc.publisher.outbox_problem()) is not None:
         stranded = svc.publisher.outbox_stats().get("stranded", 0)
         degraded.append(f"outbox: {problem}; {stranded} event(s) wait in it, new ones in memory; retrying")
+    if (refused := svc.publisher.subscription_problem()) is not None:
+        degraded.append(f"mqtt: {refused}; staff acknowledgements, pauses and remote config do not arrive")
     return {"state": "online", "version": __version__, "counter_name": svc.cfg.identity.counter_name,
             "models": dict(svc.an.versions), "degraded": [clip(d, degraded_max()) for d in degraded],
             "privacy_profile": svc.cfg.privacy.profile, "paused": svc.paused.is_set()}

@@ -80,6 +80,8 @@ class MqttPublisher(_Counting):
         self.resolve = resolve
         self.on_message = on_message
         self.subscriptions = tuple(subscriptions) + ((birth_topic,) if birth_topic else ())
+        self._sub_mid: int | None = None  # the last SUBACK awaited
+        self._refused: list[str] = []  # "topic (reason)" the broker refused at the last subscribe
         self.announce = announce  # retained (topic, payload)s after every online status (Home Assistant discovery)
         self.birth_topic = birth_topic  # `online` there: announce again (Home Assistant restarted)
         self.client_id = cfg.client_id or default_client_id(identity.site_id, identity.kiosk_id)
@@ -140,6 +142,7 @@ class MqttPublisher(_Counting):
         client.max_queued_messages_set(2 * cfg.max_queued + 1)
         client.will_set(self.status_topic, self._status("offline"), qos=1, retain=True)  # before connect
         client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail
         client.on_publish = self._on_publish
@@ -243,9 +246,29 @@ class MqttPublisher(_Counting):
         """QoS 1; with MQTT 5 a live retained command keeps its retain flag (retain-as-published), so it is refused."""
         if self._protocol == MQTTProtocolVersion.MQTTv5:
             opts = SubscribeOptions(qos=1, retainAsPublished=True)
-            client.subscribe([(s, opts) for s in self.subscriptions])
+            _, mid = client.subscribe([(s, opts) for s in self.subscriptions])
         else:  # MQTT 3.1.1: only retained messages sent on (re)subscribing carry the flag
-            client.subscribe([(s, 1) for s in self.subscriptions])
+            _, mid = client.subscribe([(s, 1) for s in self.subscriptions])
+        with self._lock:
+            self._sub_mid = mid
+
+    def _on_subscribe(self, _client: paho.Client, _userdata: Any, mid: int, reasons: list[Any], _props: Any) -> None:
+        """SUBACK: a topic the broker refuses (an ACL without read access) means staff commands never arrive."""
+        with self._lock:
+            if mid != self._sub_mid:
+                return
+            refused = [f"{t} ({r})" for t, r in zip(self.subscriptions, reasons, strict=False) if r.is_failure]
+            changed = refused != self._refused
+            self._refused = refused
+        if refused and changed:
+            log.error("broker refused the subscription to %s: staff acknowledgements, pauses or config for this "
+                      "kiosk will not arrive (check the broker's ACL for this account)", ", ".join(refused))
+
+    def subscription_problem(self) -> str | None:
+        """The command topics the broker refused at the last subscribe, or None."""
+        with self._lock:
+            refused = list(self._refused)
+        return f"broker refused the subscription to {', '.join(refused)}" if refused else None
 
     def _announce(self, client: paho.Client) -> None:
         """Publish the retained announcements (never raises: a failure is logged and connecting goes on)."""

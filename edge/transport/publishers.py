@@ -34,6 +34,9 @@ class Publisher(Protocol):
     def outbox_problem(self) -> str | None:
         """Why the outbox database is not in use, or None."""
 
+    def subscription_problem(self) -> str | None:
+        """Which command topics the broker refused to subscribe us to, or None."""
+
     @property
     def connected(self) -> bool:
         """Whether events currently reach their destination."""
@@ -61,6 +64,10 @@ class _Counting:
 
     def outbox_problem(self) -> str | None:
         """No outbox here."""
+        return None
+
+    def subscription_problem(self) -> str | None:
+        """No subscriptions here."""
         return None
 
     def _encode(self, kind: str, payload: dict[str, Any]) -> str | None:
