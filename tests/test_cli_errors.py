@@ -15,6 +15,20 @@ def test_make_demo_refuses_non_positive_seconds(capsys: pytest.CaptureFixture[st
     assert exc.value.code == 2 and "must be a number of seconds above 0" in capsys.readouterr().err
 
 
+def test_an_interrupted_make_demo_leaves_no_file_the_demo_would_reuse(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """scripts/demo only checks that demo.mp4 and demo.wav exist: a run stopped half-way must leave neither."""
+    from edge.demo import media
+
+    def stop(*_a: object, **_k: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(media.sf, "write", stop)
+    with pytest.raises(KeyboardInterrupt):
+        media.make_demo(tmp_path, seconds=1.0)
+    assert not (tmp_path / "demo.mp4").exists() and not (tmp_path / "demo.wav").exists()
+
+
 def test_a_path_that_cannot_be_written_is_one_error_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("x")

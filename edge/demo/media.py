@@ -81,8 +81,11 @@ def make_demo(outdir: Path, seconds: float = 60.0) -> tuple[Path, Path]:
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     video, audio = outdir / "demo.mp4", outdir / "demo.wav"
+    # written under temporary names and renamed when complete: an interrupted run leaves no half file that the next
+    # `scripts/demo` (which only checks that both exist) would take as the demo
+    video_tmp, audio_tmp = outdir / "demo.part.mp4", outdir / "demo.part.wav"  # the container follows the suffix
     portrait = _portrait()
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"mp4v"), FPS, (W, H))
+    writer = cv2.VideoWriter(str(video_tmp), cv2.VideoWriter.fourcc(*"mp4v"), FPS, (W, H))
     if not writer.isOpened():
         raise RuntimeError(f"cannot write {video} (OpenCV has no mp4v encoder?)")
     for i in range(int(seconds * FPS)):
@@ -103,6 +106,8 @@ def make_demo(outdir: Path, seconds: float = 60.0) -> tuple[Path, Path]:
             k += 1
         else:
             t += 1.0
-    sf.write(str(audio), np.clip(track, -1, 1), RATE, subtype="PCM_16")
+    sf.write(str(audio_tmp), np.clip(track, -1, 1), RATE, subtype="PCM_16", format="WAV")
+    video_tmp.replace(video)
+    audio_tmp.replace(audio)
     log.info("demo media written: %s, %s", video, audio)
     return video, audio
