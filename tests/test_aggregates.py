@@ -246,6 +246,8 @@ def test_eu_profile_has_no_per_counter_figures(tmp_path: Path) -> None:
         AggregatesConfig(site_id=SITE, profile="eu", per_counter=True)
     with pytest.raises(ValidationError, match="unknown IANA time zone"):
         AggregatesConfig(site_id=SITE, timezone="Mars/Olympus")
+    with pytest.raises(ValidationError, match="unknown IANA time zone .Europe."):  # a folder: IsADirectoryError
+        AggregatesConfig(site_id=SITE, timezone="Europe")
     cfg = AggregatesConfig(site_id=SITE, profile="eu", db=tmp_path / "a.db", http_port=0)
     assert cfg.per_counter is False
     svc = AggregatesService(cfg, Broker())

@@ -96,6 +96,10 @@ def test_an_existing_file_named_with_a_bang_is_a_file(video: Path, tmp_path: Pat
     shutil.copy(video, clip)
     assert classify_video_source(str(clip)) == "file"
     assert sum(1 for _ in iter_video_file(clip)) > 0
+    src = VideoSource(CameraConfig(source="wow!.mp4"), DropQueue(2), threading.Event(), resolve=lambda s: tmp_path / s)
+    assert src.kind == "file" and src.source == str(clip)  # relative to the config file's folder, as the service
+    long = "nvarguscamerasrc " + "x=1 " * 70 + "! video/x-raw ! videoconvert ! appsink"  # > 255 characters, no "/"
+    assert classify_video_source(long) == "gstreamer"  # is_file raised ENAMETOOLONG
 
 
 def test_classify_audio_source() -> None:

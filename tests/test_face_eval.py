@@ -186,7 +186,9 @@ def test_eval_npz_and_folder_edges(tmp_path: Path, capsys: pytest.CaptureFixture
     np.save(tmp_path / "plain.npy", imgs)
     np.savez(tmp_path / "c2.npz", images=np.zeros((2, 48, 48, 2), np.uint8), labels=np.array(["happy"] * 2))
     np.savez(tmp_path / "e0.npz", images=np.zeros((2, 0, 0), np.uint8), labels=np.array(["happy"] * 2))
-    for name, message in (("plain.npy", "a single array (.npy)"), ("c2.npz", "C 1, 3 or 4"), ("e0.npz", "H, W > 0")):
+    np.savez(tmp_path / "u8.npz", images=imgs[:1], labels=np.array(["愤怒".encode()]))  # UTF-8 bytes, not ASCII
+    for name, message in (("plain.npy", "a single array (.npy)"), ("c2.npz", "C 1, 3 or 4"), ("e0.npz", "H, W > 0"),
+                          ("u8.npz", "label '愤怒' is not one of")):
         assert eval_main(["--npz", str(tmp_path / name), "--out", str(out)]) == 2, name
         assert message in capsys.readouterr().err, name
     for argv in (["--limit", "-3"], ["--threads", "0"], ["--latency-runs", "-1"], ["--frames", "--peer-hdf5"]):

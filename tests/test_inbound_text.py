@@ -59,3 +59,28 @@ def test_the_service_keeps_running_after_such_a_config_message() -> None:
     finally:
         svc.stop.set()
         t.join(5)
+
+
+def test_a_reply_that_cannot_be_queued_stays_counted() -> None:
+    """Counted once, then overwritten by the next main-loop turn's sum of refusals and drops."""
+    from types import SimpleNamespace
+
+    from edge.config import parse_config
+    from edge.events import EventFactory
+    from edge.pipeline.remote_apply import process_config
+    from edge.transport.remote_config import RemoteConfig
+
+    cfg = parse_config({"identity": {"site_id": "s", "kiosk_id": "k"}, "mqtt": {"enabled": False}})
+
+    class Pub:
+        def stats(self) -> dict[str, int]:
+            return {"connects": 1}
+
+        def publish(self, kind: str, payload: object, retain: bool = False) -> bool:
+            raise RuntimeError("cannot queue")
+
+    svc = SimpleNamespace(remote=RemoteConfig(cfg, None), errors={"config": 0, "schema": 0}, publisher=Pub(),
+                          factory=EventFactory(cfg.identity))
+    process_config(svc)  # type: ignore[arg-type]
+    process_config(svc)  # type: ignore[arg-type]
+    assert svc.errors["config"] == 1

@@ -359,3 +359,17 @@ def test_long_ids_get_distinct_client_ids_within_64_characters() -> None:
     a, b = default_client_id(site, kiosk), default_client_id(site, kiosk[:-1] + "y")
     assert a != b and len(a) <= 64 and len(b) <= 64 and a.startswith("edge-emotion-" + "s" * 30)
     assert default_client_id("site-1", "k1") == "edge-emotion-site-1-k1"
+
+
+def test_the_aggregates_subscriber_s_client_id_is_bounded_the_same_way() -> None:
+    """Its MQTT 5 session lasts a day: two long site ids cut at 64 took over each other's session."""
+    from edge.transport.mqtt_config import bounded_client_id
+
+    a = bounded_client_id("edge-emotion-aggregates-" + "s" * 45, "aggregates/" + "s" * 45)
+    b = bounded_client_id("edge-emotion-aggregates-" + "s" * 44 + "t", "aggregates/" + "s" * 44 + "t")
+    assert a != b and len(a) == len(b) == 64
+    import inspect
+
+    from edge.aggregates import service
+
+    assert "bounded_client_id(" in inspect.getsource(service.AggregatesService.start)

@@ -185,10 +185,17 @@ def test_listen_refuses_a_bad_filter_and_hides_an_abbreviated_password(capsys: p
     r = subprocess.run([sys.executable, "-m", "edge", "listen", "--port", str(port), "--topic", "x/#/y"], cwd=ROOT,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "not a valid MQTT filter" in r.stderr and "Traceback" not in r.stderr
-    with pytest.raises(SystemExit):
-        main(["listen", "--pass=hunter2"])
-    err = capsys.readouterr().err
-    assert "hunter2" not in err and "--pass=***" in err
+    for argv in (["listen", "--pass=hunter2"], ["listen", "--pass=hunter2 and more"],
+                 ["listen", "--pasword", "hunter2"], ["fleet", "status", "--passw=hunter2"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        err = capsys.readouterr().err
+        assert "hunter2" not in err and "more" not in err and "***" in err, argv
+    assert filter_problem("edge-emotion/\udcff")  # not UTF-8 text: paho would fail inside its thread
+    from edge.ops.broker_client import make_client
+
+    client = make_client(Broker())  # a failing callback is caught by paho and logged, not silent
+    assert client.suppress_exceptions and client.logger is not None and client.logger.name == "edge.ops.paho"
 
 
 def test_listen_ends_when_its_reader_goes_away(mosquitto: Any, subscribe: Any) -> None:

@@ -69,6 +69,17 @@ def test_degenerate_zones_and_profile_floors_are_refused_in_the_toml_too() -> No
     assert parse_config({"identity": ID, "privacy": {"pause_max_s": 10}, "analysis": {"min_face_frac": 0.0}})
 
 
+def test_a_self_intersecting_zone_is_refused() -> None:
+    """A star or a bow-tie is filled by the even-odd rule: the part it wraps twice (a star's centre) stayed open."""
+    star = [[0.5, 0.1], [0.26, 0.82], [0.88, 0.38], [0.12, 0.38], [0.74, 0.82]]
+    bow = [[0.1, 0.1], [0.5, 0.5], [0.1, 0.9], [0.9, 0.1], [0.9, 0.9]]
+    errs = _errors({"privacy": {"staff_zones": [star, bow, STAFF]}})
+    assert [e.split(":")[0] for e in errs] == ["privacy.staff_zones.0", "privacy.staff_zones.1"], errs
+    assert "self-intersecting polygon" in errs[0]
+    concave = [[0.0, 0.0], [0.6, 0.0], [0.6, 1.0], [0.3, 0.5], [0.0, 1.0]]  # concave but simple: still fine
+    assert parse_config({"identity": ID, "privacy": {"staff_zones": [concave]}})
+
+
 def test_mask_staff_blanks_a_copy_only_inside_the_polygon() -> None:
     img = np.full((100, 200, 3), 200, np.uint8)
     out = mask_staff(img, [STAFF])

@@ -412,7 +412,8 @@ def test_eu_opening_hours_may_shrink_remotely_but_not_widen_or_switch_off() -> N
     assert effective(base(), {"schedule": {"enabled": False}}).schedule.enabled is False  # custom: not a floor
 
 
-def test_a_slow_face_rate_sent_remotely_can_be_reverted_and_the_watchdog_follows(tmp_path: Path) -> None:
+def test_a_slow_face_rate_sent_remotely_can_be_reverted_and_the_watchdog_follows(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The face worker re-reads ``face_fps`` while it waits: a revert after a remote 0.2 fps takes effect at once
     (it slept 1/fps unconditionally), the stall limit comes back down, and a rate below 0.2 fps is refused."""
     import threading
@@ -445,8 +446,10 @@ def test_a_slow_face_rate_sent_remotely_can_be_reverted_and_the_watchdog_follows
     cfg = parse_config({"identity": {"site_id": "s", "kiosk_id": "k"}, "mqtt": {"enabled": False},
                         "camera": {"source": str(path), "loop": True}, "microphone": {"enabled": False},
                         "state": {"dir": str(tmp_path / "state")}})
+    monkeypatch.setenv("WATCHDOG_USEC", "4000000")  # systemd's 4 s: the stall limit's floor is 2 s, not 15
     svc = Service(cfg, Analyzers(face=Counting()))  # type: ignore[arg-type]
     base_stale = svc.watchdog.stale_s
+    assert base_stale == 2.0
     th = threading.Thread(target=svc.run, daemon=True)
     th.start()
     try:
@@ -454,7 +457,7 @@ def test_a_slow_face_rate_sent_remotely_can_be_reverted_and_the_watchdog_follows
         svc.handle_message(svc.config_topic, json.dumps({"analysis": {"face_fps": 0.2}}).encode())
         assert until(lambda: svc.cfg.analysis.face_fps == 0.2, 5)
         time.sleep(1.0)
-        assert svc.watchdog.stale_s >= 10.0
+        assert svc.watchdog.stale_s == 10.0  # two turns at 0.2 fps
         n0 = Counting.n
         svc.handle_message(svc.config_topic, json.dumps({"analysis": {"face_fps": None}}).encode())
         assert until(lambda: svc.cfg.analysis.face_fps == 8.0, 5)

@@ -35,9 +35,9 @@ WEAKENING: list[tuple[dict[str, Any], str]] = [
     ({"privacy": {"pause_max_s": 400}}, "privacy.pause_max_s: under the eu profile"),
     ({"analysis": {"min_face_frac": 0}}, "analysis.min_face_frac: the eu profile requires >= 0.05"),
     ({"analysis": {"min_face_frac": 0.08}}, "analysis.min_face_frac: under the eu profile"),
-    ({"privacy": {"staff_voice_max_share": 0.5}}, "privacy.staff_voice_max_share: under the eu profile"),  # issue 23
-    ({"privacy": {"staff_voice_margin_db": 12}}, "privacy.staff_voice_margin_db: under the eu profile"),
-    ({"privacy": {"customer_voice_min_share": 0.2}}, "privacy.customer_voice_min_share: under the eu profile"),
+    ({"privacy": {"staff_voice_max_share": 0.2}}, "privacy.staff_voice_max_share: under the eu profile"),  # issue 23
+    ({"privacy": {"staff_voice_margin_db": 4}}, "privacy.staff_voice_margin_db: under the eu profile"),
+    ({"privacy": {"customer_voice_min_share": 0.4}}, "privacy.customer_voice_min_share: under the eu profile"),
 ]
 
 

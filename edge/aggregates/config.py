@@ -40,7 +40,7 @@ class AggregatesConfig(BaseModel):
     def _zone(cls, v: str) -> str:
         try:
             ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as "Europe"
             raise ValueError(f"unknown IANA time zone {v!r}") from None
         return v
 

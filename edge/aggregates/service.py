@@ -21,6 +21,7 @@ from edge.aggregates.web import WebServer, make_handler
 from edge.lograte import RateLimitedLog
 from edge.ops.broker_client import Broker, connect, make_client
 from edge.queues import DropQueue
+from edge.transport.mqtt_config import bounded_client_id
 
 log = logging.getLogger(__name__)
 KINDS = ("visit", "alert", "ack", "emotion", "health")  # emotion/health only advance each kiosk's clock (acks)
@@ -78,7 +79,8 @@ class AggregatesService:
         """Start the writer and the web server, then connect (ConnectionError, one line, if the broker is unusable)."""
         self._writer.start()
         self.web.start()
-        client = make_client(self.broker, client_id=f"edge-emotion-aggregates-{self.cfg.site_id}"[:64])
+        client = make_client(self.broker, client_id=bounded_client_id(f"edge-emotion-aggregates-{self.cfg.site_id}",
+                                                                          f"aggregates/{self.cfg.site_id}"))
         client.on_message = self._on_message
         client.reconnect_delay_set(1, 30)
         connect(client, self.broker, on_ready=self._subscribe, session_expiry_s=self.cfg.session_expiry_s)

@@ -11,7 +11,7 @@ import math
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -46,14 +46,22 @@ def clip(text: str, limit: int = ERROR_MAX) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "\u2026"
 
 
-def classify_video_source(source: str, kind: str = "auto") -> str:
-    """How to open a camera source: 'device', 'gstreamer', 'rtsp' or 'file' (``kind`` wins unless auto)."""
+def _existing_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a long pipeline is no file name (ENAMETOOLONG), nor one with a NUL
+        return False
+
+
+def classify_video_source(source: str, kind: str = "auto", resolve: Callable[[str], Path] = Path) -> str:
+    """How to open a camera source: 'device', 'gstreamer', 'rtsp' or 'file' (``kind`` wins unless auto);
+    ``resolve`` turns a relative file name into the path the service opens (the config file's folder)."""
     if kind != "auto":
         return kind
     s = source.strip()
     if s.isdigit() or s.startswith("/dev/video"):
         return "device"
-    if Path(s).is_file():  # an existing file is a file, whatever its name holds ("clip!.mp4")
+    if _existing_file(resolve(s)):  # an existing file is a file, whatever its name holds ("clip!.mp4")
         return "file"
     if "!" in s or s.endswith("appsink"):
         return "gstreamer"

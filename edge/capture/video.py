@@ -55,7 +55,7 @@ class VideoSource(threading.Thread):
         self.out = out
         self.stop_event = stop
         self.clock = clock
-        self.kind = classify_video_source(cfg.source, cfg.kind)
+        self.kind = classify_video_source(cfg.source, cfg.kind, resolve)
         self.source = str(resolve(cfg.source)) if self.kind == "file" else cfg.source
         self._opener: Callable[[str, str], Capture] = opener or open_video
         self._lock = threading.Lock()

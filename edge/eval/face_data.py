@@ -91,6 +91,16 @@ def folder_set(root: Path, frames: bool, contempt: str = "drop") -> EvalSet:
                    {"folder labels": np.array(labels)}, frames, files)
 
 
+def _text(a: np.ndarray, path: Path, name: str) -> np.ndarray:
+    """``a`` as str: bytes decoded as UTF-8 (numpy's own cast reads ASCII only); EvalDataError if they are not."""
+    if a.dtype.kind != "S":
+        return a.astype(str)
+    try:
+        return np.char.decode(a, "utf-8")
+    except UnicodeDecodeError:
+        raise EvalDataError(f"{path}: {name} are bytes that are not UTF-8 text") from None
+
+
 def npz_set(path: Path, frames: bool, contempt: str = "drop") -> EvalSet:
     """``images`` (N,H,W[,C]) uint8 and ``labels`` (N,): names, or indices into ``label_names`` (contempt dropped
     or scored as disgust, as ``contempt`` says)."""
@@ -119,14 +129,14 @@ def npz_set(path: Path, frames: bool, contempt: str = "drop") -> EvalSet:
         raise EvalDataError(f"{path}: images must be uint8 grey or BGR levels 0..255, got {images.dtype} (float "
                             "images in 0..1 would be scored as black faces: multiply by 255 and cast)")
     if raw.dtype.kind in "US":
-        names = raw.astype(str)  # bytes labels (b"angry") are their text
+        names = _text(raw, path, "labels")  # bytes labels (b"angry") are their text
     else:
         if names_raw is None or raw.dtype.kind not in "iu":
             raise EvalDataError(f"{path}: integer labels need an array 'label_names' naming each index (or store "
                                 "the class names as labels); their order is not guessed")
         if raw.min() < 0 or raw.max() >= len(names_raw):
             raise EvalDataError(f"{path}: label indices outside 0..{len(names_raw) - 1}")
-        names = names_raw.astype(str)[raw.astype(np.int64)]
+        names = _text(names_raw, path, "label_names")[raw.astype(np.int64)]
     keep = np.array([not (contempt == "drop" and _is_contempt(str(n))) for n in names], bool)
     try:
         labels = np.array([emotion_index(str(n)) for n in names[keep]], np.int64)

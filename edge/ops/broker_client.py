@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import re
 import ssl
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,17 +65,31 @@ class Broker:
         return f"{self.host}:{self.port}"
 
 
-_OPTION_VALUE = re.compile(r"(--?([\w-]+)=)(\S+)")
+_OPTION = re.compile(r"--?([\w-]+)(=(.*))?", re.DOTALL)
 
 
 class SecretSafeParser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors never repeat the value of a secret-looking option: argparse accepts
-    prefixes (``--pass=...`` is ambiguous between --password and --password-file) and quotes the argument whole."""
+    prefixes (``--pass=...`` is ambiguous between --password and --password-file) and quotes arguments whole."""
+
+    _seen: list[str] | None = None
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        """Remember the arguments (their secret values are hidden from ``error``), then parse as usual."""
+        self._seen = [str(a) for a in (sys.argv[1:] if args is None else args)]
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> NoReturn:
-        """Print usage and the message with ``--secret-ish=value`` shown as ``--secret-ish=***``; exit 2."""
-        hidden = _OPTION_VALUE.sub(lambda m: m.group(1) + "***" if is_secret_key(m.group(2)) else m.group(0), message)
-        super().error(hidden)
+        """Print usage and the message with the value of every secret-looking option as ``***``; exit 2."""
+        seen = self._seen or []
+        for i, arg in enumerate(seen):
+            m = _OPTION.fullmatch(arg)
+            if m is None or not is_secret_key(m.group(1)):
+                continue
+            value = m.group(3) if m.group(2) else (seen[i + 1] if i + 1 < len(seen) else None)
+            if value:  # given as --opt=value (spaces and all) or as the next word
+                message = message.replace(value, "***")
+        super().error(message)
 
 
 def add_broker_options(p: argparse.ArgumentParser, password_env: str = PASSWORD_ENV) -> None:
@@ -108,7 +124,8 @@ def broker_from_args(args: argparse.Namespace) -> Broker:
 def make_client(broker: Broker, client_id: str = "") -> paho.Client:
     """A paho client (MQTT 5) with the broker's credentials and TLS set; ConnectionError for unusable TLS files."""
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
-    client.suppress_exceptions = True  # a failing callback is logged; it must not end the network thread for good
+    client.suppress_exceptions = True  # a failing callback must not end the network thread for good ...
+    client.enable_logger(logging.getLogger("edge.ops.paho"))  # ... and is logged (paho logs it only to a logger)
     if broker.username is not None:
         client.username_pw_set(broker.username, broker.password)
     if broker.tls or broker.ca_file or broker.cert_file:

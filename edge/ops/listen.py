@@ -95,7 +95,11 @@ def summarize(topic: str, payload: bytes) -> str:
 def filter_problem(topic: str) -> str | None:
     """Why ``topic`` is not a valid MQTT subscription filter, or None (``#`` last and alone, ``+`` alone)."""
     levels = topic.split("/")
-    if not topic or "\0" in topic or len(topic.encode("utf-8", "surrogatepass")) > 65535:
+    try:
+        size = len(topic.encode("utf-8"))
+    except UnicodeEncodeError:  # bytes the shell passed that are not UTF-8
+        return "not UTF-8 text"
+    if not topic or "\0" in topic or size > 65535:
         return "empty, too long or holding a NUL"
     for i, level in enumerate(levels):
         if "#" in level and (level != "#" or i != len(levels) - 1):

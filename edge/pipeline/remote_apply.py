@@ -65,7 +65,8 @@ def process_config(svc: LiveHost) -> None:
     except Exception:  # noqa: BLE001 - even a failed rollback must not stop the main loop
         log.exception("remote config processing failed")
         bodies = []
-    svc.errors["config"] = remote.rejected + remote.pending.dropped  # refused, or dropped with 8 already queued
+    # refused, dropped with 8 already queued, or a reply that could not be queued
+    svc.errors["config"] = remote.rejected + remote.pending.dropped + remote.reply_failures
     connects = svc.publisher.stats().get("connects", 0)
     if connects > remote.connects_seen and not bodies:  # first turn, or a reconnect (retained copy may be lost)
         bodies = [remote.body]
@@ -77,5 +78,6 @@ def process_config(svc: LiveHost) -> None:
             svc.errors["schema"] += 1
             log.error("refused to publish invalid configstate event: %s", exc)
         except Exception as exc:  # noqa: BLE001 - a reply that cannot be queued must not stop the main loop
+            remote.reply_failures += 1
             svc.errors["config"] += 1
             log.error("could not queue the configstate reply (%s)", type(exc).__name__)

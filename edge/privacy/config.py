@@ -20,11 +20,39 @@ def polygon_area(points: list[Point]) -> float:
                    for i in range(n))) / 2.0
 
 
+def _cross(o: Point, a: Point, b: Point) -> float:
+    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+
+def _edges_cross(p1: Point, p2: Point, q1: Point, q2: Point) -> bool:
+    """Whether segments p1p2 and q1q2 cross at a point inside both (touching at an end does not count)."""
+    d1, d2 = _cross(q1, q2, p1), _cross(q1, q2, p2)
+    d3, d4 = _cross(p1, p2, q1), _cross(p1, p2, q2)
+    return d1 * d2 < 0 and d3 * d4 < 0
+
+
+def crossing_edges(points: list[Point]) -> tuple[int, int] | None:
+    """The first pair of non-neighbouring edges (by start index) that cross, or None for a simple polygon."""
+    n = len(points)
+    for i in range(n):
+        for j in range(i + 2, n):
+            if i == 0 and j == n - 1:
+                continue  # neighbours through the closing edge
+            if _edges_cross(points[i], points[(i + 1) % n], points[j], points[(j + 1) % n]):
+                return i, j
+    return None
+
+
 def _not_degenerate(points: list[Point]) -> list[Point]:
     area = polygon_area(points)
     if area < MIN_ZONE_AREA:
         raise ValueError(f"degenerate polygon: it encloses {area:.2g} of the frame, at least {MIN_ZONE_AREA:g} "
                          "(1 % x 1 %) is required")
+    crossing = crossing_edges(points)
+    if crossing is not None:  # filled by the even-odd rule, the parts it wraps twice (a star's centre) stay open
+        i, j = crossing
+        raise ValueError(f"self-intersecting polygon: edge {i}-{(i + 1) % len(points)} crosses edge "
+                         f"{j}-{(j + 1) % len(points)}; draw the zone as one outline, or as several zones")
     return points
 
 
@@ -72,8 +100,9 @@ PROFILE_RULES: dict[str, tuple[str, ...]] = {
 }
 # Every profile: what makes a config invalid whatever the profile; the privacy report prints it too.
 COMMON_RULES: tuple[str, ...] = (
-    f"privacy.staff_zones: every polygon encloses at least {MIN_ZONE_AREA:g} of the frame (1 % x 1 %); a "
-    "degenerate polygon (a point, a line, a sliver) is refused, in the config file and over MQTT alike",
+    f"privacy.staff_zones: every polygon encloses at least {MIN_ZONE_AREA:g} of the frame (1 % x 1 %) and does not "
+    "cross itself; a degenerate or self-intersecting polygon (a point, a line, a sliver, a bow-tie) is refused, in "
+    "the config file and over MQTT alike",
 )
 
 

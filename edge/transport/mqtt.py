@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import random
@@ -22,6 +21,7 @@ from edge.config import IdentityConfig, MqttConfig
 from edge.events import EventFactory, topic
 from edge.lograte import RateLimitedLog
 from edge.transport.courier import Courier
+from edge.transport.mqtt_config import bounded_client_id
 from edge.transport.outbox import Outbox, Row
 from edge.transport.outbox_open import open_store
 from edge.transport.publishers import LogPublisher, Publisher, RecordingPublisher, _Counting
@@ -39,12 +39,8 @@ INBOUND_MAX_PACKET = 64 * 1024
 
 
 def default_client_id(site_id: str, kiosk_id: str) -> str:
-    """``edge-emotion-SITE-KIOSK``; when longer than 64 characters its first 43 and a hash of both ids (cut at 64,
-    two long ids differing only past the cut shared one client id and took over each other's session for ever)."""
-    plain = f"edge-emotion-{site_id}-{kiosk_id}"
-    if len(plain) <= 64:
-        return plain
-    return f"{plain[:43]}-{hashlib.sha256(f'{site_id}/{kiosk_id}'.encode()).hexdigest()[:20]}"
+    """``edge-emotion-SITE-KIOSK``, bounded to 64 characters (``bounded_client_id``)."""
+    return bounded_client_id(f"edge-emotion-{site_id}-{kiosk_id}", f"{site_id}/{kiosk_id}")
 
 
 def _forget_unacknowledged(client: paho.Client) -> None:

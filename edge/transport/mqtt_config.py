@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -15,6 +16,15 @@ def backoff_max(value: float, info: ValidationInfo, min_key: str) -> float:
     if low is not None and value < low:
         raise ValueError(f"must be at least {min_key} ({low:g} s); {value:g} s is the longest wait")
     return value
+
+
+
+def bounded_client_id(plain: str, key: str) -> str:
+    """``plain`` when it fits MQTT's usual 64 characters, else its first 43 and a hash of ``key`` (cut at 64, two
+    long ids differing only past the cut shared one client id and took over each other's session for ever)."""
+    if len(plain) <= 64:
+        return plain
+    return f"{plain[:43]}-{hashlib.sha256(key.encode()).hexdigest()[:20]}"
 
 
 class _Section(BaseModel):

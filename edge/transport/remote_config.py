@@ -199,6 +199,7 @@ class RemoteConfig:
         self.clock = clock
         self.path = state_dir / OVERLAY_FILE if state_dir is not None else None
         self.cfg, self.rejected = base, 0
+        self.reply_failures = 0  # configstate replies that could not be queued (counted in health's config errors)
         self.overlay: dict[str, Any] = {}
         self.persisted = self.path is not None  # the overlay in force is what the state folder holds
         self.pending: DropQueue[tuple[int, bytes]] = DropQueue(8)  # paho's thread -> main loop; oldest dropped
