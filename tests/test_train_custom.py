@@ -27,8 +27,11 @@ def test_names_indices_and_aliased_votes_map_by_name(tmp_path: Path) -> None:
     assert [EMOTIONS[i] for i in d["major"][:2]] == ["angry", "happy"] and d["x"].dtype == np.uint8
     votes = np.zeros((N, 2))
     votes[:, 1] = 3
+    votes[::2] = [3, 0]
     d = load_custom(_npz(tmp_path, images=FACES, votes=votes, vote_names=np.array(["neutral", "surprised"])))
-    assert set(EMOTIONS[i] for i in d["major"]) == {"surprise"}
+    assert set(EMOTIONS[i] for i in d["major"]) == {"neutral", "surprise"}
+    d = load_custom(_npz(tmp_path, images=FACES, labels=np.array([b"angry", b"happy"] * (N // 2))))
+    assert {EMOTIONS[i] for i in d["major"]} == {"angry", "happy"}  # bytes names are their text
     assert {"Training", "PublicTest"} <= set(d["split"].tolist())
 
 
@@ -38,7 +41,14 @@ def test_names_indices_and_aliased_votes_map_by_name(tmp_path: Path) -> None:
     ({"images": FACES, "labels": np.r_[-1, np.zeros(N - 1, int)], "label_names": np.array(["happy"])},
      "label\\(s\\) outside 0..0 \\(first at row 0: -1\\)"),
     ({"images": FACES, "labels": np.zeros(N, int)}, "integer labels need 'label_names'"),
-    ({"images": FACES, "labels": np.array(["excited"] * N)}, "labels: label 'excited' is not one of"),
+    ({"images": FACES, "labels": np.array(["excited"] * N)}, "labels row 0: label 'excited' is not one of"),
+    ({"images": FACES, "labels": np.array(["happy"] * N)}, "Training faces hold 1 emotion class"),
+    ({"images": FACES, "labels": np.array(["happy", "sad"] * (N // 2)),
+      "usage": np.array(["Training", "PublicTest"] * (N // 2))}, "no PrivateTest rows"),
+    ({"images": FACES, "votes": np.r_[np.tile([[2, 0], [0, 2]], (8, 1)), np.tile([[1, 1]], (4, 1))],
+      "vote_names": np.array(["happy", "sad"]), "usage": np.array(["Training"] * 16 + ["PublicTest",
+                                                                                       "PrivateTest"] * 2)},
+     "no PublicTest face with a clear majority"),
     ({"images": FACES, "votes": np.ones((N, 8))}, r"votes must be \(N, 7\).*without vote_names"),
     ({"images": FACES, "labels": np.array(["happy"] * N), "usage": np.array(["train"] * N)}, "unknown values"),
     ({"images": FACES, "labels": np.array(["happy"] * N), "usage": np.array(["Training"] * N)}, "no PublicTest"),

@@ -130,7 +130,7 @@ def test_face_retrain_from_pretrained_network(tmp_path: Path) -> None:
     assert metrics["arch"] == "faceapi" and metrics["neutral_bias"]["calm_watch_after"] <= 0.02
 
 
-def test_face_retrain_as_blend_member(tmp_path: Path) -> None:
+def test_face_retrain_as_blend_member(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``--blend W`` exports a second file that the existing face_expression entry averages in (model 0.3.0's form);
     without a face_expression to blend into it stops before training."""
     pytest.importorskip("tensorflow", reason="needs the train extra: pip install -e '.[train]'")
@@ -141,8 +141,12 @@ def test_face_retrain_as_blend_member(tmp_path: Path) -> None:
     _faces(tmp_path / "own.npz")
     out, docs = tmp_path / "models", str(tmp_path / "docs")
     base = ["--npz", str(tmp_path / "own.npz"), "--out", str(out), "--docs", docs, "--epochs", "1", "--arch", "small"]
-    with pytest.raises(SystemExit):
-        main([*base, "--blend", "0.4"])
+    with pytest.raises(SystemExit):  # nothing in --out to blend into
+        main([*base, "--blend", "0.4", "--version", "0.0.1-test"])
+    assert "--blend needs" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a model of one's own faces needs its own version
+        main(base)
+    assert "--version is needed with --npz" in capsys.readouterr().err
     assert main([*base, "--version", "1.0.0-test"]) == 0
     first = load_manifest(out).get("face_expression")
     assert main([*base, "--blend", "0.4", "--version", "2.0.0-test", "--seed", "2"]) == 0

@@ -206,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="folder holding face/fer2013 and face/ferplus")
     ap.add_argument("--npz", type=Path, help="train on your own npz instead (images + labels or votes [+ usage])")
     ap.add_argument("--out", type=Path, default=Path("models"))
-    ap.add_argument("--docs", type=Path, default=Path("docs"), help="where the confusion-matrix PNG goes")
+    ap.add_argument("--docs", type=Path, help="where the confusion-matrix PNG goes (default: --out, beside the "
+                    "model; the project's card links docs/)")
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--seed", type=int, default=1)
@@ -219,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--teacher-mix-calm", type=float,
                     help="faceapi only: the same share for faces whose votes say neutral or happy (default: "
                     "--teacher-mix)")
-    ap.add_argument("--version", help="model version for the manifest entry (default: the shipped model's)")
+    ap.add_argument("--version", help="model version for the manifest entry (default: the shipped model's; needed "
+                    "with --npz: your model is not the shipped one)")
     ap.add_argument("--parts", type=float, default=0.3,
                     help="share of training faces with the mouth or eye band hidden (model 0.1.0: 0)")
     ap.add_argument("--scale-range", type=float, nargs=2, default=(0.85, 1.2), metavar=("LO", "HI"),
@@ -235,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
                     "(model 0.3.0: --arch faceapi --teacher-mix 0 --blend 0.5)")
     ap.add_argument("--max-train", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.npz is not None and args.version is None:
+        ap.error("--version is needed with --npz (e.g. --version 1.0.0): the model is yours, not the shipped one")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import tensorflow as tf
 
@@ -273,8 +277,11 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     export_int8(model, rep, args.out / (FILE if args.blend is None else MEMBER_FILE))
     source = str(args.npz) if args.npz else "FER2013 + FER+"
-    evaluate_and_publish(args.out, args.docs, data, source, train_s, args.threads, args.version or VERSION, extra,
-                         args.blend)
+    from edge.train.face_eval import LICENCE, own_data_licence
+
+    evaluate_and_publish(args.out, args.docs or args.out, data, source, train_s, args.threads,
+                         args.version or VERSION, extra, args.blend,
+                         own_data_licence(args.npz.name) if args.npz else LICENCE)
     return 0
 
 

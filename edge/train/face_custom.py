@@ -21,10 +21,18 @@ def _names(path: Path, raw: np.ndarray, what: str) -> list[int]:
     """EMOTIONS indices of class names or their aliases (happiness, anger, contempt -> disgust, ...)."""
     from edge.eval.face_data import EvalDataError, emotion_index
 
-    try:
-        return [emotion_index(str(n)) for n in raw]
-    except EvalDataError as exc:
-        raise CustomDataError(f"{path}: {what}: {exc}") from None
+    if raw.dtype.kind == "S":  # bytes names are their UTF-8 text
+        try:
+            raw = np.char.decode(raw, "utf-8")
+        except UnicodeDecodeError:
+            raise CustomDataError(f"{path}: {what}: bytes that are not UTF-8 text") from None
+    out = []
+    for i, n in enumerate(raw):
+        try:
+            out.append(emotion_index(str(n)))
+        except EvalDataError as exc:
+            raise CustomDataError(f"{path}: {what} row {i}: {exc}") from None
+    return out
 
 
 def _images(path: Path, x: np.ndarray) -> np.ndarray:
@@ -102,12 +110,21 @@ def load_custom(path: Path, seed: int = 0) -> dict[str, np.ndarray]:
     else:
         r = np.random.default_rng(seed).random(len(x))
         split = np.where(r < 0.8, "Training", np.where(r < 0.9, "PublicTest", "PrivateTest"))
-    for need in ("Training", "PublicTest"):
+    for need in ("Training", "PublicTest", "PrivateTest"):
         if not (split == need).any():
-            raise CustomDataError(f"{path}: no {need} rows (training needs both Training and PublicTest faces; "
-                                  "drop 'usage' for a seeded 80/10/10 split)")
+            raise CustomDataError(f"{path}: no {need} rows (training needs Training faces, PublicTest faces to "
+                                  "choose the checkpoint and PrivateTest faces to score the file; drop 'usage' for "
+                                  "a seeded 80/10/10 split)")
     soft = votes / np.maximum(votes.sum(1, keepdims=True), 1e-9)
     top = soft.max(1)
     major = np.where((top > 0.5) | ((soft == top[:, None]).sum(1) == 1), soft.argmax(1), -1)
     keep = votes.sum(1) > 0
+    classes = sorted({int(c) for c in major[keep & (split == "Training")] if c >= 0})
+    if len(classes) < 2:  # a one-class model gives that class to every face (and scores itself perfect)
+        raise CustomDataError(f"{path}: the Training faces hold {len(classes)} emotion class(es) with a clear "
+                              "majority; at least 2 are needed")
+    for need in ("PublicTest", "PrivateTest"):
+        if not ((split == need) & keep & (major >= 0)).any():
+            raise CustomDataError(f"{path}: no {need} face with a clear majority label (tied votes only): it "
+                                  "cannot be scored")
     return {"x": x, "soft": soft, "major": major, "keep": keep, "fer": np.full(len(x), -1), "split": split}

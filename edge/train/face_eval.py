@@ -54,11 +54,17 @@ def manifest_entry(models_dir: Path, version: str = VERSION, file: str = FILE,
     }
 
 
-def register(models_dir: Path, version: str, blend: float | None = None) -> None:
+def own_data_licence(npz: str) -> str:
+    """The licence text of a file trained on a deployer's own faces (no FER2013)."""
+    return (f"Trained on the faces in {npz} (the deployer's own data): their licence applies; no research data set "
+            "was used.")
+
+
+def register(models_dir: Path, version: str, blend: float | None = None, licence: str = LICENCE) -> None:
     """Manifest entries for the exported file: ``face_expression`` itself, or (``blend``) the member file that the
     existing ``face_expression`` entry then averages in with that weight (its version becomes ``version``)."""
     if blend is None:
-        update_manifest(models_dir, NAME, manifest_entry(models_dir, version))
+        update_manifest(models_dir, NAME, manifest_entry(models_dir, version, licence=licence))
         if drop_manifest_entry(models_dir, MEMBER):  # no longer blended in: kiosks must not get its file
             log.info("manifest: %s dropped (the new %s blends nothing in); %s is unused", MEMBER, NAME, MEMBER_FILE)
         return
@@ -87,9 +93,10 @@ def latency_ms(model: Model, face: np.ndarray, runs: int = 500) -> float:
 
 def evaluate_and_publish(models_dir: Path, docs_dir: Path, data: dict[str, np.ndarray], source: str,
                          train_s: float, threads: int = 1, version: str = VERSION,
-                         extra: dict[str, Any] | None = None, blend: float | None = None) -> dict[str, Any]:
+                         extra: dict[str, Any] | None = None, blend: float | None = None,
+                         licence: str = LICENCE) -> dict[str, Any]:
     """Register the file in the manifest, load it verified, score PrivateTest, write metrics JSON and PNG."""
-    register(models_dir, version, blend)
+    register(models_dir, version, blend, licence)
     model = load_model(load_manifest(models_dir), NAME, threads=1)
     test = np.flatnonzero(data["split"] == "PrivateTest")
     probs = predict(model, data["x"][test])
