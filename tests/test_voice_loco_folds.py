@@ -259,3 +259,33 @@ def test_settings_of_a_left_out_corpus_fold_are_chosen_by_corpora_it_trains_on()
     assert len(one) == 1
     fit, val = one[0]
     assert set(speaker[val]) == {"a:1"} and set(speaker[fit]) == {"a:0", "a:2"}
+
+
+def test_a_feature_file_cut_short_by_a_killed_run_is_computed_again(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every later run failed on the half-written npz (BadZipFile) until someone deleted it; files are now written
+    under a temporary name and renamed, and an unreadable one is recomputed."""
+    from edge.train import voice_fe
+    from edge.train.voice_noise import Pools
+
+    class FakeEncoder:
+        def __init__(self, path: Path) -> None:
+            pass
+
+        def __call__(self, mel: np.ndarray) -> list[np.ndarray]:
+            return [np.full(4, float(mel.mean()), np.float32)]
+
+    monkeypatch.setattr(voice_fe, "Encoder", FakeEncoder)
+    enc = tmp_path / "enc.tflite"
+    enc.write_bytes(b"x")
+    clips = [CorpusClip("a/x.wav", "a:1", 0, _speechlike(150.0, 3 * SR), corpus="a")]
+    pools = Pools(train={"a": []}, test={"a": []})
+    cache = tmp_path / "cache"
+    first = voice_fe.features(clips, "clean", enc, cache, pools)
+    (saved,) = list(cache.glob("*.npz"))
+    assert len(first.clip) > 0 and not list(cache.glob("*.part"))
+    saved.write_bytes(saved.read_bytes()[:40])  # what a run killed while saving left
+    again = voice_fe.features(clips, "clean", enc, cache, pools)
+    assert np.allclose(again.x, first.x, atol=1e-3) and np.array_equal(again.clip, first.clip)
+    with np.load(saved) as d:  # rewritten whole
+        assert d["x"].shape == first.x.shape

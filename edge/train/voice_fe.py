@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,7 +61,10 @@ def export_int8(model: Any, rep: np.ndarray, path: Path) -> None:
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         conv.inference_input_type = tf.int8
         conv.inference_output_type = tf.int8
-        path.write_bytes(conv.convert())
+        data = conv.convert()
+    part = path.with_name(path.name + ".part")  # complete or absent: a killed run leaves no half file behind
+    part.write_bytes(data)
+    os.replace(part, path)
     log.info("wrote %s (%d bytes)", path, path.stat().st_size)
 
 
@@ -146,8 +151,12 @@ def _corpus_features(clips: list[CorpusClip], cond: str, enc_path: Path, cache: 
     """Features of one corpus's clips (clip indices local to ``clips``), from the cache or computed."""
     f = cache / f"{cond}-{seed}-{clips[0].corpus}-{_key(clips, cond, seed, enc_path, hop_s, pools)}.npz"
     if f.is_file():
-        d = np.load(f)
-        return Feats(d["x"].astype(np.float32), d["clip"], d["ratio"])
+        try:
+            with np.load(f) as d:
+                return Feats(d["x"].astype(np.float32), d["clip"], d["ratio"])
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:  # cut short by a killed run
+            log.warning("feature cache %s unreadable (%s): computing it again", f.name, exc)
+            f.unlink(missing_ok=True)
     enc, vad = Encoder(enc_path), Vad(2)
     xs, idx, rs = [], [], []
     for i, c in enumerate(clips):
@@ -162,5 +171,8 @@ def _corpus_features(clips: list[CorpusClip], cond: str, enc_path: Path, cache: 
     x = np.stack(xs) if xs else np.stack([o.reshape(-1) for o in enc(np.zeros((FRAMES, 80), np.float32))])[None][:0]
     out = Feats(x.astype(np.float32), np.array(idx, np.int64), np.array(rs, np.float32))
     cache.mkdir(parents=True, exist_ok=True)
-    np.savez(f, x=out.x.astype(np.float16), clip=out.clip, ratio=out.ratio)
+    part = f.with_name(f.name + ".part")
+    with open(part, "wb") as fh:  # then renamed: a run killed while saving leaves no half file under the real name
+        np.savez(fh, x=out.x.astype(np.float16), clip=out.clip, ratio=out.ratio)
+    os.replace(part, f)
     return out
