@@ -48,6 +48,10 @@ def test_face_retrain_on_own_npz(tmp_path: Path) -> None:
     model = load_model(load_manifest(out), "face_expression")
     assert model.infer(np.zeros((1, 48, 48, 1), np.float32)).shape == (1, 7)
     assert json.loads((out / "face_expression.metrics.json").read_text())["data"].endswith("own.npz")
+    _faces(tmp_path / "other.npz", n=63)  # --resume on other faces would continue the first run's weights
+    with pytest.raises(SystemExit, match="other training faces"):
+        main(["--npz", str(tmp_path / "other.npz"), "--out", str(out), "--docs", str(tmp_path / "docs"),
+              "--epochs", "2", "--version", "9.9.9-test", "--resume"])
 
 
 def _voices(folder: Path, n: int = 12) -> Path:

@@ -127,10 +127,20 @@ def train(data: dict[str, np.ndarray], work: Path, epochs: int, resume: bool, se
     log.info("train %d, select on %d PublicTest; class weights %s", len(tr), len(va), np.round(cw / cw.min(), 2))
     work.mkdir(parents=True, exist_ok=True)
     state_path, last_path, best_path = work / "state.json", work / "last.keras", work / "best.weights.h5"
+    import hashlib
+
+    data_id = hashlib.sha256(xt.tobytes() + yt.astype(np.float32).tobytes()).hexdigest()[:16]
+    recipe = {"parts": parts, "scale_range": [float(v) for v in scale_range], "seed": seed}
     state: dict[str, Any] = {"epoch": 0, "best_acc": -1.0, "best_epoch": -1, "history": [], "epochs": epochs,
-                             "arch": arch, "teacher_mix": list(teacher_mix)}
+                             "arch": arch, "teacher_mix": list(teacher_mix), "data": data_id, "recipe": recipe}
     if resume and state_path.exists() and last_path.exists():
         state = json.loads(state_path.read_text())
+        if state.get("data", data_id) != data_id:  # another npz (or another split of it): not this run's weights
+            raise SystemExit(f"--resume: {work} holds a run on other training faces; give the same data or a "
+                             "fresh --out")
+        if state.get("recipe", recipe) != recipe:
+            raise SystemExit(f"--resume: {work} holds a run with {state['recipe']}; give the same --parts, "
+                             "--scale-range and --seed, or a fresh --out")
         saved = state.get("teacher_mix", list(teacher_mix))
         run = (state.get("arch", arch), tuple(saved) if isinstance(saved, list) else (saved, saved))
         if run != (arch, tuple(teacher_mix)):
