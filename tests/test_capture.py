@@ -197,6 +197,18 @@ def test_video_without_audio_track_is_clear_error(video: Path) -> None:
         read_audio_file(video)
 
 
+def test_a_float_audio_file_holding_nan_is_refused(tmp_path: Path) -> None:
+    """NaN samples trained (and analysed) silently as garbage features."""
+    from edge.capture.media import read_audio_channels
+
+    x = np.zeros(16000, np.float32)
+    x[100] = np.nan
+    sf.write(tmp_path / "nan.wav", x, 16000, subtype="FLOAT")
+    for read in (read_audio_file, read_audio_channels):
+        with pytest.raises(MediaError, match="1 sample\\(s\\) that are not numbers"):
+            read(tmp_path / "nan.wav")
+
+
 def test_unreadable_audio_files(tmp_path: Path) -> None:
     with pytest.raises(MediaError, match=r"audio file '.*missing\.wav': not found"):
         read_audio_file(tmp_path / "missing.wav")

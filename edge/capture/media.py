@@ -230,6 +230,9 @@ def read_audio_file(path: str | Path, rate: int = 16000) -> np.ndarray:
     else:
         if data.size == 0:
             raise MediaError(f"audio file '{p}': contains no samples")
+        if not np.isfinite(data).all():  # a float file with NaN/inf: every feature of it would be garbage
+            raise MediaError(f"audio file '{p}': holds {int((~np.isfinite(data)).sum())} sample(s) that are not "
+                             "numbers (NaN or infinite)")
         samples = resample(data.mean(axis=1, dtype=np.float32), int(sr), rate)
     return np.clip(samples, -1.0, 1.0).astype(np.float32, copy=False)
 
@@ -246,6 +249,9 @@ def read_audio_channels(path: str | Path, rate: int = 16000) -> np.ndarray:
         raise MediaError(f"audio file '{p}': cannot read its channels ({exc})") from None
     if data.size == 0:
         raise MediaError(f"audio file '{p}': contains no samples")
+    if not np.isfinite(data).all():
+        raise MediaError(f"audio file '{p}': holds {int((~np.isfinite(data)).sum())} sample(s) that are not "
+                         "numbers (NaN or infinite)")
     chans = [resample(np.ascontiguousarray(data[:, c]), int(sr), rate) for c in range(data.shape[1])]
     return np.clip(np.stack(chans, axis=1), -1.0, 1.0).astype(np.float32, copy=False)
 
