@@ -109,9 +109,10 @@ def test_calm_scenarios_raise_nothing(spec: str, tmp_path: Path, analyzers: Any)
 
 
 @needs_data
-@pytest.mark.xfail(strict=True, reason="re-checked with face 0.3.0 and voice 0.2.0 (2026-12-04): it alerts 1.4 s after "
-                   "the anger starts, but never recovers: " + CREMA_1001_VOICE + "; the face still reads his mild "
-                   "anger as calm (median agitated mass per frame 0.06, no frame at the watch level; face 0.2.0: "
+@pytest.mark.xfail(strict=True, reason="re-checked with face 0.3.0 and voice 0.2.1 (2026-12-04, alert benchmark): it "
+                   "alerts 1.9 s after the anger starts (voice 0.2.0: 1.4 s), but never recovers: "
+                   + CREMA_1001_VOICE + "; the face still reads his mild anger as calm (median agitated mass per "
+                   "frame 0.06, no frame at the watch level; face 0.2.0: "
                    "0.05, 6 % of frames). Under 0.1 models it did not alert (peak 0.46)")
 def test_angry_scenario_alerts_with_default_settings(angry_run: ScenarioRun) -> None:
     """The issue's target: neutral → angry → neutral raises an alert, then `recovered`."""
