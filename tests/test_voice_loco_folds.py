@@ -189,6 +189,8 @@ def test_within_corpus_settings_are_chosen_on_validation_speakers_only(monkeypat
         tr, va, te = fold_speakers(spk, k)
         assert val_s == va and fit_s == tr | noise and not (fit_s | val_s) & te
     assert len(seen) == 4 and all({"taps", "C", "accuracy"} <= set(f) for f in res["folds"])
+    # the corpus figure pools the folds' test clips (a mean of per-fold UAs averaged over different class sets)
+    assert res["pooled"]["n"] == sum(f["n"] for f in res["folds"]) and "ua4" in res["pooled"]
 
 
 def test_egemaps_cache_is_keyed_by_the_audio_not_only_the_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch

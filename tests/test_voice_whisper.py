@@ -122,8 +122,10 @@ def test_head_weights_and_clip_aggregation() -> None:
     p, ok = clip_probs(pw, np.array([0, 0, 1]), np.array([0.75, 0.25, 1.0]), 3)
     assert p[0, 0] == pytest.approx(0.75) and p[0, 4] == pytest.approx(0.25) and ok.tolist() == [True, True, False]
     assert p[2] == pytest.approx(np.full(7, 1 / 7))  # no reading counts as chance
-    m = loco_metrics(np.array([0, 4, 1]), p)  # the angry clip's agitated mass (0) is below both others'
-    assert m["agitated_auc"] == pytest.approx(0.0) and m["n"] == 3
+    m = loco_metrics(np.array([0, 4, 1]), p)  # the angry clip's agitated mass (0) is below the neutral clip's
+    # and the pair with the clip without a reading counts 0.5 (its 3/7 agitated mass used to rank it)
+    assert m["agitated_auc"] == pytest.approx(0.25) and m["n"] == 3 and m["clips_without_reading"] == 1
+    assert m["per_class_recall"]["happy"] == pytest.approx(1 / 7, abs=1e-4)  # chance, not "neutral" (0)
     # a clip without a reading scores chance (1/4) in the 4-class UA for any true class, not "neutral"
     uniform = np.full((2, 7), 1 / 7)
     assert loco_metrics(np.array([0, 3]), uniform)["recall4"] == {"neutral": 0.25, "sad": 0.25}

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.train.voice_data import classification_metrics, roc_auc
+from edge.train.voice_data import roc_auc
 from edge.types import AGITATED, EMOTIONS
 
 FOUR = tuple(EMOTIONS.index(e) for e in ("neutral", "happy", "sad", "angry"))
@@ -74,17 +74,40 @@ def clip_probs(pw: np.ndarray, clip: np.ndarray, ratio: np.ndarray, n_clips: int
 
 
 def loco_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
-    """Agitated-vs-rest AUC, 4-class unweighted accuracy (argmax over neutral/happy/sad/angry), and the full report."""
+    """Agitated-vs-rest AUC, 4-class unweighted accuracy (argmax over neutral/happy/sad/angry), accuracy, macro-F1 and
+    per-class recall over the classes in ``y``. A clip without a reading (a uniform row) counts as chance in every
+    figure: 1/k credit in each class's recall (k = 4 for UA4, 7 otherwise) and 0.5 against every clip in the AUC
+    (a plain argmax made it "neutral"; its agitated mass 3/7 ranked it against real readings)."""
     agi = [EMOTIONS.index(e) for e in AGITATED]
+    noread = np.ptp(p, axis=1) <= 1e-12
     four = np.isin(y, FOUR)
     sub, truth = p[four][:, FOUR], np.array([FOUR.index(int(c)) for c in y[four]], np.int64)
     tied = np.isclose(sub, sub.max(1, keepdims=True), rtol=0.0, atol=1e-12)
-    # credit 1/k when the true class is among k tied best: a clip without a reading (uniform) scores chance, 1/4,
-    # instead of always "neutral" (the first column) as a plain argmax would make it
-    credit = tied[np.arange(len(sub)), truth] / tied.sum(1)
+    credit = tied[np.arange(len(sub)), truth] / tied.sum(1)  # 1/k when the true class is among k tied best
     rec4 = {EMOTIONS[c]: float(credit[truth == i].mean()) for i, c in enumerate(FOUR) if (truth == i).any()}
-    res = classification_metrics(y, p, sorted(set(y.tolist())))
-    return {"agitated_auc": round(roc_auc(p[:, agi].sum(1), np.isin(y, agi)), 4),
-            "ua4": round(float(np.mean(list(rec4.values()))), 4), "recall4": {k: round(v, 4) for k, v in rec4.items()},
-            "accuracy": res["accuracy"], "macro_f1": res["macro_f1"], "per_class_recall": res["per_class_recall"],
-            "n": int(len(y))}
+    k = p.shape[1]
+    cm = np.zeros((k, k), np.float64)  # rows: truth; a clip without a reading spread evenly over the columns
+    np.add.at(cm, (y[~noread], p[~noread].argmax(1)), 1.0)
+    np.add.at(cm, y[noread], 1.0 / k)
+    classes = sorted(set(y.tolist()))
+    recall = {c: cm[c, c] / cm[c].sum() for c in classes}
+    f1 = [0.0 if cm[c, c] == 0 else 2 * cm[c, c] / (cm[c].sum() + cm[:, c].sum()) for c in classes]
+    return {"agitated_auc": round(_auc_with_chance(p[:, agi].sum(1), np.isin(y, agi), noread), 4),
+            "ua4": round(float(np.mean(list(rec4.values()))), 4),
+            "recall4": {k_: round(v, 4) for k_, v in rec4.items()},
+            "accuracy": round(float(np.trace(cm) / max(len(y), 1)), 4), "macro_f1": round(float(np.mean(f1)), 4),
+            "per_class_recall": {EMOTIONS[c]: round(float(r), 4) for c, r in recall.items()},
+            "n": int(len(y)), "clips_without_reading": int(noread.sum())}
+
+
+def _auc_with_chance(score: np.ndarray, positive: np.ndarray, chance: np.ndarray) -> float:
+    """ROC AUC where every pair involving a ``chance`` clip counts 0.5; nan if a side is empty."""
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    read = ~chance
+    pr, nr = int((positive & read).sum()), int((~positive & read).sum())
+    known = roc_auc(score[read], positive[read]) * pr * nr if pr and nr else 0.0
+    return float((known + 0.5 * (n_pos * n_neg - pr * nr)) / (n_pos * n_neg))
+
+

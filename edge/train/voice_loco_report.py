@@ -50,10 +50,11 @@ def markdown(res: dict[str, Any]) -> str:
                  for m in ("ours", "egemaps") for g in gains]
             out.append(f"| {k} | " + " | ".join("–" if x is None else f"{x:+.3f}" for x in d) + " |")
     if res.get("within"):
-        out += ["", "Within each corpus, 4 speaker folds (head on that corpus' other speakers), mean ± std:", "",
+        out += ["", "Within each corpus, 4 speaker folds (head on that corpus' other speakers): the folds' test clips "
+                "scored together ± the std over folds:", "",
                 "| corpus | agitated AUC | 4-class UA | 7-class accuracy | macro-F1 |", "|---|---|---|---|---|"]
         for k, r in res["within"].items():
-            m, s = r["mean"], r["std"]
+            m, s = r.get("pooled", r["mean"]), r["std"]
             if "accuracy_8" in m:
                 out.append(f"| {k} (8 native classes, calm its own) | – | – | {m['accuracy_8']:.3f} ± "
                            f"{s['accuracy_8']:.3f} | – |")
