@@ -30,6 +30,16 @@ def test_helpers() -> None:
     assert drift([0.0, 60.0, 120.0], [100.0, 100.0, 100.0]) == pytest.approx(0.0)
     assert _poisson_upper(0) == pytest.approx(-math.log(0.05), abs=1e-3)  # 2.996
     assert 4.7 < _poisson_upper(1) < 4.8
+    assert 143.9 < _poisson_upper(124) < 144.0  # chi2.ppf(0.95, 250) / 2 = 143.94; mu ** i overflowed here
+
+
+def test_the_median_time_to_alert_counts_a_speaker_who_never_alerts_as_never() -> None:
+    """Over those who alerted only, a run where 2 of 5 never alert looked as fast as one where all do."""
+    from edge.bench.alerts import median_with_misses
+
+    assert median_with_misses([2.0, 2.5, 3.0, None, None]) == 3.0  # was 2.5
+    assert median_with_misses([2.0, None, None]) is None  # over half never alert: no median to report
+    assert median_with_misses([]) is None and median_with_misses([1.0, 2.0]) == 1.5
 
 
 @pytest.mark.skipif(not (DATA_DIR / "face" / "fer2013" / "fer2013.npz").is_file(),

@@ -126,13 +126,24 @@ def angry_voices(analyzers: Any, tmp: Path) -> dict[str, Any]:
         watched = sorted(r["time_to_watch_s"] for r in mine if r["time_to_watch_s"] is not None)
         spoken = sorted(r["time_to_alert_from_speech_s"] for r in mine if r["time_to_alert_s"] is not None)
         summary[name] = {"speakers": len(mine), "alerted": len(alerted), "watched": len(watched),
-                         "median_to_alert_s": round(float(np.median(alerted)), 2) if alerted else None,
+                         "median_to_alert_s": median_with_misses([r["time_to_alert_s"] for r in mine]),
                          "alerted_within_3s": sum(t <= 3.0 for t in alerted),
-                         "median_to_alert_from_speech_s": round(float(np.median(spoken)), 2) if spoken else None,
+                         "median_to_alert_from_speech_s": median_with_misses(
+                             [r["time_to_alert_from_speech_s"] for r in mine]),
                          "alerted_within_3s_from_speech": sum(t <= 3.0 for t in spoken),
-                         "median_to_watch_s": round(float(np.median(watched)), 2) if watched else None,
+                         "median_to_watch_s": median_with_misses([r["time_to_watch_s"] for r in mine]),
+                         "median_over": "every speaker; one without an alert counts as never (None: over half never)",
                          "early": sum(r["early"] for r in mine)}
     return {"summary": summary, "rows": rows}
+
+
+def median_with_misses(times: list[float | None]) -> float | None:
+    """Median over every speaker, a miss (None) counting as never; None when the median itself is a miss (the
+    median over those who alerted only made a run where some never alert look faster)."""
+    if not times:
+        return None
+    med = float(np.median([np.inf if t is None else t for t in times]))
+    return round(med, 2) if np.isfinite(med) else None
 
 
 def clip_readings(analyzers: Any) -> dict[str, dict[str, Any]]:
@@ -193,6 +204,7 @@ def false_alerts(analyzers: Any, tmp: Path, max_minutes: float, gains: tuple[flo
     media: dict[str, float] = defaultdict(float)
     per: dict[str, dict[str, Any]] = {name: {"counts": {"watch": 0, "alert": 0, "recovered": 0},
                                              "cues": {"care": 0, "positive": 0}, "hits": [],
+                                             "other_gains": defaultdict(lambda: {"watch": 0, "alert": 0}),
                                              "by_set": defaultdict(lambda: {"watch": 0, "alert": 0})}
                                       for name, *_ in SETTINGS}
     n_visits = 0
@@ -203,22 +215,27 @@ def false_alerts(analyzers: Any, tmp: Path, max_minutes: float, gains: tuple[flo
             sc = compose(parts, tmp / "calm", stem="visit")
             media[f"{set_name} ×{gain:g}"] += sc.duration_s
             n_visits += 1
+            primary = gain == gains[0]  # a louder/softer replay is the same material: reported apart, never as hours
             for name, run in _runs(sc, analyzers):
                 for ev in run.events:  # care cues (positive is off by default): nobody here is sad, all are false
-                    if ev["schema"].split("/")[1] == "cue":
+                    if primary and ev["schema"].split("/")[1] == "cue":
                         per[name]["cues"][ev["kind"]] += 1
                 for a in run.alerts:
-                    per[name]["counts"][a["level"]] += 1
-                    if a["level"] in ("watch", "alert"):
-                        per[name]["by_set"][set_name][a["level"]] += 1
+                    if not primary:
+                        if a["level"] in ("watch", "alert"):
+                            per[name]["other_gains"][f"×{gain:g}"][a["level"]] += 1
+                    else:
+                        per[name]["counts"][a["level"]] += 1
+                        if a["level"] in ("watch", "alert"):
+                            per[name]["by_set"][set_name][a["level"]] += 1
                     per[name]["hits"].append({"set": set_name, "visit": visit, "gain": gain,
                                               "media_t": a["media_t"], "level": a["level"], "reason": a["reason"]})
-    hours = sum(media.values()) / 3600
+    hours = sum(v for k, v in media.items() if k.endswith(f"×{gains[0]:g}")) / 3600  # independent material only
     out: dict[str, Any] = {"media_minutes": round(hours * 60, 1), "visits": n_visits,
                            "minutes_by_set": {k: round(v / 60, 1) for k, v in media.items()}, "settings": {}}
     for name, r in per.items():
         n = r["counts"]["alert"]
-        out["settings"][name] = {**r, "by_set": dict(r["by_set"]),
+        out["settings"][name] = {**r, "by_set": dict(r["by_set"]), "other_gains": dict(r["other_gains"]),
                                  "alerts_per_hour": round(n / hours, 2) if hours else None,
                                  "watches_per_hour": round(r["counts"]["watch"] / hours, 2) if hours else None,
                                  "care_cues_per_hour": round(r["cues"]["care"] / hours, 2) if hours else None,
@@ -228,10 +245,10 @@ def false_alerts(analyzers: Any, tmp: Path, max_minutes: float, gains: tuple[flo
 
 def _poisson_upper(k: int) -> float:
     """One-sided 95% upper bound of a Poisson mean after observing ``k`` events (exact, by bisection)."""
-    from math import exp, factorial
+    from math import exp, lgamma, log
 
-    def cdf(mu: float) -> float:
-        return sum(exp(-mu) * mu ** i / factorial(i) for i in range(k + 1))
+    def cdf(mu: float) -> float:  # in log space: mu ** i overflowed from k = 124
+        return sum(exp(-mu + i * log(mu) - lgamma(i + 1)) for i in range(k + 1)) if mu > 0 else 1.0
 
     lo, hi = 0.0, 10.0 + 5 * k
     for _ in range(60):
