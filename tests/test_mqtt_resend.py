@@ -8,23 +8,14 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable
 from typing import Any
 
 from conftest import Broker
+from kiosk_proc import until
 
 from edge.config import IdentityConfig, MqttConfig
 from edge.events import EventFactory
 from edge.transport.mqtt import MqttPublisher
-
-
-def _until(cond: Callable[[], bool], timeout: float = 10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
 
 
 def test_a_status_left_unacknowledged_does_not_outlive_a_newer_one(mosquitto: Broker, subscribe: Any) -> None:
@@ -39,17 +30,17 @@ def test_a_status_left_unacknowledged_does_not_outlive_a_newer_one(mosquitto: Br
                                    reconnect_max_s=0.5, keepalive_s=5), ident, factory, body)
     pub.start()
     try:
-        assert _until(lambda: pub.connected)
+        until(lambda: pub.connected, 10, "the first connection")
         assert mosquitto.proc is not None
         os.kill(mosquitto.proc.pid, signal.SIGSTOP)  # the link stalls: nothing is acknowledged
         state["paused"] = True  # staff pause: sent, never acknowledged
         pub.publish("status", factory.make("status", state="online", **body()))
         time.sleep(0.3)
         mosquitto.stop()
-        assert _until(lambda: not pub.connected)
+        until(lambda: not pub.connected, 10, "the broken connection to be seen")
         state["paused"] = False  # staff resume while offline
         mosquitto.start()
-        assert _until(lambda: pub.connected)
+        until(lambda: pub.connected, 10, "the reconnection")
         time.sleep(1.0)  # paho re-sent what it kept here, after the fresh status
         sub = subscribe(mosquitto, pub.status_topic)
         got = sub.wait_for(lambda m: m.retain)

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import run_fed
+from kiosk_proc import until
 
 from edge.config import KioskConfig, parse_config
 from edge.events import EventFactory, load_schema, validate
@@ -420,13 +421,6 @@ def test_a_slow_face_rate_sent_remotely_can_be_reverted_and_the_watchdog_follows
 
     import cv2
 
-    def until(cond: Any, timeout: float) -> bool:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if cond():
-                return True
-            time.sleep(0.05)
-        return bool(cond())
 
     path = tmp_path / "clip.avi"
     w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (160, 120))
@@ -455,13 +449,13 @@ def test_a_slow_face_rate_sent_remotely_can_be_reverted_and_the_watchdog_follows
     try:
         assert not svc.remote.handle(msg({"analysis": {"face_fps": 0.1}}), lambda c: None)["accepted"]
         svc.handle_message(svc.config_topic, json.dumps({"analysis": {"face_fps": 0.2}}).encode())
-        assert until(lambda: svc.cfg.analysis.face_fps == 0.2, 5)
+        until(lambda: svc.cfg.analysis.face_fps == 0.2, 5, "the slow rate to apply")
         time.sleep(1.0)
         assert svc.watchdog.stale_s == 10.0  # two turns at 0.2 fps
         n0 = Counting.n
         svc.handle_message(svc.config_topic, json.dumps({"analysis": {"face_fps": None}}).encode())
-        assert until(lambda: svc.cfg.analysis.face_fps == 8.0, 5)
-        assert until(lambda: Counting.n - n0 >= 4, 2.5), "the face worker still slept the slow rate's turn"
+        until(lambda: svc.cfg.analysis.face_fps == 8.0, 5, "the revert to apply")
+        until(lambda: Counting.n - n0 >= 4, 2.5, "analyses after the revert (the worker slept the slow rate's turn)")
         assert svc.watchdog.stale_s == base_stale
     finally:
         svc.stop.set()
