@@ -131,7 +131,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    return service.run(stop)
+    code = service.run(stop)
+    failed = service.failed_sources()
+    if code == 0 and failed:  # every input ended and one never worked: a failure (systemd's Restart=on-failure)
+        print(f"error: {', '.join(failed)} failed (see the log above); nothing was analysed from it", file=sys.stderr)
+        return EXIT_MEDIA
+    return code
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

@@ -103,6 +103,14 @@ class MicrophoneConfig(_Section):
     def _device_index(cls, v: Any) -> Any:
         return _index_as_text(v)
 
+    @field_validator("source")
+    @classmethod
+    def _not_a_url(cls, v: str) -> str:
+        if re.match(r"^\s*[a-z][a-z0-9+.-]*://", v, re.IGNORECASE):  # would be read as a file name, credentials and all
+            raise ValueError("a network stream is not supported as a microphone source: give a sounddevice input "
+                             "(name or index) or an audio file")
+        return v
+
     @field_validator("reopen_max_s")
     @classmethod
     def _max_backoff(cls, v: float, info: ValidationInfo) -> float:

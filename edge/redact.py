@@ -7,7 +7,8 @@ from typing import Any
 
 # rtsp://user:password@host -> rtsp://***@host; up to the *last* @ before the path: FFmpeg and urllib split there,
 # so a password holding "@" works as a source and must be hidden whole
-_URL_CREDENTIALS = re.compile(r"(?<=://)[^/?#\s]+@")
+# A URL that went through pathlib ("rtmp:/user:pw@host": Path folds "//") is hidden the same way.
+_URL_CREDENTIALS = re.compile(r"(?<=[A-Za-z0-9]:/)(/?)[^/?#\s]+@")
 # key=value pairs: GStreamer properties (user-pw=...), URL query parameters (?password=...&token=...)
 _KEY_VALUE = re.compile(r"(?<![\w.-])([A-Za-z][\w.-]*)(\s*=\s*)(\"[^\"]*\"|'[^']*'|[^\s&;,!\"']+)")
 # Parts of key names that mark a secret, misspellings included ("pasword"); hiding too much here costs nothing.
@@ -29,7 +30,7 @@ def _hide_value(m: re.Match[str]) -> str:
 
 def redact(text: str) -> str:
     """``text`` with URL credentials as ``***@`` and the values of secret-looking ``key=value`` pairs as ``***``."""
-    return _KEY_VALUE.sub(_hide_value, _URL_CREDENTIALS.sub("***@", text))
+    return _KEY_VALUE.sub(_hide_value, _URL_CREDENTIALS.sub(r"\1***@", text))
 
 
 def redact_value(value: Any) -> Any:

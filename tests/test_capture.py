@@ -83,7 +83,8 @@ def peak_hz(x: np.ndarray, rate: int = 16000) -> float:
 @pytest.mark.parametrize(("source", "kind"), [
     ("0", "device"), ("/dev/video2", "device"), ("rtsp://cam/stream", "rtsp"), ("RTSPS://cam/s", "rtsp"),
     ("http://cam/mjpg", "rtsp"), ("v4l2src ! videoconvert ! appsink", "gstreamer"), ("clip.mp4", "file"),
-    ("/data/demo.mkv", "file"),
+    ("/data/demo.mkv", "file"), ("rtmp://admin:pw@10.0.0.7/live", "rtsp"), ("srt://10.0.0.7:9000", "rtsp"),
+    ("udp://239.0.0.1:1234", "rtsp"),
 ])
 def test_classify_video_source(source: str, kind: str) -> None:
     assert classify_video_source(source, "auto") == kind
@@ -100,6 +101,34 @@ def test_an_existing_file_named_with_a_bang_is_a_file(video: Path, tmp_path: Pat
     assert src.kind == "file" and src.source == str(clip)  # relative to the config file's folder, as the service
     long = "nvarguscamerasrc " + "x=1 " * 70 + "! video/x-raw ! videoconvert ! appsink"  # > 255 characters, no "/"
     assert classify_video_source(long) == "gstreamer"  # is_file raised ENAMETOOLONG
+
+
+def test_a_stable_device_path_is_a_camera_not_a_file(tmp_path: Path) -> None:
+    """/dev/v4l/by-id/... (a symlink to the device) was read as a file: 'not a regular file', failed for good."""
+    if not Path("/dev/null").exists():
+        pytest.skip("no /dev/null character device here")
+    assert classify_video_source("/dev/null") == "device"  # any character device under /dev, as by-id links resolve
+    assert classify_video_source("/dev/no-such-camera") == "file"  # absent: still named in a 'not found' error
+
+
+def test_a_stream_url_failure_never_shows_its_password() -> None:
+    """An rtmp/srt URL read as a file went through Path ('rtmp:/user:pw@...'), past the URL redaction."""
+    from edge.capture.media import _check_file
+    from edge.redact import redact
+
+    assert redact("rtmp:/admin:S3cretPW@10.0.0.7/live") == "rtmp:/***@10.0.0.7/live"
+    with pytest.raises(MediaError) as exc:
+        _check_file(Path("rtmp://admin:S3cretPW@10.0.0.7/live"), "video file")
+    assert "S3cretPW" not in str(exc.value) and "***@10.0.0.7" in str(exc.value)
+
+
+def test_a_microphone_url_is_refused_by_the_config() -> None:
+    """An rtsp URL as the microphone was read as a missing file, its password in the retained status."""
+    from edge.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError) as exc:
+        parse_config({"microphone": {"source": "rtsp://admin:S3cretPW@10.0.0.7/audio"}})
+    assert "microphone.source" in str(exc.value) and "S3cretPW" not in str(exc.value)
 
 
 def test_classify_audio_source() -> None:

@@ -194,3 +194,74 @@ def test_file_run_fuses_the_last_readings_before_stopping(tmp_path: Path) -> Non
     assert svc.frames.qsize() == 0 and svc.obs.qsize() == 0
     assert SlowFace.done >= 1 and len(fused) == SlowFace.done  # every analysed frame reached fusion
     assert svc.frames.puts == 10 and SlowFace.done + svc.frames.dropped + svc.frames.skipped == 10  # all counted
+
+
+class _SwitchingSource:
+    """A capture source whose state the test sets (a camera lost and back, without a device)."""
+
+    ident = None
+
+    def __init__(self) -> None:
+        self.state = "ok"
+
+    def start(self) -> None:
+        pass
+
+    def stats(self) -> dict[str, object]:
+        return {"state": self.state, "error": None if self.state == "ok" else f"camera {self.state}",
+                "frames_in": 0, "reopens": 0}
+
+
+def test_a_lost_camera_republishes_the_retained_status_while_connected() -> None:
+    """The retained status changed only on connect, pause or outbox trouble: a camera lost mid-run stayed 'ok'."""
+    from edge.pipeline.analyzers import Analyzers
+    from edge.transport.publishers import RecordingPublisher
+
+    cfg = parse_config({"identity": {"site_id": "s", "kiosk_id": "k"}, "mqtt": {"enabled": False},
+                        "microphone": {"enabled": False}})
+    class NoFace:
+        def analyze(self, frame: object) -> None:
+            return None
+
+    pub = RecordingPublisher()
+    svc = Service(cfg, Analyzers(face=NoFace()), publisher=pub)  # type: ignore[arg-type]
+    cam = _SwitchingSource()
+    svc.video = cam  # type: ignore[assignment]
+    stop = threading.Event()
+    th = threading.Thread(target=svc.run, args=(stop,), daemon=True)
+    th.start()
+
+    def degraded() -> list[list[str]]:
+        return [p["degraded"] for p in pub.payloads("status")]
+
+    try:
+        deadline = time.monotonic() + 10
+        while not degraded() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert degraded() and not any("camera" in d for d in degraded()[-1]), degraded()
+        cam.state = "reopening"
+        deadline = time.monotonic() + 10
+        while not any("camera: reopening" in d for d in degraded()[-1]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert any("camera: reopening" in d for d in degraded()[-1]), degraded()
+        n = len(degraded())
+        time.sleep(2.5)
+        assert len(degraded()) == n  # the same state is not republished every second
+        cam.state = "ok"
+        deadline = time.monotonic() + 10
+        while any("camera" in d for d in degraded()[-1]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any("camera" in d for d in degraded()[-1]), degraded()
+    finally:
+        stop.set()
+        th.join(15)
+
+
+def test_a_run_whose_only_source_failed_exits_with_the_media_code(tmp_path: Path) -> None:
+    """A missing file stopped the service with exit 0, so systemd's Restart=on-failure never acted."""
+    cfgfile = tmp_path / "k.toml"
+    cfgfile.write_text('[identity]\nsite_id = "s"\nkiosk_id = "k"\n[microphone]\nenabled = false\n'
+                       '[camera]\nsource = "no-such-clip.mp4"\n[mqtt]\nenabled = false\n')
+    r = _cli("run", "--config", str(cfgfile))
+    assert r.returncode == 4, r.stderr[-2000:]
+    assert "camera failed" in r.stderr and "no-such-clip.mp4" in r.stderr

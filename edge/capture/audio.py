@@ -109,7 +109,7 @@ class AudioSource(threading.Thread):
             log.error("%s", exc)
             return
         except Exception as exc:  # noqa: BLE001 - e.g. PermissionError on the folder: a clear state, not a dead thread
-            why = f"{media.source_label(self.cfg.source, 'file')}: cannot read ({type(exc).__name__}: {exc})"
+            why = f"audio file '{media.redact(self.source)}': cannot read ({type(exc).__name__}: {exc})"
             self._set("failed", why)
             log.error("%s", why)
             return
@@ -122,7 +122,7 @@ class AudioSource(threading.Thread):
             if pos >= samples.shape[0]:
                 if not self.cfg.loop:
                     self._set("ended", None)
-                    log.info("audio file '%s': end of file", self.source)
+                    log.info("audio file '%s': end of file", media.redact(self.source))
                     return
                 pos = 0
             chunk = samples[pos:pos + self.block]
@@ -147,11 +147,11 @@ class AudioSource(threading.Thread):
         else:
             samples = read_audio_channels(self.source, RATE)
             if samples.shape[1] < self.channels:
-                raise MediaError(f"audio file '{self.source}': has {samples.shape[1]} channel(s), "
+                raise MediaError(f"audio file '{media.redact(self.source)}': has {samples.shape[1]} channel(s), "
                                  f"microphone.channels = {self.channels}")
             samples = np.ascontiguousarray(samples[:, :self.channels])
         if samples.shape[0] == 0:  # looping an empty file would spin a core writing empty blocks
-            raise MediaError(f"audio file '{self.source}': no audio samples at {RATE} Hz")
+            raise MediaError(f"audio file '{media.redact(self.source)}': no audio samples at {RATE} Hz")
         return samples
 
     # -- device mode --------------------------------------------------------------------------------------
@@ -175,7 +175,7 @@ class AudioSource(threading.Thread):
             self._set("failed", str(exc))
             log.error("%s", exc)
             return
-        label = f"microphone '{self.cfg.source}'"
+        label = f"microphone '{media.redact(self.cfg.source)}'"
         backoff = self.cfg.reopen_min_s
         while not self.stop_event.is_set():
             try:

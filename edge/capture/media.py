@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import shutil
+import stat
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -53,19 +55,32 @@ def _existing_file(path: Path) -> bool:
         return False
 
 
+URL_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+
+
+def _char_device(source: str) -> bool:
+    """Whether ``source`` names a character device under /dev (a symlink such as /dev/v4l/by-id/... included)."""
+    if not source.startswith("/dev/"):
+        return False
+    try:
+        return stat.S_ISCHR(os.stat(source).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
 def classify_video_source(source: str, kind: str = "auto", resolve: Callable[[str], Path] = Path) -> str:
     """How to open a camera source: 'device', 'gstreamer', 'rtsp' or 'file' (``kind`` wins unless auto);
     ``resolve`` turns a relative file name into the path the service opens (the config file's folder)."""
     if kind != "auto":
         return kind
     s = source.strip()
-    if s.isdigit() or s.startswith("/dev/video"):
+    if s.isdigit() or s.startswith("/dev/video") or _char_device(s):  # /dev/v4l/by-id/...: a stable camera name
         return "device"
     if _existing_file(resolve(s)):  # an existing file is a file, whatever its name holds ("clip!.mp4")
         return "file"
     if "!" in s or s.endswith("appsink"):
         return "gstreamer"
-    if re.match(r"^(rtsps?|https?)://", s, re.IGNORECASE):
+    if URL_SCHEME.match(s):  # rtsp, http, rtmp, srt, udp, ...: FFmpeg's network protocols, never a file name
         return "rtsp"
     return "file"
 
@@ -78,15 +93,16 @@ def source_label(source: str, kind: str) -> str:
 
 def _check_file(path: Path, what: str) -> None:
     """Raise MediaError unless ``path`` is an existing readable regular file."""
+    name = redact(str(path))
     if not path.exists():
-        raise MediaError(f"{what} '{path}': not found")
+        raise MediaError(f"{what} '{name}': not found")
     if not path.is_file():
-        raise MediaError(f"{what} '{path}': not a regular file")
+        raise MediaError(f"{what} '{name}': not a regular file")
     try:
         with path.open("rb") as fh:
             fh.read(1)
     except OSError as exc:
-        raise MediaError(f"{what} '{path}': cannot read ({exc.strerror or exc})") from None
+        raise MediaError(f"{what} '{name}': cannot read ({exc.strerror or exc})") from None
 
 
 STREAM_TIMEOUT_S = 5.0  # opening or reading a network stream gives up after this (well under the watchdog's 15 s)

@@ -64,8 +64,9 @@ class Service:
         self.paused = PauseGate(cfg.privacy.pause_max_s)  # set: workers discard frames/audio unread, core gets nothing
         self.closed = threading.Event()  # set outside the opening hours (`schedule`): the same as a pause
         self._next_schedule = float("-inf")
-        self._outbox_problem: tuple[str | None, str | None] = (None, None)  # last seen (outbox, subscriptions): a
+        self._status_key: tuple[Any, ...] = (None, None, ())  # last seen (outbox, subscriptions, source states): a
         # change republishes the retained status
+        self._next_status_check = float("-inf")
         self.started = clock()
         # Unix time of a pipeline moment, read from the wall clock when each event is made: a clock stepped by NTP
         # after start (a Pi without a real-time clock boots with an old time) is followed, not kept for ever
@@ -159,13 +160,20 @@ class Service:
         for kind, body in self.core.end_visit(now):
             self.emit(kind, body)
 
-    def _outbox_status(self) -> None:
-        """Republish the retained status when the outbox database fails or works again, or the broker refuses or
-        grants the command subscriptions (both are in ``degraded``)."""
-        problem = (self.publisher.outbox_problem(), self.publisher.subscription_problem())
-        if problem != self._outbox_problem:
-            self._outbox_problem = problem
+    def _status_changes(self) -> None:
+        """Republish the retained status when what its ``degraded`` list shows changed: the outbox database fails or
+        works again, the broker refuses or grants the command subscriptions, a camera or microphone is lost,
+        reopened or fails (its state, not its error text, so a retry loop does not churn the retained message)."""
+        key = (self.publisher.outbox_problem(), self.publisher.subscription_problem(),
+               tuple(v["state"] for v in service_status.source_stats(self).values()))
+        if key != self._status_key:
+            self._status_key = key
             self.emit("status", self.status_body())
+
+    def failed_sources(self) -> list[str]:
+        """The capture sources that failed for good (a missing or unreadable file, no audio device support)."""
+        return [name for name, s in (("camera", self.video), ("microphone", self.audio))
+                if s is not None and s.stats()["state"] == "failed"]
 
     def analysis_off(self) -> bool:
         """Whether the workers must discard what they capture (staff pause or outside opening hours)."""
@@ -233,9 +241,11 @@ class Service:
                 self._step()
                 now = self.clock()
                 self.watchdog.tick(now)  # from the main loop: a hung main loop stops the pings too
+                if now >= self._next_status_check:
+                    self._next_status_check = now + 1.0
+                    self._status_changes()
                 if now >= next_health:
                     next_health = now + self.cfg.mqtt.health_interval_s
-                    self._outbox_status()
                     self.emit("health", self.health_body())
                 # Workers return once the files are done and their last input is analysed; then the
                 # readings they queued are fused here before the service stops (nothing is left unread).
