@@ -33,10 +33,12 @@ newkey() {  # newkey FILE: create an EC P-256 key unless it exists; always enfor
 
 need_ca() { [ -s "$PKI/ca.key" ] && [ -s "$PKI/ca.crt" ] || die "no CA in $PKI (run: $0 $PKI init SITE_ID)"; }
 
-current() {  # current CERT: true when CERT exists, is signed by this CA and does not expire soon
+current() {  # current CERT: true when CERT exists, is signed by this CA, does not expire soon and holds the public
+  # key of its key file (NAME.key beside NAME.crt): a key made anew after the old one was lost needs a new certificate
   [ "$FORCE" != 1 ] && [ -s "$1" ] \
     && openssl verify -CAfile "$PKI/ca.crt" "$1" >/dev/null 2>&1 \
-    && openssl x509 -in "$1" -noout -checkend $((RENEW_DAYS * 86400)) >/dev/null 2>&1
+    && openssl x509 -in "$1" -noout -checkend $((RENEW_DAYS * 86400)) >/dev/null 2>&1 \
+    && [ "$(openssl x509 -in "$1" -noout -pubkey 2>/dev/null)" = "$(openssl pkey -in "${1%.crt}.key" -pubout 2>/dev/null)" ]
 }
 
 sign() {  # sign KEY CERT CN EXTFILE: issue CERT for KEY with subject CN, signed by the site CA

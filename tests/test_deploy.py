@@ -274,8 +274,9 @@ def test_broker_role_files(deployed: Deployment) -> None:
     lines = (d / "passwd").read_text().splitlines()
     assert sorted(line.split(":")[0] for line in lines) == sorted(ACCOUNTS)
     assert all("pass-1" not in line for line in lines)  # hashed
-    # PBKDF2-SHA512 with 210,000 rounds (mosquitto_passwd 2.0 uses 101); the broker tests below log in with them
-    assert all(line.split(":", 1)[1].startswith("$7$210000$") for line in lines), lines
+    # PBKDF2-SHA512 with 1,000 rounds (random passwords; mosquitto hashes logins on its main thread); the broker tests
+    # below log in with them
+    assert all(line.split(":", 1)[1].startswith("$7$1000$") for line in lines), lines
     assert stat.S_IMODE((d / "server.key").stat().st_mode) == 0o640
     assert stat.S_IMODE((d / "passwd").stat().st_mode) == 0o640
 
@@ -533,3 +534,54 @@ def test_password_sync_with_no_accounts_writes_an_empty_file(tmp_path: Path) -> 
                              capture_output=True, text=True, timeout=60)
         assert run.returncode == 0 and run.stdout.strip() == outcome, run.stderr
     assert path.read_text() == "" and stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_password_sync_rehashes_slow_and_weak_entries_and_keeps_current_ones(tmp_path: Path) -> None:
+    """Hashes of 210,000 rounds let wrong-password logins stall mosquitto's main thread: another round count (more
+    or fewer) is rewritten once, a current hash of the same password is kept (no rewrite, no reload)."""
+    import base64
+    import hashlib
+
+    script = ROOT / "deploy" / "ansible" / "roles" / "edge_broker" / "files" / "passwd_sync.py"
+    path = tmp_path / "passwd"
+    user, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
+    salt = b"0123456789ab"
+    old = base64.b64encode(hashlib.pbkdf2_hmac("sha512", b"pw-1", salt, 210_000, 64)).decode()
+    path.write_text(f"tablet-1:$7$210000${base64.b64encode(salt).decode()}${old}\n")
+    accounts = '[{"name": "tablet-1", "password": "pw-1"}]'
+    for outcome in ("changed", "unchanged"):
+        run = subprocess.run([sys.executable, str(script), str(path), "0640", user, group], input=accounts,
+                             capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0 and run.stdout.strip() == outcome, run.stderr
+        assert path.read_text().startswith("tablet-1:$7$1000$")
+
+
+def test_ca_helper_reissues_a_certificate_whose_key_was_made_anew(tmp_path: Path) -> None:
+    """A lost client key was made anew but the old certificate kept ('is current'): the kiosk could not connect."""
+    pki = tmp_path / "pki"
+    ca(str(pki), "init", SITE)
+    ca(str(pki), "client", "counter-01")
+    crt, key = pki / "clients" / "counter-01.crt", pki / "clients" / "counter-01.key"
+    key.unlink()
+    ca(str(pki), "client", "counter-01")
+
+    def pub(*cmd: str) -> str:
+        return subprocess.run(list(cmd), capture_output=True, text=True, check=True).stdout
+
+    assert pub("openssl", "x509", "-in", str(crt), "-noout", "-pubkey") == pub("openssl", "pkey", "-in", str(key),
+                                                                               "-pubout")
+
+
+def test_a_literal_password_from_any_layer_never_reaches_the_playbook_output(deployed: Deployment) -> None:
+    """A fleet- or site-level literal password was printed by --diff (the guard looked at the kiosk layer only),
+    and the merged configuration by the set_fact at -v."""
+    toml = deployed.root / "etc" / "edge-emotion" / "kiosk.toml"
+    before = toml.read_bytes()
+    extra = {"edge_kiosk_fleet": {"mqtt": {"username": "kiosk-t", "password": "S3cr3t-literal"}}}
+    try:
+        run = playbook(deployed.tmp, deployed.inventory, "--limit", "kiosk-t", "--tags", "config", "--check",
+                       "--diff", "-v", "-e", json.dumps(extra))
+        assert "S3cr3t-literal" not in run.stdout, run.stdout[-3000:]
+        assert "Render kiosk.toml" in run.stdout, run.stdout[-3000:]  # the task ran (and was silent)
+    finally:
+        toml.write_bytes(before)
