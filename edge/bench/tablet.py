@@ -3,7 +3,7 @@
 A private mosquitto (TCP + websockets), the real tablet server, Debian's headless Chromium (selenium, no
 downloads) and the kiosk's real ``MqttPublisher``. Each alert's publish time (``time.time()`` just before
 ``publish``) is compared with the card's ``data-shown-at`` (``Date.now()`` in the first animation frame after the
-card was inserted, set by edge/tablet/app.js); both clocks are this machine's wall clock.
+card was inserted, set by edge/tablet/cards.js); both clocks are this machine's wall clock.
 """
 
 from __future__ import annotations

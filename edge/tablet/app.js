@@ -154,6 +154,9 @@
     const k = kiosk(id, p.counter_name);
     // The newest arrival wins, not the newest ts: the last will was made at connect time, before `online`.
     // A live `offline` counts from now; a retained one from its ts (best known).
+    // A live `online` is a (re)start: its clock may have been stepped back (no real-time clock, NTP), so the
+    // ordering by the kiosk's own ts starts afresh instead of dropping everything until it passes the old maximum.
+    if (p.state === "online" && !retained) Object.assign(k, { currentTs: 0, emoTs: 0, newestTs: ts });
     k.online = p.state;
     k.statusTs = retained ? ts : Date.now();
     k.signAt = Date.now();
@@ -206,7 +209,8 @@
     openAlerts(id).filter((a) => !ep || a.id !== ep.alert_id).forEach((a) => { a.ended = true; renderCard(a); });
     if (ep) {
       const since = Date.parse(ep.since);
-      upsertAlert(id, { ...ep, counter_name: p.counter_name }, Number.isFinite(since) ? since : ts, ep.acknowledged);
+      upsertAlert(id, { ...ep, counter_name: p.counter_name }, Number.isFinite(since) ? since : ts, ep.acknowledged,
+        true);
     }
     const c = p.cue;
     k.cue = c && c.visit_id === k.visit && CUES.has(c.kind) && c.hint ? { id: c.cue_id, kind: c.kind, visit: k.visit,
@@ -259,7 +263,10 @@
     // Retained states come again after every reconnect and must apply again; events are shown once.
     if (seen.has(p.event_id) && !retained) return true;
     seen.set(p.event_id, Date.now());
-    return HANDLERS[kind](id, p, ts, retained);
+    const ok = HANDLERS[kind](id, p, ts, retained);
+    const k = kiosks.get(id);
+    if (ok && k && !(ts <= (k.newestTs || 0))) k.newestTs = ts; // after the handler: an event is not its own replay
+    return ok;
   }
   function onMessage(topic, payload, packet) {
     let ok = false;

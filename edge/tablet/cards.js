@@ -4,14 +4,24 @@
 // ctx: {alerts, kiosks, kiosk, renderTile, t, timeOf, hintText, hintLang, beep, publish, cfg}
 window.TabletCards = (ctx) => {
   const { alerts, kiosks, kiosk, renderTile, t, timeOf, hintText, hintLang, beep, cfg } = ctx;
+  const REPLAY_MS = 120000; // an event this much older than the kiosk's newest message is a replay: no sound
+  const ACK_GRACE_MS = 5000; // how long after the broker took an ack the kiosk's state may still lack it
   const $ = (id) => document.getElementById(id);
 
-  function upsertAlert(id, p, ts, acknowledged) {
+  // fromCurrent: the kiosk's retained present state (already ordered by its own ts): its level wins even though
+  // `ts` (the episode's start) is older than the card's last event, and its `acknowledged` is the kiosk's record.
+  function upsertAlert(id, p, ts, acknowledged, fromCurrent = false) {
     const key = `${id}/${p.alert_id}`;
     const k = kiosk(id, p.counter_name);
     let a = alerts.get(key);
     if (!a && p.level === "recovered") return; // recovery of an alert not shown (or dismissed) here
     const isNew = !a || (a.level === "watch" && p.level === "alert") || (a.level === "recovered" && p.level !== a.level);
+    // A reminder (same episode, still an alert, "repeat" hint) sounds again unless the kiosk recorded an ack.
+    const reminder = Boolean(a) && !fromCurrent && a.level === "alert" && p.level === "alert" && ts > a.ts
+      && Boolean(p.hint) && p.hint.key === "repeat" && !a.kioskAck;
+    // Shown but never sounded: an episode of a kiosk that is offline, or an event replayed from the kiosk's outbox
+    // after an outage (more than REPLAY_MS older than the newest message of that kiosk).
+    const quiet = k.online === "offline" || ts < (k.newestTs || 0) - REPLAY_MS;
     if (!a) {
       const el = $("card-tpl").content.firstElementChild.cloneNode(true);
       a = { kiosk: id, id: p.alert_id, key, level: p.level, ts, p, ack: "", ended: false, el };
@@ -23,10 +33,11 @@ window.TabletCards = (ctx) => {
       alerts.set(key, a);
       $("cards").prepend(el);
       trimCards();
-    } else if (ts < a.ts && !acknowledged) return;
-    if (isNew && p.level !== "recovered") {
-      a.ack = "";
-      if (!acknowledged) {
+    } else if (ts < a.ts && !acknowledged && !fromCurrent) return;
+    if ((isNew && p.level !== "recovered") || reminder) {
+      if (isNew) a.ack = "";
+      if (reminder) a.ack = ""; // the ack this tablet sent never reached the kiosk: ask again
+      if (!acknowledged && !quiet) {
         a.el.classList.remove("fresh");
         void a.el.offsetWidth; // restart the highlight animation
         a.el.classList.add("fresh");
@@ -34,7 +45,10 @@ window.TabletCards = (ctx) => {
       }
       requestAnimationFrame(() => { a.el.dataset.shownAt = String(Date.now()); });
     }
-    if (acknowledged) a.ack = "done";
+    if (acknowledged) Object.assign(a, { ack: "done", kioskAck: true });
+    else if (fromCurrent && a.ack === "done" && (a.kioskAck || Date.now() - (a.ackAt || 0) > ACK_GRACE_MS)) {
+      Object.assign(a, { ack: "", kioskAck: false }); // the kiosk has no ack for it: not acknowledged after all
+    }
     Object.assign(a, { level: p.level, ts: Math.max(ts, a.ts), p, ended: false });
     renderCard(a);
     renderTile(k);
@@ -84,7 +98,7 @@ window.TabletCards = (ctx) => {
     const topic = `${cfg.prefix}/${cfg.site}/${a.kiosk}/ack`;
     const sent = ctx.publish(topic, JSON.stringify({ alert_id: a.id, by: "tablet" }), (err) => {
       if (err) console.warn("tablet: ack not sent", err);
-      if (a.ack === "sending") a.ack = err ? "failed" : "done";
+      if (a.ack === "sending") Object.assign(a, { ack: err ? "failed" : "done", ackAt: Date.now() });
       renderCard(a);
       const k = kiosks.get(a.kiosk);
       if (k) renderTile(k);

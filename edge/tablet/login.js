@@ -52,6 +52,19 @@ window.TabletLogin = (() => {
     if (used) forget();
     show(used ? t("login_refused") : "");
   }
+  // The broker URL without its user and password when it has either, else "" (nothing to remove).
+  function userInfo(url) {
+    if (!url) return "";
+    try {
+      const u = new URL(url);
+      if (!u.username && !u.password) return "";
+      u.username = "";
+      u.password = "";
+      return u.toString();
+    } catch (err) {
+      return /\/\/[^/]*@/.test(url) ? url.replace(/\/\/[^/]*@/, "//") : "";
+    }
+  }
   function start(cfg, translate, connectFn) {
     connect = connectFn;
     t = translate;
@@ -59,10 +72,16 @@ window.TabletLogin = (() => {
     $("signout").addEventListener("click", () => { forget(); location.reload(); });
     // Credentials in the address end up in history, proxy logs and screenshots: refused, removed from the address.
     const params = new URLSearchParams(location.search);
-    if (params.has("password") || params.has("username")) {
+    const withCreds = userInfo(params.get("broker")); // wss://user:password@host: mqtt.js would sign in with them
+    if (params.has("password") || params.has("username") || withCreds) {
       params.delete("password");
       params.delete("username");
+      if (withCreds) {
+        params.set("broker", withCreds);
+        cfg.broker = withCreds; // the page connects (after sign-in) to the same broker, without them
+      }
       history.replaceState(null, "", `${location.pathname}?${params}`);
+      broker = String(cfg.broker || "");
       show(t("login_url_refused"));
       return;
     }

@@ -22,6 +22,12 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent
 VENDOR_MQTT = STATIC_DIR / "vendor" / "mqtt.min.js"
 CONNECTION_TIMEOUT_S = 30.0  # TLS handshake and each read of a request
+# The page needs its own files and the broker's WebSocket only: an injection (a future bug) could neither load nor
+# send anything elsewhere. Payloads are shown with textContent; no inline script or style exists (mqtt.js runs
+# its timers in a worker made from a blob: URL).
+CSP = ("default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; worker-src 'self' blob:; "
+       "object-src 'none'; base-uri 'none'; "
+       "frame-ancestors 'none'; form-action 'self'")
 
 
 class TlsHttpServer(ThreadingHTTPServer):
@@ -87,11 +93,13 @@ class TabletHandler(SimpleHTTPRequestHandler):
         return None
 
     def end_headers(self) -> None:
-        """No caching (a reload picks up a new version), no framing, no referrer; HSTS over HTTPS."""
+        """No caching (a reload picks up a new version), no framing, no referrer, only its own scripts and the
+        broker's WebSocket (CSP); HSTS over HTTPS."""
         self.send_header("Cache-Control", "no-cache")
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("X-Frame-Options", "DENY")
         self.send_header("Referrer-Policy", "no-referrer")
+        self.send_header("Content-Security-Policy", CSP)
         if self.tls:
             self.send_header("Strict-Transport-Security", "max-age=31536000")
         super().end_headers()
