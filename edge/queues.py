@@ -46,15 +46,29 @@ class DropQueue(Generic[T]):
                 self.dropped += 1
                 ok = False
             self._items.append(item)
-            self._cond.notify()
+            self._cond.notify_all()
             return ok
+
+    def offer(self, item: T, timeout: float = 0.0) -> bool:
+        """Append ``item`` if there is room within ``timeout`` seconds, dropping nothing; False if still full (for
+        a producer with its own back-pressure, e.g. a broker that keeps what is not acknowledged)."""
+        with self._cond:
+            self.puts += 1
+            if not self._cond.wait_for(lambda: len(self._items) < self._maxsize, timeout):
+                self.puts -= 1  # not taken: offered again by the caller
+                return False
+            self._items.append(item)
+            self._cond.notify_all()
+            return True
 
     def get(self, timeout: float | None = None) -> T | None:
         """Oldest item, waiting up to ``timeout`` seconds (None = forever); None on timeout."""
         with self._cond:
             if not self._cond.wait_for(lambda: bool(self._items), timeout):
                 return None
-            return self._items.popleft()
+            item = self._items.popleft()
+            self._cond.notify_all()  # room for a waiting offer
+            return item
 
     def drain_latest(self, timeout: float | None = None) -> T | None:
         """Newest item, discarding older ones (counted in ``skipped``); None on timeout."""

@@ -224,15 +224,15 @@ def test_an_episode_open_across_a_restart_is_counted_once(tmp_path: Path) -> Non
     cfg = AggregatesConfig(site_id=SITE, db=tmp_path / "a.db", http_port=0)
     clock = lambda: 1_800_000_100.0  # noqa: E731
     first = AggregatesService(cfg, Broker(), clock=clock)
-    first.queue.put(("alert", "k1", _ev("alert", level="watch", reason="rising", alert_id="a-7")))
+    first.queue.put(("alert", "k1", _ev("alert", level="watch", reason="rising", alert_id="a-7"), None))
     first.drain()
     first.store.close()
     second = AggregatesService(cfg, Broker(), clock=clock)
     try:
-        second.queue.put(("alert", "k1", _ev("alert", ts=1_800_000_004.0, level="alert", alert_id="a-7")))
-        second.queue.put(("ack", "k1", {"alert_id": "a-7"}))
+        second.queue.put(("alert", "k1", _ev("alert", ts=1_800_000_004.0, level="alert", alert_id="a-7"), None))
+        second.queue.put(("ack", "k1", {"alert_id": "a-7"}, None))
         second.queue.put(("alert", "k1", _ev("alert", ts=1_800_000_030.0, level="recovered", reason="recovered",
-                                              alert_id="a-7")))
+                                              alert_id="a-7"), None))
         second.drain()
         site = second.store.totals()[SITE_ROW]
         assert (site["episodes"], site["alerts"], site["acknowledged"], site["recovered"]) == (1, 1, 1, 1)
@@ -253,7 +253,7 @@ def test_eu_profile_has_no_per_counter_figures(tmp_path: Path) -> None:
     svc = AggregatesService(cfg, Broker())
     svc.web.start()
     try:
-        svc.queue.put(("visit", "k1", _ev("visit")))
+        svc.queue.put(("visit", "k1", _ev("visit"), None))
         svc.drain()
         assert list(svc.store.totals()) == [""]
         page = _get(f"http://127.0.0.1:{svc.web.port}/")[1]
@@ -275,15 +275,15 @@ def test_odd_messages_are_counted_and_the_writer_goes_on(tmp_path: Path) -> None
     try:
         bad = _ev("visit", ts=1_800_000_002.0)
         bad["ts"] = "2026-02-30T10:00:00.000Z"
-        svc.queue.put(("visit", "k1", bad))
-        svc.queue.put(("visit", "k1", _ev("visit", ts=1_800_000_003.0)))
+        svc.queue.put(("visit", "k1", bad, None))
+        svc.queue.put(("visit", "k1", _ev("visit", ts=1_800_000_003.0), None))
         assert svc.drain() == 2 and svc.folder.counts["invalid"] == 1
         assert svc.store.totals()[""]["visits"] == 1  # the good visit after it is stored
-        deep = SimpleNamespace(topic=f"{cfg.topic_prefix}/{SITE}/k1/visit", payload=b"[" * 100_000)
+        deep = SimpleNamespace(topic=f"{cfg.topic_prefix}/{SITE}/k1/visit", payload=b"[" * 100_000, qos=0, mid=0)
         svc._on_message(None, None, deep)  # type: ignore[arg-type]
         assert svc.not_json == 1
         for kiosk in ("", "-x", "a b"):  # no kiosk level (it would land in the whole-site rows twice), or no id
-            odd = SimpleNamespace(topic=f"{cfg.topic_prefix}/{SITE}/{kiosk}/visit", payload=b"{}")
+            odd = SimpleNamespace(topic=f"{cfg.topic_prefix}/{SITE}/{kiosk}/visit", payload=b"{}", qos=0, mid=0)
             svc._on_message(None, None, odd)  # type: ignore[arg-type]
         assert svc.received == 1 and svc.queue.qsize() == 0
         status, text = _get(f"http://127.0.0.1:{svc.web.port}/?days=%C2%B2")
@@ -291,3 +291,62 @@ def test_odd_messages_are_counted_and_the_writer_goes_on(tmp_path: Path) -> None
     finally:
         svc.web.stop()
         svc.store.close()
+
+
+def test_a_backlog_after_a_restart_is_stored_whole(mosquitto: Any, subscribe: Any, tmp_path: Path) -> None:
+    """Messages published while the aggregator was down arrive at once when it is back: paho acknowledged each on
+    arrival and the queue dropped the oldest, so visits were lost for good. Now the broker holds the backlog
+    (at most receive_maximum unacknowledged) and a message is acknowledged once stored."""
+    cfg = AggregatesConfig(site_id=SITE, db=tmp_path / "agg.db", http_port=0, queue_size=100)
+    first = AggregatesService(cfg, Broker(mosquitto.host, mosquitto.port), clock=lambda: 1_800_010_000.0)
+    first.start()
+    first.stop()  # its session stays on the broker
+    pub = subscribe(mosquitto, "nothing/#")
+    n = 600
+    last = None
+    for i in range(n):
+        ev = _ev("visit", kiosk=f"k{i % 3}", ts=1_800_000_000.0 + i)
+        last = pub.client.publish(topic("edge-emotion", SITE, f"k{i % 3}", "visit"), json.dumps(ev), qos=1)
+    assert last is not None
+    last.wait_for_publish(30)
+    second = AggregatesService(cfg, Broker(mosquitto.host, mosquitto.port), clock=lambda: 1_800_010_000.0)
+    second.start()
+    try:
+        deadline = time.monotonic() + 60
+        while second.stats()["folded"] < n and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert second.stats()["folded"] == n and second.stats()["dropped"] == 0, second.stats()
+    finally:
+        second.stop()
+    store = AggregatesService(cfg, Broker(), clock=lambda: 1_800_010_000.0).store
+    try:
+        assert store.totals()[""]["visits"] == n
+    finally:
+        store.close()
+
+
+def test_a_resend_after_a_restart_is_still_a_duplicate_and_an_ack_is_timed(tmp_path: Path) -> None:
+    """Counted event ids and the kiosks' clocks lived in memory only: after a restart a resent visit or alert
+    counted again (a finished episode reopened) and an ack arriving first was timed 0 s."""
+    cfg = AggregatesConfig(site_id=SITE, db=tmp_path / "a.db", http_port=0)
+    clock = lambda: 1_800_000_100.0  # noqa: E731
+    visit = _ev("visit", ts=1_800_000_001.0)
+    watch = _ev("alert", level="watch", reason="rising", alert_id="a-8")
+    seen_later = _ev("emotion", ts=1_800_000_009.0)
+    first = AggregatesService(cfg, Broker(), clock=clock)
+    for ev, kind in ((visit, "visit"), (watch, "alert"), (seen_later, "emotion")):
+        first.queue.put((kind, "k1", ev, None))
+    first.drain()
+    first.store.close()
+    second = AggregatesService(cfg, Broker(), clock=clock)
+    try:
+        second.queue.put(("visit", "k1", visit, None))
+        second.queue.put(("ack", "k1", {"alert_id": "a-8"}, None))
+        second.queue.put(("alert", "k1", watch, None))
+        second.drain()
+        site = second.store.totals()[SITE_ROW]
+        assert (site["visits"], site["episodes"], site["acknowledged"]) == (1, 1, 1), site
+        assert site["ack_seconds"] == 9.0  # the kiosk's clock (its emotion at +9 s) from before the restart
+        assert second.folder.counts["duplicates"] == 2
+    finally:
+        second.store.close()

@@ -434,6 +434,7 @@ def test_oversized_packets_are_refused_by_the_site_broker(site_broker: Deploymen
         a.close()
     conf = (d.root / "etc" / "mosquitto" / "conf.d" / "edge-emotion.conf").read_text()
     assert "max_packet_size 262144" in conf and "message_size_limit 262144" in conf
+    assert "max_queued_messages 20000" in conf  # a day of a site's counted events for the absent aggregator
 
 
 def test_acl_kiosk_writes_only_its_own_topics(site_broker: Deployment) -> None:

@@ -65,6 +65,7 @@ class Folder:
         self._ids: deque[str] = deque(maxlen=max_ids)  # QoS 1 duplicates: the last max_ids visit/alert event ids
         self._id_set: set[str] = set()
         self.kiosk_now: dict[str, float] = {}  # the newest event time seen from each kiosk: its clock for acks
+        self.new_ids: list[str] = []  # visit/alert event ids first seen since taken (stored: a restart keeps them)
         self.changed: dict[str, Episode | None] = {}  # episodes opened, changed (or forgotten: None) since taken
         self.counts = {"duplicates": 0, "invalid": 0, "unmatched": 0, "episodes_forgotten": 0}
 
@@ -85,6 +86,7 @@ class Folder:
             self._id_set.discard(self._ids[0])
         self._ids.append(event_id)
         self._id_set.add(event_id)
+        self.new_ids.append(event_id)
         return False
 
     def fold(self, kind: str, kiosk: str, payload: Any) -> list[Increment]:
@@ -170,13 +172,24 @@ class Folder:
         out, self.changed = self.changed, {}
         return out
 
-    def restore(self, episodes: dict[str, Episode]) -> None:
-        """Open episodes kept by a previous run (oldest first): a message about one of them after a restart
-        continues it instead of counting it again."""
+    def take_new_ids(self) -> list[str]:
+        """The event ids first seen since the last call, to store beside the batch's increments."""
+        out, self.new_ids = self.new_ids, []
+        return out
+
+    def restore(self, episodes: dict[str, Episode], ids: list[str] | None = None,
+                clocks: dict[str, float] | None = None) -> None:
+        """State kept by a previous run: open episodes (oldest first; a message about one of them continues it
+        instead of counting it again), the newest counted event ids (oldest first; a resend or a redelivery after
+        the restart is still a duplicate) and each kiosk's clock (an ack first after the restart is timed)."""
         for aid, ep in episodes.items():
             self.episodes[aid] = ep
         while len(self.episodes) > self.max_episodes:
             self.episodes.popitem(last=False)
+        for event_id in (ids or [])[-(self._ids.maxlen or 0):]:
+            self._seen(event_id)
+        self.new_ids = []
+        self.kiosk_now.update(clocks or {})
 
     def _ack(self, kiosk: str, msg: dict[str, Any]) -> list[Increment]:
         ep = self.episodes.get(msg["alert_id"])

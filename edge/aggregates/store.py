@@ -11,6 +11,7 @@ from typing import Any
 from edge.aggregates.fold import FIELDS, SITE, Episode, Increment
 
 SCHEMA_VERSION = 1
+MAX_SEEN = 50_000  # counted event ids kept (the Folder's duplicate window)
 _COLS = ", ".join(f"{f} REAL NOT NULL DEFAULT 0" for f in FIELDS)
 
 
@@ -49,6 +50,10 @@ class Store:
         self.db.execute("CREATE TABLE IF NOT EXISTS episodes (alert_id TEXT PRIMARY KEY, day TEXT NOT NULL, "
                         "hour INTEGER NOT NULL, kiosk TEXT NOT NULL, start REAL NOT NULL, alert INTEGER NOT NULL, "
                         "acked INTEGER NOT NULL, recovered INTEGER NOT NULL)")
+        # the newest counted visit/alert event ids (a kiosk's outbox resend or the broker's redelivery after a
+        # restart is still a duplicate) and each kiosk's newest event time (its clock for timing acks)
+        self.db.execute("CREATE TABLE IF NOT EXISTS seen_events (event_id TEXT PRIMARY KEY)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS kiosk_clock (kiosk TEXT PRIMARY KEY, t REAL NOT NULL)")
         self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         self.db.commit()
 
@@ -59,11 +64,27 @@ class Store:
                                    "ORDER BY start").fetchall()
         return {r[0]: Episode(r[1], int(r[2]), r[3], float(r[4]), bool(r[5]), bool(r[6]), bool(r[7])) for r in rows}
 
-    def add(self, increments: Iterable[Increment], episodes: dict[str, Episode | None] | None = None) -> int:
-        """Add the increments, and keep (or, None, forget) the changed ``episodes``, in one transaction; how many
-        increments there were."""
+    def seen_ids(self, limit: int = MAX_SEEN) -> list[str]:
+        """The newest ``limit`` counted event ids, oldest first."""
+        with self.lock:
+            rows = self.db.execute("SELECT event_id FROM seen_events ORDER BY rowid DESC LIMIT ?", (limit,)).fetchall()
+        return [r[0] for r in reversed(rows)]
+
+    def kiosk_clocks(self) -> dict[str, float]:
+        """Each kiosk's newest event time as last stored."""
+        with self.lock:
+            return {k: float(t) for k, t in self.db.execute("SELECT kiosk, t FROM kiosk_clock")}
+
+    def add(self, increments: Iterable[Increment], episodes: dict[str, Episode | None] | None = None,
+            ids: Iterable[str] = (), clocks: dict[str, float] | None = None) -> int:
+        """Add the increments, keep (or, None, forget) the changed ``episodes``, the newly counted event ``ids`` and
+        the kiosks' ``clocks``, in one transaction; how many increments there were."""
         n = 0
         with self.lock, self.db:
+            self.db.executemany("INSERT OR IGNORE INTO seen_events VALUES (?)", ((i,) for i in ids))
+            self.db.execute("DELETE FROM seen_events WHERE rowid <= (SELECT MAX(rowid) FROM seen_events) - ?",
+                            (MAX_SEEN,))
+            self.db.executemany("INSERT OR REPLACE INTO kiosk_clock VALUES (?, ?)", (clocks or {}).items())
             for aid, ep in (episodes or {}).items():
                 if ep is None or (ep.acked and ep.recovered):  # closed: nothing more can count for it
                     self.db.execute("DELETE FROM episodes WHERE alert_id = ?", (aid,))

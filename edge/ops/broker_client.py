@@ -121,9 +121,11 @@ def broker_from_args(args: argparse.Namespace) -> Broker:
                   args.insecure)
 
 
-def make_client(broker: Broker, client_id: str = "") -> paho.Client:
-    """A paho client (MQTT 5) with the broker's credentials and TLS set; ConnectionError for unusable TLS files."""
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+def make_client(broker: Broker, client_id: str = "", manual_ack: bool = False) -> paho.Client:
+    """A paho client (MQTT 5) with the broker's credentials and TLS set; ConnectionError for unusable TLS files.
+    ``manual_ack``: QoS 1 messages are acknowledged by ``client.ack`` (after they are stored), not on arrival."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5,
+                         manual_ack=manual_ack)
     client.suppress_exceptions = True  # a failing callback must not end the network thread for good ...
     client.enable_logger(logging.getLogger("edge.ops.paho"))  # ... and is logged (paho logs it only to a logger)
     if broker.username is not None:
@@ -141,8 +143,9 @@ def make_client(broker: Broker, client_id: str = "") -> paho.Client:
 
 
 def connect(client: paho.Client, broker: Broker, on_ready: Any = None, keepalive: int = 30,
-            session_expiry_s: int = 0) -> None:
-    """Connect, start the network loop, await the CONNACK (``on_ready``: subscribe, each connect); ConnectionError."""
+            session_expiry_s: int = 0, receive_maximum: int = 0) -> None:
+    """Connect, start the network loop, await the CONNACK (``on_ready``: subscribe, each connect); ConnectionError.
+    ``receive_maximum``: at most this many unacknowledged QoS 1 messages are sent to us at once (MQTT 5)."""
     done, failure = threading.Event(), []
 
     def on_connect(c: paho.Client, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
@@ -154,12 +157,16 @@ def connect(client: paho.Client, broker: Broker, on_ready: Any = None, keepalive
 
     client.on_connect = on_connect
     props = None
-    if session_expiry_s > 0:  # the broker keeps QoS 1 messages for this client id while it is away
+    if session_expiry_s > 0 or receive_maximum > 0:
         props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = session_expiry_s
+        if session_expiry_s > 0:  # the broker keeps QoS 1 messages for this client id while it is away
+            props.SessionExpiryInterval = session_expiry_s
+        if receive_maximum > 0:
+            props.ReceiveMaximum = receive_maximum
     try:
         client.connect(broker.host, broker.port, keepalive=keepalive,
-                       clean_start=False if props else paho.MQTT_CLEAN_START_FIRST_ONLY, properties=props)
+                       clean_start=False if session_expiry_s > 0 else paho.MQTT_CLEAN_START_FIRST_ONLY,
+                       properties=props)
     except (OSError, ssl.SSLError, ValueError) as exc:
         raise ConnectionError(f"cannot connect to {broker.where()}: {exc}") from None
     client.loop_start()
