@@ -186,3 +186,28 @@ def test_dashboard_and_rules_ask_only_for_exported_metrics() -> None:
             assert name in exported, f"{name} (in {expr!r}) is not exported"
     ids = [p["id"] for p in dash["panels"]]
     assert len(ids) == len(set(ids)) and all({"x", "y", "w", "h"} <= set(p["gridPos"]) for p in dash["panels"])
+
+
+def test_an_online_kiosk_without_health_ages_and_a_cleared_one_is_forgotten() -> None:
+    """A kiosk that died while the broker was down keeps a retained `online` and sends no health: it had no health
+    age, so neither the offline alert nor the dashboard ever caught it. A retired kiosk (retained status cleared)
+    stayed reported offline for ever."""
+    now = [1000.0]
+    c = FleetCollector(clock=lambda: now[0])
+    c.update("s1", "k1", "status", _ev("status", "k1"))
+    c.update("s1", "k2", "status", _ev("status", "k2", state="offline"))
+    now[0] = 1090.0
+    s = _samples(_scrape(c))
+    assert s[("edge_emotion_kiosk_health_age_seconds", (("kiosk", "k1"), ("site", "s1")))] == 90.0
+    assert ("edge_emotion_kiosk_health_age_seconds", (("kiosk", "k2"), ("site", "s1"))) not in s  # offline: up=0
+    c.forget("s1", "k2")
+    assert ("edge_emotion_kiosk_up", (("kiosk", "k2"), ("site", "s1"))) not in _samples(_scrape(c))
+
+
+def test_the_fps_rule_leaves_out_kiosks_without_a_camera() -> None:
+    """A voice-only kiosk (camera disabled) analyses no frames by design: it alerted for ever."""
+    rule = next(r for r in _rules() if r["alert"] == "EdgeEmotionFpsCollapsed")
+    assert 'edge_emotion_kiosk_source_ok{source="camera", state="disabled"}' in rule["expr"]
+    dash = json.loads(DASHBOARD.read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"] if "source_ok" in t["expr"]]
+    assert exprs and all('state!="disabled"' in e for e in exprs), exprs

@@ -32,6 +32,7 @@ class KioskState:
     status: dict[str, Any] | None = None
     health: dict[str, Any] | None = None
     health_at: float | None = None
+    status_at: float | None = None
 
 
 MAX_LABELS = 64  # stage/queue label values kept per family and kiosk: a health message sets the series count
@@ -78,22 +79,31 @@ class FleetCollector(Collector):
                     return
                 state = self.kiosks[(site, kiosk)] = KioskState()
             if kind == "status":
-                state.status = payload
+                state.status, state.status_at = payload, self.clock()
             else:
                 payload, cut = bounded_labels(payload)
                 self.counts["ignored"] += cut
                 state.health, state.health_at = payload, self.clock()
 
+    def forget(self, site: str, kiosk: str) -> None:
+        """Drop a kiosk (its retained status was cleared: retired), so it is no longer reported offline."""
+        with self.lock:
+            if self.kiosks.pop((site, kiosk), None) is not None:
+                self.counts["forgotten"] = self.counts.get("forgotten", 0) + 1
+
     def collect(self) -> Iterator[Metric]:
         """The fleet's families."""
         with self.lock:
-            items = sorted((k, KioskState(v.status, v.health, v.health_at)) for k, v in self.kiosks.items())
+            items = sorted((k, KioskState(v.status, v.health, v.health_at, v.status_at))
+                           for k, v in self.kiosks.items())
             counts = dict(self.counts)
         now = self.clock()
         lab = ["site", "kiosk"]
         g = {name: GaugeMetricFamily(f"edge_emotion_kiosk_{name}", doc, labels=lab) for name, doc in (
             ("up", "1 when the retained status says online, 0 when offline."),
-            ("health_age_seconds", "Seconds since the kiosk's last health message reached the exporter."),
+            ("health_age_seconds", "Seconds since the kiosk's last health message reached the exporter (before the "
+             "first one: since its retained online status did, so a kiosk that died while the broker was down "
+             "ages too)."),
             ("fps_in", "Camera frames received per second."), ("fps_analysed", "Camera frames analysed per second."),
             ("uptime_seconds", "Seconds since the kiosk service started."),
             ("cpu_temp_celsius", "CPU temperature."), ("paused", "1 while staff have paused analysis."),
@@ -116,6 +126,8 @@ class FleetCollector(Collector):
                 g["degraded"].add_metric(k, float(len(st.status["degraded"])))
             h = st.health
             if h is None or st.health_at is None:
+                if st.status is not None and st.status["state"] == "online" and st.status_at is not None:
+                    g["health_age_seconds"].add_metric(k, max(0.0, now - st.status_at))
                 continue
             g["health_age_seconds"].add_metric(k, max(0.0, now - st.health_at))
             g["fps_in"].add_metric(k, float(h["fps_in"]))
@@ -148,6 +160,9 @@ def subscribe(collector: FleetCollector, broker: Broker, prefix: str, site: str 
     def on_message(_c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
         parts = msg.topic[len(base):].split("/") if msg.topic.startswith(base) else []
         if len(parts) != 3 or parts[2] not in KINDS:
+            return
+        if not msg.payload and parts[2] == "status":  # retained status cleared (a retired kiosk): forget it
+            collector.forget(parts[0], parts[1])
             return
         try:
             payload = decode_json(msg.payload)
