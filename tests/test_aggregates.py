@@ -350,3 +350,34 @@ def test_a_resend_after_a_restart_is_still_a_duplicate_and_an_ack_is_timed(tmp_p
         assert second.folder.counts["duplicates"] == 2
     finally:
         second.store.close()
+
+
+def test_small_counts_are_withheld_in_the_page_the_csv_and_the_metrics(tmp_path: Path) -> None:
+    """An hour with one visit at a counter showed that customer's visit length and care cue (and one employee's
+    time to acknowledge) in the hourly CSV, the page and /metrics: rows of fewer than min_visits are withheld."""
+    cfg = AggregatesConfig(site_id=SITE, db=tmp_path / "a.db", http_port=0, min_visits=3)
+    svc = AggregatesService(cfg, Broker(), clock=lambda: 1_800_090_000.0)
+    svc.web.start()
+    try:
+        for i in range(4):  # k1: four visits in one hour; k2: one
+            svc.queue.put(("visit", "k1", _ev("visit", ts=1_800_000_000.0 + i), None))
+        svc.queue.put(("visit", "k2", _ev("visit", kiosk="k2", ts=1_800_000_010.0), None))
+        svc.queue.put(("alert", "k1", _ev("alert", ts=1_795_341_700.0, level="watch", reason="rising",
+                                          alert_id="a-9"), None))  # the visits' hour (their started_at)
+        svc.queue.put(("ack", "k1", {"alert_id": "a-9"}, None))
+        svc.drain()
+        base = f"http://127.0.0.1:{svc.web.port}"
+        rows = list(csv.DictReader(io.StringIO(_get(base + "/aggregates.csv?by=hour")[1])))
+        by_counter = {r["counter"]: r for r in rows}
+        assert by_counter["k2"]["withheld"] == "1" and by_counter["k2"]["visits"] == "" and \
+            by_counter["k2"]["mean_visit_s"] == "", by_counter["k2"]
+        assert by_counter["k1"]["withheld"] == "0" and by_counter["k1"]["visits"] == "4"
+        assert by_counter["k1"]["episodes"] == "1" and by_counter["k1"]["mean_ack_s"] == ""  # one episode: no mean
+        assert by_counter[""]["visits"] == "5"
+        page = _get(base + "/")[1]
+        assert "fewer than 3 visits: withheld" in page
+        metrics = _get(base + "/metrics")[1]
+        assert 'counter="k1"' in metrics and 'counter="k2"' not in metrics
+    finally:
+        svc.web.stop()
+        svc.store.close()

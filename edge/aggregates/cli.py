@@ -29,6 +29,8 @@ def add_subcommand(sub: Any) -> None:
     p.add_argument("--per-counter", default=None, action=argparse.BooleanOptionalAction,
                    help="also keep figures per counter (default: on, except under eu)")
     p.add_argument("--care-share", type=float, default=0.3, help="sad + fear share that makes a visit a care cue")
+    p.add_argument("--min-visits", type=int, default=5, help="withhold the figures of an hour, day or counter with "
+                   "fewer visits (default 5; 1 shows everything)")
     p.add_argument("--http-host", default="127.0.0.1", help="address of the page (0.0.0.0: every interface)")
     p.add_argument("--http-port", type=int, default=8090, help="port of the page, CSV and /metrics")
     add_broker_options(p)
@@ -43,6 +45,7 @@ def _cmd(args: argparse.Namespace) -> int:
     try:
         cfg = AggregatesConfig(site_id=args.site, topic_prefix=args.prefix, db=args.db, timezone=args.timezone,
                                profile=args.profile, per_counter=args.per_counter, care_share=args.care_share,
+                               min_visits=args.min_visits,
                                http_host=args.http_host, http_port=args.http_port)
     except ValidationError as exc:
         raise ConfigError("aggregates", format_errors(exc)) from None

@@ -26,6 +26,9 @@ class AggregatesConfig(BaseModel):
                                                    "`eu` turns per-counter breakdowns off.")
     per_counter: bool | None = Field(default=None, description="Keep figures per counter as well (default: on, "
                                      "except under the eu profile, where it cannot be turned on).")
+    min_visits: int = Field(default=5, ge=1, le=1000, description="Small-count rule: figures of a row (hour, day, "
+                            "counter) with fewer visits are withheld, and acknowledgement/calming means of fewer "
+                            "episodes (1: show everything).")
     care_share: float = Field(default=0.3, gt=0, le=1, description="A visit is a care cue when sad + fear held at "
                               "least this share of it.")
     http_host: str = Field(default="127.0.0.1", min_length=1, description="Address of the page, CSV and /metrics.")

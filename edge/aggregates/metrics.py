@@ -26,21 +26,24 @@ HELP = {
 class AggregatesCollector(Collector):
     """Reads the store's totals at every scrape; subscriber counters (drops, duplicates, …) from ``stats``."""
 
-    def __init__(self, store: Store, per_counter: bool, stats: Callable[[], dict[str, int]]) -> None:
-        """``per_counter``: also export per-counter families (never under the eu profile)."""
-        self.store, self.per_counter, self.stats = store, per_counter, stats
+    def __init__(self, store: Store, per_counter: bool, stats: Callable[[], dict[str, int]],
+                 min_visits: int = 1) -> None:
+        """``per_counter``: also export per-counter families (never under the eu profile); a counter (or the
+        site) with fewer than ``min_visits`` visits in all is left out until it has that many."""
+        self.store, self.per_counter, self.stats, self.min_visits = store, per_counter, stats, min_visits
 
     def collect(self) -> Iterator[Metric]:
         """One counter family per figure (and per counter, where allowed), and the subscriber's own counters."""
         totals = self.store.totals()
         site = self.store.site
+        shown = {c: r for c, r in totals.items() if float(r.get("visits") or 0.0) >= self.min_visits}
         for field in FIELDS:
             fam = CounterMetricFamily(f"edge_emotion_site_{field}", HELP[field], labels=["site"])
-            fam.add_metric([site], float(totals.get(SITE, {}).get(field) or 0.0))
+            fam.add_metric([site], float(shown.get(SITE, {}).get(field) or 0.0))
             yield fam
             if self.per_counter:
                 per = CounterMetricFamily(f"edge_emotion_counter_{field}", HELP[field], labels=["site", "counter"])
-                for counter, row in sorted(totals.items()):
+                for counter, row in sorted(shown.items()):
                     if counter != SITE:
                         per.add_metric([site, counter], float(row.get(field) or 0.0))
                 yield per

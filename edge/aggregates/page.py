@@ -22,42 +22,57 @@ EU_NOTE = ("Per-counter figures are off: under the eu privacy profile a counter 
            "and figures per counter would rate individual employees.")
 
 
-def figures(row: dict[str, Any]) -> dict[str, Any]:
-    """Counters plus the derived figures of one row."""
+EPISODE_FIGURES = ("acknowledged_share", "mean_ack_s", "calmed_share", "mean_calm_s")
+WITHHELD = "fewer than {k} visits: withheld"
+
+
+def figures(row: dict[str, Any], min_visits: int = 1) -> dict[str, Any]:
+    """Counters plus the derived figures of one row; small counts withheld (None): every figure of a row with
+    data but fewer than ``min_visits`` visits (one customer's visit length, care cue or upset would show), and
+    the means and shares of acknowledgement and calming of a row with fewer episodes (one employee's reaction)."""
     base = {f: float(row.get(f) or 0.0) for f in FIELDS}
-    return {**row, **base, **derived(base)}
+    out: dict[str, Any] = {**row, **base, **derived(base), "withheld": False}
+    if min_visits > 1 and max(base["visits"], base["episodes"]) > 0 and base["visits"] < min_visits:
+        out.update({k: None for k in (*FIELDS, *derived(base))}, withheld=True)
+    elif min_visits > 1 and 0 < base["episodes"] < min_visits:
+        out.update({k: None for k in EPISODE_FIGURES})
+    return out
 
 
 def _fmt(value: Any, spec: str) -> str:
     return "–" if value is None else spec.format(value)
 
 
-def _table(rows: list[dict[str, Any]], key: str, heading: str) -> str:
+def _table(rows: list[dict[str, Any]], key: str, heading: str, k: int = 1) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in FIGURES)
     body = "".join(f"<tr><td>{html.escape(str(r[key]))}</td>"
-                   + "".join(f"<td>{_fmt(r[k], spec)}</td>" for k, _, spec in FIGURES) + "</tr>" for r in rows)
+                   + (f"<td colspan={len(FIGURES)}>{html.escape(WITHHELD.format(k=k))}</td>" if r["withheld"] else
+                      "".join(f"<td>{_fmt(r[k], spec)}</td>" for k, _, spec in FIGURES)) + "</tr>" for r in rows)
     return f"<table><thead><tr><th>{html.escape(heading)}</th>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def render_page(site: str, days: list[dict[str, Any]], hours: list[dict[str, Any]], totals: dict[str, dict[str, Any]],
-                per_counter: bool, since: str | None) -> str:
-    """The whole page: summary, hour-of-day and per-day charts, tables, per-counter figures where allowed."""
-    days, total = [figures(r) for r in days], figures(totals.get(SITE, {}))
-    by_hour = {int(r["hour"]): figures(r) for r in hours}
+                per_counter: bool, since: str | None, min_visits: int = 1) -> str:
+    """The whole page: summary, hour-of-day and per-day charts, tables, per-counter figures where allowed; figures
+    of fewer than ``min_visits`` visits withheld (see ``figures``)."""
+    k = min_visits
+    days, total = [figures(r, k) for r in days], figures(totals.get(SITE, {}), k)
+    by_hour = {int(r["hour"]): figures(r, k) for r in hours}
     hrs = [by_hour.get(h, figures({})) for h in range(24)]
     hour_chart = bar_chart("Hour of day (all days shown): visits and alert episodes", [f"{h:02d}" for h in range(24)],
-                           {"visits": [r["visits"] for r in hrs], "alerts + watches": [r["episodes"] for r in hrs]})
+                           {"visits": [r["visits"] or 0 for r in hrs],
+                            "alerts + watches": [r["episodes"] or 0 for r in hrs]})
     labels = [str(r["day"])[5:] for r in days]
     trend = bar_chart("Trend over days: visits, alerts, watches", labels,
-                      {"visits": [r["visits"] for r in days], "alerts": [r["alerts"] for r in days],
-                       "watches": [r["watches"] for r in days]})
+                      {"visits": [r["visits"] or 0 for r in days], "alerts": [r["alerts"] or 0 for r in days],
+                       "watches": [r["watches"] or 0 for r in days]})
     shares = bar_chart("Trend over days: acknowledged and calmed-down share of episodes", labels,
                        {"acknowledged %": [round(100 * (r["acknowledged_share"] or 0), 1) for r in days],
                         "calmed down %": [round(100 * (r["calmed_share"] or 0), 1) for r in days]})
     summary = "".join(f"<div class=fig><b>{_fmt(total[k], spec)}</b><span>{html.escape(h)}</span></div>"
                       for k, h, spec in FIGURES)
-    counters = [figures(r) for c, r in sorted(totals.items()) if c != SITE]
-    counter_part = (("<h2>Per counter (alphabetical, not a ranking)</h2>" + _table(counters, "counter", "counter"))
+    counters = [figures(r, k) for c, r in sorted(totals.items()) if c != SITE]
+    counter_part = (("<h2>Per counter (alphabetical, not a ranking)</h2>" + _table(counters, "counter", "counter", k))
                     if per_counter and counters else f"<p class=note>{html.escape(EU_NOTE)}</p>" if not per_counter
                     else "")
     period = f"since {since}" if since else "all days"
@@ -70,22 +85,25 @@ def render_page(site: str, days: list[dict[str, Any]], hours: list[dict[str, Any
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Aggregates: {html.escape(site)}'
             f"</title><style>{style}</style></head><body>\n<h1>Site {html.escape(site)}: aggregate figures "
             f"({html.escape(period)})</h1>\n<div class=figs>{summary}</div>\n{hour_chart}\n{trend}\n{shares}\n"
-            f"<h2>Per day</h2>{_table(days, 'day', 'day')}\n{counter_part}\n"
+            f"<h2>Per day</h2>{_table(days, 'day', 'day', k)}\n{counter_part}\n"
             '<p>Export: <a href="aggregates.csv?by=day">CSV per day</a> · <a href="aggregates.csv?by=hour">CSV per '
             'hour</a> · <a href="metrics">Prometheus metrics</a></p>\n'
             "<p class=note>Only hourly counters are stored: no visit rows, no emotion readings, nothing about a "
             "person or a member of staff. An episode is one alert card (a watch, possibly raised to an alert); "
-            "times are from its first message.</p>\n</body></html>\n")
+            f"times are from its first message. Rows of fewer than {k} visits are withheld, and the acknowledgement "
+            f"and calming figures of fewer than {k} episodes (small counts would describe one customer or one "
+            "member of staff).</p>\n</body></html>\n")
 
 
-def render_csv(rows: list[dict[str, Any]], keys: list[str]) -> str:
-    """CSV of the rows: the key columns, every counter, every derived figure."""
+def render_csv(rows: list[dict[str, Any]], keys: list[str], min_visits: int = 1) -> str:
+    """CSV of the rows: the key columns, every counter, every derived figure (empty where withheld, and a
+    ``withheld`` column: 1 for a row of fewer than ``min_visits`` visits)."""
     out = io.StringIO()
     fig_keys = [k for k, _, _ in FIGURES if k not in FIELDS]
     w = csv.writer(out, lineterminator="\n")
-    w.writerow([*keys, *FIELDS, *fig_keys])
+    w.writerow([*keys, *FIELDS, *fig_keys, "withheld"])
     for r in rows:
-        f = figures(r)
-        w.writerow([*(r[k] for k in keys), *(f"{f[x]:g}" for x in FIELDS), *("" if f[x] is None else f"{f[x]:g}"
-                                                                              for x in fig_keys)])
+        f = figures(r, min_visits)
+        w.writerow([*(r[k] for k in keys), *("" if f[x] is None else f"{f[x]:g}" for x in (*FIELDS, *fig_keys)),
+                    int(f["withheld"])])
     return out.getvalue()

@@ -54,9 +54,10 @@ class AggregatesService:
         self._closing = False
         self.received = self.folded = self.not_json = 0
         self.registry = CollectorRegistry()
-        self.registry.register(AggregatesCollector(self.store, bool(cfg.per_counter), self.stats))
+        self.registry.register(AggregatesCollector(self.store, bool(cfg.per_counter), self.stats, cfg.min_visits))
         self.web = WebServer(cfg.http_host, cfg.http_port,
-                             make_handler(self.store, self.registry, bool(cfg.per_counter), cfg.zone(), clock))
+                             make_handler(self.store, self.registry, bool(cfg.per_counter), cfg.zone(), clock,
+                                          cfg.min_visits))
         self._stop = threading.Event()
         self._writer = threading.Thread(target=self._write_loop, name="aggregates-writer", daemon=True)
         self.client: paho.Client | None = None

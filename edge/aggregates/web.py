@@ -35,8 +35,8 @@ def since_day(query: dict[str, list[str]], today: date) -> str | None:
 
 
 def make_handler(store: Store, registry: CollectorRegistry, per_counter: bool, zone: ZoneInfo,
-                 clock: Callable[[], float]) -> type[BaseHTTPRequestHandler]:
-    """A request handler bound to one store (GET only)."""
+                 clock: Callable[[], float], min_visits: int = 1) -> type[BaseHTTPRequestHandler]:
+    """A request handler bound to one store (GET only); rows of fewer than ``min_visits`` visits withheld."""
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "edge-emotion-aggregates"
@@ -61,7 +61,7 @@ def make_handler(store: Store, registry: CollectorRegistry, per_counter: bool, z
                 since = since_day(query, datetime.fromtimestamp(clock(), zone).date())
                 if url.path in ("/", "/index.html"):
                     page = render_page(store.site, store.by_day(since), store.by_hour_of_day(since),
-                                       store.totals(since), per_counter, since)
+                                       store.totals(since), per_counter, since, min_visits)
                     self._send(200, page.encode(), "text/html; charset=utf-8")
                 elif url.path == "/aggregates.csv":
                     self._csv(query, since)
@@ -75,10 +75,11 @@ def make_handler(store: Store, registry: CollectorRegistry, per_counter: bool, z
         def _csv(self, query: dict[str, list[str]], since: str | None) -> None:
             by = query.get("by", ["day"])[0]
             if by == "day":
-                text = render_csv(store.by_day(since), ["day"])
+                text = render_csv(store.by_day(since), ["day"], min_visits)
             elif by == "hour":
                 rows = store.hourly(since)
-                text = render_csv([r for r in rows if per_counter or r["counter"] == ""], ["day", "hour", "counter"])
+                text = render_csv([r for r in rows if per_counter or r["counter"] == ""], ["day", "hour", "counter"],
+                                  min_visits)
             else:
                 raise BadRequest(f"by: must be day or hour, not {by[:20]!r}")
             name = f"aggregates-{store.site}-{by}.csv"
