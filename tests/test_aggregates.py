@@ -250,7 +250,7 @@ def test_eu_profile_has_no_per_counter_figures(tmp_path: Path) -> None:
         AggregatesConfig(site_id=SITE, timezone="Europe")
     cfg = AggregatesConfig(site_id=SITE, profile="eu", db=tmp_path / "a.db", http_port=0)
     assert cfg.per_counter is False
-    svc = AggregatesService(cfg, Broker())
+    svc = AggregatesService(cfg, Broker(), clock=lambda: 1_800_090_000.0)
     svc.web.start()
     try:
         svc.queue.put(("visit", "k1", _ev("visit"), None))
@@ -270,7 +270,7 @@ def test_odd_messages_are_counted_and_the_writer_goes_on(tmp_path: Path) -> None
     from types import SimpleNamespace
 
     cfg = AggregatesConfig(site_id=SITE, db=tmp_path / "a.db", http_port=0)
-    svc = AggregatesService(cfg, Broker())
+    svc = AggregatesService(cfg, Broker(), clock=lambda: 1_800_090_000.0)
     svc.web.start()
     try:
         bad = _ev("visit", ts=1_800_000_002.0)
@@ -381,3 +381,15 @@ def test_small_counts_are_withheld_in_the_page_the_csv_and_the_metrics(tmp_path:
     finally:
         svc.web.stop()
         svc.store.close()
+
+
+def test_a_visit_from_the_future_or_of_absurd_length_is_not_counted() -> None:
+    """A visit stamped ten years ahead was stored on that day (and shown in every "last N days"); one schema-valid
+    duration of 1e308 made the site's visit time infinite for ever."""
+    f = Folder(TZ, per_counter=True, wall=lambda: 1_800_000_000.0)
+    ahead = _ev("visit", ts=1_800_000_000.0 + 10 * 365 * 86_400)
+    huge = _ev("visit", ts=1_800_000_001.0)
+    huge["summary"]["duration_s"] = 1e308
+    assert f.fold("visit", "k1", ahead) == [] and f.fold("visit", "k1", huge) == []
+    assert f.counts["invalid"] == 2
+    assert f.fold("visit", "k1", _ev("visit", ts=1_800_000_002.0))  # an ordinary one still counts

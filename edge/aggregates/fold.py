@@ -21,6 +21,7 @@ FIELDS: tuple[str, ...] = ("visits", "visit_seconds", "care_cues", "episodes", "
 CARE_LABELS = ("sad", "fear")  # a customer who may need care rather than de-escalation
 SITE = ""  # the counter value of whole-site rows
 FUTURE_S = 600.0  # a kiosk time further ahead of this machine's clock is not taken as the kiosk's clock
+MAX_VISIT_S = 86_400.0  # a visit reported longer than a day is not a visit (schema-valid numbers can be 1e308)
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,14 @@ class Folder:
             return []
         if t <= self.wall() + FUTURE_S:  # one glitch far ahead would inflate every later time to acknowledge
             self.kiosk_now[kiosk] = max(t, self.kiosk_now.get(kiosk, t))
+        elif kind in ("visit", "alert"):  # stored on a day that has not come (and counted in every "last N days")
+            self.counts["invalid"] += 1
+            log.debug("ignored %s message from %s stamped %.0f s ahead of this clock", kind, kiosk, t - self.wall())
+            return []
+        summary = payload.get("summary") if kind == "visit" else None
+        if summary is not None and not 0 <= summary["duration_s"] <= MAX_VISIT_S:
+            self.counts["invalid"] += 1  # one 1e308 would make the site's visit time infinite for ever
+            return []
         if kind == "visit":
             return self._visit(kiosk, payload)
         if kind == "alert":
