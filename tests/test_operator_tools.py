@@ -227,3 +227,16 @@ def test_listen_ends_when_its_reader_goes_away(mosquitto: Any, subscribe: Any) -
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_control_characters_from_the_broker_never_reach_the_terminal() -> None:
+    """A counter name or degraded note with escape sequences (set the window title, clear the screen) was printed
+    raw by listen and fleet status: any publisher could drive the installer's terminal."""
+    ev = {**json.loads(_ev("status")), "state": "online\x1b]0;pwned\x07\x1b[2J"}  # listen shows what comes
+    line = summarize("edge-emotion/s/k/status", json.dumps(ev).encode())
+    assert "\x1b" not in line and "\x07" not in line and "\\x1b[2J" in line, line
+    row = {"site_id": "s", "kiosk_id": "k", "counter_name": "C\x1b[2J", "state": "online", "version": "1",
+           "fps_in": 1.0, "fps_analysed": 1.0, "drops_total": 0, "last_alert_level": None, "last_alert_ts": None,
+           "paused": False, "degraded": ["d\x1b[2J"], "models": {}}
+    out = format_line(row)
+    assert "\x1b" not in out and "\\x1b[2J" in out, out

@@ -35,6 +35,15 @@ CONNECT_TIMEOUT_S = 10.0
 MAX_PAYLOAD_BYTES = 256 * 1024  # the site broker's own packet limit: anything larger is not a kiosk event
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with terminal control characters (escape sequences, bell, ...) shown as ``\\xNN``: a publisher
+    must not be able to drive the installer's terminal through a counter name or a degraded note."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def decode_json(payload: bytes | bytearray) -> Any:
     """A received payload as JSON; ValueError for one too large, not UTF-8, not JSON or nested too deep (a
     RecursionError would otherwise end paho's network thread and with it every later message)."""

@@ -22,6 +22,7 @@ from edge.ops.broker_client import (
     connect,
     decode_json,
     make_client,
+    printable,
 )
 
 log = logging.getLogger(__name__)
@@ -152,9 +153,10 @@ def format_line(r: dict[str, Any]) -> str:
     paused = {True: "yes", False: "no", None: "-"}[r["paused"]]
     degraded = "; ".join(r["degraded"]) if r["degraded"] else "-"
     state = (r["state"] or "?") + (" STALE" if r.get("stale") else "")
-    return (f"{r['site_id']}/{r['kiosk_id']:<14} {(r['counter_name'] or '-')[:20]:<20} {state:<7} "
-            f"v{r['version'] or '?':<8} fps in/analysed {_fmt(r['fps_in'], '.1f')}/{_fmt(r['fps_analysed'], '.1f')} "
-            f"drops {_fmt(r['drops_total'])} alert {alert} paused {paused} degraded {degraded} models {models}")
+    return printable(
+        f"{r['site_id']}/{r['kiosk_id']:<14} {(r['counter_name'] or '-')[:20]:<20} {state:<7} "
+        f"v{r['version'] or '?':<8} fps in/analysed {_fmt(r['fps_in'], '.1f')}/{_fmt(r['fps_analysed'], '.1f')} "
+        f"drops {_fmt(r['drops_total'])} alert {alert} paused {paused} degraded {degraded} models {models}")
 
 
 def fleet_status(broker: Broker, prefix: str = "edge-emotion", site: str | None = None,

@@ -11,7 +11,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from edge.ops.broker_client import Broker, connect, decode_json, make_client
+from edge.ops.broker_client import Broker, connect, decode_json, make_client, printable
 
 INBOUND = ("ack", "pause", "config")  # commands carry no envelope: site, kiosk and kind come from the topic
 
@@ -89,7 +89,7 @@ def summarize(topic: str, payload: bytes) -> str:
         body = _body(kind, ev)
     except (KeyError, TypeError, ValueError, AttributeError):
         body = None  # not the shape its kind promises: shown as it came
-    return f"{head} {body if body is not None else json.dumps(ev, ensure_ascii=False)}"
+    return printable(f"{head} {body if body is not None else json.dumps(ev, ensure_ascii=False)}")
 
 
 def filter_problem(topic: str) -> str | None:
