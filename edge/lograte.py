@@ -34,12 +34,16 @@ class RateLimitedLog:
             held, st[1], st[2] = int(st[2]), st[1] + 1, 0.0
             return True, held
 
-    def log(self, level: int, key: str, msg: str, *args: object) -> None:
+    def log(self, level: int, key: str, msg: str, *args: object, exc_info: bool = False) -> None:
         """Log ``msg % args`` at ``level`` unless ``key`` is over its budget (then it is only counted)."""
         ok, held = self.allow(key)
         if ok:
             suffix = f" ({held} similar line(s) held back in the last {self.period_s:g} s)" if held else ""
-            self.logger.log(level, msg + suffix, *args)
+            self.logger.log(level, msg + suffix, *args, exc_info=exc_info)
+
+    def exception(self, key: str, msg: str, *args: object) -> None:
+        """``log`` at ERROR with the current exception's traceback (inside an ``except`` block)."""
+        self.log(logging.ERROR, key, msg, *args, exc_info=True)
 
     def warning(self, key: str, msg: str, *args: object) -> None:
         """``log`` at WARNING."""

@@ -292,7 +292,7 @@ class Service:
             self.latency.add("fusion", time.perf_counter() - t0)
         except Exception:  # noqa: BLE001
             self.errors["core"] += 1
-            log.exception("fusion step failed; continuing")
+            _warn.exception("core", "fusion step failed; continuing")
             return
         for kind, body in events:
             self.emit(kind, body)

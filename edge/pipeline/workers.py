@@ -11,6 +11,7 @@ from typing import Protocol
 import numpy as np
 
 from edge.config import KioskConfig
+from edge.lograte import RateLimitedLog
 from edge.ops.health import LatencyStats, RateMeter
 from edge.ops.watchdog import PipelineWatchdog
 from edge.pipeline.analyzers import Analyzers
@@ -21,6 +22,8 @@ from edge.voicegate.gate import VoiceGate
 from edge.voicegate.window import ChannelWindow
 
 log = logging.getLogger(__name__)
+_errors = RateLimitedLog(log)  # a failing analysis: counted every time (health), a few tracebacks a minute
+GAP_S = 1.0  # new audio starting this long after the last pushed sample: the microphone was lost meanwhile
 
 
 class WorkerHost(Protocol):
@@ -81,8 +84,9 @@ def face_loop(svc: WorkerHost) -> None:
         try:
             reading = svc.an.face.analyze(frame)
         except Exception:  # noqa: BLE001 - a bad frame must not stop the pipeline
-            svc.errors["face"] += 1
-            log.exception("face analysis failed (frame %d); continuing", frame.seq)
+            svc.errors["face"] += 1  # counted every time (health), logged a few times a minute, paced as a turn
+            _errors.exception("face", "face analysis failed (frame %d); continuing", frame.seq)
+            next_t = _wait_turn(svc, next_t)
             continue
         svc.latency.add("face", time.perf_counter() - t0)
         svc.analysed.tick()
@@ -109,6 +113,7 @@ def voice_loop(svc: WorkerHost) -> None:
     win = int(svc.an.voice.window_s * rate)
     stream = ChannelWindow(win, svc.ring.channels)
     on_since = -float("inf")  # analysis seen on from then; audio captured before it may be from a pause
+    last_end = float("inf")  # capture time of the last sample pushed (inf: none yet, so no gap)
     while not svc.stop.wait(svc.cfg.analysis.voice_hop_s):
         svc.watchdog.beat("analyse-voice")
         ended = svc.inputs_ended()  # read before the ring: audio written before the end is all seen
@@ -126,6 +131,9 @@ def voice_loop(svc: WorkerHost) -> None:
             if ended:
                 return  # the files are done and every window is analysed: the service may stop
             continue
+        if t_end - new.shape[0] / rate - last_end > GAP_S:  # the microphone was away: no window spans the gap
+            stream.clear()
+        last_end = t_end
         stream.push(new)
         span, end, late = stream.latest()
         if span.shape[0] < int(win * 0.9):
@@ -142,7 +150,7 @@ def voice_loop(svc: WorkerHost) -> None:
             reading = svc.an.voice.analyze(decision.audio, t, end=end)
         except Exception:  # noqa: BLE001
             svc.errors["voice"] += 1
-            log.exception("voice analysis failed; continuing")
+            _errors.exception("voice", "voice analysis failed; continuing")
             continue
         svc.latency.add("voice", time.perf_counter() - t0)
         svc.obs.put(Observation("voice", t, reading))
