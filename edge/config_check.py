@@ -15,8 +15,8 @@ log = logging.getLogger(__name__)
 MAX_ROUNDS = 5  # each round sets the keys the last one refused aside; nesting is at most this deep
 
 
-def _set_aside(data: dict[str, Any], loc: tuple[Any, ...], missing: bool) -> bool:
-    """Remove the value at ``loc`` (a missing one is filled with a placeholder); False when there is none."""
+def _remove(data: dict[str, Any], loc: tuple[Any, ...]) -> bool:
+    """Delete the value at ``loc`` (a dict key or a list item); False when there is none."""
     node: Any = data
     for part in loc[:-1]:
         try:
@@ -24,13 +24,42 @@ def _set_aside(data: dict[str, Any], loc: tuple[Any, ...], missing: bool) -> boo
         except (KeyError, IndexError, TypeError):
             return False
     last = loc[-1]
-    if missing and isinstance(node, dict):
-        node[last] = {} if last == "identity" else "x"  # identity's ids are the only required strings
-        return True
     if isinstance(node, dict) and last in node:
         del node[last]
         return True
+    if isinstance(node, list) and isinstance(last, int) and 0 <= last < len(node):
+        del node[last]
+        return True
     return False
+
+
+def _set_aside(data: dict[str, Any], loc: tuple[Any, ...], missing: bool,
+               aside: set[tuple[Any, ...]]) -> tuple[Any, ...] | None:
+    """Take the value at ``loc`` out of the way, and say where: a missing identity value is filled with a
+    placeholder; a value is removed; one set aside before that is still a problem (a required key, removed) takes
+    its enclosing item or section with it. None when nothing could be set aside (e.g. a rule on a default)."""
+    if loc in aside:
+        cand = loc[:-1]
+        while cand:
+            if cand not in aside and _remove(data, cand):
+                return cand
+            cand = cand[:-1]
+        return None
+    if missing and len(loc) <= 2 and loc[0] == "identity":
+        node: Any = data
+        for part in loc[:-1]:
+            node = node.setdefault(part, {}) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node[loc[-1]] = {} if loc[-1] == "identity" else "x"  # identity's ids are the only required strings
+            return loc
+    if _remove(data, loc):
+        return loc
+    last = loc[-1]
+    if isinstance(last, str) and "max" in last:  # a longest-wait rule on a default: the file's shortest wait
+        pair = (*loc[:-1], last.replace("max", "min"))
+        if pair not in aside and _remove(data, pair):
+            return pair
+    return None
 
 
 def config_problems(path: Path) -> tuple[list[str], KioskConfig | None]:
@@ -46,25 +75,30 @@ def config_problems(path: Path) -> tuple[list[str], KioskConfig | None]:
     data = _expand_env(copy.deepcopy(raw), "", [])  # missing variables are already among the errors
     base = path.resolve().parent
     aside: set[tuple[Any, ...]] = set()  # keys removed or filled with a placeholder: not the file's own errors
+    containers: set[tuple[Any, ...]] = set()  # list items or sections removed whole (a key in them stayed bad)
     for _ in range(MAX_ROUNDS):
         try:
             return errors, KioskConfig.model_validate({**data, "base_dir": base})
         except ValidationError as exc:
             paths = [".".join(map(str, a)) for a in aside]
+            wider = [".".join(map(str, a)) for a in containers]  # items/sections taken out whole
             for err in exc.errors():
                 loc = tuple(err["loc"])
                 if any(loc[:len(a)] == a for a in aside):
                     continue  # "Field required" or a placeholder's error where a bad value was set aside
                 for line in format_error(err):  # whole-config rules name their key path first
                     key = line.split(":", 1)[0]
-                    if any(key == p or key.startswith(p + ".") for p in paths):
-                        continue  # a rule that misses a section set aside above
+                    if any(key == p or key.startswith(p + ".") for p in paths) or \
+                            any(p.startswith(key + ".") for p in wider):
+                        continue  # a rule that misses a section set aside above, or sees it with an item less
                     if not line.startswith("base_dir") and line not in errors:
                         errors.append(line)
             locs = [(tuple(e["loc"]), e["type"] == "missing") for e in exc.errors() if e["loc"]]
-            moved = [_set_aside(data, loc, missing) for loc, missing in locs]
-            aside.update(loc for (loc, _), ok in zip(locs, moved, strict=True) if ok)
-            if not any(moved):  # only whole-config rules (the privacy profile) are left
+            moved = [(loc, m) for loc, m in ((loc, _set_aside(data, loc, missing, aside)) for loc, missing in locs)
+                     if m is not None]
+            containers.update(m for loc, m in moved if m != loc)
+            aside.update(m for _, m in moved)
+            if not moved:  # only whole-config rules (the privacy profile) are left
                 if data.get("privacy") == {"profile": "custom"}:
                     return errors, None
                 data["privacy"] = {"profile": "custom"}  # reported above; the model files can still be checked

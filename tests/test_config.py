@@ -103,6 +103,23 @@ def test_check_config_reports_every_problem_in_one_pass(tmp_path: Path, capsys: 
     assert len(lines) == len(set(lines)), err  # each problem once
 
 
+def test_one_pass_also_past_a_bad_list_item_and_a_rule_on_a_default(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad value inside a list item (a schedule window's start) was removed, then filled with a placeholder, in
+    turn for every round: the profile rules and the model files were never reached, so each fix showed new errors."""
+    f = tmp_path / "k.toml"
+    f.write_text('[identity]\nsite_id = "s"\nkiosk_id = "k"\n[fusion]\nemit_interval_s = 0.1\n'
+                 '[camera]\nreopen_min_s = 60\n[privacy]\nprofile = "eu"\n'
+                 '[schedule]\nenabled = true\nwindows = [{days = ["mon"], start = "25:00", end = "09:00"}]\n'
+                 '[models]\ndir = "no-such-models"\n', encoding="utf-8")
+    assert main(["check-config", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert "schedule.windows.0.start" in err and "camera.reopen_max_s" in err
+    assert "fusion.emit_interval_s: the eu profile requires" in err and "privacy.staff_zones" in err
+    assert "models:" in err and "no-such-models" in err
+    assert "needs at least one window" not in err  # an artefact of setting the bad window aside, not the file's
+
+
 def test_device_index_sources_and_close_key_names() -> None:
     cfg = parse_config({"identity": {"site_id": "s", "kiosk_id": "k"}, "camera": {"source": 2},
                         "microphone": {"source": 1}})
