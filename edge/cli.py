@@ -13,7 +13,7 @@ from typing import Any
 
 from edge import __version__
 from edge.bench.commands import positive
-from edge.config import ConfigError, KioskConfig, load_config, parse_config
+from edge.config import ConfigError, KioskConfig, format_errors, load_config, parse_config
 from edge.ops.broker_client import SecretSafeParser, add_broker_options, broker_from_args
 from edge.runtime import ModelError
 
@@ -155,8 +155,21 @@ def cmd_replay(args: argparse.Namespace) -> int:
         cfg = _load(args.config)
     else:
         cfg = parse_config({"identity": {"site_id": "replay", "kiosk_id": "replay"}, "mqtt": {"enabled": False}})
-    cfg.camera.enabled = args.video is not None
-    cfg.microphone.enabled = args.video is not None or args.audio is not None
+    if args.publish and not cfg.mqtt.enabled:
+        raise ConfigError(args.config or "replay", ["mqtt.enabled is false: --publish needs the config's broker"])
+    # the sources the files stand in for, checked again as a whole: an eu config valid only because its
+    # microphone is off must not replay a video's sound track without a staff-voice gate
+    data = cfg.model_dump()
+    data["camera"]["enabled"] = args.video is not None
+    data["microphone"]["enabled"] = args.video is not None or args.audio is not None
+    from pydantic import ValidationError
+
+    try:
+        cfg = KioskConfig.model_validate({**data, "base_dir": cfg.base_dir})
+    except ValidationError as exc:
+        what = "with --video the microphone analyses its sound track" if args.video is not None else "replay"
+        raise ConfigError(f"{args.config or 'replay'} ({what})",
+                          [e for e in format_errors(exc) if not e.startswith("base_dir")]) from None
     analyzers = build_analyzers(cfg)
     publisher = None
     if args.publish:

@@ -265,3 +265,18 @@ def test_a_run_whose_only_source_failed_exits_with_the_media_code(tmp_path: Path
     r = _cli("run", "--config", str(cfgfile))
     assert r.returncode == 4, r.stderr[-2000:]
     assert "camera failed" in r.stderr and "no-such-clip.mp4" in r.stderr
+
+
+def test_replay_never_turns_on_a_microphone_the_profile_allows_only_off(tmp_path: Path, demo_media) -> None:  # type: ignore[no-untyped-def]
+    """replay switched the microphone on for --video after the config was checked: an eu config valid only with
+    the microphone off replayed the sound track without a staff-voice gate (and could publish the result)."""
+    video, _audio = demo_media
+    cfgfile = tmp_path / "eu.toml"
+    cfgfile.write_text('[identity]\nsite_id = "s"\nkiosk_id = "k"\n[microphone]\nenabled = false\n'
+                       '[fusion]\nemit_interval_s = 1.0\n[privacy]\nprofile = "eu"\n'
+                       'notice_text = {en = "Emotion analysis in use."}\n'
+                       'staff_zones = [[[0, 0], [0.3, 0], [0.3, 1], [0, 1]]]\n[mqtt]\nenabled = false\n')
+    r = _cli("replay", "--config", str(cfgfile), "--video", str(video), "--quiet")
+    assert r.returncode == 2 and "privacy.staff_voice_gate" in r.stderr, r.stderr[-2000:]
+    r = _cli("replay", "--config", str(cfgfile), "--video", str(video), "--publish")
+    assert r.returncode == 2 and "--publish needs the config's broker" in r.stderr, r.stderr[-2000:]
