@@ -29,15 +29,15 @@ WEAKENING: list[tuple[dict[str, Any], str]] = [
     ({"privacy": {"staff_zones": [[[0.999, 0.999], [1, 0.999], [1, 1]]]}, "analysis": {"customer_zone": [0, 0, 1, 1]}},
      "privacy.staff_zones.0: Value error, degenerate polygon"),
     ({"privacy": {"staff_zones": [[[0, 0], [0, 0], [0, 0]]]}}, "privacy.staff_zones.0: Value error, degenerate"),
-    ({"privacy": {"staff_zones": [[[0, 0], [0.1, 0], [0.1, 0.1], [0, 0.1]]]}}, "privacy.staff_zones: under the eu"),
-    ({"analysis": {"customer_zone": [0, 0, 1, 1]}}, "analysis.customer_zone: under the eu profile"),
+    ({"privacy": {"staff_zones": [[[0, 0], [0.1, 0], [0.1, 0.1], [0, 0.1]]]}}, "privacy.staff_zones: a remote"),
+    ({"analysis": {"customer_zone": [0, 0, 1, 1]}}, "analysis.customer_zone: a remote change may only"),
     ({"privacy": {"pause_max_s": 10}}, "privacy.pause_max_s: the eu profile requires >= 300"),
-    ({"privacy": {"pause_max_s": 400}}, "privacy.pause_max_s: under the eu profile"),
+    ({"privacy": {"pause_max_s": 400}}, "privacy.pause_max_s: a remote change may only"),
     ({"analysis": {"min_face_frac": 0}}, "analysis.min_face_frac: the eu profile requires >= 0.05"),
-    ({"analysis": {"min_face_frac": 0.08}}, "analysis.min_face_frac: under the eu profile"),
-    ({"privacy": {"staff_voice_max_share": 0.2}}, "privacy.staff_voice_max_share: under the eu profile"),  # issue 23
-    ({"privacy": {"staff_voice_margin_db": 4}}, "privacy.staff_voice_margin_db: under the eu profile"),
-    ({"privacy": {"customer_voice_min_share": 0.4}}, "privacy.customer_voice_min_share: under the eu profile"),
+    ({"analysis": {"min_face_frac": 0.08}}, "analysis.min_face_frac: a remote change may only"),
+    ({"privacy": {"staff_voice_max_share": 0.2}}, "privacy.staff_voice_max_share: a remote change"),  # issue 23
+    ({"privacy": {"staff_voice_margin_db": 4}}, "privacy.staff_voice_margin_db: a remote change may only"),
+    ({"privacy": {"customer_voice_min_share": 0.4}}, "privacy.customer_voice_min_share: a remote change may only"),
 ]
 
 
@@ -106,8 +106,30 @@ def test_stored_overlay_that_loosens_the_file_is_set_aside(mosquitto: Broker, su
         m = sub.wait_for(lambda m: m.topic == f"{BASE}/configstate", timeout=60)
         body = json.loads(m.payload)
         assert body["trigger"] == "startup" and not body["accepted"], body
-        assert any(e.startswith("privacy.staff_zones: under the eu profile") for e in body["errors"])
+        assert any(e.startswith("privacy.staff_zones: a remote change may only tighten") for e in body["errors"])
         assert body["config"]["privacy"]["staff_zones"] == [STAFF]
         assert (state / (OVERLAY_FILE + ".rejected")).exists() and not (state / OVERLAY_FILE).exists()
     finally:
         assert kiosk.stop() == 0, kiosk.text()[-3000:]
+
+
+def test_remote_changes_may_only_tighten_privacy_under_the_custom_profile_too() -> None:
+    """Under `custom` (the default) one config message could remove every staff zone, let bystanders' small faces
+    in, open the staff-voice gate, shorten the opt-out, switch voice on and emit per-frame states: nothing remote may
+    weaken the file's privacy settings, whatever the profile."""
+    from edge.config import parse_config
+    from edge.transport.remote_config import RemoteConfigError, effective
+
+    staff = [[0.0, 0.0], [0.3, 0.0], [0.3, 1.0], [0.0, 1.0]]
+    base = parse_config({"identity": {"site_id": "s", "kiosk_id": "k"}, "analysis": {"voice": False},
+                         "fusion": {"emit_interval_s": 2.0, "half_life_s": 2.0},
+                         "privacy": {"staff_zones": [staff]}})
+    with pytest.raises(RemoteConfigError) as exc:
+        effective(base, {"privacy": {"staff_zones": [], "staff_voice_max_share": 1.0, "pause_max_s": 10},
+                         "analysis": {"min_face_frac": 0.0, "voice": True},
+                         "fusion": {"emit_interval_s": 0.2, "half_life_s": 0.5}})
+    keys = sorted(e.split(":")[0] for e in exc.value.errors)
+    assert keys == ["analysis.min_face_frac", "analysis.voice", "fusion.emit_interval_s", "fusion.half_life_s",
+                    "privacy.pause_max_s", "privacy.staff_voice_max_share", "privacy.staff_zones"], keys
+    tighter = effective(base, {"privacy": {"pause_max_s": 900}, "fusion": {"emit_interval_s": 5.0}})
+    assert tighter.privacy.pause_max_s == 900 and tighter.fusion.emit_interval_s == 5.0

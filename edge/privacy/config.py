@@ -75,10 +75,6 @@ _FLOORS = (
     f"privacy.staff_voice_max_share <= {MAX_STAFF_SHARE}, privacy.customer_voice_min_share >= "
     f"{MIN_CUSTOMER_SHARE}, privacy.staff_voice_margin_db <= {MAX_MARGIN_DB:g}: the staff-voice gate's thresholds "
     "stay in the range the staff-gate benchmark measured",
-    "remote config (MQTT) may only tighten the config file, the privacy baseline: the staff zones must still "
-    "cover everything the file's cover, analysis.customer_zone must stay inside the file's, "
-    "analysis.min_face_frac and privacy.pause_max_s may not go below the file's values, the staff-voice margins "
-    "may not loosen, and the opening hours (schedule) may only shrink: no minute the file's hours leave closed",
 )
 # What each privacy profile enforces at validation; the privacy report prints these same lines.
 PROFILE_RULES: dict[str, tuple[str, ...]] = {
@@ -103,6 +99,11 @@ COMMON_RULES: tuple[str, ...] = (
     f"privacy.staff_zones: every polygon encloses at least {MIN_ZONE_AREA:g} of the frame (1 % x 1 %) and does not "
     "cross itself; a degenerate or self-intersecting polygon (a point, a line, a sliver, a bow-tie) is refused, in "
     "the config file and over MQTT alike",
+    "remote config (MQTT) may only tighten the config file, the privacy baseline: the staff zones must still "
+    "cover everything the file's cover, analysis.customer_zone must stay inside the file's, "
+    "analysis.min_face_frac, privacy.pause_max_s, fusion.emit_interval_s and fusion.half_life_s may not go below "
+    "the file's values, the staff-voice margins may not loosen, face or voice analysis the file leaves off stays "
+    "off, and the opening hours (schedule) may only shrink: no minute the file's hours leave closed",
 )
 
 

@@ -1,4 +1,4 @@
-"""Remote config may only tighten privacy under the eu and cn profiles: the kiosk's TOML file is the baseline."""
+"""Remote config may only tighten privacy, under every profile: the kiosk's TOML file is the baseline."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from edge.ops.schedule import open_at
 
 GRID = 400  # raster on which staff-zone coverage is compared (0.25 % of the frame per cell)
 SLACK = 0.005  # share of the baseline's staff pixels a redrawn zone may miss (rasterised edges differ by a pixel)
-_PROFILES = ("eu", "cn")
 
 
 def _mask(zones: Sequence[Sequence[Sequence[float]]]) -> np.ndarray:
@@ -34,12 +33,17 @@ def uncovered_share(baseline: Sequence[Sequence[Sequence[float]]], zones: Sequen
 
 
 def weakened(base: KioskConfig, new: KioskConfig) -> list[str]:
-    """One ``key.path: problem`` line for each privacy setting ``new`` loosens against the TOML ``base`` (eu/cn)."""
-    profile = base.privacy.profile
-    if profile not in _PROFILES:
-        return []
-    why = f"under the {profile} profile a remote change may only tighten the config file's privacy settings"
+    """One ``key.path: problem`` line for each privacy setting ``new`` loosens against the TOML ``base`` (every
+    profile: nothing remote may weaken the file's privacy settings; loosening takes a new file)."""
+    why = "a remote change may only tighten the config file's privacy settings"
     out: list[str] = []
+    for key in ("face", "voice"):
+        if getattr(new.analysis, key) and not getattr(base.analysis, key):
+            out.append(f"analysis.{key}: {why}; the file leaves {key} analysis off")
+    for key in ("emit_interval_s", "half_life_s"):
+        if getattr(new.fusion, key) < getattr(base.fusion, key):
+            out.append(f"fusion.{key}: {why}; it may not go below the file's {getattr(base.fusion, key):g} "
+                       "(finer-grained states)")
     share = uncovered_share(base.privacy.staff_zones, new.privacy.staff_zones)
     if share > SLACK:
         out.append(f"privacy.staff_zones: {why}; these zones leave {share:.0%} of the file's staff zones unmasked")

@@ -130,7 +130,7 @@ def effective(base: KioskConfig, overlay: dict[str, Any]) -> KioskConfig:
         new = KioskConfig.model_validate({**data, "base_dir": base.base_dir})
     except ValidationError as exc:  # no ${ENV} expansion here: an overlay cannot read the environment
         raise RemoteConfigError([e for e in format_errors(exc) if not e.startswith("base_dir")]) from None
-    errors = weakened(base, new)  # eu/cn: the TOML file is the privacy baseline, remote changes only tighten
+    errors = weakened(base, new)  # the TOML file is the privacy baseline: remote changes only tighten
     if errors:
         raise RemoteConfigError(errors)
     return new
