@@ -146,6 +146,29 @@ def test_face_in_staff_zone_never_produces_a_reading() -> None:
     assert int(staff_frame[200, 128].max()) > 0, "the caller's frame must not be modified"
 
 
+def test_a_face_leaning_across_a_staff_zone_edge_is_never_the_customer() -> None:
+    """Masking blanks pixels only: the detector still found the uncovered part of a staff face straddling the zone's
+    edge, and the customer choice looked only at the box's centre and size, so a face ~30 % in the zone was read."""
+    from edge.types import FaceBox
+
+    frame = np.full((480, 640, 3), 128, np.uint8)
+    zone = [[0.0, 0.0], [0.4, 0.0], [0.4, 1.0], [0.0, 1.0]]  # the left 40 %: x < 256 px
+
+    class Fixed:
+        def __init__(self, box: FaceBox) -> None:
+            self.box = box
+
+        def detect(self, image: np.ndarray) -> list[FaceBox]:
+            return [self.box]
+
+    straddling = FaceBox(230, 150, 120, 150, 0.9)  # centre x 290: outside the zone, its left part inside
+    clear = FaceBox(420, 150, 120, 150, 0.9)
+    model = _Model()
+    assert FaceAnalyzer(Fixed(straddling), model).analyze(Frame(frame, 0.0, 0)) is not None  # control: no zones
+    assert FaceAnalyzer(Fixed(straddling), model, staff_zones=[zone]).analyze(Frame(frame, 0.0, 1)) is None
+    assert FaceAnalyzer(Fixed(clear), model, staff_zones=[zone]).analyze(Frame(frame, 0.0, 2)) is not None
+
+
 def test_detector_never_sees_staff_pixels() -> None:
     seen: list[np.ndarray] = []
 

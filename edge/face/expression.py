@@ -9,14 +9,17 @@ from collections.abc import Sequence
 import numpy as np
 
 from edge.face.detector import FaceDetector
-from edge.face.preprocess import DEFAULT_MARGIN, crop_face, to_tensor
-from edge.privacy.masking import Zone, mask_staff
+from edge.face.preprocess import DEFAULT_MARGIN, crop_face, square_region, to_tensor
+from edge.privacy.masking import Zone, mask_staff, staff_mask, staff_share
 from edge.runtime import Model, ModelError
 from edge.types import EMOTIONS, FaceBox, Frame, Reading
 
 log = logging.getLogger(__name__)
 
 # Other spellings of our classes that a declared model label may use (FER+ names, contempt folded into disgust).
+# A face whose crop (the pixels the model would see) lies more than this share inside a staff zone is a staff
+# member leaning across the zone's edge (the detector still finds the unmasked part): never the customer.
+MAX_STAFF_OVERLAP = 0.05
 LABEL_ALIASES = {"happiness": "happy", "sadness": "sad", "anger": "angry", "contempt": "disgust",
                  "fearful": "fear", "surprised": "surprise", "disgusted": "disgust"}
 
@@ -85,6 +88,15 @@ class FaceAnalyzer:
         self.customer_zone = (float(z[0]), float(z[1]), float(z[2]), float(z[3]))
         self.min_face_frac = float(min_face_frac)
         self.staff_zones = tuple(tuple((float(x), float(y)) for x, y in z) for z in staff_zones)
+        self._mask_key: tuple[object, ...] | None = None
+        self._mask = np.zeros((0, 0), bool)
+
+    def _staff_mask(self, width: int, height: int) -> np.ndarray:
+        """The staff zones' pixel mask for this frame size (kept until the zones or the size change)."""
+        key = (self.staff_zones, width, height)
+        if self._mask_key != key:
+            self._mask, self._mask_key = staff_mask(self.staff_zones, width, height), key
+        return self._mask
 
     def classify(self, face48: np.ndarray) -> np.ndarray:
         """Probabilities over EMOTIONS (float32, sums to 1) for one uint8 48x48 face crop."""
@@ -101,6 +113,9 @@ class FaceAnalyzer:
         # both the service and replay, so no path can skip it.
         image = mask_staff(frame.image, self.staff_zones)
         boxes = self.detector.detect(image)
+        if self.staff_zones:  # a face leaning across a staff zone's edge is half blanked, not a customer's
+            mask = self._staff_mask(image.shape[1], image.shape[0])
+            boxes = [b for b in boxes if staff_share(mask, *square_region(b, self._margin)) <= MAX_STAFF_OVERLAP]
         box = select_customer(boxes, image.shape, self.customer_zone, self.min_face_frac)
         if box is None:
             return None

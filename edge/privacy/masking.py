@@ -32,6 +32,23 @@ def mask_staff(image: np.ndarray, zones: Sequence[Zone]) -> np.ndarray:
     return out
 
 
+def staff_mask(zones: Sequence[Zone], width: int, height: int) -> np.ndarray:
+    """Boolean (height, width) mask of the staff polygons' pixels (the pixels ``mask_staff`` blanks)."""
+    out = np.zeros((height, width), np.uint8)
+    for z in zones:
+        cv2.fillPoly(out, [zone_pixels(z, width, height)], 1)
+    return out.astype(bool)
+
+
+def staff_share(mask: np.ndarray, x0: int, y0: int, side: int) -> float:
+    """Share of the square region (x0, y0, side) in pixels, clipped to the frame, that lies in the staff ``mask``."""
+    h, w = mask.shape
+    xa, ya, xb, yb = max(0, x0), max(0, y0), min(w, x0 + side), min(h, y0 + side)
+    if xb <= xa or yb <= ya:
+        return 0.0
+    return float(mask[ya:yb, xa:xb].mean())
+
+
 def channel_db(samples: np.ndarray) -> np.ndarray:
     """Mean energy in dB of each channel of a (samples, channels) block."""
     x = np.asarray(samples, np.float64)
