@@ -205,7 +205,7 @@ class KioskConfig(_Section):
         return self.analysis.voice and self.microphone.enabled
 
     def warnings(self) -> list[str]:
-        """``key.path: message`` lines that are not errors (the cn profile without a staff-voice gate)."""
+        """``key.path: message`` lines that are not errors (the cn profile without a staff-voice gate or zone)."""
         p = self.privacy
         out = gate_warnings(p.staff_voice_gate, p.staff_audio_channel, p.direction, p.profile, self.voice_on())
         if not (self.analysis.face and self.camera.enabled) and not self.voice_on():
@@ -214,6 +214,9 @@ class KioskConfig(_Section):
         elif not (self.analysis.face and self.camera.enabled):
             out.append("analysis.face: off (or camera.enabled = false) with voice on: a visit starts only when a "
                        "customer's face is seen, so this kiosk raises no alert and its emotion events have no visit")
+        if p.profile == "cn" and not p.staff_zones and self.analysis.face and self.camera.enabled:
+            out.append("privacy.staff_zones: none under the cn profile: a staff face in the camera's view is analysed "
+                       "(the zh-CN signage template says the staff side is masked)")
         if self.fusion.face_weight == 0 and self.fusion.voice_weight == 0:
             out.append("fusion: face_weight and voice_weight are both 0: no fused state, no emotion event, no alert")
         return out

@@ -47,6 +47,11 @@ def test_cn_warns_without_a_gate_and_custom_is_silent(tmp_path: Path, capsys: py
     assert rc == 0 and "warning" not in err
     rc, err = _check(tmp_path, capsys, "custom")
     assert rc == 0 and "warning" not in err
+    f = tmp_path / "nozone.toml"  # cn without a staff zone: its signage says the staff side is masked
+    f.write_text(BASE.replace("{profile}", "cn").replace("staff_zones = [[[0, 0], [0.3, 0], [0.3, 1], [0, 1]]]\n", "")
+                 + "[analysis]\nvoice = false\n", encoding="utf-8")
+    assert main(["check-config", str(f), "--no-models"]) == 0
+    assert "warning: privacy.staff_zones: none under the cn profile" in capsys.readouterr().err
 
 
 def test_eu_and_cn_refuse_gate_thresholds_that_let_staff_through(tmp_path: Path,
