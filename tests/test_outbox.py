@@ -419,3 +419,40 @@ def test_a_stale_retained_row_numbered_higher_is_still_superseded(tmp_path: Path
     assert s.adopt(mem.queued(), {"k/current": newer}) == 1
     assert [r.payload for r in s.after(0, 10)] == ['{"paused": false}']
     s.close()
+
+
+def test_a_damaged_row_is_dropped_and_counted_not_a_block_for_the_rows_behind_it(tmp_path: Path) -> None:
+    """One row whose payload bytes no longer decode (a flipped bit; the file check passes) made every read fail,
+    and one whose topic the client refuses (a '/' turned '+') was retried for ever: nothing behind either was sent."""
+    db = tmp_path / DB_NAME
+    store = SqliteStore(db, 1000, 10**6, 3600.0)
+    for i in range(4):
+        store.add("alert", "edge-emotion/s/k/alert", json.dumps({"n": i}), False)
+    store.close()
+    con = sqlite3.connect(db)
+    con.execute("UPDATE outbox SET payload = CAST(? AS TEXT) WHERE seq = 1", (b'{"n":\xa2}',))
+    con.execute("UPDATE outbox SET topic = 'edge-emotion/s+k/alert' WHERE seq = 3")
+    con.commit()
+    assert con.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+    con.close()
+    box = Outbox(SqliteStore(db, 1000, 10**6, 3600.0))
+    client = FakeClient()
+
+    def send(row: Row) -> int | None:
+        if "+" in row.topic:
+            raise ValueError("Publish topic cannot contain wildcards.")  # what paho raises
+        return client.send(row)
+
+    courier = Courier(box, send, window=4)
+    courier.start()
+    try:
+        courier.up()
+        until(lambda: len(client.sent) == 2)
+        assert [json.loads(r.payload)["n"] for _, r in client.sent] == [1, 3]
+        for mid, _ in client.sent:
+            courier.acked(mid)
+        assert courier.wait_idle(3) and len(box) == 0
+        assert box.stats()["corrupt"] == 2 and box.persistent and box.stats()["errors"] == 0
+    finally:
+        courier.stop()
+        box.close()

@@ -7,9 +7,11 @@ import queue
 import threading
 from collections.abc import Callable
 
+from edge.lograte import RateLimitedLog
 from edge.transport.outbox import Outbox, Row
 
 log = logging.getLogger(__name__)
+_warn = RateLimitedLog(log)  # a row or a client error retried every turn: a few lines a minute
 
 
 class Courier:
@@ -82,7 +84,7 @@ class Courier:
                 if self._handle(cmds):
                     return
             except Exception:  # noqa: BLE001 - the sender must survive anything; rows stay queued
-                log.exception("outbox sender error; continuing")
+                _warn.exception("sender", "outbox sender error; continuing")
 
     def _handle(self, cmds: list[tuple[str, int]]) -> bool:
         done: list[int] = []
@@ -114,7 +116,14 @@ class Courier:
 
     def _send(self, rows: list[Row]) -> bool:
         for row in rows:
-            mid = self.send(row)
+            try:
+                mid = self.send(row)
+            except (ValueError, TypeError) as exc:  # the client refuses the row itself (e.g. a damaged topic)
+                _warn.warning("refused", "outbox row %d (%s) cannot be sent (%s); dropped and counted as corrupt",
+                              row.seq, row.kind, exc)
+                self.outbox.discard(row, "refused by the MQTT client")
+                self._cursor = row.seq
+                continue
             if mid is None:
                 return False
             self._mids[mid] = row.seq

@@ -130,6 +130,15 @@ class Outbox:
             except sqlite3.Error as exc:
                 self._failed(exc)
 
+    def discard(self, row: Row, why: str) -> None:
+        """Delete a row the client refuses to send (a damaged topic), counted as ``corrupt``: it must not hold up
+        every row behind it."""
+        with self._lock:
+            try:
+                self.store.discard(row.seq, len(row.payload.encode()), why)
+            except sqlite3.Error as exc:
+                self._failed(exc)
+
     def __len__(self) -> int:
         """Rows queued (in memory or the database in use)."""
         return self.store.rows

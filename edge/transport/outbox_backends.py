@@ -86,6 +86,12 @@ class MemoryStore(_Store):
                 self.rows -= 1
                 self.nbytes -= size
 
+    def discard(self, seq: int, size: int, why: str) -> None:
+        """Delete one row that can never be sent, counted as ``corrupt`` in the drops."""
+        if seq in self._rows:
+            _, size = self._pop(seq)
+            self._dropped("corrupt", size, why)
+
 
 class SqliteStore(_Store):
     """The persistent outbox: one SQLite file (WAL, synchronous=NORMAL) that survives restarts and kill -9."""
@@ -181,9 +187,22 @@ class SqliteStore(_Store):
         return str(kind), int(size)
 
     def after(self, seq: int, limit: int) -> list[Row]:
-        """Up to ``limit`` rows above ``seq``, oldest first."""
-        return [Row(int(s), str(k), str(t), str(p), bool(r)) for s, k, t, p, r in self.con.execute(
-            "SELECT seq, kind, topic, payload, retain FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))]
+        """Up to ``limit`` rows above ``seq``, oldest first; a row whose text no longer decodes (a damaged page the
+        file check does not see) is deleted and counted (``corrupt``), so it cannot stop the rows behind it."""
+        out: list[Row] = []
+        for s, k, t, p, r, size in self.con.execute(
+                "SELECT seq, CAST(kind AS BLOB), CAST(topic AS BLOB), CAST(payload AS BLOB), retain, size "
+                "FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)).fetchall():
+            try:
+                out.append(Row(int(s), bytes(k).decode(), bytes(t).decode(), bytes(p).decode(), bool(r)))
+            except (UnicodeDecodeError, TypeError):
+                self.discard(int(s), int(size or 0), "not readable (damaged row)")
+        return out
+
+    def discard(self, seq: int, size: int, why: str) -> None:
+        """Delete one row that can never be sent, counted as ``corrupt`` in the drops."""
+        if self.con.execute("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount:
+            self._dropped("corrupt", size, why)
 
     def delete(self, seqs: Iterable[int]) -> None:
         """Remove acknowledged rows in one transaction (counters restored if it fails)."""

@@ -65,6 +65,10 @@ class _Store:
         return {"rows": self.rows, "bytes": self.nbytes, **self.drops}
 
     # implemented by the stores
+    def discard(self, seq: int, size: int, why: str) -> None:
+        """Delete one row that can never be sent, counted as ``corrupt`` in the drops."""
+        raise NotImplementedError
+
     def _insert(self, kind: str, prio: int, topic: str, payload: str, retain: bool, size: int, now: float) -> int:
         raise NotImplementedError
 
