@@ -226,3 +226,34 @@ def test_a_file_run_that_ends_while_paused_lets_the_service_stop(loop: str) -> N
     stopped = not th.is_alive()
     svc.stop.set()
     assert stopped, f"{loop} kept running after its input ended"
+
+
+def test_a_pause_survives_a_restart_and_ends_on_time(tmp_path: Path) -> None:
+    """The pause lived in memory only: a crash, a watchdog restart or a deploy resumed analysis at once, against a
+    customer's opt-out (the eu profile promises at least 5 minutes unless staff resume)."""
+    from edge.privacy.pause import PauseGate
+
+    state = tmp_path / "state" / "pause.json"
+    wall = [1_000_000.0]
+    first = PauseGate(300.0, state, wall=lambda: wall[0])
+    first.receive(b'{"action": "pause", "by": "tablet"}')
+    assert first.update(10.0) == (True, True) and first.is_set() and state.exists()
+    wall[0] += 100.0  # the service dies 100 s into the pause and comes back
+    second = PauseGate(300.0, state, wall=lambda: wall[0])
+    assert second.is_set()  # before the first update: the workers analyse nothing
+    assert second.update(5000.0) == (False, True)  # reported as a change: the status says paused again
+    assert second.update(5000.0 + 199.0)[1] is False and second.is_set()
+    assert second.update(5000.0 + 201.0) == (False, True) and not second.is_set() and not state.exists()
+    # a clock stepped back by a day (no real-time clock) cannot stretch a pause past pause_max_s
+    third = PauseGate(300.0, state, wall=lambda: wall[0])
+    third.receive(b'{"action": "pause"}')
+    third.update(0.0)
+    wall[0] -= 86_400.0
+    fourth = PauseGate(300.0, state, wall=lambda: wall[0])
+    fourth.update(0.0)
+    assert fourth.is_set() and fourth.update(300.5)[1] and not fourth.is_set()
+    fourth.receive(b'{"action": "pause"}')
+    fourth.update(400.0)
+    fourth.receive(b'{"action": "resume"}')
+    fourth.update(401.0)
+    assert not state.exists() and not PauseGate(300.0, state).is_set()  # a resume is kept too

@@ -23,7 +23,7 @@ from edge.pipeline.remote_apply import apply_live, process_config
 from edge.pipeline.workers import face_loop, voice_loop
 from edge.policy.alerts import Ack, AckError, parse_ack
 from edge.policy.core import Core, Observation
-from edge.privacy.pause import PauseGate
+from edge.privacy.pause import PAUSE_FILE, PauseGate
 from edge.queues import AudioRing, DropQueue
 from edge.transport.current import CurrentState
 from edge.transport.homeassistant import announcements
@@ -61,7 +61,8 @@ class Service:
         self.ack_topic = topic(cfg.mqtt.topic_prefix, cfg.identity.site_id, cfg.identity.kiosk_id, "ack")
         self.pause_topic = topic(cfg.mqtt.topic_prefix, cfg.identity.site_id, cfg.identity.kiosk_id, "pause")
         self.config_topic = topic(cfg.mqtt.topic_prefix, cfg.identity.site_id, cfg.identity.kiosk_id, "config")
-        self.paused = PauseGate(cfg.privacy.pause_max_s)  # set: workers discard frames/audio unread, core gets nothing
+        state = cfg.state_dir()  # set: workers discard frames/audio unread, core gets nothing; kept across restarts
+        self.paused = PauseGate(cfg.privacy.pause_max_s, state / PAUSE_FILE if state is not None else None, wall)
         self.closed = threading.Event()  # set outside the opening hours (`schedule`): the same as a pause
         self._next_schedule = float("-inf")
         self._status_key: tuple[Any, ...] = (None, None, ())  # last seen (outbox, subscriptions, source states): a
