@@ -160,6 +160,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     # the sources the files stand in for, checked again as a whole: an eu config valid only because its
     # microphone is off must not replay a video's sound track without a staff-voice gate
     data = cfg.model_dump()
+    if args.publish:  # its own kiosk id (and so client id): a live kiosk of the config keeps its session and status
+        data["identity"]["kiosk_id"] = data["identity"]["kiosk_id"][:57] + "-replay"
+        data["mqtt"]["client_id"] = None
     data["camera"]["enabled"] = args.video is not None
     data["microphone"]["enabled"] = args.video is not None or args.audio is not None
     from pydantic import ValidationError

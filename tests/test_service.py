@@ -280,3 +280,18 @@ def test_replay_never_turns_on_a_microphone_the_profile_allows_only_off(tmp_path
     assert r.returncode == 2 and "privacy.staff_voice_gate" in r.stderr, r.stderr[-2000:]
     r = _cli("replay", "--config", str(cfgfile), "--video", str(video), "--publish")
     assert r.returncode == 2 and "--publish needs the config's broker" in r.stderr, r.stderr[-2000:]
+
+
+def test_replay_publishes_as_its_own_kiosk(tmp_path: Path, mosquitto, subscribe, demo_media) -> None:  # type: ignore[no-untyped-def]
+    """replay --publish connected with the live kiosk's client id and topics: the two kicked each other off the
+    broker and the replay's exit left the live kiosk's retained status 'offline'."""
+    video, _audio = demo_media
+    sub = subscribe(mosquitto, "edge-emotion/s/#")
+    cfgfile = tmp_path / "k.toml"
+    cfgfile.write_text(f'[identity]\nsite_id = "s"\nkiosk_id = "k1"\n[mqtt]\nhost = "{mosquitto.host}"\n'
+                       f'port = {mosquitto.port}\n')
+    r = _cli("replay", "--config", str(cfgfile), "--video", str(video), "--publish", "--quiet")
+    assert r.returncode == 0, r.stderr[-2000:]
+    time.sleep(0.5)
+    kiosks = {m.topic.split("/")[2] for m in sub.messages}
+    assert kiosks == {"k1-replay"}, kiosks
