@@ -726,3 +726,22 @@ def test_an_unexpected_file_error_is_a_failed_source_not_a_silent_dead_thread(
                            stats=lambda: {"state": "starting", "error": None})
     got = source_stats(SimpleNamespace(video=None, audio=fake))  # type: ignore[arg-type]
     assert got["microphone"] == {"state": "failed", "error": "capture thread stopped unexpectedly"}
+
+
+def test_a_looped_one_frame_video_is_paced_not_spun(tmp_path: Path) -> None:
+    """After the end of a looping file the next loop started at once: a one-frame file (or a still image) looped
+    thousands of times a second, and every loop of a short clip ran one frame short."""
+    import cv2
+
+    clip = tmp_path / "one.avi"
+    vw = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    vw.write(np.full((48, 64, 3), 100, np.uint8))
+    vw.release()
+    stop = threading.Event()
+    src = VideoSource(CameraConfig(source=str(clip), loop=True, pace="realtime"), DropQueue(2), stop)
+    src.start()
+    time.sleep(2.0)
+    stop.set()
+    src.join(5)
+    n = src.stats()["frames_in"]
+    assert 15 <= n <= 25, n  # 10 frames a second, as the file says

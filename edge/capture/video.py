@@ -159,10 +159,16 @@ class VideoSource(threading.Thread):
         period = 1.0 / file_fps(cap) if is_file else 0.0
         anchor = time.monotonic()
         delivered = 0
+        media_t = -period
         while not self.stop_event.is_set():
             ok, image = cap.read()
             if not ok or image is None:
                 if is_file:
+                    # the last frame holds for its period before a loop starts again (a one-frame file or a still
+                    # image looped at once, thousands of times a second, and every loop ran one frame short)
+                    end = anchor + media_t + period - time.monotonic()
+                    if realtime and delivered and end > 0 and self.stop_event.wait(end):
+                        return None, delivered
                     return "eof", delivered
                 return f"{label}: read failed (device vanished or stream ended)", delivered
             if realtime:
