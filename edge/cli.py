@@ -91,9 +91,11 @@ def _load(path: Path) -> KioskConfig:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate config (and verify its models); print every problem with its key path."""
-    from edge.config_check import config_problems
+    from edge.config_check import config_problems, file_problems
 
     errors, cfg = config_problems(args.config)
+    if cfg is not None:
+        errors += file_problems(cfg)
     model_error = None
     if not args.no_models and cfg is not None and not any(e.startswith("models.") for e in errors):
         from edge.pipeline.analyzers import build_analyzers
@@ -114,11 +116,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the service until SIGTERM/SIGINT."""
+    from edge.config_check import file_problems
     from edge.pipeline.analyzers import build_analyzers
     from edge.pipeline.service import Service
 
     cfg = _load(args.config)
     _setup_logging(args.verbose, cfg.logging.level)
+    problems = file_problems(cfg)
+    if problems:
+        raise ConfigError(str(args.config), problems)
     for line in cfg.warnings():
         log.warning("%s", line)
     if args.scripted_readings:

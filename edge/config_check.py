@@ -103,3 +103,21 @@ def config_problems(path: Path) -> tuple[list[str], KioskConfig | None]:
                     return errors, None
                 data["privacy"] = {"profile": "custom"}  # reported above; the model files can still be checked
     return errors, None
+
+
+def file_problems(cfg: KioskConfig) -> list[str]:
+    """The MQTT TLS files the config names but this machine cannot read, by key path (checked before connecting,
+    so the error names the key, not a bare errno)."""
+    out: list[str] = []
+    tls = cfg.mqtt.tls if cfg.mqtt.enabled else None
+    for key in ("ca_file", "cert_file", "key_file"):
+        value = getattr(tls, key, None) if tls is not None else None
+        if value is None or "${" in value:
+            continue
+        path = cfg.resolve(value)
+        try:
+            with path.open("rb") as fh:
+                fh.read(1)
+        except OSError as exc:
+            out.append(f"mqtt.tls.{key}: cannot read {path} ({exc.strerror or exc})")
+    return out

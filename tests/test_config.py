@@ -120,6 +120,18 @@ def test_one_pass_also_past_a_bad_list_item_and_a_rule_on_a_default(tmp_path: Pa
     assert "needs at least one window" not in err  # an artefact of setting the bad window aside, not the file's
 
 
+def test_an_unreadable_tls_file_is_named_by_its_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """check-config said OK and run failed with a bare "[Errno 2] No such file or directory" (no key, no file)."""
+    f = tmp_path / "k.toml"
+    f.write_text('[identity]\nsite_id = "s"\nkiosk_id = "k"\n[mqtt.tls]\nca_file = "certs/ca.pem"\n', encoding="utf-8")
+    assert main(["check-config", str(f), "--no-models"]) == 2
+    err = capsys.readouterr().err
+    assert "mqtt.tls.ca_file: cannot read" in err and str(tmp_path / "certs" / "ca.pem") in err
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n", encoding="utf-8")
+    assert main(["check-config", str(f), "--no-models"]) == 0
+
+
 def test_device_index_sources_and_close_key_names() -> None:
     cfg = parse_config({"identity": {"site_id": "s", "kiosk_id": "k"}, "camera": {"source": 2},
                         "microphone": {"source": 1}})
