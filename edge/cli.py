@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -42,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
                        "3 when only the model files are wrong")
     c.add_argument("config", type=Path)
     c.add_argument("--no-models", action="store_true", help="skip verifying the model files")
+    c.add_argument("--env-file", type=Path, help="read ${VAR} values from this systemd EnvironmentFile first "
+                   "(KEY=VALUE lines, as the unit reads it; never run as shell); a missing file is skipped")
     rp = sub.add_parser("replay", help="run the pipeline over a video (+audio) file as fast as possible")
     rp.add_argument("--video", type=Path, help="video file (its own audio track is used when --audio is absent)")
     rp.add_argument("--audio", type=Path, help="audio file (wav/flac)")
@@ -91,8 +94,10 @@ def _load(path: Path) -> KioskConfig:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate config (and verify its models); print every problem with its key path."""
-    from edge.config_check import config_problems, file_problems
+    from edge.config_check import config_problems, file_problems, read_env_file
 
+    if args.env_file is not None:
+        os.environ.update(read_env_file(args.env_file))
     errors, cfg = config_problems(args.config)
     if cfg is not None:
         errors += file_problems(cfg)

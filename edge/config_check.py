@@ -121,3 +121,26 @@ def file_problems(cfg: KioskConfig) -> list[str]:
         except OSError as exc:
             out.append(f"mqtt.tls.{key}: cannot read {path} ({exc.strerror or exc})")
     return out
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines of a systemd EnvironmentFile (``#``/``;`` comments, blank lines, values optionally in
+    single or double quotes), as the unit reads them; nothing is expanded or executed. A missing or unreadable
+    file gives nothing (the config's ${VAR} errors then say what is missing)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return {}
+    out: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;" or "=" not in line:
+            continue
+        key, value = (part.strip() for part in line.split("=", 1))
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            quote, value = value[0], value[1:-1]
+            if quote == '"':
+                value = value.replace('\\"', '"').replace("\\\\", "\\")
+        if key.replace("_", "").isalnum():
+            out[key] = value
+    return out
