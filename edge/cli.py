@@ -121,13 +121,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the service until SIGTERM/SIGINT."""
-    from edge.config_check import file_problems
+    from edge.config_check import tls_problems
     from edge.pipeline.analyzers import build_analyzers
     from edge.pipeline.service import Service
 
     cfg = _load(args.config)
     _setup_logging(args.verbose, cfg.logging.level)
-    problems = file_problems(cfg)
+    problems = tls_problems(cfg)
     if problems:
         raise ConfigError(str(args.config), problems)
     for line in cfg.warnings():

@@ -106,6 +106,22 @@ def config_problems(path: Path) -> tuple[list[str], KioskConfig | None]:
 
 
 def file_problems(cfg: KioskConfig) -> list[str]:
+    """What this machine cannot do of the config, by key path (check-config): the TLS files, and a GStreamer camera
+    source without GStreamer (``run`` starts all the same: the camera is reported failing, voice goes on)."""
+    out = tls_problems(cfg)
+    if cfg.camera.enabled:
+        import cv2
+
+        from edge.capture.media import classify_video_source
+
+        if classify_video_source(cfg.camera.source, cfg.camera.kind, cfg.resolve) == "gstreamer" and \
+                not cv2.videoio_registry.hasBackend(cv2.CAP_GSTREAMER):
+            out.append("camera.source: a GStreamer pipeline, but this OpenCV build has no GStreamer support (use a "
+                       "/dev/videoN device, an RTSP URL or a file, or an OpenCV built with GStreamer)")
+    return out
+
+
+def tls_problems(cfg: KioskConfig) -> list[str]:
     """The MQTT TLS files the config names but this machine cannot read, by key path (checked before connecting,
     so the error names the key, not a bare errno)."""
     out: list[str] = []

@@ -132,6 +132,21 @@ def test_an_unreadable_tls_file_is_named_by_its_key(tmp_path: Path, capsys: pyte
     assert main(["check-config", str(f), "--no-models"]) == 0
 
 
+def test_a_gstreamer_camera_without_gstreamer_is_a_check_config_error(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """The example's libcamerasrc kiosk passed check-config and deployed 'fine', then never saw a frame."""
+    import cv2
+
+    if cv2.videoio_registry.hasBackend(cv2.CAP_GSTREAMER):
+        pytest.skip("this OpenCV has GStreamer: the pipeline is a valid source here")
+    f = tmp_path / "k.toml"
+    f.write_text('[identity]\nsite_id = "s"\nkiosk_id = "k"\n[camera]\n'
+                 'source = "libcamerasrc ! video/x-raw,width=640,height=480 ! videoconvert ! appsink"\n',
+                 encoding="utf-8")
+    assert main(["check-config", str(f), "--no-models"]) == 2
+    assert "camera.source: a GStreamer pipeline, but this OpenCV build has no GStreamer" in capsys.readouterr().err
+
+
 def test_device_index_sources_and_close_key_names() -> None:
     cfg = parse_config({"identity": {"site_id": "s", "kiosk_id": "k"}, "camera": {"source": 2},
                         "microphone": {"source": 1}})
