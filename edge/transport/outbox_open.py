@@ -32,8 +32,37 @@ def _read_one(path: Path, sql: str) -> int | None:
 
 
 def _count_rows(path: Path) -> int | None:
-    """Rows a damaged outbox file still shows (read-only), or None when it cannot be read at all."""
-    return _read_one(path, "SELECT COUNT(*) FROM outbox")
+    """Rows a damaged outbox file still shows (read-only; a table scan: a broken index must not hide them), or
+    None when it cannot be read at all."""
+    return _read_one(path, "SELECT COUNT(*) FROM outbox NOT INDEXED")
+
+
+Salvaged = tuple[str, int, str, str, bool, int, float]  # kind, prio, topic, payload, retain, size, created
+
+
+def _salvage(path: Path) -> list[Salvaged]:
+    """The rows of a damaged outbox file that still read back whole, oldest first (a table scan that stops at the
+    first unreadable page; a row whose text does not decode is left out)."""
+    out: list[Salvaged] = []
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1.0)
+    except sqlite3.Error:
+        return out
+    try:
+        cur = con.execute("SELECT CAST(kind AS BLOB), prio, CAST(topic AS BLOB), CAST(payload AS BLOB), retain, "
+                          "size, created FROM outbox NOT INDEXED ORDER BY seq")
+        for k, prio, t, p, r, size, created in cur:
+            try:
+                out.append((bytes(k).decode(), int(prio), bytes(t).decode(), bytes(p).decode(), bool(r), int(size),
+                            float(created)))
+            except (UnicodeDecodeError, TypeError, ValueError):
+                continue
+    except sqlite3.Error:
+        pass  # what was read before the damaged page is kept
+    finally:
+        with contextlib.suppress(sqlite3.Error):
+            con.close()
+    return out
 
 
 def _last_seq(path: Path) -> int | None:
@@ -90,14 +119,25 @@ def open_store(state_dir: Path | None, max_rows: int, max_bytes: int, max_age_s:
     except OSError as exc:
         log.error("state folder %s cannot be used (%s); events are kept in memory only", state_dir, exc)
         return memory
-    lost = _count_rows(path)
-    log.error("outbox %s is unreadable (%s); moved aside as %s.corrupt with %s queued event(s), starting empty",
-              path, problem, path.name, "an unknown number of" if lost is None else lost)
+    found = _count_rows(path)
+    kept = _salvage(path)
+    lost = None if found is None else max(0, found - len(kept))
+    log.error("outbox %s is unreadable or damaged (%s); moved aside as %s.corrupt, %d queued event(s) that still "
+              "read back copied to a new file, %s lost", path, str(problem).splitlines()[0][:200], path.name, len(kept),
+              "an unknown number" if lost is None else lost)
     try:
         _move_aside(path)
         store: _Store = SqliteStore(path, max_rows, max_bytes, max_age_s)
     except (OSError, sqlite3.Error) as exc:
         log.error("outbox %s cannot be recreated (%s); events are kept in memory only", path, exc)
         store = memory
-    store.drops["corrupt"] = 1 if lost is None else lost
+    try:
+        for kind, prio, topic, payload, retain, size, created in kept:
+            store._insert(kind, prio, topic, payload, retain, size, created)  # noqa: SLF001 - its own rows, as they were
+            store.rows += 1
+            store.nbytes += size
+    except sqlite3.Error as exc:
+        log.error("outbox %s: copying the rows that read back failed (%s)", path, exc)
+    if lost is None or lost:
+        store.drops["corrupt"] = 1 if lost is None else lost
     return store
