@@ -373,3 +373,37 @@ def test_the_aggregates_subscriber_s_client_id_is_bounded_the_same_way() -> None
     from edge.aggregates import service
 
     assert "bounded_client_id(" in inspect.getsource(service.AggregatesService.start)
+
+
+def test_a_status_change_while_the_connect_is_handled_is_not_lost(mosquitto: Broker, subscribe) -> None:  # type: ignore[no-untyped-def]
+    """The connect handler took its status snapshot, announced, then set `connected`: a status published in
+    between (a staff pause) was dropped, and the retained status said not paused while the kiosk was."""
+    state = {"paused": False}
+    in_announce = threading.Event()
+
+    def body() -> dict[str, Any]:
+        return {"version": "0.1.0", "counter_name": "C", "models": {}, "degraded": [], "paused": state["paused"]}
+
+    def announce() -> list[Any]:
+        in_announce.set()
+        time.sleep(0.3)  # a slow announcement widens the window
+        return []
+
+    ident = IdentityConfig(site_id="s", kiosk_id="k1", counter_name="C")
+    f = EventFactory(ident)
+    pub = MqttPublisher(MqttConfig(host=mosquitto.host, port=mosquitto.port, reconnect_min_s=0.2,
+                                   reconnect_max_s=0.5), ident, f, body, announce=announce)
+    pub.start()
+    try:
+        assert in_announce.wait(5)
+        state["paused"] = True
+        assert pub.publish("status", f.make("status", state="online", **body()))
+        deadline = time.monotonic() + 5
+        while not pub.connected and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)
+        sub = subscribe(mosquitto, "edge-emotion/s/k1/status")
+        got = sub.wait_for(lambda m: m.retain, timeout=5)
+        assert json.loads(got.payload)["paused"] is True
+    finally:
+        pub.stop()

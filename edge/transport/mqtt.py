@@ -87,6 +87,8 @@ class MqttPublisher(_Counting):
         self.outbox: Outbox | None = None  # opened by start()
         self._courier: Courier | None = None
         self._connected = False
+        self._connecting = False  # between the connect's status snapshot and `connected`
+        self._late_status: tuple[str, str] | None = None  # a status made in that window (sent right after it)
         self._stopping = False
         self._protocol = MQTTProtocolVersion.MQTTv311 if cfg.protocol == "3.1.1" else MQTTProtocolVersion.MQTTv5
         self._client: paho.Client | None = None
@@ -198,11 +200,18 @@ class MqttPublisher(_Counting):
             _forget_unacknowledged(client)
             if self.subscriptions:  # first: staff commands never depend on a publish succeeding
                 self._subscribe(client)
+            with self._lock:
+                self._late_status = None  # a status made from here on is newer than the snapshot below: kept
+                self._connecting = True
             client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
             self._announce(client)
             with self._lock:
                 self._connected = True
+                self._connecting = False
                 self._counts["connects"] += 1
+                late, self._late_status = self._late_status, None
+            if late is not None:  # the state changed (e.g. a pause) while this connect was being handled
+                client.publish(late[0], late[1], qos=1, retain=True)
             if self._courier is not None:
                 self._courier.up()  # after the status: queued events follow, oldest first
             log.info("connected to MQTT broker %s:%d; %d queued event(s) to send", self.cfg.host, self.cfg.port,
@@ -312,7 +321,11 @@ class MqttPublisher(_Counting):
         t = self.topic(kind)
         if kind == "status":  # never queued: superseded by the fresh `online` status sent on reconnect
             client = self._client
-            if self._connected and client is not None:
+            with self._lock:
+                connected = self._connected
+                if not connected and self._connecting:  # after the connect's snapshot: sent once it is done
+                    self._late_status = (t, data)
+            if connected and client is not None:
                 client.publish(t, data, qos=1, retain=True)
             return True
         outbox = self._open_outbox()
