@@ -72,3 +72,45 @@ def json_bytes(d: dict) -> bytes:  # type: ignore[type-arg]
     import json
 
     return json.dumps(d).encode()
+
+
+def test_voice_hops_neither_keep_a_visit_open_nor_start_one_without_a_face() -> None:
+    """The last face observation was passed on with every voice observation: once face observations stopped
+    (camera lost, face analysis failing), silent voice hops every 0.25 s kept the visit open for ever, and one face
+    detection followed by voice hops started a visit."""
+    silent = [Observation("voice", 3.0 + i * 0.25, None) for i in range(40)]  # 10 s of voice hops, no speech
+    events = run([face(i * 0.125, "neutral") for i in range(24)] + silent, until=13.0)  # face until t=2.875
+    ends = [b for k, b in events if k == "visit" and b["phase"] == "end"]
+    assert len(ends) == 1 and ends[0]["summary"]["duration_s"] <= 3.0, ends
+    lone = run([face(0.0, "neutral")] + [Observation("voice", 0.25 + i * 0.25, None) for i in range(40)],
+               until=10.0)
+    assert not [b for k, b in lone if k == "visit"], lone
+
+
+def test_a_departed_customers_state_and_a_gap_do_not_distort_the_visit() -> None:
+    """A face track left fresh after the customer left kept adding its label's time after the visit's last
+    sighting (shares over the visit's length); after a stall two emotion events went out 0.1 s apart; a reading
+    stamped far ahead froze the track (every later real reading ignored)."""
+    script = [face(i * 0.125, "neutral") for i in range(48)]  # 6 s neutral
+    script += [face(6 + i * 0.125, "sad") for i in range(16)]  # 2 s sad, then nobody
+    script += [face(8 + i * 0.125, None) for i in range(40)]
+    events = run(script, until=13.0)
+    end = [b for k, b in events if k == "visit" and b["phase"] == "end"][0]
+    assert end["summary"]["state_share"]["sad"] <= 0.3, end["summary"]  # about 2 of 8 s, not 2 + 4 s
+    from edge.policy.fusion import ModalityTrack
+
+    track = ModalityTrack()
+    happy, angry = np.full(len(EMOTIONS), 0.02), np.full(len(EMOTIONS), 0.02)
+    happy[EMOTIONS.index("happy")] = angry[EMOTIONS.index("angry")] = 0.88
+    track.update(Reading("face", 600.0, angry, 0.9), 1.0)
+    for i in range(10):
+        track.update(Reading("face", 5.0 + i, happy, 0.9), 1.0)
+    assert int(np.argmax(track.probs)) == EMOTIONS.index("happy") and track.last_t == 14.0
+    factory = EventFactory(CFG.identity, clock=lambda: 1_800_000_000.0)
+    core = Core(CFG, factory, to_wall=lambda t: 1_800_000_000.0 + t)
+    times = []
+    for t in [i * 0.1 for i in range(30)] + [13.0 + i * 0.1 for i in range(20)]:  # a 10 s stall at 3 s
+        core.observe(face(t, "neutral"))
+        times += [t for k, _ in core.tick(t) if k == "emotion"]
+    gaps = [round(b - a, 2) for a, b in zip(times, times[1:], strict=False)]
+    assert min(gaps) >= 0.9, (times, gaps)

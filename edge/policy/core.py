@@ -39,7 +39,6 @@ class Core:
         self.visits = VisitTracker(cfg.fusion.visit_start_s, cfg.fusion.visit_end_s)
         self.alerts = AlertPolicy(cfg.alerts, cfg.identity.counter_name)
         self.cues = CuePolicy(lambda: self.alerts.cfg, cfg.identity.counter_name)  # care / good-moment cues
-        self._face_present = False
         self._next_emit: float | None = None
         self._next_judge: float | None = None
         self.last_state: FusedState | None = None
@@ -48,10 +47,11 @@ class Core:
         """Take one observation; return visit events it causes."""
         if obs.reading is not None:
             self.fusion.update(obs.reading)
-        if obs.modality == "face":
-            self._face_present = obs.reading is not None
+        # a voice observation says nothing about the face (None): the last face observation must not be taken as
+        # seen again at every voice hop, or a visit outlives the customer once face observations stop coming
+        face = (obs.reading is not None) if obs.modality == "face" else None
         speech = obs.modality == "voice" and obs.reading is not None
-        return self._visit_events(self.visits.observe(obs.t, self._face_present, speech))
+        return self._visit_events(self.visits.observe(obs.t, face, speech))
 
     def tick(self, now: float) -> list[Event]:
         """Advance time: end stale visits; an ``emotion`` event every ``emit_interval_s``; ``alert``s as they arise."""
@@ -64,8 +64,11 @@ class Core:
             return events
         state = self.fusion.state(now)
         visit = self.visits.current
+        if visit is not None and state is not None:  # the peak of every judged state: the alert policy's view
+            visit.peak_escalation = max(visit.peak_escalation, state.escalation)
         if emit:
-            self._next_emit = max(self._next_emit + interval, now)  # skip missed slots rather than burst
+            nxt = self._next_emit + interval
+            self._next_emit = nxt if nxt > now else now + interval  # skip missed slots rather than burst
             self.last_state = state
             if state is not None:
                 if visit is not None:
@@ -82,7 +85,6 @@ class Core:
         """End the current visit now (staff pause): its end event; the fused state and face presence are forgotten."""
         events = self._visit_events(self.visits.end(now))
         self.fusion.reset()
-        self._face_present = False
         return events
 
     def current_body(self, paused: bool) -> dict[str, Any]:

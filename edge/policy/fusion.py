@@ -32,14 +32,15 @@ class ModalityTrack:
             return False
         p = p / p.sum() if p.sum() > 0 else np.full(len(EMOTIONS), 1.0 / len(EMOTIONS))
         conf = float(np.clip(r.confidence, 0.0, 1.0))
-        if self.last_t is None or r.t - self.last_t > 4 * half_life_s:
-            self.probs, self.confidence = p, conf
+        if self.last_t is None or abs(r.t - self.last_t) > 4 * half_life_s:  # a gap, or a track stamped ahead
+            self.probs, self.confidence, self.last_t = p, conf, r.t  # (one reading far in the future froze it)
+            return True
         else:
             alpha = 1.0 - 0.5 ** (max(r.t - self.last_t, 0.0) / half_life_s)
             a = alpha * (0.25 + 0.75 * conf)  # an unsure reading moves the state less
             self.probs = (1 - a) * self.probs + a * p
             self.confidence = (1 - alpha) * self.confidence + alpha * conf
-        self.last_t = max(r.t, self.last_t or r.t)
+        self.last_t = max(r.t, self.last_t)
         return True
 
     def freshness(self, now: float, stale_after_s: float) -> float:

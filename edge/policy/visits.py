@@ -25,10 +25,12 @@ class Visit:
     _last_state_t: float | None = None
 
     def add_state(self, t: float, label: str, escalation: float) -> None:
-        """Account time spent in ``label`` since the previous state sample."""
-        if self._last_state_t is not None and t > self._last_state_t:
-            self.state_time[label] += min(t - self._last_state_t, 5.0)
-        self._last_state_t = t
+        """Account time spent in ``label`` since the previous state sample, up to the last moment the customer was
+        seen (a departed customer's last state must not fill the time until the visit ends)."""
+        end = min(t, self.last_seen_t)
+        if self._last_state_t is not None and end > self._last_state_t:
+            self.state_time[label] += min(end - self._last_state_t, 5.0)
+        self._last_state_t = max(end, self._last_state_t or end)
         self.peak_escalation = max(self.peak_escalation, escalation)
         self.last_escalation = escalation
 
@@ -69,18 +71,20 @@ class VisitTracker:
         self.current: Visit | None = None
         self._face_since: float | None = None
 
-    def observe(self, t: float, face: bool, speech: bool) -> list[VisitEvent]:
-        """Record presence evidence at ``t``; return the visit events it causes."""
+    def observe(self, t: float, face: bool | None, speech: bool) -> list[VisitEvent]:
+        """Record presence evidence at ``t`` (``face`` None: this observation says nothing about a face, e.g. a
+        voice window); return the visit events it causes. Only a face observation can start a visit."""
         events: list[VisitEvent] = []
-        if face:
+        if face is True:
             self._face_since = t if self._face_since is None else self._face_since
-        else:
+        elif face is False:
             self._face_since = None
         if self.current is not None:
             if face or speech:
                 self.current.last_seen_t = max(self.current.last_seen_t, t)
             events += self.tick(t)
-        if self.current is None and self._face_since is not None and t - self._face_since >= self.start_s:
+        if (face is True and self.current is None and self._face_since is not None
+                and t - self._face_since >= self.start_s):
             self.current = Visit(visit_id=self.new_id(), started_t=self._face_since, last_seen_t=t)
             events.append(VisitEvent("start", self.current, self._face_since))
         return events
