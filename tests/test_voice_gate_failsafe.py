@@ -52,3 +52,39 @@ def test_a_non_finite_sample_gives_no_voice_reading() -> None:
     assert an.analyze(x, 2.0) is not None
     x[1000] = np.inf
     assert an.analyze(x, 2.0) is None
+
+
+def test_a_dead_staff_mic_with_a_trace_of_noise_or_hum_is_a_fault_not_the_customer() -> None:
+    """Only digital silence was caught: a dead microphone's dither, self-noise or mains hum made every staff frame
+    look the customer's, and staff speech went to the model."""
+    gate = ChannelGate(staff_channel=1, margin_db=3.0)
+    clean = _staff_channel_window()
+    t = np.arange(clean.shape[0]) / RATE
+    rng = np.random.default_rng(5)
+    traces = {"dither": rng.integers(-1, 2, clean.shape[0]) / 32768.0,
+              "self-noise": rng.normal(0, 10 ** (-90 / 20), clean.shape[0]),
+              "hum": 10 ** (-70 / 20) * np.sqrt(2) * np.sin(2 * np.pi * 50 * t)}
+    for name, trace in traces.items():
+        dead = clean.copy()
+        dead[:, 1] = trace.astype(np.float32)
+        d = gate.decide(dead)
+        assert d.audio is None and d.verdict == "fault", (name, d.verdict)
+    # a working staff mic that only hears the customer (crosstalk 20 dB down) is no fault: the customer passes
+    cust = babble(2.0, 210.0, seed=6)
+    ok = np.stack([cust, 0.1 * cust], axis=1) + rng.normal(0, 0.001, (cust.size, 2)).astype(np.float32)
+    assert gate.decide(ok).verdict == "customer"
+
+
+def test_an_array_whose_channels_carry_one_signal_or_a_dead_mic_is_a_fault() -> None:
+    """One microphone copied onto every channel reads as coherence 1 straight ahead (in a 2-mic array's customer
+    sector): staff speech passed. A dead array microphone is a fault too."""
+    gate = DirectionGate([(0.0, 0.0), (0.1, 0.0)], (0.0, 45.0), (55.0, 180.0))
+    staff = babble(2.0, 180.0, seed=7)
+    copied = np.stack([staff, staff], axis=1)
+    d = gate.decide(copied)
+    assert d.audio is None and d.verdict == "fault", d.verdict
+    working = array_signal(staff, 10.0, POS) + np.random.default_rng(8).normal(0, 1e-4, (staff.size, 2))
+    assert gate.decide(working.astype(np.float32)).verdict == "staff"
+    dead = working.copy()
+    dead[:, 1] = np.random.default_rng(9).normal(0, 10 ** (-90 / 20), staff.size)
+    assert gate.decide(dead.astype(np.float32)).verdict == "fault"

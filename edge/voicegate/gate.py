@@ -9,7 +9,9 @@ reverberation, docs/bench/staff_gate.md), and apply one rule: a window is analys
 customer's. Overlapping speech and
 windows without a clear side are therefore dropped. The gates fail safe: a window without speech frames, with a
 sample that is not finite, or (channel gate) with a staff microphone that gives no signal at all is dropped too, not
-passed on to a VAD that might judge the mix differently. Frame levels are measured without each frame's DC offset.
+passed on to a VAD that might judge the mix differently, and so is a window whose speech shows a microphone fault
+(``DEAD_GAP_DB``: a channel far below the others though not silent; ``COPY_DB``: every channel one signal). Frame
+levels are measured without each frame's DC offset.
 Pure logic on arrays: no I/O, no clock.
 """
 
@@ -36,6 +38,17 @@ CHANNEL_SPAN = 2
 DIRECTION_SPAN = 2
 _EPS = 1e-10
 DEAD_RMS = 1e-5  # -100 dBFS: below any working microphone's self-noise; a staff channel this quiet is dead or muted
+# On the window's speech frames a working microphone of the counter hears the speech too (crosstalk is some 5-25 dB
+# below the nearest microphone): one this far below the loudest channel (median over the frames) is dead, muted or
+# unplugged though it still shows a trace of noise or hum; so is one whose level stays within STEADY_DB over a window
+# in which another channel swings by SPEECH_SWING_DB (speech it would hear as crosstalk).
+DEAD_GAP_DB = 40.0
+STEADY_DB = 3.0
+SPEECH_SWING_DB = 20.0
+# Every channel of an array within this of the first (difference power below the level): one microphone copied onto
+# all channels (a sound server's mono device), so no direction can be told. Real microphones differ by at least
+# their independent self-noise (some 55 dB below speech); a copy differs by nothing.
+COPY_DB = 80.0
 
 
 @dataclass(frozen=True)
@@ -74,7 +87,9 @@ def ac_power(frames: np.ndarray) -> np.ndarray:
     """Per-channel power of each frame (n, FRAME, channels) without the frame's mean: a DC offset on one
     microphone must not raise the level that speech and the staff channel are measured against."""
     x = np.asarray(frames, np.float32)
-    return frame_power(x - x.mean(axis=1, keepdims=True))
+    ones = np.full(x.shape[1], 1.0 / max(x.shape[1], 1), np.float32)
+    mean = ones @ x  # each frame's mean per channel, batched (x.mean(axis=1) is several times slower here)
+    return frame_power(x - mean[:, None, :])
 
 
 def channel_flags(power: np.ndarray, ids: np.ndarray, staff_channel: int, margin_db: float,
@@ -101,6 +116,29 @@ def direction_flags(resp: np.ndarray, power: np.ndarray, ids: np.ndarray, span: 
     idx = np.searchsorted(est.grid, az)
     clear = coh >= min_coherence
     return clear & staff_grid[idx], clear & customer_grid[idx]
+
+
+def _gaps_db(db: np.ndarray) -> np.ndarray:
+    """Per channel: its level minus the loudest channel's, in dB, median over the speech frames' levels (n, ch)."""
+    return np.asarray(np.median(db - db.max(axis=1, keepdims=True), axis=0))
+
+
+def _frame_db(frames: np.ndarray) -> np.ndarray:
+    """Per-frame, per-channel level in dB (n, channels), without each frame's DC offset."""
+    return np.asarray(10.0 * np.log10(ac_power(frames) + _EPS))
+
+
+def _steady(db: np.ndarray, channels: list[int]) -> bool:
+    """Whether one of ``channels`` keeps its frame level (``db``: (n, channels) over the whole window) within
+    STEADY_DB (10th to 90th percentile) while another channel swings by SPEECH_SWING_DB (speech): a microphone that
+    hears none of the speech is dead."""
+    lo, hi = np.percentile(db, [10, 90], axis=0)
+    spread = hi - lo
+    for c in channels:
+        others = np.delete(spread, c)
+        if spread[c] < STEADY_DB and others.size > 0 and others.max() > SPEECH_SWING_DB:
+            return True
+    return False
 
 
 def judge(staff: np.ndarray, customer: np.ndarray, max_staff_share: float, min_customer_share: float,
@@ -138,6 +176,11 @@ class VoiceGate:
         stream when ``streaming``, else in the window)."""
         raise NotImplementedError
 
+    def fault(self, frames: np.ndarray, active: np.ndarray) -> bool:
+        """Whether the window's frames (n, FRAME, channels; ``active``: its speech frames) show a microphone fault
+        the gate cannot judge past."""
+        return False
+
     def decide(self, window: np.ndarray, end: int | None = None) -> Decision:
         """Judge one window (samples, channels) ending at stream position ``end``; counted in ``counts``."""
         d = self._decide(window, end)
@@ -149,6 +192,8 @@ class VoiceGate:
         if not np.all(np.isfinite(x)):
             return Decision(None, "invalid")  # a NaN would silence every level comparison below
         frames, active, first = speech_frames(x, end)
+        if active.any() and self.fault(frames, active):
+            return Decision(None, "fault")
         ids = (first or 0) + np.flatnonzero(active)
         staff, customer = self.classify(frames[active], ids, first is not None)
         return judge(staff, customer, self.max_staff_share, self.min_customer_share, self.mono(window))
@@ -181,6 +226,14 @@ class ChannelGate(VoiceGate):
             if np.all(np.isfinite(staff)) and float(np.sqrt(np.mean(np.square(staff - staff.mean())))) < DEAD_RMS:
                 return Decision(None, "fault")  # a dead or unplugged staff mic: every frame would look the customer's
         return super()._decide(window, end)
+
+    def fault(self, frames: np.ndarray, active: np.ndarray) -> bool:
+        """The staff microphone far below the loudest channel on speech, or steady while the others carry speech
+        (dead but for noise or hum, or muted)."""
+        if frames.shape[2] < 2 or not 0 <= self.staff_channel < frames.shape[2]:
+            return False  # classify names the problem
+        db = _frame_db(frames)
+        return bool(_gaps_db(db[active])[self.staff_channel] < -DEAD_GAP_DB) or _steady(db, [self.staff_channel])
 
     def mono(self, window: np.ndarray) -> np.ndarray:
         """Every channel but the staff microphone, mixed."""
@@ -227,6 +280,19 @@ class DirectionGate(VoiceGate):
         if not keys:
             return np.zeros((0, self.doa.grid.size), np.float32)
         return np.stack([self._cache[key] for key in keys])
+
+    def fault(self, frames: np.ndarray, active: np.ndarray) -> bool:
+        """A microphone of the array far below the others on speech or steady while they carry it (dead), or all
+        carrying one signal (copied)."""
+        if frames.shape[2] < 2:
+            return False
+        db = _frame_db(frames)
+        if bool((_gaps_db(db[active]) < -DEAD_GAP_DB).any()) or _steady(db, list(range(frames.shape[2]))):
+            return True
+        x = np.asarray(frames[active], np.float32)
+        level = float(frame_power(x).mean())
+        copies = float(frame_power(x[:, :, 1:] - x[:, :, :1]).max(axis=1).mean())  # a copy differs by nothing
+        return 10.0 * np.log10((copies + _EPS) / (level + _EPS)) < -COPY_DB  # every channel one signal
 
     def mono(self, window: np.ndarray) -> np.ndarray:
         """The array's first microphone (a mix of closely spaced mics would comb-filter the speech)."""
