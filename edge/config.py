@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from edge.config_keys import close_key
 from edge.ops.schedule import ScheduleConfig
 from edge.policy.config import AlertsConfig, FusionConfig
-from edge.privacy.config import PrivacyConfig, profile_problems
-from edge.privacy.gate_config import gate_problems, gate_warnings
+from edge.privacy.config import MAX_MARGIN_DB, MAX_STAFF_SHARE, MIN_CUSTOMER_SHARE, PrivacyConfig, profile_problems
+from edge.privacy.gate_config import effective_gate, gate_problems, gate_warnings
 from edge.redact import is_secret_key, redact, redact_value
 from edge.transport.homeassistant_config import HomeAssistantConfig
 from edge.transport.mqtt_config import MqttConfig, backoff_max
@@ -214,6 +214,14 @@ class KioskConfig(_Section):
         elif not (self.analysis.face and self.camera.enabled):
             out.append("analysis.face: off (or camera.enabled = false) with voice on: a visit starts only when a "
                        "customer's face is seen, so this kiosk raises no alert and its emotion events have no visit")
+        loose = [f"{k} = {getattr(p, k):g}" for k, bad in (
+            ("staff_voice_max_share", p.staff_voice_max_share > MAX_STAFF_SHARE),
+            ("customer_voice_min_share", p.customer_voice_min_share < MIN_CUSTOMER_SHARE),
+            ("staff_voice_margin_db", p.staff_voice_margin_db > MAX_MARGIN_DB)) if bad]
+        gated = effective_gate(p.staff_voice_gate, p.staff_audio_channel, p.direction) != "none"
+        if loose and self.voice_on() and gated:
+            out.append(f"privacy: {', '.join(loose)}: outside the range the staff-gate benchmark measured; staff "
+                       "speech can reach the voice model")
         if p.profile == "cn" and not p.staff_zones and self.analysis.face and self.camera.enabled:
             out.append("privacy.staff_zones: none under the cn profile: a staff face in the camera's view is analysed "
                        "(the zh-CN signage template says the staff side is masked)")

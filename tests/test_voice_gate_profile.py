@@ -100,3 +100,20 @@ def test_remote_config_may_only_tighten_the_gate_under_every_profile() -> None:
     loose = weakened(custom, parse_config({**data, "privacy": {**data["privacy"], "profile": "custom",  # type: ignore[dict-item]
                                                              "staff_voice_max_share": 0.9}}))
     assert [g.split(":")[0] for g in loose] == ["privacy.staff_voice_max_share"]  # every profile: only tighten
+
+
+def test_loose_gate_thresholds_are_warned_about_and_the_report_does_not_quote_the_benchmark() -> None:
+    """Under custom, shares of 1.0 / 0.0 make the gate pass everything, yet the report kept saying overlapping and
+    unclear windows are dropped and quoted the benchmark's 0.0 % leak, and nothing warned."""
+    from edge.privacy.report import voice_gate_line
+
+    data = {"identity": {"site_id": "s", "kiosk_id": "k"}, "microphone": {"channels": 2},
+            "privacy": {"staff_audio_channel": 1, "staff_voice_max_share": 1.0, "customer_voice_min_share": 0.0}}
+    cfg = parse_config(data)
+    assert any(w.startswith("privacy: staff_voice_max_share = 1") for w in cfg.warnings())
+    line = voice_gate_line(cfg)
+    assert "staff-only windows can reach the voice model" in line and "do not apply to it" in line
+    assert "Measured in" not in line
+    default = parse_config({**data, "privacy": {"staff_audio_channel": 1}})
+    assert not any(w.startswith("privacy: staff_voice") for w in default.warnings())
+    assert "are dropped before the voice model" in voice_gate_line(default)

@@ -125,7 +125,8 @@ def build_report(cfg: KioskConfig, manifest: Manifest | None) -> list[Block]:
             "below, exactly as published, until the broker acknowledges them (store-and-forward across network "
             f"outages), at most {cfg.mqtt.outbox_max_age_s / 3600:g} h, {cfg.mqtt.outbox_max_rows} events and "
             f"{cfg.mqtt.outbox_max_mb:g} MB; `remote-config.json` holds settings changed remotely by an operator "
-            "(thresholds, zones), no personal data. Without a state folder nothing at all is written.",
+            "(thresholds, zones), no personal data; `pause.json` holds the end time of a running staff pause (so a "
+            "restart keeps a customer's opt-out), nothing else. Without a state folder nothing at all is written.",
             "Visits carry a fresh random id (UUID4) and end after "
             f"{cfg.fusion.visit_end_s:g} s without a face or speech; nothing links two visits.",
             "On the broker, retained (the broker keeps the last one per kiosk until it is replaced): "
@@ -201,22 +202,24 @@ def voice_gate_line(cfg: KioskConfig) -> str:
     if not cfg.voice_on():
         return "Staff voice: voice is not analysed, so no staff voice is either."
     rule = (f"a voice window is not analysed when more than {p.staff_voice_max_share:.0%} of its speech frames "
-            f"are the staff's or fewer than {p.customer_voice_min_share:.0%} clearly the customer's, so "
-            "overlapping speech and windows without a clear side are dropped before the voice model "
-            "(`edge/voicegate/gate.py`)")
+            f"are the staff's or fewer than {p.customer_voice_min_share:.0%} clearly the customer's"
+            + (", so overlapping speech and windows without a clear side are dropped before the voice model"
+               if p.staff_voice_max_share < 1.0 and p.customer_voice_min_share > 0.0 else
+               ": **with these thresholds staff-only windows can reach the voice model**")
+            + " (`edge/voicegate/gate.py`)")
     if gate == "channel":
         return (f"Staff voice, gate `channel`: of {cfg.microphone.channels} captured channels, channel "
                 f"{p.staff_audio_channel} is the staff microphone; a speech frame where it is "
                 f"{p.staff_voice_margin_db:g} dB louder than every other channel is the staff's, one where another "
                 f"channel is louder the customer's; {rule}. The voice model hears the other channels, mixed."
-                + measured_gate(_measured_name(cfg, gate)))
+                + _measured_for(cfg, gate))
     if gate == "direction" and p.direction is not None:
         d = p.direction
         return (f"Staff voice, gate `direction`: a {len(d.mic_positions_m)}-microphone array estimates each speech "
                 f"frame's direction of arrival (GCC-PHAT); frames from the staff sector {list(d.staff_sector_deg)} "
                 f"degrees are the staff's, from the customer sector {list(d.customer_sector_deg)} the customer's, "
                 f"others and frames without a clear direction are ambiguous; {rule}. The voice model hears the "
-                "array's first microphone." + measured_gate(_measured_name(cfg, gate)))
+                "array's first microphone." + _measured_for(cfg, gate))
     return ("Staff voice: **no staff-voice gate** (`privacy.staff_voice_gate`); the microphone hears both sides of "
             "the counter, so staff speech is analysed too." + measured_gate("none"))
 
@@ -237,6 +240,32 @@ def measured_gate(name: str) -> str:
             f"thresholds): {pct(g['staff_leak'])} of staff-only speech windows reached the voice model, "
             f"{pct(g['customer_kept'])} of customer-only windows were kept and {pct(g['overlap_dropped'])} of "
             "windows where both talk were dropped.")
+
+
+def _looser_than_measured(cfg: KioskConfig, gate: str) -> list[str]:
+    """The gate settings looser than the defaults the benchmark measured (the measured figures do not hold)."""
+    p, d = cfg.privacy, type(cfg.privacy).model_fields
+    out = []
+    if p.staff_voice_max_share > d["staff_voice_max_share"].default:
+        out.append(f"staff_voice_max_share {p.staff_voice_max_share:g}")
+    if p.customer_voice_min_share < d["customer_voice_min_share"].default:
+        out.append(f"customer_voice_min_share {p.customer_voice_min_share:g}")
+    if gate == "channel" and p.staff_voice_margin_db > d["staff_voice_margin_db"].default:
+        out.append(f"staff_voice_margin_db {p.staff_voice_margin_db:g}")
+    if gate == "direction" and p.direction is not None:
+        coh = type(p.direction).model_fields["min_coherence"].default
+        if p.direction.min_coherence < coh:
+            out.append(f"direction.min_coherence {p.direction.min_coherence:g}")
+    return out
+
+
+def _measured_for(cfg: KioskConfig, gate: str) -> str:
+    """The measured figures, or why they do not apply to this config's looser thresholds."""
+    loose = _looser_than_measured(cfg, gate)
+    if loose:
+        return (" Its leak rate was measured at the default thresholds only; this kiosk's are looser ("
+                + ", ".join(loose) + "), so those figures do not apply to it.")
+    return measured_gate(_measured_name(cfg, gate))
 
 
 def _measured_name(cfg: KioskConfig, gate: str) -> str:
