@@ -57,8 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     li.add_argument("--count", type=int, default=0, help="exit after N messages (0 = never)")
     d = sub.add_parser("make-demo", help="generate the demo video+audio from public-domain material")
     d.add_argument("outdir", type=Path)
-    d.add_argument("--seconds", type=positive(" of seconds"), default=60.0,
-                   help="length of the demo media (default 60)")
+    d.add_argument("--seconds", type=positive(" of seconds", least=2.0), default=60.0,
+                   help="length of the demo media (default 60; at least 2: one voice window)")
     pr = sub.add_parser("privacy-report", help="print (and with --out write) the kiosk's privacy report")
     pr.add_argument("--config", "-c", required=True, type=Path, help="kiosk TOML file")
     pr.add_argument("--out", type=Path, help="folder for report.md, report.html and zones.png")
@@ -94,13 +94,13 @@ def _load(path: Path) -> KioskConfig:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate config (and verify its models); print every problem with its key path."""
-    from edge.config_check import config_problems, file_problems, read_env_file
+    from edge.config_check import config_problems, machine_problems, read_env_file, tls_problems
 
     if args.env_file is not None:
         os.environ.update(read_env_file(args.env_file))
     errors, cfg = config_problems(args.config)
     if cfg is not None:
-        errors += file_problems(cfg)
+        errors += machine_problems(cfg)
     model_error = None
     if not args.no_models and cfg is not None and not any(e.startswith("models.") for e in errors):
         from edge.pipeline.analyzers import build_analyzers
@@ -113,7 +113,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         raise ConfigError(str(args.config), errors + ([f"models: {model_error}"] if model_error else []))
     if model_error is not None or cfg is None:
         raise ModelError(model_error or "no configuration")
-    for line in cfg.warnings():
+    # files of another machine (a config checked before its kiosk's certificates are installed): run refuses them
+    for line in [*cfg.warnings(), *(f"{p} (run refuses to start without it)" for p in tls_problems(cfg))]:
         print(f"warning: {line}", file=sys.stderr)
     print(f"OK: {args.config} (site {cfg.identity.site_id}, kiosk {cfg.identity.kiosk_id})")
     return 0
@@ -161,7 +162,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if f is not None and not f.is_file():
             from edge.capture.media import MediaError
 
-            raise MediaError(f"media file '{f}': not found")
+            raise MediaError(f"media file '{f}': " + ("not a regular file" if f.exists() else "not found"))
     if args.config:
         cfg = _load(args.config)
     else:
@@ -216,6 +217,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     print(f"replayed {res.media_s:.2f} s of media in {res.wall_s:.2f} s: {res.frames} frames "
           f"({res.face_readings} with a customer face), {res.voice_windows} voice windows "
           f"({res.voice_readings} with speech); events {kinds}", file=sys.stderr)
+    if cfg.microphone.enabled and analyzers.voice is not None and res.voice_windows == 0:
+        print(f"warning: no voice window analysed: the audio is shorter than the model's "
+              f"{analyzers.voice.window_s:g} s window", file=sys.stderr)
     return 0
 
 

@@ -105,10 +105,10 @@ def config_problems(path: Path) -> tuple[list[str], KioskConfig | None]:
     return errors, None
 
 
-def file_problems(cfg: KioskConfig) -> list[str]:
-    """What this machine cannot do of the config, by key path (check-config): the TLS files, and a GStreamer camera
-    source without GStreamer (``run`` starts all the same: the camera is reported failing, voice goes on)."""
-    out = tls_problems(cfg)
+def machine_problems(cfg: KioskConfig) -> list[str]:
+    """What this machine cannot do of the config, by key path (check-config): a GStreamer camera source without
+    GStreamer (``run`` starts all the same: the camera is reported failing, voice goes on)."""
+    out: list[str] = []
     if cfg.camera.enabled:
         import cv2
 

@@ -262,15 +262,17 @@ def test_truncated_and_corrupt_media_files_end_cleanly(media: tuple[Path, Path],
     for name, data in files.items():  # the index of nomoov.mp4 is at its end: cut away
         (tmp_path / name).write_bytes(data[:len(data) // 2])
     (tmp_path / "junk.wav").write_bytes(files["cut.wav"][:44] + random.Random(3).randbytes(20000))
-    cases = {("nomoov.mp4", "cut.wav"): ["nomoov.mp4': not a readable video", "cut.wav': end of file"],
-             ("cut.mp4", "junk.wav"): ["cut.mp4': end of file", "junk.wav': end of file"]}
-    for (v, a), expected in cases.items():
+    # a source that never worked ends the run with the media exit code (4), so systemd's Restart=on-failure acts
+    cases = {("nomoov.mp4", "cut.wav"): (4, ["nomoov.mp4': not a readable video", "cut.wav': end of file",
+                                             "error: camera failed"]),
+             ("cut.mp4", "junk.wav"): (0, ["cut.mp4': end of file", "junk.wav': end of file"])}
+    for (v, a), (code, expected) in cases.items():
         cfg = tmp_path / "k.toml"
         cfg.write_text(f'[identity]\nsite_id = "s"\nkiosk_id = "k"\n[camera]\nsource = "{tmp_path / v}"\n'
                        f'pace = "fast"\n[microphone]\nsource = "{tmp_path / a}"\npace = "fast"\n'
                        '[mqtt]\nenabled = false\n')
         r = run_once(cfg)
-        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-3000:]
+        assert r.returncode == code and "Traceback" not in r.stderr, r.stderr[-3000:]
         for line in [*expected, "all sources ended; stopping"]:
             assert line in r.stderr, (line, r.stderr[-3000:])
 

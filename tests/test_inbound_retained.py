@@ -64,6 +64,8 @@ def test_retained_commands_are_refused_live_and_after_a_restart(mosquitto: Broke
         until(lambda: _health_since(sub, mark, lambda h: h["drops"].get("inbound_retained") == 3), 10,
               "the retained resume counted")
         assert _last(sub, "status")["paused"] is True  # type: ignore[index]  # the customer's pause holds
+        tablet.publish(f"{BASE}/pause", b'{"action": "resume"}', qos=1)  # staff resume (a pause survives restarts)
+        sub.wait_for(lambda m: m.topic == f"{BASE}/status" and b'"paused":false' in m.payload, timeout=10)
     finally:
         assert kiosk.stop() == 0, kiosk.text()[-3000:]
     log1 = kiosk.text()

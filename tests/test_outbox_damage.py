@@ -50,5 +50,5 @@ def test_damaged_outbox_is_counted_and_logged(damage: str, mosquitto: Broker, su
     if damage == "empty":
         assert "is empty (0 bytes)" in text and health["drops"].get("outbox_corrupt", 0) == 0
     else:
-        assert "with 5 queued event(s)" in text and (state / "outbox.db.corrupt").exists()
+        assert "copied to a new file, 5 lost" in text and (state / "outbox.db.corrupt").exists()
         assert health["drops"]["outbox_corrupt"] == 5 and health["mqtt"]["dropped"] >= 5

@@ -111,7 +111,7 @@ def test_service_writes_no_file_and_publishes_only_schema_valid_bytes(
     state = tmp_path / "state"
     cfg = parse_config({
         "identity": {"site_id": "site-n", "kiosk_id": "kiosk-n", "counter_name": "N"},
-        "camera": {"source": str(video), "pace": "fast"},
+        "camera": {"source": str(video), "pace": "realtime"},  # a visit starts from face observations only
         "microphone": {"source": str(audio), "pace": "realtime", "channels": 2},
         "analysis": {"face_fps": 30.0, "voice_hop_s": 0.5},
         "fusion": {"emit_interval_s": 1.0, "visit_start_s": 0.3},

@@ -118,3 +118,36 @@ def test_the_page_is_served_with_a_content_security_policy() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_dismissed_acknowledged_card_stays_away(browser: Any, mosquitto: Broker,  # noqa: F811
+                                                  tablet_url: str) -> None:  # noqa: F811
+    """The kiosk republishes its retained `current` on every change (a visit, a cue, a pause): an acknowledged card
+    staff had dismissed came back each time."""
+    drv = browser
+    now = time.time()
+    f = _factory("k2", "Counter 2")
+    f.clock = lambda: now
+    client, pub = _publisher(mosquitto)
+    try:
+        drv.get(f"{tablet_url}/?broker=ws://127.0.0.1:{mosquitto.ws_port}&site={SITE}&lang=en")
+        _wait_js(drv, "return document.getElementById('conn').dataset.state === 'online'", 10)
+
+        def current(acknowledged: bool, t: float) -> None:
+            f.clock = lambda: t
+            pub("k2", "current", f.make("current", **{**sample_body("current"), "counter_name": "Counter 2",
+                                                      "episode": _episode("a-5", "alert", now, acknowledged)}),
+                retain=True)
+
+        current(True, now + 1)
+        _wait_js(drv, "return document.querySelector('.card[data-alert-id=\"a-5\"]')?.dataset.ack === 'done'")
+        drv.execute_script("document.querySelector('.card[data-alert-id=\"a-5\"] .dismiss').click()")
+        _wait_js(drv, "return !document.querySelector('.card[data-alert-id=\"a-5\"]')")
+        current(True, now + 2)  # a visit or cue change: the same episode, still acknowledged
+        time.sleep(0.7)
+        assert not _card(drv, "a-5")
+        current(False, now + 3)  # the kiosk has no ack for it (e.g. it restarted): shown again
+        _wait_js(drv, "return document.querySelector('.card[data-alert-id=\"a-5\"]')")
+    finally:
+        client.loop_stop()
+        client.disconnect()

@@ -4,6 +4,7 @@
 // ctx: {alerts, kiosks, kiosk, renderTile, t, timeOf, hintText, hintLang, beep, publish, cfg}
 window.TabletCards = (ctx) => {
   const { alerts, kiosks, kiosk, renderTile, t, timeOf, hintText, hintLang, beep, cfg } = ctx;
+  const dismissed = new Map(); // key -> level of acknowledged cards staff dismissed (at most 200)
   const REPLAY_MS = 120000; // an event this much older than the kiosk's newest message is a replay: no sound
   const ACK_GRACE_MS = 5000; // how long after the broker took an ack the kiosk's state may still lack it
   const $ = (id) => document.getElementById(id);
@@ -15,6 +16,10 @@ window.TabletCards = (ctx) => {
     const k = kiosk(id, p.counter_name);
     let a = alerts.get(key);
     if (!a && p.level === "recovered") return; // recovery of an alert not shown (or dismissed) here
+    // A card staff dismissed stays away while the kiosk reports the same level, acknowledged; it comes back when
+    // the episode is raised to another level or the kiosk has no ack for it.
+    const gone = dismissed.get(key);
+    if (!a && gone !== undefined && gone === p.level && acknowledged) return;
     const isNew = !a || (a.level === "watch" && p.level === "alert") || (a.level === "recovered" && p.level !== a.level);
     // A reminder (same episode, still an alert, "repeat" hint) sounds again unless the kiosk recorded an ack.
     const reminder = Boolean(a) && !fromCurrent && a.level === "alert" && p.level === "alert" && ts > a.ts
@@ -111,6 +116,10 @@ window.TabletCards = (ctx) => {
   function dismiss(a) {
     a.el.remove();
     alerts.delete(a.key);
+    if (a.ack === "done" && !a.ended && a.level !== "recovered") {
+      dismissed.set(a.key, a.level);
+      if (dismissed.size > 200) dismissed.delete(dismissed.keys().next().value); // oldest first: bounded
+    }
     $("no-alerts").hidden = alerts.size > 0;
     const k = kiosks.get(a.kiosk);
     if (k) renderTile(k);
