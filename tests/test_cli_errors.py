@@ -32,7 +32,7 @@ def test_an_interrupted_make_demo_leaves_no_file_the_demo_would_reuse(tmp_path: 
 def test_a_path_that_cannot_be_written_is_one_error_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    assert main(["make-demo", str(blocker / "out"), "--seconds", "1"]) == EXIT_FILES
+    assert main(["make-demo", str(blocker / "out"), "--seconds", "2"]) == EXIT_FILES
     err = capsys.readouterr().err
     assert err.startswith("error: ") and str(blocker) in err and "Traceback" not in err
 
