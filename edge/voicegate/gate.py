@@ -68,19 +68,29 @@ def speech_frames(window: np.ndarray, end: int | None = None) -> tuple[np.ndarra
     With ``end`` (the stream position just after the window) frames lie on the stream's FRAME grid, so consecutive
     windows share frames; without it they are the window's newest whole frames.
     """
+    frames, first = _split(window, end)
+    return frames, _speech(ac_power(frames)), first
+
+
+def _split(window: np.ndarray, end: int | None) -> tuple[np.ndarray, int | None]:
+    """The window's frames (n, FRAME, channels) and the stream index of the first (see ``speech_frames``)."""
     x = np.asarray(window, np.float32)
     if x.ndim == 1:
         x = x[:, None]
     size = x.shape[0]
     skip = (-(end - size)) % FRAME if end is not None else size % FRAME
     n = (size - skip) // FRAME
-    frames = x[skip:skip + n * FRAME].reshape(n, FRAME, x.shape[1])
     first = None if end is None else (end - size + skip) // FRAME
-    if n == 0:
-        return frames, np.zeros(0, bool), first
-    db = 10.0 * np.log10(ac_power(frames).mean(axis=1) + _EPS)
+    return x[skip:skip + n * FRAME].reshape(n, FRAME, x.shape[1]), first
+
+
+def _speech(power: np.ndarray) -> np.ndarray:
+    """Speech frames from per-channel frame power (n, channels): above the window's floor and an absolute level."""
+    if power.shape[0] == 0:
+        return np.zeros(0, bool)
+    db = 10.0 * np.log10(power.mean(axis=1) + _EPS)
     floor = float(np.percentile(db, 10))
-    return frames, (db > floor + ACTIVE_MARGIN_DB) & (db > FLOOR_DBFS), first
+    return np.asarray((db > floor + ACTIVE_MARGIN_DB) & (db > FLOOR_DBFS))
 
 
 def ac_power(frames: np.ndarray) -> np.ndarray:
@@ -121,11 +131,6 @@ def direction_flags(resp: np.ndarray, power: np.ndarray, ids: np.ndarray, span: 
 def _gaps_db(db: np.ndarray) -> np.ndarray:
     """Per channel: its level minus the loudest channel's, in dB, median over the speech frames' levels (n, ch)."""
     return np.asarray(np.median(db - db.max(axis=1, keepdims=True), axis=0))
-
-
-def _frame_db(frames: np.ndarray) -> np.ndarray:
-    """Per-frame, per-channel level in dB (n, channels), without each frame's DC offset."""
-    return np.asarray(10.0 * np.log10(ac_power(frames) + _EPS))
 
 
 def _steady(db: np.ndarray, channels: list[int]) -> bool:
@@ -176,9 +181,9 @@ class VoiceGate:
         stream when ``streaming``, else in the window)."""
         raise NotImplementedError
 
-    def fault(self, frames: np.ndarray, active: np.ndarray) -> bool:
-        """Whether the window's frames (n, FRAME, channels; ``active``: its speech frames) show a microphone fault
-        the gate cannot judge past."""
+    def fault(self, frames: np.ndarray, db: np.ndarray, active: np.ndarray) -> bool:
+        """Whether the window's frames (n, FRAME, channels; ``db``: their per-channel levels; ``active``: its
+        speech frames) show a microphone fault the gate cannot judge past."""
         return False
 
     def decide(self, window: np.ndarray, end: int | None = None) -> Decision:
@@ -191,8 +196,10 @@ class VoiceGate:
         x = np.asarray(window, np.float32)
         if not np.all(np.isfinite(x)):
             return Decision(None, "invalid")  # a NaN would silence every level comparison below
-        frames, active, first = speech_frames(x, end)
-        if active.any() and self.fault(frames, active):
+        frames, first = _split(x, end)
+        power = ac_power(frames)  # once per window: the speech frames and the fault checks both read it
+        active = _speech(power)
+        if active.any() and self.fault(frames, 10.0 * np.log10(power + _EPS), active):
             return Decision(None, "fault")
         ids = (first or 0) + np.flatnonzero(active)
         staff, customer = self.classify(frames[active], ids, first is not None)
@@ -227,12 +234,11 @@ class ChannelGate(VoiceGate):
                 return Decision(None, "fault")  # a dead or unplugged staff mic: every frame would look the customer's
         return super()._decide(window, end)
 
-    def fault(self, frames: np.ndarray, active: np.ndarray) -> bool:
+    def fault(self, frames: np.ndarray, db: np.ndarray, active: np.ndarray) -> bool:
         """The staff microphone far below the loudest channel on speech, or steady while the others carry speech
         (dead but for noise or hum, or muted)."""
         if frames.shape[2] < 2 or not 0 <= self.staff_channel < frames.shape[2]:
             return False  # classify names the problem
-        db = _frame_db(frames)
         return bool(_gaps_db(db[active])[self.staff_channel] < -DEAD_GAP_DB) or _steady(db, [self.staff_channel])
 
     def mono(self, window: np.ndarray) -> np.ndarray:
@@ -281,12 +287,11 @@ class DirectionGate(VoiceGate):
             return np.zeros((0, self.doa.grid.size), np.float32)
         return np.stack([self._cache[key] for key in keys])
 
-    def fault(self, frames: np.ndarray, active: np.ndarray) -> bool:
+    def fault(self, frames: np.ndarray, db: np.ndarray, active: np.ndarray) -> bool:
         """A microphone of the array far below the others on speech or steady while they carry it (dead), or all
         carrying one signal (copied)."""
         if frames.shape[2] < 2:
             return False
-        db = _frame_db(frames)
         if bool((_gaps_db(db[active]) < -DEAD_GAP_DB).any()) or _steady(db, list(range(frames.shape[2]))):
             return True
         x = np.asarray(frames[active], np.float32)
