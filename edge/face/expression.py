@@ -10,7 +10,7 @@ import numpy as np
 
 from edge.face.detector import FaceDetector
 from edge.face.preprocess import DEFAULT_MARGIN, crop_face, square_region, to_tensor
-from edge.privacy.masking import Zone, mask_staff, staff_mask, staff_share
+from edge.privacy.masking import Zone, blank, staff_mask, staff_share
 from edge.runtime import Model, ModelError
 from edge.types import EMOTIONS, FaceBox, Frame, Reading
 
@@ -111,10 +111,12 @@ class FaceAnalyzer:
         """Reading for the customer's face in ``frame``, or None when no customer face is visible."""
         # Staff pixels are blanked in a copy before anything looks at the frame: the single entry point for
         # both the service and replay, so no path can skip it.
-        image = mask_staff(frame.image, self.staff_zones)
+        image = frame.image
+        mask = self._staff_mask(image.shape[1], image.shape[0]) if self.staff_zones else None
+        if mask is not None:
+            image = blank(image, mask)  # the zones rasterised once per frame size, not for every frame
         boxes = self.detector.detect(image)
-        if self.staff_zones:  # a face leaning across a staff zone's edge is half blanked, not a customer's
-            mask = self._staff_mask(image.shape[1], image.shape[0])
+        if mask is not None:  # a face leaning across a staff zone's edge is half blanked, not a customer's
             boxes = [b for b in boxes if staff_share(mask, *square_region(b, self._margin)) <= MAX_STAFF_OVERLAP]
         box = select_customer(boxes, image.shape, self.customer_zone, self.min_face_frac)
         if box is None:

@@ -21,20 +21,21 @@ def mask_staff(image: np.ndarray, zones: Sequence[Zone]) -> np.ndarray:
     """A copy of ``image`` with every staff polygon filled black; ``image`` itself when there are no zones."""
     if not zones:
         return image
+    return blank(image, staff_mask(zones, image.shape[1], image.shape[0]))
+
+
+def blank(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """A copy of ``image`` with the pixels of a boolean ``mask`` (from ``staff_mask``) black."""
     out = image.copy()
-    h, w = out.shape[:2]
-    polys = [zone_pixels(z, w, h) for z in zones]
-    # A polygon's edge pixels are blanked too (fillPoly includes the boundary), so a zone never leaks a rim. One
-    # call per polygon: given several, fillPoly fills by the even-odd rule and leaves where two zones overlap open.
-    black = (0,) * (out.shape[2] if out.ndim == 3 else 1)
-    for p in polys:
-        cv2.fillPoly(out, [p], black)
+    out[mask] = 0
     return out
 
 
 def staff_mask(zones: Sequence[Zone], width: int, height: int) -> np.ndarray:
     """Boolean (height, width) mask of the staff polygons' pixels (the pixels ``mask_staff`` blanks)."""
     out = np.zeros((height, width), np.uint8)
+    # A polygon's edge pixels count too (fillPoly includes the boundary), so a zone never leaks a rim. One call
+    # per polygon: given several, fillPoly fills by the even-odd rule and leaves where two zones overlap open.
     for z in zones:
         cv2.fillPoly(out, [zone_pixels(z, width, height)], 1)
     return out.astype(bool)
