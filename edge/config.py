@@ -15,7 +15,7 @@ from edge.ops.schedule import ScheduleConfig
 from edge.policy.config import AlertsConfig, FusionConfig
 from edge.privacy.config import MAX_MARGIN_DB, MAX_STAFF_SHARE, MIN_CUSTOMER_SHARE, PrivacyConfig, profile_problems
 from edge.privacy.gate_config import effective_gate, gate_problems, gate_warnings
-from edge.redact import is_secret_key, redact, redact_value
+from edge.redact import URL_SCHEME, is_secret_key, redact, redact_value
 from edge.transport.homeassistant_config import HomeAssistantConfig
 from edge.transport.mqtt_config import MqttConfig, backoff_max
 
@@ -106,7 +106,7 @@ class MicrophoneConfig(_Section):
     @field_validator("source")
     @classmethod
     def _not_a_url(cls, v: str) -> str:
-        if re.match(r"^\s*[a-z][a-z0-9+.-]*://", v, re.IGNORECASE):  # would be read as a file name, credentials and all
+        if URL_SCHEME.match(v):  # would be read as a file name, credentials and all
             raise ValueError("a network stream is not supported as a microphone source: give a sounddevice input "
                              "(name or index) or an audio file")
         return v

@@ -9,6 +9,8 @@ from typing import Any
 # so a password holding "@" works as a source and must be hidden whole
 # A URL that went through pathlib ("rtmp:/user:pw@host": Path folds "//") is hidden the same way.
 _URL_CREDENTIALS = re.compile(r"(?<=[A-Za-z0-9]:/)(/?)[^/?#\s]+@")
+# A network source (rtsp, http, rtmp, srt, udp, ...): a scheme and "//"; never a file name.
+URL_SCHEME = re.compile(r"^\s*[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 # key=value pairs: GStreamer properties (user-pw=...), URL query parameters (?password=...&token=...)
 _KEY_VALUE = re.compile(r"(?<![\w.-])([A-Za-z][\w.-]*)(\s*=\s*)(\"[^\"]*\"|'[^']*'|[^\s&;,!\"']+)")
 # Parts of key names that mark a secret, misspellings included ("pasword"); hiding too much here costs nothing.

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 import shutil
 import stat
 import subprocess
@@ -20,6 +19,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from edge.redact import URL_SCHEME
 from edge.redact import redact as redact  # re-exported: the capture modules and their tests use it from here
 
 log = logging.getLogger(__name__)
@@ -53,9 +53,6 @@ def _existing_file(path: Path) -> bool:
         return path.is_file()
     except (OSError, ValueError):  # a long pipeline is no file name (ENAMETOOLONG), nor one with a NUL
         return False
-
-
-URL_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 
 def _char_device(source: str) -> bool:
