@@ -163,6 +163,26 @@ def test_eval_npz_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
         assert message in err and f"{name}.npz" in err, (name, err)
 
 
+def test_eval_npz_reads_training_votes_and_usage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The npz training reads (votes + vote_names, usage) is scored as it: PrivateTest rows by default, a tie left
+    out; ``--split all`` scores every row; ``--split`` without usage is a clear error."""
+    _need_model()
+    imgs = np.random.default_rng(2).integers(0, 255, (6, 48, 48), dtype=np.uint8)
+    votes = np.array([[3, 0], [0, 3], [2, 2], [4, 1], [0, 5], [1, 0]])
+    usage = np.array(["Training", "Training", "PrivateTest", "PrivateTest", "PrivateTest", "PublicTest"])
+    np.savez(tmp_path / "v.npz", images=imgs, votes=votes, vote_names=np.array(["anger", "happiness"]), usage=usage)
+    out = tmp_path / "o"
+    assert eval_main(["--npz", str(tmp_path / "v.npz"), "--out", str(out), "--latency-runs", "2"]) == 0
+    s = _metrics(out)["models"][_ours()]["npz labels"]
+    assert s["n"] == 2 and s["support"]["angry"] == 1 and s["support"]["happy"] == 1  # row 2's 2:2 tie left out
+    assert eval_main(["--npz", str(tmp_path / "v.npz"), "--out", str(out), "--latency-runs", "2",
+                      "--split", "all"]) == 0
+    assert _metrics(out)["models"][_ours()]["npz labels"]["n"] == 5
+    np.savez(tmp_path / "l.npz", images=imgs, labels=np.array(["happy"] * 6))
+    capsys.readouterr()
+    assert eval_main(["--npz", str(tmp_path / "l.npz"), "--out", str(out), "--split", "PublicTest"]) == 2
+    assert "needs a 'usage' array" in capsys.readouterr().err
+
 
 def test_eval_npz_and_folder_edges(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Bytes labels are their text; contempt follows --contempt in folders and npz files too (it was always scored

@@ -61,6 +61,22 @@ def test_bad_files_are_refused_by_name(tmp_path: Path, arrays: dict[str, Any], m
     assert "mine.npz" in str(exc.value)
 
 
+def test_subject_splits_by_person_and_no_subject_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    n = 240
+    faces = np.random.default_rng(1).integers(0, 256, (n, 48, 48), dtype=np.uint8)
+    labels = np.array(["happy", "sad", "angry"] * (n // 3))
+    subject = np.repeat(np.arange(n // 12), 12)  # 20 people, 12 faces each
+    d = load_custom(_npz(tmp_path, images=faces, labels=labels, subject=subject))
+    sides = {s: set(d["split"][subject == s].tolist()) for s in np.unique(subject)}
+    assert all(len(v) == 1 for v in sides.values())  # one person's faces are on one side of the split only
+    assert {"Training", "PublicTest", "PrivateTest"} <= set(d["split"].tolist())
+    assert "split one by one" not in caplog.text
+    load_custom(_npz(tmp_path, images=faces, labels=labels))
+    assert "no 'subject' or 'usage' array" in caplog.text
+    with pytest.raises(CustomDataError, match="subject must be one id"):
+        load_custom(_npz(tmp_path, images=faces, labels=labels, subject=subject[:-1]))
+
+
 def test_not_an_npz(tmp_path: Path) -> None:
     path = tmp_path / "mine.npz"
     path.write_text("images,labels\n")
@@ -101,6 +117,7 @@ def test_customer_voice_csv_loads_resampled_and_counts_left_out_rows(tmp_path: P
     (["a.wav,s1,angry", "b.wav,s1,sad"], "path,speaker,emotion", "from 1 speaker\\(s\\); at least 2"),
     ([], "path,speaker,emotion", "0 usable clip"),
     (["a.wav,s1,angry", "b.wav,s2,angry"], "path,speaker,emotion", "of 1 emotion class\\(es\\); at least 2"),
+    (["a.wav,s1,angry,sad", "b.wav,s2,sad,sad"], "path,speaker,emotion,label", "both an 'emotion' and a 'label'"),
 ])
 def test_bad_customer_voice_csv_is_one_error_naming_the_line(tmp_path: Path, rows: list[str], header: str,
                                                               message: str) -> None:
@@ -140,3 +157,32 @@ def test_training_needs_speech_in_every_own_clip_and_classes_beyond_the_held_out
         check_trainable(clips, clean, y, y == 0)
     with pytest.raises(CustomerCsvError, match="only the held-out speakers have happy"):
         check_trainable(clips, clean, np.array([0, 4, 0, 4, 1, 1]), np.array([1, 1, 1, 1, 0, 0], bool))
+
+
+def test_licence_names_data_and_starting_network() -> None:
+    from edge.train.face_eval import LICENCE, MEMBER_LICENCE, licence_text
+
+    assert licence_text(None, False) == LICENCE and licence_text(None, True) == MEMBER_LICENCE
+    own = licence_text("mine.npz", False)
+    assert "mine.npz" in own and "face-api" not in own
+    ft = licence_text("mine.npz", True, 0.5)
+    assert "mine.npz" in ft and "face-api.js" in ft and "not documented" in ft and "--teacher-mix" in ft
+    assert "--teacher-mix" not in licence_text("mine.npz", True, 0.0)
+
+
+def test_eval_voice_csv_with_both_label_columns_is_refused(tmp_path: Path) -> None:
+    """Training and ``eval voice`` read one label column by one rule: a CSV with both is refused, not split."""
+    from edge.train.voice_eval import read_manifest
+
+    with pytest.raises(ValueError, match="both an 'emotion' and a 'label'"):
+        read_manifest(_clips(tmp_path, ["a.wav,s1,angry,sad"], "path,speaker,emotion,label"))
+    assert [i.label for i in read_manifest(_clips(tmp_path, ["a.wav,s1,angry"], "path,speaker,label"))] == ["angry"]
+
+
+def test_voice_export_with_own_clips_needs_a_version(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A head trained partly on a customer's clips must not carry the shipped model's version."""
+    from edge.train.voice_loco import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["export", "--corpora", "ravdess", "--manifest-csv", str(tmp_path / "mine.csv"), "--out", str(tmp_path)])
+    assert exc.value.code == 2 and "--version is needed" in capsys.readouterr().err

@@ -48,6 +48,11 @@ def test_face_retrain_on_own_npz(tmp_path: Path) -> None:
     model = load_model(load_manifest(out), "face_expression")
     assert model.infer(np.zeros((1, 48, 48, 1), np.float32)).shape == (1, 7)
     assert json.loads((out / "face_expression.metrics.json").read_text())["data"].endswith("own.npz")
+    licence = json.loads((out / "manifest.json").read_text())["models"]["face_expression"]["licence"]
+    assert "own.npz" in licence and "face-api" not in licence and "FER2013" not in licence
+    with pytest.raises(SystemExit, match="holds a run of --epochs 1"):  # its LR schedule is sized for 1 epoch
+        main(["--npz", str(tmp_path / "own.npz"), "--out", str(out), "--docs", str(tmp_path / "docs"),
+              "--epochs", "2", "--version", "9.9.9-test", "--resume"])
     _faces(tmp_path / "other.npz", n=63)  # --resume on other faces would continue the first run's weights
     with pytest.raises(SystemExit, match="other training faces"):
         main(["--npz", str(tmp_path / "other.npz"), "--out", str(out), "--docs", str(tmp_path / "docs"),

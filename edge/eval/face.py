@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     elif args.folder:
         data = folder_set(args.folder, args.frames, args.contempt)
     elif args.npz:
-        data = npz_set(args.npz, args.frames, args.contempt)
+        data = npz_set(args.npz, args.frames, args.contempt, args.split)
     else:
         if args.frames:
             raise EvalDataError("--frames applies to --folder/--npz; FER2013 rows are 48x48 crops")
@@ -216,9 +216,13 @@ def parser() -> argparse.ArgumentParser:
     src.add_argument("--ckplus", action="store_true", help="CK+48 (research data): cross-dataset crops, never "
                      "trained on")
     src.add_argument("--folder", type=Path, help="folder of <label>/*.png|jpg images")
-    src.add_argument("--npz", type=Path, help="npz with images (N,H,W[,3]) uint8 and labels (N,)")
+    src.add_argument("--npz", type=Path, help="npz with images (N,H,W[,3]) uint8 and labels (N,), or "
+                     "training's votes (+ vote_names)")
     ap.add_argument("--contempt", choices=CONTEMPT, default="drop", help="contempt (CK+, a contempt folder or "
                     "npz label), which has no product class: dropped (default) or scored as disgust")
+    ap.add_argument("--split", choices=("Training", "PublicTest", "PrivateTest", "all"),
+                    help="npz with a 'usage' array (as for training): the rows scored (default PrivateTest, the faces "
+                    "training kept out; all = every row)")
     ap.add_argument("--frames", action="store_true", help="images are full frames: detector -> customer -> crop")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA,
                     help="research data root (face/fer2013, face/ferplus, face/ckplus48)")

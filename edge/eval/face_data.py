@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,8 @@ import numpy as np
 
 from edge.face.expression import LABEL_ALIASES
 from edge.types import EMOTIONS
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp")
@@ -101,24 +104,57 @@ def _text(a: np.ndarray, path: Path, name: str) -> np.ndarray:
         raise EvalDataError(f"{path}: {name} are bytes that are not UTF-8 text") from None
 
 
-def npz_set(path: Path, frames: bool, contempt: str = "drop") -> EvalSet:
+def _vote_labels(path: Path, d: np.lib.npyio.NpzFile, n: int) -> np.ndarray:
+    """Class names of each row's clear vote majority (training's rule: > half, or a unique top), "" for a tie."""
+    from edge.train.face_custom import CustomDataError, votes_matrix
+
+    try:
+        votes = votes_matrix(path, d, n)
+    except CustomDataError as exc:
+        raise EvalDataError(str(exc)) from None
+    top = votes.max(1)
+    clear = (top > 0) & ((top > votes.sum(1) / 2) | ((votes == top[:, None]).sum(1) == 1))
+    return np.where(clear, np.array(EMOTIONS)[votes.argmax(1)], "")
+
+
+def npz_set(path: Path, frames: bool, contempt: str = "drop", split: str | None = None) -> EvalSet:
     """``images`` (N,H,W[,C]) uint8 and ``labels`` (N,): names, or indices into ``label_names`` (contempt dropped
-    or scored as disgust, as ``contempt`` says)."""
+    or scored as disgust, as ``contempt`` says), or training's ``votes`` (+ ``vote_names``: each row's clear
+    majority, ties left out). With a ``usage`` array only the rows of ``split`` are scored (default PrivateTest:
+    the faces training kept out; "all" scores every row)."""
     if not path.is_file():
         raise EvalDataError(f"npz {path} not found")
     try:
         d = np.load(path, allow_pickle=False)
         if not isinstance(d, np.lib.npyio.NpzFile):
             raise EvalDataError(f"{path}: a single array (.npy), not an .npz with arrays 'images' and 'labels'")
-        if "images" not in d.files or "labels" not in d.files:
-            raise EvalDataError(f"{path} needs arrays 'images' and 'labels' (has {d.files})")
-        images, raw = d["images"], d["labels"]
+        if "images" not in d.files or not {"labels", "votes"} & set(d.files):
+            raise EvalDataError(f"{path} needs arrays 'images' and 'labels' (or training's 'votes') (has {d.files})")
+        images = d["images"]
+        from_votes = "labels" not in d.files
+        raw = _vote_labels(path, d, len(images)) if from_votes else d["labels"]
         names_raw = d["label_names"] if "label_names" in d.files else None
+        usage = _text(d["usage"], path, "usage") if "usage" in d.files else None
     except (OSError, ValueError, zipfile.BadZipFile) as exc:  # not an npz; object arrays (pickles) refused
         if isinstance(exc, EvalDataError):
             raise
         raise EvalDataError(f"{path}: not a readable .npz of plain arrays ({exc}); store labels as strings or "
                             "integers, not Python objects") from None
+    if usage is not None and split != "all":
+        want = split or "PrivateTest"
+        if usage.shape != raw.shape or not (usage == want).any():
+            raise EvalDataError(f"{path}: usage names no {want} row for each image (has {sorted(set(usage))[:5]}); "
+                                "choose --split, or --split all to score every row")
+        log.info("%s: scoring the %d %s rows of %d (usage; --split all scores every row)", path,
+                 int((usage == want).sum()), want, len(usage))
+        images, raw = images[usage == want], raw[usage == want]
+    elif usage is None and split not in (None, "all"):
+        raise EvalDataError(f"{path}: --split {split} needs a 'usage' array naming each row's split")
+    if from_votes:
+        tied = raw == ""
+        if tied.any():
+            log.info("%s: %d row(s) without a clear vote majority left out", path, int(tied.sum()))
+        images, raw = images[~tied], raw[~tied]
     if len(images) == 0 or raw.ndim != 1 or len(images) != len(raw) or images.ndim not in (3, 4):
         raise EvalDataError(f"{path}: images {images.shape} and labels {raw.shape} do not match (N,H,W[,C]) / (N,) "
                             "with N > 0")

@@ -138,6 +138,9 @@ def train(data: dict[str, np.ndarray], work: Path, epochs: int, resume: bool, se
         if state.get("data", data_id) != data_id:  # another npz (or another split of it): not this run's weights
             raise SystemExit(f"--resume: {work} holds a run on other training faces; give the same data or a "
                              "fresh --out")
+        if state.get("epochs", epochs) != epochs:  # the saved optimizer's cosine schedule is sized for its count
+            raise SystemExit(f"--resume: {work} holds a run of --epochs {state['epochs']} (its learning-rate "
+                             f"schedule is sized for that), not {epochs}; give the same --epochs or a fresh --out")
         if state.get("recipe", recipe) != recipe:
             raise SystemExit(f"--resume: {work} holds a run with {state['recipe']}; give the same --parts, "
                              "--scale-range and --seed, or a fresh --out")
@@ -149,6 +152,8 @@ def train(data: dict[str, np.ndarray], work: Path, epochs: int, resume: bool, se
         model = keras.models.load_model(last_path)
         log.info("resumed after epoch %d (best %.4f at %d)", state["epoch"], state["best_acc"], state["best_epoch"])
     else:
+        if resume:
+            log.warning("--resume: no run to continue in %s (state.json and last.keras); starting a new one", work)
         tf.keras.utils.set_random_seed(seed)
         model = build_model(len(EMOTIONS), arch)
         steps = epochs * int(np.ceil(len(tr) / 64))
@@ -287,11 +292,12 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     export_int8(model, rep, args.out / (FILE if args.blend is None else MEMBER_FILE))
     source = str(args.npz) if args.npz else "FER2013 + FER+"
-    from edge.train.face_eval import LICENCE, own_data_licence
+    from edge.train.face_eval import licence_text
 
     evaluate_and_publish(args.out, args.docs or args.out, data, source, train_s, args.threads,
                          args.version or VERSION, extra, args.blend,
-                         own_data_licence(args.npz.name) if args.npz else LICENCE)
+                         licence_text(args.npz.name if args.npz else None, args.arch == PRETRAINED,
+                                      max(args.teacher_mix, args.teacher_mix_calm or 0.0)))
     return 0
 
 

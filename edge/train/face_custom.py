@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import zipfile
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from edge.face.preprocess import INPUT_SIZE
 from edge.types import EMOTIONS
 
 SPLITS = ("Training", "PublicTest", "PrivateTest")
+log = logging.getLogger(__name__)
 
 
 class CustomDataError(ValueError):
@@ -47,7 +49,8 @@ def _images(path: Path, x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _votes(path: Path, d: np.lib.npyio.NpzFile, n: int) -> np.ndarray:
+def votes_matrix(path: Path, d: np.lib.npyio.NpzFile, n: int) -> np.ndarray:
+    """The (N, 7) vote counts in EMOTIONS order of an npz's ``votes`` (columns named by ``vote_names``)."""
     raw = np.asarray(d["votes"])
     names = _names(path, d["vote_names"], "vote_names") if "vote_names" in d.files else list(range(len(EMOTIONS)))
     if raw.ndim != 2 or raw.shape != (n, len(names)):
@@ -82,10 +85,39 @@ def _labels(path: Path, d: np.lib.npyio.NpzFile, n: int) -> np.ndarray:
     return np.eye(len(EMOTIONS), dtype=np.float32)[lab]
 
 
+def _default_split(path: Path, n: int, subject: np.ndarray | None, seed: int) -> np.ndarray:
+    """A seeded 80/10/10 split: whole subjects when ``subject`` is given (one person's faces never on both sides
+    of the split), else single faces (with a warning: faces of one person may then score their own model)."""
+    rng = np.random.default_rng(seed)
+    if subject is None:
+        log.warning("%s: no 'subject' or 'usage' array: faces are split one by one, so one person's faces can be in "
+                    "Training and in the test splits and the test figures flatter the model; add 'subject' (one id "
+                    "per face) to split by person", path)
+        r = rng.random(n)
+    else:
+        ids, inv = np.unique(subject, return_inverse=True)
+        if len(ids) < 3:
+            raise CustomDataError(f"{path}: 'subject' names {len(ids)} person(s); a split by person needs at least 3 "
+                                  "(or give 'usage')")
+        r = rng.random(len(ids))[inv]
+    return np.where(r < 0.8, "Training", np.where(r < 0.9, "PublicTest", "PrivateTest"))
+
+
+def _subjects(path: Path, d: np.lib.npyio.NpzFile, n: int) -> np.ndarray | None:
+    if "subject" not in d.files:
+        return None
+    raw = np.asarray(d["subject"])
+    if raw.shape != (n,) or raw.dtype.kind not in "iuUS":
+        raise CustomDataError(f"{path}: subject must be one id (integer or text) per image, shape ({n},), got "
+                              f"shape {raw.shape} of {raw.dtype}")
+    return raw.astype(str)
+
+
 def load_custom(path: Path, seed: int = 0) -> dict[str, np.ndarray]:
     """A customer's npz: images (N,48,48) uint8 and labels (N,) (names, or indices with label_names) or votes (N,7)
-    with vote_names; optional usage (Training / PublicTest / PrivateTest per row, else a seeded 80/10/10 split).
-    Raises CustomDataError naming the file and the problem."""
+    with vote_names; optional usage (Training / PublicTest / PrivateTest per row, else a seeded 80/10/10 split, by
+    person when the optional subject array gives one id per face). Raises CustomDataError naming the file and the
+    problem."""
     try:
         d = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
@@ -95,8 +127,9 @@ def load_custom(path: Path, seed: int = 0) -> dict[str, np.ndarray]:
             raise CustomDataError(f"{path}: needs 'images' and 'labels' (or 'votes'); it holds {sorted(d.files)}")
         try:
             x = _images(path, np.asarray(d["images"]))
-            votes = _votes(path, d, len(x)) if "votes" in d.files else _labels(path, d, len(x))
+            votes = votes_matrix(path, d, len(x)) if "votes" in d.files else _labels(path, d, len(x))
             usage = np.asarray(d["usage"]).astype(str) if "usage" in d.files else None
+            subject = _subjects(path, d, len(x))
         except ValueError as exc:  # e.g. object arrays, refused without allow_pickle
             if isinstance(exc, CustomDataError):
                 raise
@@ -108,8 +141,7 @@ def load_custom(path: Path, seed: int = 0) -> dict[str, np.ndarray]:
                                   f"{usage.shape}, unknown values {unknown[:5]}")
         split = usage
     else:
-        r = np.random.default_rng(seed).random(len(x))
-        split = np.where(r < 0.8, "Training", np.where(r < 0.9, "PublicTest", "PrivateTest"))
+        split = _default_split(path, len(x), subject, seed)
     for need in ("Training", "PublicTest", "PrivateTest"):
         if not (split == need).any():
             raise CustomDataError(f"{path}: no {need} rows (training needs Training faces, PublicTest faces to "

@@ -60,6 +60,21 @@ def own_data_licence(npz: str) -> str:
             "was used.")
 
 
+def licence_text(npz: str | None, pretrained: bool, teacher_mix: float = 0.0) -> str:
+    """The manifest licence of a trained file: its data (FER2013 or the deployer's npz) and, when it starts from
+    face-api.js's network (``pretrained``), that network's licence and undocumented data."""
+    if npz is None:
+        return MEMBER_LICENCE if pretrained else LICENCE
+    if not pretrained:
+        return own_data_licence(npz)
+    taught = (" Its training targets mix in that network's own readings (--teacher-mix), so its unknown data shape "
+              "them too." if teacher_mix > 0 else "")
+    return (f"Fine-tuned on the faces in {npz} (the deployer's own data: their licence applies), starting from "
+            "face-api.js's expression network (Vincent Muehler, MIT; npm @vladmandic/face-api@1.7.15, MIT), whose "
+            f"own training data are not documented (may include research-only sets).{taught} Get a legal review "
+            "before commercial use, or train without it (default --arch).")
+
+
 def register(models_dir: Path, version: str, blend: float | None = None, licence: str = LICENCE) -> None:
     """Manifest entries for the exported file: ``face_expression`` itself, or (``blend``) the member file that the
     existing ``face_expression`` entry then averages in with that weight (its version becomes ``version``)."""
@@ -68,7 +83,7 @@ def register(models_dir: Path, version: str, blend: float | None = None, licence
         if drop_manifest_entry(models_dir, MEMBER):  # no longer blended in: kiosks must not get its file
             log.info("manifest: %s dropped (the new %s blends nothing in); %s is unused", MEMBER, NAME, MEMBER_FILE)
         return
-    update_manifest(models_dir, MEMBER, manifest_entry(models_dir, version, MEMBER_FILE, MEMBER_LICENCE))
+    update_manifest(models_dir, MEMBER, manifest_entry(models_dir, version, MEMBER_FILE, licence))
     entry = dict(load_manifest_raw(models_dir)["models"][NAME])
     entry.update(version=version, blend={"model": MEMBER, "weight": round(float(blend), 4)})
     update_manifest(models_dir, NAME, entry)

@@ -93,7 +93,7 @@ def load_customer(manifest: Path, name: str, limit: int = 0) -> list[CorpusClip]
     from collections import Counter
 
     from edge.capture.media import MediaError, read_audio_file
-    from edge.train.voice_data import LABEL_MAP
+    from edge.train.voice_data import LABEL_MAP, label_column
 
     if not manifest.is_file():
         raise CustomerCsvError(f"{manifest}: not found")
@@ -101,7 +101,10 @@ def load_customer(manifest: Path, name: str, limit: int = 0) -> list[CorpusClip]
         with open(manifest, newline="", encoding="utf-8-sig") as fh:  # -sig: a spreadsheet's byte-order mark
             reader = csv.DictReader(fh)
             cols = set(reader.fieldnames or [])
-            lab_col = "emotion" if "emotion" in cols else "label"
+            try:
+                lab_col = label_column(cols, manifest)
+            except ValueError as exc:
+                raise CustomerCsvError(str(exc)) from None
             missing = [c for c in ("path", "speaker", lab_col) if c not in cols]
             if missing:
                 raise CustomerCsvError(f"{manifest}: needs columns path, speaker, emotion; missing {missing}, has "

@@ -36,6 +36,15 @@ LABEL_MAP: dict[str, str | None] = {
 }
 
 
+def label_column(cols: set[str], where: object) -> str:
+    """The CSV column holding each clip's emotion (``emotion`` or ``label``), one rule for training and evaluation;
+    a CSV with both is refused (which one is meant cannot be known)."""
+    if {"emotion", "label"} <= cols:
+        raise ValueError(f"{where}: has both an 'emotion' and a 'label' column; keep one (training and evaluation "
+                         "would otherwise be free to read different ones)")
+    return "label" if "label" in cols else "emotion"
+
+
 # ``--calm`` training keeps RAVDESS calm as an eighth output (its native classes); the runtime folds it into neutral.
 CALM = "calm"
 LABELS8: tuple[str, ...] = (*EMOTIONS, CALM)

