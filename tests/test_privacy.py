@@ -181,6 +181,30 @@ def test_detector_never_sees_staff_pixels() -> None:
     assert len(seen) == 1 and int(seen[0][:, :240].max()) == 0
 
 
+def test_staff_mask_follows_live_zones_and_a_misfit_mask_is_an_error() -> None:
+    """The mask cache is keyed by the zones and frame size it was drawn for (a live reconfiguration between frames
+    re-draws it, a stale entry is never used), and a mask of the wrong size is refused rather than blanking nothing."""
+    from edge.privacy.masking import blank
+
+    seen: list[np.ndarray] = []
+
+    class Spy(HaarDetector):
+        def detect(self, image_bgr: np.ndarray) -> list[Any]:
+            seen.append(image_bgr)
+            return []
+
+    fa = FaceAnalyzer(Spy(), _Model(), staff_zones=[STAFF])  # type: ignore[arg-type]
+    fa.analyze(Frame(_counter_frame(0.2), 0.0, 0))
+    fa.configure((0, 0, 1, 1), 0.05, [[[0.5, 0.0], [1.0, 0.0], [1.0, 1.0], [0.5, 1.0]]])  # staff on the right now
+    fa.analyze(Frame(_counter_frame(0.2), 0.1, 1))
+    w = seen[1].shape[1]
+    assert int(seen[1][:, w // 2 + 2:].max()) == 0 and int(seen[1][:, :w // 2 - 2].max()) > 0
+    fa.analyze(Frame(cv2.resize(_counter_frame(0.2), (320, 240)), 0.2, 2))  # another frame size: re-drawn
+    assert seen[2].shape[:2] == (240, 320) and int(seen[2][:, 162:].max()) == 0
+    with pytest.raises(ValueError, match="does not fit the frame"):
+        blank(np.zeros((10, 10, 3), np.uint8), np.zeros((0, 0), bool))
+
+
 def _speech(text: str, rate: int = 16000) -> np.ndarray:
     exe = shutil.which("espeak-ng")
     if exe is None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 import types
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -97,6 +99,26 @@ def test_damaged_manifest_is_a_model_error(tmp_path: Path, body: str | bytes | N
         path.write_text(body)
     with pytest.raises(ModelError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_manifest(tmp_path)
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda m: m["models"][NAME].update(blends=m["models"][NAME].pop("blend", None)),
+     "unknown field(s) 'blends' (did you mean 'blend'?)"),
+    (lambda m: m["models"][NAME]["input"].update(shape=[1, 48.7, 48.2, 1]), "48.7 is not an integer"),
+    (lambda m: m["models"][NAME]["input"].update(quantization=[0.0039, -128.9]), "-128.9 is not an integer"),
+    (lambda m: m["models"][NAME].update(blend={"model": "face_expression_faceapi", "weight": "0.5"}),
+     "weight must be a number"),
+    (lambda m: m.update(schema=99), "schema 99 is not 1"),
+    (lambda m: m["models"][NAME].update(version="v" * 65), "version must be 1 to 64 characters"),
+])
+def test_manifest_mistakes_are_refused_not_read_loosely(models_copy: Path, edit: Any, message: str) -> None:
+    """A misspelt key, a fractional shape or zero point, a weight in quotes, another manifest format or a version
+    too long for status/health: each refused by name (a misspelt blend loaded one file of a blended model)."""
+    raw = json.loads((models_copy / "manifest.json").read_text())
+    edit(raw)
+    (models_copy / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(ModelError, match=re.escape(message)):
+        load_manifest(models_copy)
 
 
 @pytest.mark.parametrize("declared", [None, []])

@@ -112,3 +112,19 @@ def test_blend_of_a_tampered_member_is_refused(tmp_path: Path) -> None:
     (folder / "manifest.json").write_text(json.dumps(raw))
     with pytest.raises(ModelError, match="sha256 mismatch"):
         load_model(load_manifest(folder), "face_expression")
+
+
+def test_status_names_both_files_of_a_blended_face_model() -> None:
+    """The member averaged into face_expression is a model in use: status/health carry its version too."""
+    from edge.config import parse_config
+    from edge.pipeline.analyzers import build_analyzers
+    from edge.runtime import load_manifest
+
+    manifest = load_manifest()
+    spec = manifest.get("face_expression")
+    if spec.blend is None:
+        pytest.skip("the committed face_expression blends nothing")
+    cfg = parse_config({"identity": {"site_id": "s", "kiosk_id": "k"}, "mqtt": {"enabled": False},
+                        "analysis": {"voice": False}, "models": {"face_detector": "haar"}})
+    got = build_analyzers(cfg, manifest).versions
+    assert got["face_expression"] == spec.version and got[spec.blend[0]] == manifest.get(spec.blend[0]).version

@@ -76,6 +76,7 @@ class FaceAnalyzer:
         """Bind a detector and a verified expression model; labels come from the model's manifest entry."""
         self.detector = detector
         self.model = model
+        self._mask_cache: tuple[tuple[object, ...], np.ndarray] | None = None
         self.configure(customer_zone, min_face_frac, staff_zones)
         n_out = int(model.spec.output.shape[-1])
         self._map = label_map(model.spec.labels, n_out)
@@ -88,15 +89,18 @@ class FaceAnalyzer:
         self.customer_zone = (float(z[0]), float(z[1]), float(z[2]), float(z[3]))
         self.min_face_frac = float(min_face_frac)
         self.staff_zones = tuple(tuple((float(x), float(y)) for x, y in z) for z in staff_zones)
-        self._mask_key: tuple[object, ...] | None = None
-        self._mask = np.zeros((0, 0), bool)
 
-    def _staff_mask(self, width: int, height: int) -> np.ndarray:
-        """The staff zones' pixel mask for this frame size (kept until the zones or the size change)."""
-        key = (self.staff_zones, width, height)
-        if self._mask_key != key:
-            self._mask, self._mask_key = staff_mask(self.staff_zones, width, height), key
-        return self._mask
+    def _staff_mask(self, zones: tuple[tuple[tuple[float, float], ...], ...], width: int, height: int) -> np.ndarray:
+        """The pixel mask of ``zones`` for this frame size, kept until the zones or the size change. The cache is one
+        (key, mask) tuple, read and replaced whole: a live ``configure`` on another thread can never pair a key
+        with another key's mask (two attributes could be interleaved into a valid key over an empty mask)."""
+        key = (zones, width, height)
+        cached = self._mask_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        mask = staff_mask(zones, width, height)
+        self._mask_cache = (key, mask)
+        return mask
 
     def classify(self, face48: np.ndarray) -> np.ndarray:
         """Probabilities over EMOTIONS (float32, sums to 1) for one uint8 48x48 face crop."""
@@ -112,7 +116,8 @@ class FaceAnalyzer:
         # Staff pixels are blanked in a copy before anything looks at the frame: the single entry point for
         # both the service and replay, so no path can skip it.
         image = frame.image
-        mask = self._staff_mask(image.shape[1], image.shape[0]) if self.staff_zones else None
+        zones = self.staff_zones  # read once: a live reconfiguration applies from the next frame
+        mask = self._staff_mask(zones, image.shape[1], image.shape[0]) if zones else None
         if mask is not None:
             image = blank(image, mask)  # the zones rasterised once per frame size, not for every frame
         boxes = self.detector.detect(image)

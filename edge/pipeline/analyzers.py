@@ -44,6 +44,8 @@ def build_analyzers(cfg: KioskConfig, manifest: Manifest | None = None) -> Analy
         out.face = FaceAnalyzer(detector, model, customer_zone=cfg.analysis.customer_zone,
                                 min_face_frac=cfg.analysis.min_face_frac, staff_zones=cfg.privacy.staff_zones)
         out.versions["face_expression"] = model.spec.version
+        if model.spec.blend is not None:  # the averaged-in file is a model in use too: its own version
+            out.versions[model.spec.blend[0]] = manifest.get(model.spec.blend[0]).version
         det_name = type(detector).__name__
         if "face_detector" in manifest.models and "Haar" not in det_name:
             out.versions["face_detector"] = manifest.get("face_detector").version

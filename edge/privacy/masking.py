@@ -25,7 +25,10 @@ def mask_staff(image: np.ndarray, zones: Sequence[Zone]) -> np.ndarray:
 
 
 def blank(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """A copy of ``image`` with the pixels of a boolean ``mask`` (from ``staff_mask``) black."""
+    """A copy of ``image`` with the pixels of a boolean ``mask`` (from ``staff_mask``) black; a mask of another size
+    is an error (numpy would take an empty mask silently and blank nothing)."""
+    if mask.shape != image.shape[:2]:
+        raise ValueError(f"staff mask {mask.shape} does not fit the frame {image.shape[:2]}")
     out = image.copy()
     out[mask] = 0
     return out

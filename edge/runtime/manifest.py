@@ -11,6 +11,10 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST_NAME = "manifest.json"
+SCHEMA = 1  # the manifest's own format version
+ENTRY_KEYS = frozenset({"file", "sha256", "version", "task", "input", "output", "labels", "licence", "optional",
+                        "source", "preprocess", "metrics", "features", "blend", "note"})  # anything else: a typo
+VERSION_MAX = 64  # status/health schemas bound a model version to 64 characters
 
 
 class ModelError(RuntimeError):
@@ -28,12 +32,21 @@ class TensorSpec:
     @classmethod
     def parse(cls, raw: dict[str, Any], where: str) -> TensorSpec:
         """Build from a manifest dict, naming ``where`` in errors."""
+        def whole(v: Any) -> int:  # 48.7 is a typo, not 48; true is not 1
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TypeError(f"{v!r} is not an integer")
+            return v
+
         try:
             q = raw.get("quantization")
+            if q and (isinstance(q[0], bool) or not isinstance(q[0], (int, float)) or len(q) != 2):
+                raise TypeError(f"quantization {q!r} is not [scale, zero_point]")
+            if not isinstance(raw["dtype"], str):
+                raise TypeError(f"dtype {raw['dtype']!r} is not a name")
             return cls(
-                shape=tuple(int(v) for v in raw["shape"]),
-                dtype=str(raw["dtype"]),
-                quantization=(float(q[0]), int(q[1])) if q else None,
+                shape=tuple(whole(v) for v in raw["shape"]),
+                dtype=raw["dtype"],
+                quantization=(float(q[0]), whole(q[1])) if q else None,
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ModelError(f"manifest {where}: malformed tensor spec {raw!r} ({exc})") from exc
@@ -59,15 +72,25 @@ class ModelSpec:
 
     def verify_file(self) -> None:
         """Check that the file exists and its sha256 matches the manifest."""
+        self.read_verified()
+
+    def read_verified(self) -> bytes:
+        """The file's bytes, read once and checked against the manifest's sha256 (the interpreter is given these
+        very bytes, so a file replaced after the check is never what runs)."""
         if not self.path.is_file():
             hint = " (run scripts/install-models)" if self.optional else ""
             raise ModelError(f"model '{self.name}': file not found: {self.path}{hint}")
-        digest = sha256_file(self.path)
+        try:
+            data = self.path.read_bytes()
+        except OSError as exc:
+            raise ModelError(f"model '{self.name}': {self.path} cannot be read: {exc.strerror or exc}") from exc
+        digest = hashlib.sha256(data).hexdigest()
         if digest != self.sha256:
             raise ModelError(
                 f"model '{self.name}': sha256 mismatch for {self.path}: expected {self.sha256}, got {digest}"
                 " (corrupted or replaced file; reinstall the model)"
             )
+        return data
 
 
 @dataclass(frozen=True)
@@ -108,10 +131,9 @@ def _blend(raw: Any, where: str) -> tuple[str, float] | None:
         return None
     if not isinstance(raw, dict) or set(raw) != {"model", "weight"}:
         raise ModelError(f"{where} must be {{\"model\": NAME, \"weight\": W}}, got {raw!r}")
-    try:
-        weight = float(raw["weight"])
-    except (TypeError, ValueError) as exc:
-        raise ModelError(f"{where}.weight must be a number, got {raw['weight']!r}") from exc
+    if isinstance(raw["weight"], bool) or not isinstance(raw["weight"], (int, float)):
+        raise ModelError(f"{where}.weight must be a number, got {raw['weight']!r}")
+    weight = float(raw["weight"])
     if not 0.0 < weight < 1.0:
         raise ModelError(f"{where}.weight must be between 0 and 1 (exclusive), got {weight}")
     return str(raw["model"]), weight
@@ -134,11 +156,21 @@ def load_manifest(root: Path | None = None) -> Manifest:
     if not isinstance(raw, dict) or not isinstance(raw.get("models", {}), dict):
         raise ModelError(f"model manifest {path} must be an object with a \"models\" object, "
                          f"got {type(raw.get('models') if isinstance(raw, dict) else raw).__name__}")
+    if raw.get("schema", SCHEMA) != SCHEMA:
+        raise ModelError(f"model manifest {path}: schema {raw.get('schema')!r} is not {SCHEMA}, the one this version "
+                         "reads")
     models: dict[str, ModelSpec] = {}
     for name, entry in raw.get("models", {}).items():
         where = f"{path}: models.{name}"
         if not isinstance(entry, dict):
             raise ModelError(f"{where} must be an object, got {type(entry).__name__}")
+        unknown = sorted(set(entry) - ENTRY_KEYS)
+        if unknown:  # a misspelt "blend" would silently load one file of a blended model
+            import difflib
+
+            near = {k: difflib.get_close_matches(k, ENTRY_KEYS, 1) for k in unknown}
+            raise ModelError(f"{where}: unknown field(s) " + ", ".join(
+                f"{k!r}" + (f" (did you mean {near[k][0]!r}?)" if near[k] else "") for k in unknown))
         try:
             models[name] = ModelSpec(
                 name=name,
@@ -157,6 +189,9 @@ def load_manifest(root: Path | None = None) -> Manifest:
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ModelError(f"{where}: missing or malformed field {exc}") from exc
+        if not 0 < len(models[name].version) <= VERSION_MAX:
+            raise ModelError(f"{where}.version must be 1 to {VERSION_MAX} characters (status and health carry it), "
+                             f"got {len(models[name].version)}")
         if re.fullmatch(r"[0-9a-f]{64}", models[name].sha256) is None:
             raise ModelError(f"{where}.sha256 must be 64 hex digits, got {str(entry['sha256'])!r}")
         if not isinstance(entry.get("optional", False), bool):

@@ -129,13 +129,16 @@ def load_model(manifest: Manifest, name: str, threads: int = 1) -> Model:
 def _load_one(manifest: Manifest, name: str, threads: int) -> Model:
     """One verified interpreter for ``name``."""
     spec = manifest.get(name)
-    spec.verify_file()
+    content = spec.read_verified()
     cls, backend = interpreter_class()
     try:
-        interp = cls(model_path=str(spec.path), num_threads=int(threads))
+        interp = cls(model_content=content, num_threads=int(threads))
         interp.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise ModelError(f"model '{name}': {spec.path} cannot be loaded by {backend}: {exc}") from exc
+    if len(interp.get_input_details()) != 1:
+        raise ModelError(f"model '{name}': {spec.path} has {len(interp.get_input_details())} inputs; the manifest "
+                         "declares one")
     _check_tensor(spec, "input", spec.input, interp.get_input_details()[0])
     _check_tensor(spec, "output", spec.output, interp.get_output_details()[0])
     log.info("loaded model %s v%s (%s, %d thread(s))", name, spec.version, backend, threads)
