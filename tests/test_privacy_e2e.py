@@ -163,7 +163,7 @@ def test_service_writes_no_file_and_publishes_only_schema_valid_bytes(
     assert status["privacy_profile"] == "eu"
     healths = [json.loads(m.payload) for m in sub.messages if m.topic.endswith("/health")]
     assert max(h["voice_windows"] for h in healths) > 0, "the gate kept every customer window from the voice model"
-    assert "voice_gated_staff" in healths[-1]["drops"]
+    assert "voice_gated_fault" in healths[-1]["drops"] and "voice_gated_staff" not in healths[-1]["drops"]
 
 
 def _grace(height: int) -> np.ndarray:

@@ -100,9 +100,10 @@ def health_body(svc: StatusHost) -> dict[str, Any]:
     drops = {"frames": svc.frames.dropped, "observations": svc.obs.dropped, "acks": svc.acks.dropped,
              "audio_overrun_samples": svc.ring.overrun_samples,
              **{f"errors_{k}": v for k, v in svc.errors.items()}}
-    if svc.audio is not None and svc.gate.kind != "none":  # windows the staff-voice gate kept from the model
-        drops.update({f"voice_gated_{k}": int(svc.gate.counts.get(k, 0))
-                      for k in ("staff", "ambiguous", "invalid", "fault")})
+    if svc.audio is not None and svc.gate.kind != "none":
+        # Equipment faults only. The staff/ambiguous verdict counts stay in the process: their difference between
+        # two health messages is a named counter's staff talk time per interval, a measure of the staff.
+        drops.update({f"voice_gated_{k}": int(svc.gate.counts.get(k, 0)) for k in ("invalid", "fault")})
     if "overflows" in astats:
         drops["audio_overflows"] = int(astats["overflows"])
     drops["inbound_retained"] = int(svc.publisher.stats().get("inbound_retained", 0))  # refused: retain flag set
