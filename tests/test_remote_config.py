@@ -143,8 +143,14 @@ def test_redact_hides_secrets() -> None:
     text = json.dumps(out)
     assert "s3cret" not in text and "key.pem" not in text
     assert out["mqtt"]["password"] == "***" and out["mqtt"]["tls"]["key_file"] == "***"
-    assert out["camera"]["source"] == "rtsp://***@10.0.0.5/stream" and out["mqtt"]["username"] == "k"
+    assert out["camera"]["source"] == "rtsp://***@10.0.0.5/***" and out["mqtt"]["username"] == "***"
+    assert out["mqtt"]["tls"]["cert_file"] == "***"  # every CREDENTIAL_KEYS value, not only password and key
     assert redact(base())["mqtt"]["password"] is None
+    # secrets no key-name rule recognises: a short query key, a token in the path, a space in the password
+    for source, shown in (("rtsp://cam.local/live?usr=admin&p=s3cret", "rtsp://cam.local/***"),
+                          ("https://cam.example:8443/stream/6f1d0b6cs3cret/index.m3u8", "https://cam.example:8443/***"),
+                          ("rtsp://user:pa ss@10.0.0.5/x", "rtsp://***@10.0.0.5/***"), ("/dev/video0", "/dev/video0")):
+        assert redact(base(camera={"source": source}))["camera"]["source"] == shown
 
 
 # --- the RemoteConfig state machine: persistence, refusals, start-up ---------------------------------------------

@@ -10,15 +10,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from edge.config import KioskConfig, format_errors
+from edge.config import CREDENTIAL_KEYS, KioskConfig, format_errors
 from edge.events import SchemaError, iso, validate_inbound
 from edge.events.inbound import InboundJsonError, decode_json
 from edge.lograte import RateLimitedLog
 from edge.privacy.floor import weakened
 from edge.queues import DropQueue
+from edge.redact import URL_SCHEME
 from edge.redact import redact as redact_text
 
 log = logging.getLogger(__name__)
@@ -136,15 +138,36 @@ def effective(base: KioskConfig, overlay: dict[str, Any]) -> KioskConfig:
     return new
 
 
+def published_source(source: str) -> str:
+    """A camera/microphone source as ``configstate`` shows it: a network URL by scheme, host and port only (its
+    user, path and query can hold a secret no key-name rule recognises: a token in the path, ``?p=...``), other
+    sources (device names, files) with any credential hidden (edge.redact)."""
+    if not URL_SCHEME.match(source):
+        return redact_text(source)
+    try:
+        u = urlsplit(source.strip())
+        host = u.hostname or ""
+        port = f":{u.port}" if u.port is not None else ""
+    except ValueError:  # an unparsable port or host: show the scheme alone
+        return f"{source.strip().split(':', 1)[0]}://***"
+    host = f"[{host}]" if ":" in host else host
+    rest = "/***" if (u.path not in ("", "/") or u.query or u.fragment) else ""
+    return f"{u.scheme}://{'***@' if '@' in u.netloc else ''}{host}{port}{rest}"
+
+
 def redact(cfg: KioskConfig) -> dict[str, Any]:
-    """The config as JSON without secrets: password and TLS key path ``***``, credentials in sources (edge.redact)."""
+    """The config as JSON without secrets: every credential key (``CREDENTIAL_KEYS``: MQTT user and password, TLS
+    files) ``***``, sources as ``published_source`` shows them."""
     out = cfg.model_dump(mode="json")
-    if out["mqtt"]["password"] is not None:
-        out["mqtt"]["password"] = "***"
-    if out["mqtt"]["tls"] and out["mqtt"]["tls"]["key_file"] is not None:
-        out["mqtt"]["tls"]["key_file"] = "***"
+    for key in sorted(CREDENTIAL_KEYS):
+        *parents, leaf = key.split(".")
+        node = out
+        for p in parents:
+            node = node.get(p) or {}
+        if node.get(leaf) is not None:
+            node[leaf] = "***"
     for section in ("camera", "microphone"):
-        out[section]["source"] = redact_text(out[section]["source"])
+        out[section]["source"] = published_source(out[section]["source"])
     return out
 
 
