@@ -275,13 +275,13 @@ def test_apply_live_reaches_analyzers_fusion_visits_and_pause(tmp_path: Path) ->
     body = svc.remote.handle(msg({"analysis": {"customer_zone": [0.0, 0.0, 0.5, 1.0], "face_fps": 0.25,
                                                "min_speech_ratio": 0.5, "vad_aggressiveness": 3},
                                   "privacy": {"staff_zones": [STAFF], "pause_max_s": 600},
-                                  "fusion": {"half_life_s": 4.0, "visit_end_s": 20, "emit_interval_s": 2.0}}),
+                                  "fusion": {"half_life_s": 4.0, "visit_end_s": 5, "emit_interval_s": 2.0}}),
                              lambda c: apply_live(svc, c))
     assert body["accepted"], body["errors"]
     assert face.analyze(frame) is None  # the face's centre is now outside the customer zone
     assert det.images[-1][240, 50].tolist() == [0, 0, 0]  # staff pixels blanked before detection
     assert det.images[-1][240, 500].tolist() == [200, 200, 200]
-    assert svc.core.fusion.cfg.half_life_s == 4.0 and svc.core.visits.end_s == 20 and svc.paused.max_s == 600
+    assert svc.core.fusion.cfg.half_life_s == 4.0 and svc.core.visits.end_s == 5 and svc.paused.max_s == 600
     assert svc.core.cfg.fusion.emit_interval_s == 2.0  # the core's emit cadence
     assert voice.min_speech_ratio == 0.5 and voice.vad.aggressiveness == 3
     assert svc.cfg.analysis.face_fps == 0.25 and svc.watchdog.stale_s >= 8.0  # the slower worker is not "stalled"

@@ -126,10 +126,13 @@ def test_remote_changes_may_only_tighten_privacy_under_the_custom_profile_too() 
                          "privacy": {"staff_zones": [staff]}})
     with pytest.raises(RemoteConfigError) as exc:
         effective(base, {"privacy": {"staff_zones": [], "staff_voice_max_share": 1.0, "pause_max_s": 10},
-                         "analysis": {"min_face_frac": 0.0, "voice": True},
-                         "fusion": {"emit_interval_s": 0.2, "half_life_s": 0.5}})
+                         "analysis": {"min_face_frac": 0.0, "voice": True, "face_fps": 30, "voice_hop_s": 0.1},
+                         "fusion": {"emit_interval_s": 0.2, "half_life_s": 0.5, "visit_end_s": 600}})
     keys = sorted(e.split(":")[0] for e in exc.value.errors)
-    assert keys == ["analysis.min_face_frac", "analysis.voice", "fusion.emit_interval_s", "fusion.half_life_s",
-                    "privacy.pause_max_s", "privacy.staff_voice_max_share", "privacy.staff_zones"], keys
+    assert keys == ["analysis.face_fps", "analysis.min_face_frac", "analysis.voice", "analysis.voice_hop_s",
+                    "fusion.emit_interval_s", "fusion.half_life_s", "fusion.visit_end_s", "privacy.pause_max_s",
+                    "privacy.staff_voice_max_share", "privacy.staff_zones"], keys
+    slower = effective(base, {"analysis": {"face_fps": 4}, "fusion": {"visit_end_s": 4}})  # less analysis: fine
+    assert slower.analysis.face_fps == 4 and slower.fusion.visit_end_s == 4
     tighter = effective(base, {"privacy": {"pause_max_s": 900}, "fusion": {"emit_interval_s": 5.0}})
     assert tighter.privacy.pause_max_s == 900 and tighter.fusion.emit_interval_s == 5.0

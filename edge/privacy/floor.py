@@ -44,6 +44,15 @@ def weakened(base: KioskConfig, new: KioskConfig) -> list[str]:
         if getattr(new.fusion, key) < getattr(base.fusion, key):
             out.append(f"fusion.{key}: {why}; it may not go below the file's {getattr(base.fusion, key):g} "
                        "(finer-grained states)")
+    if new.fusion.visit_end_s > base.fusion.visit_end_s:  # a longer gap joins two customers into one visit_id
+        out.append(f"fusion.visit_end_s: {why}; it may not go above the file's {base.fusion.visit_end_s:g} "
+                   "(consecutive customers would share one visit)")
+    if new.analysis.face_fps > base.analysis.face_fps:
+        out.append(f"analysis.face_fps: {why}; it may not go above the file's {base.analysis.face_fps:g} "
+                   "(the privacy report states the analysed frame rate)")
+    if new.analysis.voice_hop_s < base.analysis.voice_hop_s:
+        out.append(f"analysis.voice_hop_s: {why}; it may not go below the file's {base.analysis.voice_hop_s:g} "
+                   "(the privacy report states how often speech is analysed)")
     share = uncovered_share(base.privacy.staff_zones, new.privacy.staff_zones)
     if share > SLACK:
         out.append(f"privacy.staff_zones: {why}; these zones leave {share:.0%} of the file's staff zones unmasked")
