@@ -99,8 +99,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if args.env_file is not None:
         os.environ.update(read_env_file(args.env_file))
     errors, cfg = config_problems(args.config)
-    if cfg is not None:
-        errors += machine_problems(cfg)
+    machine = machine_problems(cfg) if cfg is not None else []
     model_error = None
     if not args.no_models and cfg is not None and not any(e.startswith("models.") for e in errors):
         from edge.pipeline.analyzers import build_analyzers
@@ -114,7 +113,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if model_error is not None or cfg is None:
         raise ModelError(model_error or "no configuration")
     # files of another machine (a config checked before its kiosk's certificates are installed): run refuses them
-    for line in [*cfg.warnings(), *(f"{p} (run refuses to start without it)" for p in tls_problems(cfg))]:
+    # what this machine cannot do of a valid config: run starts all the same (the source is reported failing, the
+    # rest goes on), so the unit's ExecStartPre must not stop the whole service over it
+    for line in [*cfg.warnings(), *(f"{p} (run refuses to start without it)" for p in tls_problems(cfg)),
+                 *(f"{p} (run starts; this source is reported failed)" for p in machine)]:
         print(f"warning: {line}", file=sys.stderr)
     print(f"OK: {args.config} (site {cfg.identity.site_id}, kiosk {cfg.identity.kiosk_id})")
     return 0
@@ -145,7 +147,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     code = service.run(stop)
     failed = service.failed_sources()
-    if code == 0 and failed:  # every input ended and one never worked: a failure (systemd's Restart=on-failure)
+    if code == 0 and failed and service.inputs_done:  # every input ended and one never worked: a failure
+        # (systemd's Restart=on-failure); a stop request (SIGTERM, Ctrl-C) is a clean exit whatever failed before
         print(f"error: {', '.join(failed)} failed (see the log above); nothing was analysed from it", file=sys.stderr)
         return EXIT_MEDIA
     return code
@@ -164,7 +167,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
             raise MediaError(f"media file '{f}': " + ("not a regular file" if f.exists() else "not found"))
     if args.config:
-        cfg = _load(args.config)
+        cfg = load_config(args.config, credentials=args.publish)  # the broker's secrets only when it is used
     else:
         cfg = parse_config({"identity": {"site_id": "replay", "kiosk_id": "replay"}, "mqtt": {"enabled": False}})
     if args.publish and not cfg.mqtt.enabled:
@@ -209,7 +212,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         res = replay(cfg, analyzers, args.video, args.audio, sink)
     finally:
         if publisher is not None:
-            publisher.stop()
+            publisher.retire()  # waits (bounded) for the broker, flushes, clears the replay id's retained status
     kinds: dict[str, int] = {}
     for e in res.events:
         k = e["schema"].split("/")[1]
@@ -220,6 +223,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if cfg.microphone.enabled and analyzers.voice is not None and res.voice_windows == 0:
         print(f"warning: no voice window analysed: the audio is shorter than the model's "
               f"{analyzers.voice.window_s:g} s window", file=sys.stderr)
+    if publisher is not None and publisher.unsent:
+        print(f"error: {publisher.unsent} event(s) not delivered to the broker ({cfg.mqtt.host}:{cfg.mqtt.port}; "
+              f"{publisher.last_error or 'no connection within the wait'})", file=sys.stderr)
+        return 1
     return 0
 
 

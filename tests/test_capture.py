@@ -724,8 +724,13 @@ def test_an_unexpected_file_error_is_a_failed_source_not_a_silent_dead_thread(
     dead.join()
     fake = SimpleNamespace(ident=dead.ident, is_alive=dead.is_alive,
                            stats=lambda: {"state": "starting", "error": None})
-    got = source_stats(SimpleNamespace(video=None, audio=fake))  # type: ignore[arg-type]
+    got = source_stats(SimpleNamespace(video=None, audio=fake, stop=threading.Event()))  # type: ignore[arg-type]
     assert got["microphone"] == {"state": "failed", "error": "capture thread stopped unexpectedly"}
+    # gone on the service's own stop (SIGTERM): not a fault in the retained offline status
+    stopping = threading.Event()
+    stopping.set()
+    got = source_stats(SimpleNamespace(video=None, audio=fake, stop=stopping))  # type: ignore[arg-type]
+    assert got["microphone"]["state"] == "ok"
 
 
 def test_a_looped_one_frame_video_is_paced_not_spun(tmp_path: Path) -> None:

@@ -269,6 +269,29 @@ def test_a_run_whose_only_source_failed_exits_with_the_media_code(tmp_path: Path
     assert "camera failed" in r.stderr and "no-such-clip.mp4" in r.stderr
 
 
+def test_a_stop_request_exits_0_though_a_source_failed_before(tmp_path: Path) -> None:
+    """Exit 4 is for a run whose inputs all ended with one never working; a SIGTERM (systemctl stop/restart) of a
+    kiosk whose camera failed while its microphone worked ended with 4 too, and the unit showed as failed."""
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(tmp_path / "hum.wav", (0.01 * np.sin(np.arange(16000) / 5)).astype(np.float32), 16000)
+    cfgfile = tmp_path / "k.toml"
+    cfgfile.write_text('[identity]\nsite_id = "s"\nkiosk_id = "k"\n[camera]\nsource = "no-such-clip.mp4"\n'
+                       f'[microphone]\nsource = "{tmp_path / "hum.wav"}"\nloop = true\n[mqtt]\nenabled = false\n')
+    p = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", str(cfgfile)], cwd=ROOT, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(6)
+        assert p.poll() is None, p.communicate()[1][-2000:]
+        p.send_signal(signal.SIGTERM)
+        _out, err = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    assert p.returncode == 0, err[-2000:]
+    assert "nothing was analysed" not in err
+
+
 def test_replay_never_turns_on_a_microphone_the_profile_allows_only_off(tmp_path: Path, demo_media) -> None:  # type: ignore[no-untyped-def]
     """replay switched the microphone on for --video after the config was checked: an eu config valid only with
     the microphone off replayed the sound track without a staff-voice gate (and could publish the result)."""
@@ -297,6 +320,21 @@ def test_replay_publishes_as_its_own_kiosk(tmp_path: Path, mosquitto, subscribe,
     time.sleep(0.5)
     kiosks = {m.topic.split("/")[2] for m in sub.messages}
     assert kiosks == {"k1-replay"}, kiosks
+    # the replay id is not a kiosk: its retained status is cleared at the end, not left "offline" for ever
+    statuses = [m.payload for m in sub.messages if m.topic.endswith("/status")]
+    assert statuses and statuses[-1] == b"", statuses[-1:]
+    late = subscribe(mosquitto, "edge-emotion/s/+/status")
+    time.sleep(0.5)
+    assert not late.messages, [m.topic for m in late.messages]
+    # no broker: the events were not delivered, and the exit code says so
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    cfgfile.write_text(f'[identity]\nsite_id = "s"\nkiosk_id = "k1"\n[mqtt]\nhost = "127.0.0.1"\nport = {free}\n')
+    r = _cli("replay", "--config", str(cfgfile), "--video", str(video), "--publish", "--quiet")
+    assert r.returncode == 1 and "not delivered to the broker" in r.stderr, r.stderr[-2000:]
 
 
 def test_small_replay_and_demo_mistakes_say_what_is_wrong(tmp_path: Path) -> None:

@@ -49,6 +49,7 @@ class Service:
         self.clock = clock
         self.wall = wall
         self.stop = threading.Event()
+        self.inputs_done = False  # run() ended because every file source ended (not on a stop request)
         self.factory = EventFactory(cfg.identity)
         self.frames: DropQueue[Frame] = DropQueue(cfg.camera.buffer_frames)
         self.ring = AudioRing(cfg.microphone.buffer_s, cfg.microphone.sample_rate, cfg.microphone.channels)
@@ -253,6 +254,7 @@ class Service:
                 if (self.inputs_ended() and not any(th.is_alive() for th in self._threads)
                         and self.obs.qsize() == 0):
                     log.info("all sources ended; stopping")
+                    self.inputs_done = True
                     break
         finally:
             self.stop.set()

@@ -36,6 +36,7 @@ class StatusHost(Protocol):
     publisher: Publisher
     paused: PauseGate
     closed: threading.Event
+    stop: threading.Event
     frames: DropQueue[Frame]
     obs: DropQueue[Observation]
     acks: DropQueue[Ack]
@@ -55,8 +56,10 @@ def source_stats(svc: StatusHost) -> dict[str, dict[str, Any]]:
             out[name] = {"state": "disabled", "error": None}
         else:
             st = src.stats()
-            if src.ident is not None and not src.is_alive() and st["state"] not in ("ended", "failed"):
-                # started and gone without saying why (an unexpected error): never shown as "ok"
+            if (src.ident is not None and not src.is_alive() and st["state"] not in ("ended", "failed")
+                    and not svc.stop.is_set()):
+                # started and gone without saying why (an unexpected error): never shown as "ok"; a source that
+                # left on the service's stop (SIGTERM) is not a fault (the retained offline status said it was)
                 st = {"state": "failed", "error": st.get("error") or "capture thread stopped unexpectedly"}
             out[name] = {"state": st["state"] if st["state"] != "starting" else "ok", "error": st.get("error")}
     return out
@@ -64,7 +67,7 @@ def source_stats(svc: StatusHost) -> dict[str, dict[str, Any]]:
 
 def status_line(svc: StatusHost) -> str:
     """One line for systemd's STATUS=, e.g. "analysing 8.0 fps, mqtt connected, camera ok, microphone ok"."""
-    mqtt = "connected" if svc.publisher.connected else "disconnected"
+    mqtt = ("connected" if svc.publisher.connected else "disconnected") if svc.cfg.mqtt.enabled else "off"
     srcs = ", ".join(f"{k} {v['state']}" for k, v in source_stats(svc).items())
     return f"analysing {svc.analysed.rate():.1f} fps, mqtt {mqtt}, {srcs}"
 

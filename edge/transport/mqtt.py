@@ -6,6 +6,7 @@ import json
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,7 @@ class MqttPublisher(_Counting):
         self._client: paho.Client | None = None
         self._counts["inbound_retained"] = 0  # inbound commands refused because they carried the retain flag
         self._retained_warned: set[str] = set()
+        self.unsent = 0  # events lost at stop() (queued, unacknowledged, no state folder to keep them)
 
     def topic(self, kind: str) -> str:
         """This kiosk's topic for ``kind``."""
@@ -353,13 +355,29 @@ class MqttPublisher(_Counting):
 
     def stop(self) -> None:
         """Flush the outbox and publish the retained `offline` status (bounded waits), then disconnect and close."""
+        self._stop(retire=False)
+
+    def retire(self, connect_wait_s: float = 10.0) -> None:
+        """Stop a short-lived publisher (``replay --publish``): wait up to ``connect_wait_s`` for a connection when
+        events are queued, flush them, and *clear* the retained status instead of leaving an ``offline`` one (a
+        replay's kiosk id is not a kiosk: fleet tools would list it as down for ever). ``unsent`` counts what was
+        not delivered."""
+        deadline = time.monotonic() + connect_wait_s
+        while (not self._connected and self.outbox is not None and len(self.outbox)
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
+        self._stop(retire=True)
+
+    def _stop(self, retire: bool) -> None:
         client = self._client
         self._stopping = True
         try:
             if client is not None and self._connected:
                 if self._courier is not None and not self._courier.wait_idle(STOP_FLUSH_S):
                     log.warning("queued events not all acknowledged within %.1f s", STOP_FLUSH_S)
-                info = client.publish(self.status_topic, self._status("offline"), qos=1, retain=True)
+                # an empty retained payload deletes the retained status (MQTT), so a retired id leaves nothing
+                info = client.publish(self.status_topic, b"" if retire else self._status("offline"), qos=1,
+                                      retain=True)
                 info.wait_for_publish(timeout=STOP_FLUSH_S)
                 if not info.is_published():
                     log.warning("offline status not acknowledged within %.1f s", STOP_FLUSH_S)
@@ -368,13 +386,21 @@ class MqttPublisher(_Counting):
         finally:
             if client is not None:
                 client.disconnect()
-                client.loop_stop()
+                # paho joins its network thread without a timeout: stuck in a DNS lookup (network down, broker by
+                # name) it held shutdown past systemd's TimeoutStopSec; the thread is a daemon, leave it then
+                stopper = threading.Thread(target=client.loop_stop, daemon=True, name="mqtt-loop-stop")
+                stopper.start()
+                stopper.join(STOP_FLUSH_S)
+                if stopper.is_alive():
+                    log.warning("MQTT network thread still busy after %.1f s (a DNS lookup?); not waiting for it",
+                                STOP_FLUSH_S)
             with self._lock:
                 self._connected = False
                 self._client = None
             if self._courier is not None:
                 self._courier.stop()
             if self.outbox is not None:
+                self.unsent = len(self.outbox) if not self.outbox.persistent else 0
                 if len(self.outbox):
                     log.warning("%d unacknowledged event(s) %s", len(self.outbox), "kept in the outbox for the next "
                                 "start" if self.outbox.persistent else "lost (no state folder)")
