@@ -27,7 +27,10 @@ def test_ack_and_pause_with_a_lone_surrogate_are_refused() -> None:
         parse_ack(b'{"alert_id": "a-1", "by": ' + LONE + b'}')
     with pytest.raises(PauseError, match="lone"):
         parse_pause(b'{"action": "pause", "by": ' + LONE + b'}')
-    assert parse_ack('{"alert_id": "a-1", "by": "Zoë 张"}'.encode()).by == "Zoë 张"  # real text still passes
+    from edge.events.inbound import decode_json
+
+    assert decode_json('{"hint": "Zoë 张"}'.encode()) == {"hint": "Zoë 张"}  # real text still passes
+    assert parse_ack(b'{"alert_id": "a-1", "by": "tablet-2"}').by == "tablet-2"
 
 
 def test_the_service_keeps_running_after_such_a_config_message() -> None:

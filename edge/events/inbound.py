@@ -32,11 +32,21 @@ def _has_lone_surrogate(obj: Any) -> bool:
     return False
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are all different: ``{"action": "pause", "action": "resume"}`` means two things."""
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"key {k!r} appears twice in one object")
+        out[k] = v
+    return out
+
+
 def decode_json(data: bytes) -> Any:
-    """The JSON value of ``data``; raise InboundJsonError for non-UTF-8 bytes, invalid JSON, NaN/Infinity or a
-    string escape no UTF-8 text can hold (such a string, echoed in a reply, could not be sent)."""
+    """The JSON value of ``data``; raise InboundJsonError for non-UTF-8 bytes, invalid JSON, NaN/Infinity, a key
+    given twice in one object (JSON leaves which one counts open) or a string escape no UTF-8 text can hold (such a string, echoed in a reply, could not be sent)."""
     try:
-        obj = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+        obj = json.loads(data.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except UnicodeDecodeError:
         raise InboundJsonError("not UTF-8") from None
     except (ValueError, RecursionError) as exc:
