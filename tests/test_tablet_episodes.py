@@ -151,3 +151,37 @@ def test_a_dismissed_acknowledged_card_stays_away(browser: Any, mosquitto: Broke
     finally:
         client.loop_stop()
         client.disconnect()
+
+
+def test_an_offline_kiosks_episode_is_closed_not_left_open(browser: Any, mosquitto: Broker,  # noqa: F811
+                                                           tablet_url: str) -> None:  # noqa: F811
+    """A kiosk that crashes leaves its retained `current` describing an open episode (only a clean shutdown clears
+    it): the card stayed open as if the customer were still upset. Its offline status closes it, marked offline;
+    a tablet that reads the offline status first never opens it."""
+    drv = browser
+    now = time.time()
+    f = _factory("k3", "Counter 3")
+    f.clock = lambda: now
+    client, pub = _publisher(mosquitto)
+    try:
+        pub("k3", "status", f.make("status", **{**sample_body("status"), "counter_name": "Counter 3",
+                                                "degraded": []}), retain=True)
+        drv.get(f"{tablet_url}/?broker=ws://127.0.0.1:{mosquitto.ws_port}&site={SITE}&lang=en")
+        _wait_js(drv, "return document.getElementById('conn').dataset.state === 'online'", 10)
+        pub("k3", "current", f.make("current", **{**sample_body("current"), "counter_name": "Counter 3",
+                                                  "episode": _episode("a-9", "alert", now, False)}), retain=True)
+        _wait_js(drv, "return document.querySelector('.card[data-alert-id=\"a-9\"]')?.dataset.level === 'alert'")
+        pub("k3", "status", f.make("status", **{**sample_body("status"), "state": "offline",
+                                                "counter_name": "Counter 3", "degraded": []}), retain=True)
+        _wait_js(drv, "return document.querySelector('.card[data-alert-id=\"a-9\"]')?.dataset.level === 'ended'")
+        text = drv.execute_script("return document.querySelector('.card[data-alert-id=\"a-9\"]').innerText")
+        assert "Kiosk offline" in text and "not known" in text, text
+        drv.refresh()  # a tablet arriving now gets both retained messages, in either order
+        _wait_js(drv, "return document.getElementById('conn').dataset.state === 'online'", 10)
+        _wait_js(drv, "return document.querySelector('.tile[data-kiosk=\"k3\"][data-online=\"offline\"]')")
+        time.sleep(0.7)
+        level = drv.execute_script("return document.querySelector('.card[data-alert-id=\"a-9\"]')?.dataset.level")
+        assert level in (None, "ended"), level
+    finally:
+        client.loop_stop()
+        client.disconnect()

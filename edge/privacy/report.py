@@ -26,8 +26,9 @@ NOTICES = ("notice.en.md", "notice.zh-CN.md")
 _RETAINED_WHAT = {"status": "presence, software and model versions",
                   "configstate": "the effective configuration without secrets: thresholds, zones, broker address, "
                                  "state folder; no personal data",
-                  "current": "the open alert episode of the current anonymous visit (level, hint, acknowledged) or "
-                             "none, and whether analysis is paused; replaced when it changes"}
+                  "current": "the anonymous visit id, its open alert episode (level, hint, acknowledged) and its "
+                             "care or good-moment cue, or none, and whether analysis is paused; replaced when it "
+                             "changes, cleared on a clean shutdown (after a crash it stays until the kiosk restarts)"}
 
 
 def config_hash(cfg: KioskConfig) -> str:

@@ -162,7 +162,12 @@
     k.signAt = Date.now();
     k.degraded = Array.isArray(p.degraded) ? p.degraded.filter((d) => typeof d === "string").slice(0, 4) : [];
     k.paused = p.state === "online" && p.paused === true;
-    if (p.state === "offline") k.emoAt = 0;
+    if (p.state === "offline") {
+      // Its retained `current` may be a crash's last word: no episode or cue of an offline kiosk stays open
+      k.emoAt = 0;
+      k.cue = null;
+      openAlerts(id).forEach((a) => { Object.assign(a, { ended: true, offline: true }); renderCard(a); });
+    }
     renderTile(k);
     return true;
   }
@@ -204,15 +209,19 @@
     k.currentTs = ts;
     k.paused = p.paused;
     k.visit = typeof p.visit_id === "string" ? p.visit_id : null;
-    const ep = p.episode;
+    const off = k.online === "offline"; // a crashed kiosk's retained state, read after its offline status
+    const ep = off ? null : p.episode;
     if (ep && (typeof ep.alert_id !== "string" || !LEVELS.has(ep.level) || !ep.hint)) return false;
-    openAlerts(id).filter((a) => !ep || a.id !== ep.alert_id).forEach((a) => { a.ended = true; renderCard(a); });
+    openAlerts(id).filter((a) => !ep || a.id !== ep.alert_id).forEach((a) => {
+      Object.assign(a, { ended: true, offline: off });
+      renderCard(a);
+    });
     if (ep) {
       const since = Date.parse(ep.since);
       upsertAlert(id, { ...ep, counter_name: p.counter_name }, Number.isFinite(since) ? since : ts, ep.acknowledged,
         true);
     }
-    const c = p.cue;
+    const c = off ? null : p.cue;
     k.cue = c && c.visit_id === k.visit && CUES.has(c.kind) && c.hint ? { id: c.cue_id, kind: c.kind, visit: k.visit,
       hint: c.hint } : null;
     renderTile(k);

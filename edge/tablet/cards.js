@@ -72,7 +72,7 @@ window.TabletCards = (ctx) => {
     const level = a.ended && a.level !== "recovered" ? "ended" : a.level;
     el.dataset.level = level;
     el.dataset.ack = a.ack;
-    el.querySelector(".level").textContent = t(`level_${level}`);
+    el.querySelector(".level").textContent = t(level === "ended" && a.offline ? "level_offline" : `level_${level}`);
     el.querySelector(".card-counter").textContent = p.counter_name || (k && k.name) || a.kiosk;
     el.querySelector(".card-time").textContent = timeOf(a.ts);
     el.querySelector(".card-time").dateTime = new Date(a.ts).toISOString();
@@ -83,7 +83,7 @@ window.TabletCards = (ctx) => {
     const mods = (Array.isArray(ev.modalities) ? ev.modalities : []).map((m) => t(`mod_${m}`)).join(" + ");
     const evText = Number.isFinite(ev.escalation) && Number.isFinite(ev.duration_s)
       ? t("evidence", { esc: Math.round(ev.escalation * 100), dur: Math.round(ev.duration_s), mods }) : "";
-    const why = level === "ended" ? t("reason_ended") : t(`reason_${p.reason}`);
+    const why = level === "ended" ? t(a.offline ? "reason_offline" : "reason_ended") : t(`reason_${p.reason}`);
     el.querySelector(".reason").textContent = [why, evText].filter(Boolean).join(" · ");
     const ack = el.querySelector(".ack");
     const closed = level === "recovered" || level === "ended";
