@@ -190,6 +190,42 @@ def test_docs_examples_are_valid():
     assert set(kinds) == set(KINDS)
 
 
+ENVELOPE_KEYS = frozenset({"schema", "event_id", "ts", "site_id", "kiosk_id"})
+
+
+def _tree(node: object, free: frozenset[str] = frozenset({"hints", "notice_text", "overlay"})) -> object:
+    """The key structure of a JSON value (free-form maps such as hint texts as a leaf)."""
+    if isinstance(node, dict):
+        return {k: (None if k in free else _tree(v)) for k, v in node.items()}
+    return None
+
+
+def test_docs_examples_have_the_fields_the_code_publishes():
+    """The status, health and configstate examples carried fields the code had renamed or dropped (`models.face`,
+    `queue_depth.readings`) and lacked ones it always sends: compare their keys with payloads the code builds."""
+    from edge.config import parse_config
+    from edge.pipeline.analyzers import Analyzers
+    from edge.pipeline.service import Service
+    from edge.transport.remote_config import redact
+
+    text = (DOCS / "mqtt.md").read_text(encoding="utf-8")
+    docs = {json.loads(b)["schema"].split("/")[1]: json.loads(b) for b in re.findall(r"```json\n(.*?)```", text,
+                                                                                        flags=re.S)}
+    cfg = parse_config({"identity": {"site_id": "hall-1", "kiosk_id": "k7"},
+                        "mqtt": {"host": "127.0.0.1", "port": 9, "tls": {"ca_file": "ca.crt"}},
+                        "camera": {"enabled": False}, "microphone": {"enabled": False}})
+    assert _tree(docs["configstate"]["config"]) == _tree(redact(cfg))
+    svc = Service(cfg, Analyzers())
+    assert set(docs["status"]) - ENVELOPE_KEYS == set(svc.status_body()) | {"state"}
+    health = svc.health_body()
+    assert set(docs["health"]) - ENVELOPE_KEYS == set(health)
+    shown = set(docs["health"]["drops"])
+    always = set(health["drops"])
+    optional = {"voice_gated_invalid", "voice_gated_fault"} | {k for k in shown if k.startswith("outbox_")}
+    assert always <= shown and shown - always <= optional, shown ^ always  # outbox_*: once MQTT has started
+    assert set(docs["health"]["latency_ms"]) <= {"face", "gate", "voice", "capture_to_fusion", "fusion", "publish"}
+
+
 def test_asyncapi_references_every_schema_file():
     text = (DOCS / "asyncapi.yaml").read_text(encoding="utf-8")
     assert text.startswith("asyncapi: 3.0.0")
