@@ -44,7 +44,8 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def decode_json(data: bytes) -> Any:
     """The JSON value of ``data``; raise InboundJsonError for non-UTF-8 bytes, invalid JSON, NaN/Infinity, a key
-    given twice in one object (JSON leaves which one counts open) or a string escape no UTF-8 text can hold (such a string, echoed in a reply, could not be sent)."""
+    given twice in one object (JSON leaves which one counts open) or a string escape no UTF-8 text can hold (such
+    a string, echoed in a reply, could not be sent)."""
     try:
         obj = json.loads(data.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except UnicodeDecodeError:
