@@ -114,3 +114,11 @@ def test_a_departed_customers_state_and_a_gap_do_not_distort_the_visit() -> None
         times += [t for k, _ in core.tick(t) if k == "emotion"]
     gaps = [round(b - a, 2) for a, b in zip(times, times[1:], strict=False)]
     assert min(gaps) >= 0.9, (times, gaps)
+    # a tick late by one loop turn (1.99 s) was followed by another event on the grid slot 10 ms later
+    core = Core(CFG, factory, to_wall=lambda t: 1_800_000_000.0 + t)
+    times = []
+    for t in (0.0, 0.5, 1.99, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0):  # the slot due at 1.0 taken at 1.99
+        core.observe(face(t, "neutral"))
+        times += [t for k, _ in core.tick(t) if k == "emotion"]
+    gaps = [round(b - a, 3) for a, b in zip(times, times[1:], strict=False)]
+    assert min(gaps) >= CFG.fusion.emit_interval_s, (times, gaps)
