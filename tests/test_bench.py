@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,22 @@ def test_alert_bench_speakers_are_the_ones_the_voice_model_never_heard(tmp_path:
     assert not is_unseen("urdu", "SM1", held) and not is_unseen("emodb", "03", held)
     assert is_unseen("emodb", "03", None) and is_unseen("ravdess", "Actor_20", None)
     assert not is_unseen("ravdess", "Actor_02", None) and not is_unseen("ased", "65", None)
+
+
+def test_cues_page_reads_the_figures_it_prints() -> None:
+    """The page said "within the target" whatever the rate was (a verdict written into the template)."""
+    from edge.bench.cues import SETTINGS, markdown
+
+    def res(care: int, minutes: float) -> dict[str, Any]:
+        rate = round(care / (minutes / 60), 2)
+        s = {"care": care, "positive": 0, "false_positive": 0, "false_care_per_hour": rate,
+             "false_care_95_upper_per_hour": round((care + 3) / (minutes / 60), 2), "false_positive_per_hour": 0.0,
+             "false_positive_95_upper_per_hour": 1.0, "hits": []}
+        return {"args": {"minutes": minutes, "silent_visits": 0}, "date": "2026-01-01", "wall_s": 60.0,
+                "machine": {"cpu": "test", "usable_cores": 1}, "models": {},
+                "false_cues": {"media_minutes": minutes, "visits": 10, "minutes_without_happy": 5.0,
+                               "settings": {name: s for name, _ in SETTINGS}}}
+
+    assert "over the target" in markdown(res(9, 60.0)) and "within the target" not in markdown(res(9, 60.0))
+    assert "within the target, but" in markdown(res(0, 60.0))
+    assert "6.0 min of media per visit" in markdown(res(0, 60.0))

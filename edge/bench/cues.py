@@ -87,14 +87,20 @@ def markdown(res: dict[str, Any]) -> str:
         lines.append(f"| {name} | {s['care']} | {s['false_care_per_hour']} ({s['false_care_95_upper_per_hour']}) | "
                      f"{s['positive']} | {s['false_positive_per_hour']} ({s['false_positive_95_upper_per_hour']}) |")
     d = f["settings"][SETTINGS[0][0]]
+    point = float(d["false_care_per_hour"])
+    upper = float(d["false_care_95_upper_per_hour"])
+    verdict = ("within the target, and so is its 95 % upper bound" if upper <= 1 else
+               "within the target, but" if point <= 1 else "over the target, and")
+    minutes_per_visit = f["media_minutes"] / max(f["visits"], 1)
     lines += ["", f"**Reading it.** {d['care']} false care cues in {f['media_minutes']} min: the point estimate is "
-              f"{d['false_care_per_hour']} per hour, within the target, but {f['media_minutes']:g} min bound the true "
+              f"{d['false_care_per_hour']} per hour, {verdict} {f['media_minutes']:g} min bound the true "
               f"rate only to at most {d['false_care_95_upper_per_hour']} per hour (95 %); a longer run (`--minutes "
               "300`, the alert benchmark's material) tightens it. The `positive` rate on material without happy "
-              f"speech rests on {f['minutes_without_happy']} min only (the calm speech visits mix neutral and happy "
-              "clips, and the run ended before the silent visits): it is not measured well here, one reason the cue "
+              f"speech rests on {f['minutes_without_happy']} min (the calm speech visits mix neutral and happy "
+              "clips): where that is short it is not measured well, one reason the cue "
               "stays off by default. Cues are at most one of each kind per visit, so a rate per hour also depends on "
-              "how long visits are (about a minute here). The alert benchmark (`edge-emotion bench alerts`) also "
+              f"how long visits are ({minutes_per_visit:.1f} min of media per visit in this run). The alert "
+              "benchmark (`edge-emotion bench alerts`) also "
               "reports `care_cues_per_hour` for each setting. Hits (set, visit, kind, media time, evidence) are in "
               "the JSON (`--out`).", ""]
     return "\n".join(lines)

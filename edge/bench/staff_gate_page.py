@@ -151,8 +151,11 @@ def markdown(res: dict[str, Any], command: str, machine: str, date: str) -> str:
         "way round, *overlap* when both speak in >= 10 %. *Reaches the voice model* = the gate passes it and the "
         "voice analyzer's VAD, judging each window afresh, finds >= 30 % speech in it (the model runs only "
         f"then). Intervals: 95 %, the wider of two: resampling rooms ({BOOTSTRAP}x; a room's windows overlap and "
-        "share talkers, so they are not independent) and Wilson's over windows (resampling says nothing when no "
-        "window of any room leaks); both are in the JSON.", "",
+        "share talkers, so they are not independent) and Wilson's over the *effective* number of windows: the "
+        "count divided by 8, as each sample lies in 8 overlapping windows (resampling says nothing when no window "
+        "of any room leaks; counting every overlapping window as a trial made the interval eight times too "
+        "narrow). With no leaking window the upper bound is what these rooms can show, not a measured rate; both "
+        "intervals and the effective counts are in the JSON.", "",
         f"## Gates at their defaults (test rooms, seed {seed})", "",
         "| gate | staff-only windows reaching the voice model (target <= 2 %) | customer-only windows kept by "
         "the gate (target >= 90 %) | customer-only reaching the model | overlap windows dropped | CPU per window "
@@ -185,8 +188,9 @@ def markdown(res: dict[str, Any], command: str, machine: str, date: str) -> str:
                      f"{_share(b[g]['verdicts'], 'customer', 'ambiguous')} as ambiguous"
                      for g in ("channel", "direction-2mic", "direction-4mic"))
     lines += ["", f"Before, customer-only windows were lost mostly as *staff* ({lost}): a few of the customer's "
-              "speech frames, just over the 10 % a window may hold, were judged the staff's. Looked at on these "
-              "rooms with each frame judged alone: per room 0-22 % of the customer's speech frames pointed into "
+              "speech frames, just over the 10 % a window may hold, were judged the staff's. A one-off look "
+              "(2026-12-04, seed 23, 24 rooms; written by hand, not recomputed by this command) with each frame "
+              "judged alone: per room 0-22 % of the customer's speech frames pointed into "
               "the staff's sector (2-mic; 0-13 % 4-mic) and 0-11 % had the staff microphone 3 dB louder than the "
               "kiosk's; they were not the staff's reverberant tail (under 5 % within 1 s of the staff's last "
               "speech), 41-77 % of them within 10 dB of the window's loudest frame, with a weak direction "

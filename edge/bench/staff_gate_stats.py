@@ -9,12 +9,13 @@ from typing import Any
 import numpy as np
 
 from edge.bench import staff_gate_sweep as sw
-from edge.bench.staff_gate_eval import GATES
+from edge.bench.staff_gate_eval import GATES, HOP, WIN
 
 log = logging.getLogger(__name__)
 
 BOOTSTRAP = 2000  # room resamples for the intervals: windows of one room are not independent
 FIGS = ("staff_leak", "customer_kept", "overlap_dropped")  # the three figures quoted per gate
+OVERLAP = WIN / HOP  # each sample is in this many windows (2 s every 0.25 s: 8): windows are not independent
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -41,13 +42,30 @@ def bootstrap(rows: list[tuple[int, int]], reps: int = BOOTSTRAP, seed: int = 0)
 
 
 def _figure(rows: list[tuple[int, int]]) -> dict[str, Any]:
-    """Pooled share of per-room (k, n) rows; ``ci95`` the wider of the room-resampled and the Wilson interval."""
+    """Pooled share of per-room (k, n) rows; ``ci95`` the wider of the room-resampled and the Wilson interval, the
+    latter over the *effective* number of windows (``n / OVERLAP``: disjoint 2 s windows' worth; overlapping
+    windows share their samples, and counting each of them as a trial narrowed the interval eightfold)."""
     k, n = sum(r[0] for r in rows), sum(r[1] for r in rows)
     lo, hi = bootstrap(rows)
-    wl, wh = wilson(k, n)
-    return {"share": round(k / n, 4) if n else None, "k": k, "n": n,
+    wl, wh = wilson_effective(k, n)
+    return {"share": k / n if n else None, "k": k, "n": n, "n_effective": round(n / OVERLAP, 1),
             "ci95": [round(min(lo, wl), 4), round(max(hi, wh), 4)], "ci95_rooms": [round(lo, 4), round(hi, 4)],
             "ci95_windows": [round(wl, 4), round(wh, 4)]}
+
+
+def wilson_effective(k: int, n: int) -> tuple[float, float]:
+    """Wilson's 95 % interval with k and n divided by OVERLAP (a design effect of one per overlapping window)."""
+    if n == 0:
+        return 0.0, 1.0
+    ke, ne = k / OVERLAP, n / OVERLAP
+    if ne < 1:
+        return 0.0, 1.0
+    p = ke / ne
+    z = 1.96
+    d = 1 + z * z / ne
+    c = (p + z * z / (2 * ne)) / d
+    h = z * math.sqrt(p * (1 - p) / ne + z * z / (4 * ne * ne)) / d
+    return max(0.0, c - h), min(1.0, c + h)
 
 
 def summarise(per_room: list[dict[str, Any]]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from edge.bench.rooms import FOUR_MIC, RATE, TWO_MIC, Room
 from edge.privacy.gate_config import in_sector
 from edge.voicegate.calibrate import CalibrationError, propose
 from edge.voicegate.doa import FRAME, DirectionEstimator, frame_power, smooth
-from edge.voicegate.gate import channel_flags, speech_frames
+from edge.voicegate.gate import ac_power, channel_flags, speech_frames
 
 STAFF_SHARES = (0.05, 0.1, 0.15, 0.2, 0.25)  # privacy.staff_voice_max_share
 CUSTOMER_SHARES = (0.3, 0.4, 0.5, 0.6)  # privacy.customer_voice_min_share
@@ -97,7 +97,7 @@ def calibrated_sectors(room: Room, array: str, est: DirectionEstimator, margin: 
 
 def sweep_channel(audio: np.ndarray, labelled: list[tuple[int, str, bool]], win: int) -> GateWindows:
     """Channel gate (staff microphone = channel 0) variants over the labelled windows (end, kind, VAD ok)."""
-    power = frame_power(stream_frames(audio))
+    power = ac_power(stream_frames(audio))  # as the shipped channel gate measures levels (each frame's DC removed)
     out = GateWindows()
     for end, kind, ok in labelled:
         out.kind.append(kind)
@@ -150,7 +150,7 @@ def counts(rooms: list[GateWindows], variant: str, max_staff: float, min_custome
     for r in rooms:
         kind = np.array(r.kind)
         v = verdicts(np.array(r.shares[variant], np.float64).reshape(-1, 3), max_staff, min_customer)
-        passed = (v == "customer") | (v == "silent")
+        passed = v == "customer"  # the gate drops windows without speech frames (silent) since 2026-12-04
         ok = np.array(r.vad_ok, bool)
         for k in KINDS:
             for name, cnt in zip(*np.unique(v[kind == k], return_counts=True), strict=True):
