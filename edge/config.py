@@ -89,7 +89,9 @@ class MicrophoneConfig(_Section):
     kind: Literal["auto", "device", "file"] = Field(default="auto", description="How to read `source`.")
     pace: Literal["realtime", "fast"] = Field(default="realtime", description="Files only: real-time or fast.")
     loop: bool = Field(default=False, description="Files only: restart at the end (demo).")
-    sample_rate: Literal[16000] = Field(default=16000, description="Analysis rate; other rates are resampled.")
+    sample_rate: Literal[16000] = Field(default=16000, description="Analysis rate (16 kHz only). Files at "
+                                          "other rates are resampled; a device must capture at it (ALSA `default` "
+                                          "and `plughw:` devices convert, a raw `hw:` device may not).")
     channels: int = Field(default=1, ge=1, le=8, description="Channels captured (a staff microphone or a "
                           "microphone array for the staff-voice gate); a device or file with fewer is an error.")
     block_ms: int = Field(default=100, ge=10, le=1000, description="Capture block length.")

@@ -554,6 +554,7 @@ class FakeSounddevice:
         self.streams: list[FakeStream] = []
         self.rescans = 0
         self.usb_channels = usb_channels
+        self.rates = {16000}  # sample rates the device captures at (a raw ALSA hw: device may offer 48 kHz only)
         self.signal = signal  # (samples, channels) played in a loop; None: 0.25 on channel 0, 0.5 on the others
 
     def block(self, n: int, size: int, channels: int) -> np.ndarray:
@@ -574,6 +575,10 @@ class FakeSounddevice:
         if device is not None:
             return devs[int(device)]
         return devs[1] if kind == "input" else devs
+
+    def check_input_settings(self, device: Any = None, channels: int = 1, samplerate: float = 0, **_: Any) -> None:
+        if samplerate not in self.rates:
+            raise ValueError("Invalid sample rate [PaErrorCode -9997]")
 
     def InputStream(self, **kw: Any) -> FakeStream:  # noqa: N802 - mirrors sounddevice
         self.streams.append(FakeStream(self, **kw))

@@ -143,6 +143,22 @@ def test_speech_gives_reading_and_vad_helpers() -> None:
     assert vad.speech_ratio(noisy) > 0.2
 
 
+def test_a_microphone_dc_offset_does_not_silence_the_vad() -> None:
+    """A constant offset raised every frame's level alike: quiet speech no longer rose 6 dB over the floor and the
+    windows were dropped as non-speech (no reading, no error), while the gate and the features ignore DC."""
+    from edge.voice.features import active_level_dbfs
+
+    speech = _espeak("Excuse me, I have been waiting here for half an hour")
+    quiet = speech / np.abs(speech).max() * 0.05  # quiet speech, about -36 dBFS while active
+    vad = Vad(2)
+    base = vad.speech_ratio(quiet)
+    assert base > 0.3
+    for dc in (0.01, 0.02, 0.05):
+        assert abs(vad.speech_ratio(quiet + np.float32(dc)) - base) < 0.05, dc
+    level = active_level_dbfs(quiet)
+    assert level is not None and abs(active_level_dbfs(quiet + np.float32(0.03)) - level) < 0.5  # type: ignore[operator]
+
+
 def test_vad_rejects_bad_aggressiveness() -> None:
     with pytest.raises(ValueError):
         Vad(4)

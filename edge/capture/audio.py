@@ -181,6 +181,11 @@ class AudioSource(threading.Thread):
             try:
                 device = media.resolve_input_device(self.cfg.source)
                 media.check_input_channels(self.cfg.source, device, self.channels)
+                try:
+                    sd.check_input_settings(device=device, channels=self.channels, samplerate=RATE, dtype="float32")
+                except Exception as exc:  # noqa: BLE001 - PortAudioError or ValueError: say which setting
+                    raise MediaError(f"{label}: cannot capture {self.channels} channel(s) at {RATE} Hz ({exc}); "
+                                     "use the ALSA 'default' or a 'plughw:' device, which convert the rate") from None
                 stream = sd.InputStream(samplerate=RATE, channels=self.channels, dtype="float32",
                                         blocksize=self.block, device=device, callback=self._callback)
                 self._cb_error = None

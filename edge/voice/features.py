@@ -68,8 +68,10 @@ def frame_rms_db(samples: np.ndarray, frame: int = 480) -> np.ndarray:
 
 
 def active_level_dbfs(samples: np.ndarray) -> float | None:
-    """RMS level (dBFS) of the energy-active frames, or None when nothing rises above the floor."""
-    db = frame_rms_db(samples)
+    """RMS level (dBFS) of the energy-active frames without the signal's DC offset, or None when nothing rises above
+    the floor."""
+    x = np.asarray(samples, dtype=np.float32)
+    db = frame_rms_db(x - np.float32(x.mean(dtype=np.float64)) if x.size else x)
     if db.size == 0:
         return None
     top = float(np.percentile(db, 95))

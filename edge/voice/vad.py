@@ -28,7 +28,7 @@ class Vad:
         """``aggressiveness`` 0-3 is webrtcvad's; ``margin_db`` is the required rise over the noise floor."""
         if not 0 <= int(aggressiveness) <= 3:
             raise ValueError(f"VAD aggressiveness must be 0..3, got {aggressiveness}")
-        self._vad = webrtcvad.Vad(int(aggressiveness))
+        webrtcvad.Vad(int(aggressiveness))  # refuses what webrtcvad does not take, here rather than per window
         self.aggressiveness = int(aggressiveness)
         self.margin_db = float(margin_db)
         self.floor_dbfs = float(floor_dbfs)
@@ -39,13 +39,20 @@ class Vad:
         n = x.size // FRAME
         if n == 0:
             return np.zeros(0, dtype=bool)
+        # without the window's DC offset: a microphone's constant offset lifted every frame's level alike, so speech
+        # no longer rose above the floor and a DC of 0.01 lost most windows of quiet speech (the gate and the
+        # Whisper features remove it too)
+        x = x[: n * FRAME] - np.float32(x[: n * FRAME].mean(dtype=np.float64))
         pcm = (np.clip(x[: n * FRAME], -1.0, 1.0) * 32767.0).astype("<i2")
         raw = pcm.tobytes()
         step = FRAME * 2
+        # a fresh webrtcvad per call: it adapts to what it heard, so one kept across calls judged a window by the
+        # windows before it (training took windows in another order and hop than the service)
+        det = webrtcvad.Vad(self.aggressiveness)
         vad = np.fromiter(
-            (self._vad.is_speech(raw[i * step:(i + 1) * step], SAMPLE_RATE) for i in range(n)), dtype=bool, count=n
+            (det.is_speech(raw[i * step:(i + 1) * step], SAMPLE_RATE) for i in range(n)), dtype=bool, count=n
         )
-        db = frame_rms_db(x[: n * FRAME], FRAME)
+        db = frame_rms_db(x, FRAME)
         noise_floor = float(np.percentile(db, 10))
         loud = (db > noise_floor + self.margin_db) & (db > self.floor_dbfs)
         return vad & loud
