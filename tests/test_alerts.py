@@ -179,6 +179,23 @@ def test_ack_stops_reminders_and_marks_the_visit() -> None:
     assert not acked.acknowledge(first[0][1]["alert_id"], 201.0)
 
 
+def test_an_ack_of_the_watch_that_arrives_after_the_alert_leaves_the_alert_open() -> None:
+    """Staff pressed Acknowledge on the watch card; the episode became an alert before the ack arrived, and the ack
+    silenced the alert (no reminder, the tablet showed it acknowledged): an ack says which level it saw."""
+    policy, visit = new_policy(cooldown_s=30)
+    got = drive(policy, visit, [0.1] * 20 + [0.7] * 20)
+    assert levels(got) == [("watch", "rising"), ("alert", "sustained")]
+    alert_id = got[0][1]["alert_id"]
+    assert policy.acknowledge(alert_id, 10.0, level="watch")  # recorded (the visit saw an ack) ...
+    assert policy.episode() is not None and not policy.episode()[2]  # type: ignore[index]  # ... alert still open
+    reminders = drive(policy, visit, [0.7] * 140, t0=10.0)
+    assert reminders and reminders[0][1]["level"] == "alert"  # it reminds as an unacknowledged alert does
+    assert policy.acknowledge(alert_id, 50.0, level="alert") and policy.episode()[2]  # type: ignore[index]
+    assert parse_ack(b'{"alert_id": "a-1", "level": "watch"}').level == "watch"
+    with pytest.raises(AckError, match=r"\$\.level"):
+        parse_ack(b'{"alert_id": "a-1", "level": "recovered"}')
+
+
 def test_cooldown_limits_a_reescalation_to_a_watch() -> None:
     policy, visit = new_policy(cooldown_s=60, recover_s=2.0)
     got = drive(policy, visit, [0.8] * 12 + [0.1] * 12 + [0.8] * 20)

@@ -281,7 +281,7 @@ def test_tablet_end_to_end(browser: Any, mosquitto: Broker, subscribe: Callable[
         drv.find_element("css selector", '.card[data-alert-id="a-42"] .ack').click()
         msg = acks.wait_for(lambda m: m.topic == f"{PREFIX}/{SITE}/k7/ack")
         ack = json.loads(msg.payload)
-        assert ack == {"alert_id": "a-42", "by": "tablet"} and msg.qos == 1
+        assert ack == {"alert_id": "a-42", "level": "alert", "by": "tablet"} and msg.qos == 1  # the level it saw
         ack_schema = STATIC_DIR.parent / "events" / "schemas" / "ack.schema.json"  # the kiosk's inbound contract
         if ack_schema.is_file():
             Draft202012Validator(json.loads(ack_schema.read_text())).validate(ack)

@@ -303,7 +303,7 @@ class Service:
     def process_acks(self, now: float) -> None:
         """Hand queued staff acks to the core (main loop only: the core is not thread-safe)."""
         while (ack := self.acks.get(timeout=0)) is not None:
-            if self.core.acknowledge(ack.alert_id, now):
+            if self.core.acknowledge(ack.alert_id, now, ack.level):
                 log.debug("ack for alert %s came from %r", ack.alert_id, ack.by)
             else:
                 _warn.warning("ack-unknown", "ack for unknown or expired alert %r ignored", ack.alert_id)

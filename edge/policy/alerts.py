@@ -32,6 +32,7 @@ class Ack:
 
     alert_id: str
     by: str | None = None
+    level: str | None = None  # the level the acknowledged card showed (watch/alert); None: whatever it is now
 
 
 
@@ -47,7 +48,7 @@ def parse_ack(data: bytes) -> Ack:
         validate_inbound("ack", obj)
     except SchemaError as exc:
         raise AckError("; ".join(f"{path}: {msg}" for path, msg in exc.errors)[:300]) from None
-    return Ack(alert_id=obj["alert_id"], by=obj.get("by"))
+    return Ack(alert_id=obj["alert_id"], by=obj.get("by"), level=obj.get("level"))
 
 
 @dataclass
@@ -231,12 +232,19 @@ class AlertPolicy:
             ep.last = body
         return body
 
-    def acknowledge(self, alert_id: str, now: float) -> bool:
-        """Staff acknowledged ``alert_id``: mark the visit, stop reminders; False if not an alert of this visit."""
+    def acknowledge(self, alert_id: str, now: float, level: str | None = None) -> bool:
+        """Staff acknowledged ``alert_id`` (at ``level``, the card's, when given): mark the visit, stop reminders;
+        False if not an alert of this visit. An ack of the ``watch`` arriving after the episode became an ``alert``
+        is recorded for the visit but leaves the alert unacknowledged (it rings and reminds as one)."""
         if self._visit is None or alert_id not in self._sent:
             return False
         self._visit.acknowledged = True
-        if self._episode is not None and self._episode.alert_id == alert_id:
-            self._episode.acknowledged = True
+        ep = self._episode
+        if ep is not None and ep.alert_id == alert_id and level == "watch" and ep.level == "alert":
+            log.info("alert %s: an ack of its watch arrived after it became an alert; the alert stays "
+                     "unacknowledged", alert_id)
+            return True
+        if ep is not None and ep.alert_id == alert_id:
+            ep.acknowledged = True
         log.info("alert %s acknowledged after %.1f s", alert_id, now - self._sent[alert_id])
         return True

@@ -105,9 +105,10 @@ class Core:
         return {"counter_name": self.cfg.identity.counter_name, "paused": paused,
                 "visit_id": visit.visit_id if visit is not None else None, "episode": episode, "cue": cue}
 
-    def acknowledge(self, alert_id: str, now: float) -> bool:
-        """Staff acknowledged ``alert_id`` (from a tablet); False if it is not an alert of the current visit."""
-        return self.alerts.acknowledge(alert_id, now)
+    def acknowledge(self, alert_id: str, now: float, level: str | None = None) -> bool:
+        """Staff acknowledged ``alert_id`` (from a tablet, at the card's ``level``); False if it is not an alert of
+        the current visit."""
+        return self.alerts.acknowledge(alert_id, now, level)
 
     def emotion_body(self, s: FusedState, window_start: float, visit_id: str | None) -> dict[str, Any]:
         """The ``emotion`` payload body for a fused state."""
