@@ -267,6 +267,8 @@ def test_service_notifies_ready_and_withholds_watchdog_when_face_worker_hangs(
         assert face.entered.wait(5), "the face worker never reached analyze()"
         t_hang = time.monotonic()
         fake.wait_for(lambda m: "UNHEALTHY" in m and "analyse-face stalled" in m, timeout=5)
+        # and in the retained status, for fleet monitoring (it only showed in systemd's STATUS=)
+        assert any("analyse-face worker is not progressing" in d for d in svc.status_body()["degraded"])
         time.sleep(max(0.0, t_hang + 5.0 - time.monotonic()))
         pings = [t for t, m in list(fake.messages) if m == "WATCHDOG=1\n"]
         # pings may go on until the heartbeat is stale (2 s) plus one ping period (0.5 s), never after
@@ -277,6 +279,7 @@ def test_service_notifies_ready_and_withholds_watchdog_when_face_worker_hangs(
         face.release.set()
         n = len(pings)
         fake.wait_for(lambda m: m == "WATCHDOG=1\n" and fake.texts().count("WATCHDOG=1\n") > n, timeout=3)
+        assert not any("not progressing" in d for d in svc.status_body()["degraded"])
     finally:
         stop.set()
         face.release.set()

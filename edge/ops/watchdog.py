@@ -33,6 +33,11 @@ class Progress:
     alive: bool = True
 
 
+def _what(problem: str) -> str:
+    """A problem line without its growing number of seconds ("analyse-face stalled 2.1 s" -> "analyse-face stalled")."""
+    return problem.rsplit(" ", 2)[0] if problem.endswith(" s") else problem
+
+
 def stalled(now: float, progress: Mapping[str, Progress]) -> list[str]:
     """The problems (empty when healthy): every thread that died or made no progress within its allowance."""
     out = []
@@ -131,6 +136,13 @@ class PipelineWatchdog:
         now = self.clock() if now is None else now
         return stalled(now, self.progress(now))
 
+    def stuck_workers(self, now: float | None = None) -> list[str]:
+        """Names of the analysis workers that are running but made no progress within their allowance (for the
+        retained status: a hung model call shows to fleet monitoring, not only in systemd's STATUS=)."""
+        now = self.clock() if now is None else now
+        return sorted(name for name, t in dict(self._beats).items()
+                      if name in self._threads and self._threads[name].is_alive() and now - t > self.stale_s)
+
     def sources_known(self) -> bool:
         """Every capture source has left "starting" (delivered data, is reopening, or ended)."""
         return all(tr.source.stats().get("state") != "starting" for tr in self._tracks.values())
@@ -148,13 +160,14 @@ class PipelineWatchdog:
         if self.ping_every is not None and now >= self._next_ping:
             self._next_ping = now + self.ping_every
             problems = self.problems(now)
-            if problems != self._problems:
+            # compared by what is wrong, not by the seconds in the text (which grow at every check)
+            if [_what(p) for p in problems] != [_what(p) for p in self._problems]:
                 if problems:
                     log.error("pipeline unhealthy, withholding watchdog pings: %s", "; ".join(problems))
                 else:
                     log.info("pipeline healthy again; watchdog pings resume")
-                self._problems = problems
                 self._next_status = now
+            self._problems = problems
             if not problems:
                 self.sd.watchdog()
                 self.pings += 1

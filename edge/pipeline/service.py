@@ -167,7 +167,8 @@ class Service:
         works again, the broker refuses or grants the command subscriptions, a camera or microphone is lost,
         reopened or fails (its state, not its error text, so a retry loop does not churn the retained message)."""
         key = (self.publisher.outbox_problem(), self.publisher.subscription_problem(),
-               tuple(v["state"] for v in service_status.source_stats(self).values()))
+               tuple(v["state"] for v in service_status.source_stats(self).values()),
+               tuple(self.watchdog.stuck_workers()))
         if key != self._status_key:
             self._status_key = key
             self.emit("status", self.status_body())

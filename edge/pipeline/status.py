@@ -14,6 +14,7 @@ from edge.capture.video import VideoSource
 from edge.config import KioskConfig
 from edge.events import load_schema
 from edge.ops.health import LatencyStats, RateMeter, cpu_temperature_c
+from edge.ops.watchdog import PipelineWatchdog
 from edge.pipeline.analyzers import Analyzers
 from edge.policy.alerts import Ack
 from edge.policy.core import Core, Observation
@@ -37,6 +38,7 @@ class StatusHost(Protocol):
     paused: PauseGate
     closed: threading.Event
     stop: threading.Event
+    watchdog: PipelineWatchdog
     frames: DropQueue[Frame]
     obs: DropQueue[Observation]
     acks: DropQueue[Ack]
@@ -82,6 +84,9 @@ def status_body(svc: StatusHost) -> dict[str, Any]:
     """Body of the retained ``status`` message; every ``degraded`` item within the schema's bound."""
     degraded = [f"{k}: {v['state']}" + (f" ({v['error']})" if v["error"] else "")
                 for k, v in source_stats(svc).items() if v["state"] not in ("ok", "disabled")]
+    if not svc.stop.is_set():
+        degraded += [f"analysis: the {name} worker is not progressing (a hung model call?); its readings are missing"
+                     for name in svc.watchdog.stuck_workers()]
     if svc.paused.is_set():
         degraded.append("analysis: paused by staff")
     if svc.closed.is_set():
