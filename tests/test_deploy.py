@@ -35,7 +35,8 @@ CA_SH = ROOT / "deploy" / "ca.sh"
 PLAYBOOK_BIN = Path(sys.executable).parent / "ansible-playbook"
 SITE, PREFIX = "site-t", "edge-emotion"
 TOPIC = f"{PREFIX}/{SITE}"
-ACCOUNTS = {"tablet-t": ("tablet", "tab-pass-1"), "ops-t": ("operator", "ops-pass-1")}
+ACCOUNTS = {"tablet-t": ("tablet", "tab-pass-1"), "ops-t": ("operator", "ops-pass-1"),
+            "ha-t": ("homeassistant", "ha-pass-1")}
 
 pytestmark = [
     pytest.mark.skipif(not PLAYBOOK_BIN.exists(), reason="ansible-core is not installed (pip install -e .[test])"),
@@ -111,6 +112,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
               "edge_broker_ws_port": ws_port, "edge_broker_ws_tls": False, "edge_broker_install_apt": False,
               "edge_broker_manage_service": False, "edge_broker_file_owner": user, "edge_broker_file_group": group,
               "edge_broker_extra_conf": conf_lines, "edge_broker_extra_kiosks": ["kiosk-b"],
+              "edge_broker_homeassistant_prefix": "homeassistant",
               "edge_broker_accounts": [{"name": n, "role": r, "password": p} for n, (r, p) in ACCOUNTS.items()]}
     inventory = tmp / "hosts.yml"
     inventory.write_text(json.dumps({"all": {"vars": common, "children": {
@@ -490,6 +492,31 @@ def test_acl_tablet_reads_the_site_and_writes_only_ack_and_pause(site_broker: De
         assert tab.wait_for(f"{TOPIC}/kiosk-a/emotion") == b'{"real": true}'  # tablets read the site
     finally:
         for c in (a, ops, tab):
+            c.close()
+
+
+def test_acl_home_assistant_discovery_and_pause_switch(site_broker: Deployment) -> None:
+    """Kiosks with [homeassistant] enabled publish discovery configs and read HA's birth topic; the broker role
+    granted neither, so discovery was refused. Home Assistant's account reads the site and writes only pause."""
+    d = site_broker
+    ha = Client(d.ws_port, user="ha-t", ws=True)
+    tab = Client(d.ws_port, user="tablet-t", ws=True)
+    a = kiosk_client(d, "kiosk-a")
+    try:
+        assert ha.subscribe("homeassistant/#") == 1 and ha.subscribe(f"{TOPIC}/#") == 1
+        assert a.subscribe("homeassistant/status") == 1 and a.subscribe(f"{TOPIC}/kiosk-a/#") == 1
+        assert a.publish("homeassistant/device/edge-emotion_t_kiosk-a/config", '{"dev": {}}', retain=True) == 0
+        assert ha.wait_for("homeassistant/device/edge-emotion_t_kiosk-a/config") == b'{"dev": {}}'
+        assert ha.publish("homeassistant/status", "online") == 0
+        assert a.wait_for("homeassistant/status") == b"online"
+        assert ha.publish(f"{TOPIC}/kiosk-a/pause", '{"action": "pause", "by": "home-assistant"}') == 0
+        a.wait_for(f"{TOPIC}/kiosk-a/pause")
+        assert ha.publish(f"{TOPIC}/kiosk-a/config", '{"forged": true}') == 135
+        assert ha.publish(f"{TOPIC}/kiosk-a/ack", '{"alert_id": "a-1"}') == 135
+        assert tab.publish("homeassistant/device/x/config", '{"forged": true}') == 135  # only kiosks announce
+        assert a.publish("homeassistant/light/x/config", '{"forged": true}') == 135  # only device configs
+    finally:
+        for c in (a, tab, ha):
             c.close()
 
 
