@@ -226,6 +226,14 @@ def test_kiosk_role_renders_a_valid_config_and_installs_files(deployed: Deployme
     assert (etc / "tls" / "kiosk.key").read_bytes() == (deployed.pki / "clients" / "kiosk-a.key").read_bytes()
     unit = deployed.root / "etc" / "systemd" / "system" / "edge-emotion.service"
     assert unit.read_bytes() == (ROOT / "systemd" / "edge-emotion.service").read_bytes()
+    # the inventory's user and paths reach the unit through a drop-in (the shipped unit names /opt and its user)
+    dropin = (unit.parent / "edge-emotion.service.d" / "ansible.conf").read_text()
+    venv_cli = Path(sys.executable).parent / "edge-emotion"
+    user = pwd.getpwuid(os.getuid()).pw_name
+    assert f"\nUser={user}\n" in dropin and "\nExecStart=\n" in dropin
+    assert f"ExecStart={venv_cli} run --config {etc / 'kiosk.toml'}" in dropin
+    assert f"ExecStartPre={venv_cli} check-config {etc / 'kiosk.toml'}" in dropin
+    assert f"Environment=EDGE_EMOTION_MODELS={deployed.root / 'opt' / 'edge-emotion' / 'models'}" in dropin
     manifest = json.loads((ROOT / "models" / "manifest.json").read_text())["models"]
     models = deployed.root / "opt" / "edge-emotion" / "models"
     for m in manifest.values():
