@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import tomllib
@@ -245,6 +247,20 @@ class KioskConfig(_Section):
 # Broker credentials: only the service connects with them; reports may leave their ${ENV} references unexpanded.
 CREDENTIAL_KEYS = frozenset({"mqtt.username", "mqtt.password", "mqtt.tls.ca_file", "mqtt.tls.cert_file",
                              "mqtt.tls.key_file"})
+
+
+def config_hash(cfg: KioskConfig) -> str:
+    """SHA-256 of the effective settings as canonical JSON, broker credentials (CREDENTIAL_KEYS) left out."""
+    data = cfg.model_dump(mode="json")
+    for key in CREDENTIAL_KEYS:
+        *parents, leaf = key.split(".")
+        node: Any = data
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def _expand_env(node: Any, path: str, errors: list[str], keep: frozenset[str] = frozenset()) -> Any:

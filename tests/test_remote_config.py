@@ -136,6 +136,17 @@ def test_validation_uses_the_config_models_with_key_paths() -> None:
     assert new.identity == cfg.identity and new.base_dir == cfg.base_dir
 
 
+def test_configstate_carries_the_privacy_reports_config_hash() -> None:
+    """A privacy officer could not tell whether a kiosk still ran the configuration a signed report describes."""
+    from edge.privacy.report import config_hash
+    from edge.transport.remote_config import RemoteConfig
+
+    cfg = base()
+    remote = RemoteConfig(cfg, None)
+    body = remote.handle(json.dumps({"alerts": {"alert_threshold": 0.8}}).encode(), lambda c: None)
+    assert body["accepted"] and body["config_hash"] == config_hash(remote.cfg) != config_hash(cfg)
+
+
 def test_redact_hides_secrets() -> None:
     cfg = base(mqtt={"password": "s3cret-pw", "username": "k", "tls": {"cert_file": "c.pem", "key_file": "/k/key.pem"}},
                camera={"source": "rtsp://cam:s3cret-cam@10.0.0.5/stream"})

@@ -119,6 +119,7 @@ def cli(args: argparse.Namespace) -> int:
              ("confirm-rooms", args.confirm_rooms, CONFIRM_ROOMS), ("confirm-seed", args.confirm_seed, CONFIRM_SEED))
     command = "edge-emotion bench staff-gate" + f" --rooms {args.rooms} --seed {args.seed}" + "".join(
         f" --{flag} {value}" for flag, value, default in extra if value != default) + (
+        f" --out {args.out}" if Path(args.out) != Path("bench-out") else "") + (
         f" --markdown {args.markdown}" if args.markdown else "")
     date = datetime.now(UTC).strftime("%Y-%m-%d")
     host = _machine()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from importlib import resources
@@ -12,7 +11,8 @@ from typing import Any
 import cv2
 
 from edge import __version__
-from edge.config import CREDENTIAL_KEYS, KioskConfig
+from edge.config import KioskConfig
+from edge.config import config_hash as config_hash  # re-exported: the report prints it
 from edge.events import INBOUND, KINDS, RETAINED, load_schema, topic
 from edge.privacy.config import COMMON_RULES, PROFILE_RULES
 from edge.privacy.gate_config import effective_gate
@@ -29,20 +29,6 @@ _RETAINED_WHAT = {"status": "presence, software and model versions",
                   "current": "the anonymous visit id, its open alert episode (level, hint, acknowledged) and its "
                              "care or good-moment cue, or none, and whether analysis is paused; replaced when it "
                              "changes, cleared on a clean shutdown (after a crash it stays until the kiosk restarts)"}
-
-
-def config_hash(cfg: KioskConfig) -> str:
-    """SHA-256 of the effective settings as canonical JSON, broker credentials (CREDENTIAL_KEYS) left out."""
-    data = cfg.model_dump(mode="json")
-    for key in CREDENTIAL_KEYS:
-        *parents, leaf = key.split(".")
-        node: Any = data
-        for part in parents:
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node.pop(leaf, None)
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def notice_template(name: str) -> str:
@@ -129,7 +115,11 @@ def build_report(cfg: KioskConfig, manifest: Manifest | None) -> list[Block]:
             "(thresholds, zones), no personal data; `pause.json` holds the end time of a running staff pause (so a "
             "restart keeps a customer's opt-out), nothing else. Without a state folder nothing at all is written.",
             "Visits carry a fresh random id (UUID4) and end after "
-            f"{cfg.fusion.visit_end_s:g} s without a face or speech; nothing links two visits.",
+            f"{cfg.fusion.visit_end_s:g} s without a face or speech; nothing links two visits. Event times are to "
+            "the millisecond and name the kiosk and its counter: joined with another record of the same counter and "
+            "time (a queue ticket, a till receipt, a booking), a visit's events can be tied to that person, so treat "
+            "them as pseudonymous, not anonymous, in the impact assessment, and keep such joins out of the "
+            "back office.",
             "On the broker, retained (the broker keeps the last one per kiosk until it is replaced): "
             + "; ".join(f"`{k}` ({_RETAINED_WHAT[k]})" for k in RETAINED)
             + ("; the Home Assistant discovery config" if cfg.homeassistant.enabled else "")
@@ -142,7 +132,8 @@ def build_report(cfg: KioskConfig, manifest: Manifest | None) -> list[Block]:
          [(f"staff {i + 1}", ", ".join(f"({x:g}, {y:g})" for x, y in z)) for i, z in enumerate(p.staff_zones)]
          + [("customer", "x0, y0, x1, y1 = " + ", ".join(f"{v:g}" for v in cfg.analysis.customer_zone))]),
         ("h", 2, f"Privacy profile `{p.profile}`"),
-        ("p", "Enforced when the configuration is validated (the service refuses to start otherwise):"),
+        ("p", "Enforced when the configuration is validated (the service refuses to start otherwise), except where a "
+              "rule says it is a warning:"),
         ("ul", [*PROFILE_RULES[p.profile], *COMMON_RULES]),
         ("p", f"Emotion events at most every {cfg.fusion.emit_interval_s:g} s, smoothed with a "
               f"{cfg.fusion.half_life_s:g} s half-life (voice readings, each over a 2 s window: "

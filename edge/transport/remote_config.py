@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from edge.config import CREDENTIAL_KEYS, KioskConfig, format_errors
+from edge.config import CREDENTIAL_KEYS, KioskConfig, config_hash, format_errors
 from edge.events import SchemaError, iso, validate_inbound
 from edge.events.inbound import InboundJsonError, decode_json
 from edge.lograte import RateLimitedLog
@@ -257,7 +257,8 @@ class RemoteConfig:
               note: str | None) -> dict[str, Any]:
         return {"accepted": accepted, "trigger": trigger, "errors": [e[:300] for e in errors[:50]],
                 "changed": [c[:120] for c in changed[:200]], "persisted": self.persisted, "note": note,
-                "overlay": copy.deepcopy(self.overlay), "config": redact(self.cfg)}
+                "overlay": copy.deepcopy(self.overlay), "config_hash": config_hash(self.cfg),
+                "config": redact(self.cfg)}
 
     def receive(self, payload: bytes) -> None:
         """Queue a config message (any thread; never raises); an oversized one is queued empty, to be refused."""
