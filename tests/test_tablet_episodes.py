@@ -185,3 +185,18 @@ def test_an_offline_kiosks_episode_is_closed_not_left_open(browser: Any, mosquit
     finally:
         client.loop_stop()
         client.disconnect()
+
+
+def test_the_sound_button_returns_when_the_browser_suspends_audio(browser: Any, mosquitto: Broker,  # noqa: F811
+                                                                  tablet_url: str) -> None:  # noqa: F811
+    """The "Enable sound" button was decided once at start: audio suspended later (an interruption, a backgrounded
+    tab) left staff believing alerts would beep. It follows the audio's state."""
+    drv = browser
+    drv.get(f"{tablet_url}/?broker=ws://127.0.0.1:{mosquitto.ws_port}&site={SITE}&lang=en")
+    _wait_js(drv, "return document.getElementById('conn').dataset.state === 'online'", 10)
+    drv.execute_script("window.TabletSound.audio().resume()")
+    _wait_js(drv, "return window.TabletSound.running() && document.getElementById('sound').hidden")
+    drv.execute_script("window.TabletSound.audio().suspend()")
+    _wait_js(drv, "return !window.TabletSound.running() && !document.getElementById('sound').hidden", 5)
+    drv.execute_script("document.getElementById('sound').click()")
+    _wait_js(drv, "return window.TabletSound.running() && document.getElementById('sound').hidden", 5)

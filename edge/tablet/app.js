@@ -332,9 +332,12 @@
     const resume = () => { const c = window.TabletSound.audio(); if (c) c.resume().then(refreshSound, () => {}); };
     $("sound").addEventListener("click", resume);
     document.addEventListener("pointerdown", resume);
+    // the browser may suspend audio later (an interruption, a backgrounded tab): the button comes back then
+    const sound = window.TabletSound.audio();
+    if (sound && sound.addEventListener) sound.addEventListener("statechange", refreshSound);
     refreshSound();
     tick();
-    setInterval(tick, 1000);
+    setInterval(() => { tick(); refreshSound(); }, 1000);
     const missing = unconfigured();
     if (missing.length) {
       $("main").hidden = true;
