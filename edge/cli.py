@@ -99,7 +99,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if args.env_file is not None:
         os.environ.update(read_env_file(args.env_file))
     errors, cfg = config_problems(args.config)
-    machine = machine_problems(cfg) if cfg is not None else []
+    if cfg is not None:  # an error here (the deploy check fails), though `run` starts and reports the source failed
+        errors += machine_problems(cfg)
     model_error = None
     if not args.no_models and cfg is not None and not any(e.startswith("models.") for e in errors):
         from edge.pipeline.analyzers import build_analyzers
@@ -113,10 +114,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if model_error is not None or cfg is None:
         raise ModelError(model_error or "no configuration")
     # files of another machine (a config checked before its kiosk's certificates are installed): run refuses them
-    # what this machine cannot do of a valid config: run starts all the same (the source is reported failing, the
-    # rest goes on), so the unit's ExecStartPre must not stop the whole service over it
-    for line in [*cfg.warnings(), *(f"{p} (run refuses to start without it)" for p in tls_problems(cfg)),
-                 *(f"{p} (run starts; this source is reported failed)" for p in machine)]:
+    for line in [*cfg.warnings(), *(f"{p} (run waits for it: exit 5, restarted)" for p in tls_problems(cfg))]:
         print(f"warning: {line}", file=sys.stderr)
     print(f"OK: {args.config} (site {cfg.identity.site_id}, kiosk {cfg.identity.kiosk_id})")
     return 0
@@ -131,8 +129,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load(args.config)
     _setup_logging(args.verbose, cfg.logging.level)
     problems = tls_problems(cfg)
-    if problems:
-        raise ConfigError(str(args.config), problems)
+    if problems:  # files that may yet arrive (certificates installed after the config): exit 5, systemd retries
+        for line in problems:
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_FILES
     for line in cfg.warnings():
         log.warning("%s", line)
     if args.scripted_readings:

@@ -729,13 +729,29 @@ def test_an_unexpected_file_error_is_a_failed_source_not_a_silent_dead_thread(
     dead.join()
     fake = SimpleNamespace(ident=dead.ident, is_alive=dead.is_alive,
                            stats=lambda: {"state": "starting", "error": None})
-    got = source_stats(SimpleNamespace(video=None, audio=fake, stop=threading.Event()))  # type: ignore[arg-type]
+    got = source_stats(SimpleNamespace(video=None, audio=fake))  # type: ignore[arg-type]
     assert got["microphone"] == {"state": "failed", "error": "capture thread stopped unexpectedly"}
     # gone on the service's own stop (SIGTERM): not a fault in the retained offline status
-    stopping = threading.Event()
-    stopping.set()
-    got = source_stats(SimpleNamespace(video=None, audio=fake, stop=stopping))  # type: ignore[arg-type]
+    fake.stopped_on_request = True
+    got = source_stats(SimpleNamespace(video=None, audio=fake))  # type: ignore[arg-type]
     assert got["microphone"]["state"] == "ok"
+
+
+def test_a_source_that_left_on_the_services_stop_is_not_a_fault(tmp_path: Path) -> None:
+    """Every clean shutdown's retained offline status said the camera and microphone had failed."""
+    import soundfile as sf
+
+    from edge.pipeline.status import source_stats
+
+    sf.write(tmp_path / "loop.wav", np.zeros(16000, np.float32), 16000)
+    stop = threading.Event()
+    live = AudioSource(MicrophoneConfig(source=str(tmp_path / "loop.wav"), loop=True), AudioRing(2.0), stop)
+    live.start()
+    time.sleep(0.3)
+    stop.set()
+    live.join(5)
+    assert live.stopped_on_request
+    assert source_stats(SimpleNamespace(video=None, audio=live))["microphone"]["state"] == "ok"  # type: ignore[arg-type]
 
 
 def test_a_looped_one_frame_video_is_paced_not_spun(tmp_path: Path) -> None:

@@ -128,7 +128,7 @@ def test_an_unreadable_tls_file_is_named_by_its_key(tmp_path: Path, capsys: pyte
     assert main(["check-config", str(f), "--no-models"]) == 0
     err = capsys.readouterr().err
     assert "warning: mqtt.tls.ca_file: cannot read" in err and str(tmp_path / "certs" / "ca.pem") in err
-    assert main(["run", "--config", str(f)]) == 2
+    assert main(["run", "--config", str(f)]) == 5  # may yet arrive: systemd retries (2 and 3 it does not)
     assert "mqtt.tls.ca_file: cannot read" in capsys.readouterr().err
     (tmp_path / "certs").mkdir()
     (tmp_path / "certs" / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n", encoding="utf-8")

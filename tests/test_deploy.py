@@ -111,7 +111,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
     broker = {"edge_site_id": SITE, "edge_broker_bind": "127.0.0.1", "edge_broker_mqtts_port": mqtts_port,
               "edge_broker_ws_port": ws_port, "edge_broker_ws_tls": False, "edge_broker_install_apt": False,
               "edge_broker_manage_service": False, "edge_broker_file_owner": user, "edge_broker_file_group": group,
-              "edge_broker_extra_conf": conf_lines, "edge_broker_extra_kiosks": ["kiosk-b"],
+              "edge_broker_extra_conf": conf_lines, "edge_broker_extra_kiosks": ["kiosk-b", "kiosk_c"],
               "edge_broker_homeassistant_prefix": "homeassistant",
               "edge_broker_accounts": [{"name": n, "role": r, "password": p} for n, (r, p) in ACCOUNTS.items()]}
     inventory = tmp / "hosts.yml"
@@ -232,7 +232,7 @@ def test_kiosk_role_renders_a_valid_config_and_installs_files(deployed: Deployme
     user = pwd.getpwuid(os.getuid()).pw_name
     assert f"\nUser={user}\n" in dropin and "\nExecStart=\n" in dropin
     assert f"ExecStart={venv_cli} run --config {etc / 'kiosk.toml'}" in dropin
-    assert f"ExecStartPre={venv_cli} check-config {etc / 'kiosk.toml'}" in dropin
+    assert "ExecStartPre" not in dropin  # run checks config and models itself (RestartPreventExitStatus applies)
     assert f"Environment=EDGE_EMOTION_MODELS={deployed.root / 'opt' / 'edge-emotion' / 'models'}" in dropin
     manifest = json.loads((ROOT / "models" / "manifest.json").read_text())["models"]
     models = deployed.root / "opt" / "edge-emotion" / "models"
@@ -506,15 +506,29 @@ def test_acl_tablet_reads_the_site_and_writes_only_ack_and_pause(site_broker: De
 def test_acl_home_assistant_discovery_and_pause_switch(site_broker: Deployment) -> None:
     """Kiosks with [homeassistant] enabled publish discovery configs and read HA's birth topic; the broker role
     granted neither, so discovery was refused. Home Assistant's account reads the site and writes only pause."""
+    from edge.config import parse_config
+    from edge.transport.homeassistant import legacy_object_id, object_id
+
+    def ids(kiosk: str) -> tuple[str, str]:
+        cfg = parse_config({"identity": {"site_id": SITE, "kiosk_id": kiosk}})
+        return object_id(cfg), legacy_object_id(cfg)
+
     d = site_broker
+    acl = (d.root / "etc" / "mosquitto" / "edge-emotion" / "acl").read_text()
+    new_c, old_c = ids("kiosk_c")  # an id with "_": the hashed discovery id, and the old one it clears
+    assert new_c != old_c and f"topic write homeassistant/device/{new_c}/config" in acl
+    assert f"topic write homeassistant/device/{old_c}/config" in acl
+    own, _ = ids("kiosk-a")
     ha = Client(d.ws_port, user="ha-t", ws=True)
     tab = Client(d.ws_port, user="tablet-t", ws=True)
     a = kiosk_client(d, "kiosk-a")
     try:
         assert ha.subscribe("homeassistant/#") == 1 and ha.subscribe(f"{TOPIC}/#") == 1
         assert a.subscribe("homeassistant/status") == 1 and a.subscribe(f"{TOPIC}/kiosk-a/#") == 1
-        assert a.publish("homeassistant/device/edge-emotion_t_kiosk-a/config", '{"dev": {}}', retain=True) == 0
-        assert ha.wait_for("homeassistant/device/edge-emotion_t_kiosk-a/config") == b'{"dev": {}}'
+        assert a.publish(f"homeassistant/device/{own}/config", '{"dev": {}}', retain=True) == 0
+        assert ha.wait_for(f"homeassistant/device/{own}/config") == b'{"dev": {}}'
+        # not another kiosk's device: it could point that counter's pause switch elsewhere
+        assert a.publish(f"homeassistant/device/{ids('kiosk-b')[0]}/config", '{"forged": true}') == 135
         assert ha.publish("homeassistant/status", "online") == 0
         assert a.wait_for("homeassistant/status") == b"online"
         assert ha.publish(f"{TOPIC}/kiosk-a/pause", '{"action": "pause", "by": "home-assistant"}') == 0

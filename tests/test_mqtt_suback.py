@@ -52,6 +52,7 @@ def test_the_status_names_a_refused_subscription() -> None:
 
     svc = SimpleNamespace(cfg=parse_config({"identity": {"site_id": "s", "kiosk_id": "k"}}), video=None, audio=None,
                           paused=PauseGate(300), closed=threading.Event(), publisher=Pub(),
-                          an=SimpleNamespace(versions={}))
+                          an=SimpleNamespace(versions={}), stop=threading.Event(),
+                          watchdog=SimpleNamespace(stuck_workers=lambda: []))
     body = status_body(svc)  # type: ignore[arg-type]
     assert any(d.startswith("mqtt: broker refused the subscription") for d in body["degraded"])

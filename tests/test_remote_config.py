@@ -160,7 +160,11 @@ def test_redact_hides_secrets() -> None:
     # secrets no key-name rule recognises: a short query key, a token in the path, a space in the password
     for source, shown in (("rtsp://cam.local/live?usr=admin&p=s3cret", "rtsp://cam.local/***"),
                           ("https://cam.example:8443/stream/6f1d0b6cs3cret/index.m3u8", "https://cam.example:8443/***"),
-                          ("rtsp://user:pa ss@10.0.0.5/x", "rtsp://***@10.0.0.5/***"), ("/dev/video0", "/dev/video0")):
+                          ("rtsp://user:pa ss@10.0.0.5/x", "rtsp://***@10.0.0.5/***"), ("/dev/video0", "/dev/video0"),
+                          ("rtspsrc location=rtsp://cam.local/8f3a0718s3cret/live latency=0 ! decodebin ! appsink",
+                           "rtspsrc location=rtsp://cam.local/*** latency=0 ! decodebin ! appsink"),
+                          ("uridecodebin uri=http://cam.local/video?p=s3cret ! videoconvert ! appsink",
+                           "uridecodebin uri=http://cam.local/*** ! videoconvert ! appsink")):
         assert redact(base(camera={"source": source}))["camera"]["source"] == shown
 
 

@@ -194,7 +194,7 @@ def test_tablet_end_to_end(browser: Any, mosquitto: Broker, subscribe: Callable[
                              stdin=subprocess.PIPE, text=True)
     try:
         assert kiosk.stdin is not None
-        kiosk.stdin.write(json.dumps(k7.make("status", **_body("status"))) + "\n")
+        kiosk.stdin.write(json.dumps(k7.make("status", **_body("status", ack_levels=True))) + "\n")
         kiosk.stdin.flush()
         pub("k8", "status", k8.make("status", **_body("status", counter_name="Counter 4")), retain=True)
         pub("k9", "status", k9.make("status", **_body("status", counter_name="Counter 5")), retain=True)

@@ -74,6 +74,40 @@ def test_device_opened_with_the_configured_channels(monkeypatch: pytest.MonkeyPa
         src.join(2)
 
 
+def test_device_without_16_khz_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    """The config said other rates are resampled; a device that does not capture at 16 kHz failed to open with
+    PortAudio's bare message. It says which rate and what to use instead; other open errors keep their own text."""
+    sd = FakeSounddevice()
+    sd.rates = {44100, 48000}
+    monkeypatch.setattr(media, "_sounddevice", lambda: sd)
+    caplog.set_level(logging.WARNING, logger="edge.capture.audio")
+    cfg = MicrophoneConfig(source="usb mic", block_ms=20, reopen_min_s=0.02, reopen_max_s=0.05)
+    src, stop = run_audio(cfg, AudioRing(2.0, RATE))
+    try:
+        assert wait_until(lambda: src.stats()["reopens"] >= 2)
+        err = src.stats()["error"]
+        assert "cannot capture 1 channel(s) at 16000 Hz" in err and "plughw:" in err and not sd.streams, err
+    finally:
+        stop.set()
+        src.join(2)
+
+    def busy(**_: Any) -> None:
+        raise RuntimeError("Device unavailable [PaErrorCode -9985]")
+
+    sd2 = FakeSounddevice()
+    sd2.check_input_settings = busy  # type: ignore[method-assign]
+    monkeypatch.setattr(media, "_sounddevice", lambda: sd2)
+    src, stop = run_audio(cfg, AudioRing(2.0, RATE))
+    try:
+        assert wait_until(lambda: src.stats()["reopens"] >= 1)
+        err = src.stats()["error"]
+        assert "Device unavailable" in err and "16000 Hz" not in err, err
+    finally:
+        stop.set()
+        src.join(2)
+
+
 def test_device_with_fewer_channels_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
                                                      caplog: pytest.LogCaptureFixture) -> None:
     sd = FakeSounddevice(usb_channels=1)

@@ -54,6 +54,7 @@ class AudioSource(threading.Thread):
         self.cfg = cfg
         self.ring = ring
         self.stop_event = stop
+        self.stopped_on_request = False  # set when run() returns: whether it left because of the stop event
         self.clock = clock
         self.kind = classify_audio_source(cfg.source, cfg.kind)
         self.source = str(resolve(cfg.source)) if self.kind == "file" else cfg.source
@@ -77,10 +78,13 @@ class AudioSource(threading.Thread):
 
     def run(self) -> None:
         """Capture until stopped (or, for a non-looping file, until its end)."""
-        if self.kind == "file":
-            self._run_file()
-        else:
-            self._run_device()
+        try:
+            if self.kind == "file":
+                self._run_file()
+            else:
+                self._run_device()
+        finally:  # left because the service stopped: not a fault, whatever its last state says
+            self.stopped_on_request = self.stop_event.is_set()
 
     # -- shared -------------------------------------------------------------------------------------------
     def _set(self, state: str, error: str | None) -> None:
@@ -183,7 +187,9 @@ class AudioSource(threading.Thread):
                 media.check_input_channels(self.cfg.source, device, self.channels)
                 try:
                     sd.check_input_settings(device=device, channels=self.channels, samplerate=RATE, dtype="float32")
-                except Exception as exc:  # noqa: BLE001 - PortAudioError or ValueError: say which setting
+                except Exception as exc:  # PortAudioError or ValueError; only a rate problem gets the rate hint
+                    if "sample rate" not in str(exc).lower():
+                        raise  # busy, unplugged, ...: the generic "cannot open" below, retried
                     raise MediaError(f"{label}: cannot capture {self.channels} channel(s) at {RATE} Hz ({exc}); "
                                      "use the ALSA 'default' or a 'plughw:' device, which convert the rate") from None
                 stream = sd.InputStream(samplerate=RATE, channels=self.channels, dtype="float32",

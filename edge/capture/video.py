@@ -54,6 +54,7 @@ class VideoSource(threading.Thread):
         self.cfg = cfg
         self.out = out
         self.stop_event = stop
+        self.stopped_on_request = False  # set when run() returns: whether it left because of the stop event
         self.clock = clock
         self.kind = classify_video_source(cfg.source, cfg.kind, resolve)
         self.source = str(resolve(cfg.source)) if self.kind == "file" else cfg.source
@@ -81,6 +82,12 @@ class VideoSource(threading.Thread):
 
     def run(self) -> None:
         """Capture loop: open, read, reopen with back-off, until stopped, ended or failed."""
+        try:
+            self._capture()
+        finally:  # left because the service stopped: not a fault, whatever its last state says
+            self.stopped_on_request = self.stop_event.is_set()
+
+    def _capture(self) -> None:
         label = source_label(self.source, self.kind)
         is_file = self.kind == "file"
         backoff = self.cfg.reopen_min_s

@@ -305,7 +305,7 @@ class Service:
         """Hand queued staff acks to the core (main loop only: the core is not thread-safe)."""
         while (ack := self.acks.get(timeout=0)) is not None:
             if self.core.acknowledge(ack.alert_id, now, ack.level):
-                log.debug("ack for alert %s came from %r", ack.alert_id, ack.by)
+                log.debug("ack for alert %s recorded", ack.alert_id)  # its sender tag is never logged
             else:
                 _warn.warning("ack-unknown", "ack for unknown or expired alert %r ignored", ack.alert_id)
 

@@ -59,9 +59,10 @@ def source_stats(svc: StatusHost) -> dict[str, dict[str, Any]]:
         else:
             st = src.stats()
             if (src.ident is not None and not src.is_alive() and st["state"] not in ("ended", "failed")
-                    and not svc.stop.is_set()):
+                    and not getattr(src, "stopped_on_request", False)):
                 # started and gone without saying why (an unexpected error): never shown as "ok"; a source that
-                # left on the service's stop (SIGTERM) is not a fault (the retained offline status said it was)
+                # left because the service stopped (SIGTERM) is not a fault (the retained offline status said it
+                # was), one that died before the stop still is
                 st = {"state": "failed", "error": st.get("error") or "capture thread stopped unexpectedly"}
             out[name] = {"state": st["state"] if st["state"] != "starting" else "ok", "error": st.get("error")}
     return out
@@ -98,7 +99,7 @@ def status_body(svc: StatusHost) -> dict[str, Any]:
         degraded.append(f"mqtt: {refused}; staff acknowledgements, pauses and remote config do not arrive")
     return {"state": "online", "version": __version__, "counter_name": svc.cfg.identity.counter_name,
             "models": dict(svc.an.versions), "degraded": [clip(d, degraded_max()) for d in degraded],
-            "privacy_profile": svc.cfg.privacy.profile, "paused": svc.paused.is_set()}
+            "privacy_profile": svc.cfg.privacy.profile, "paused": svc.paused.is_set(), "ack_levels": True}
 
 
 def health_body(svc: StatusHost) -> dict[str, Any]:

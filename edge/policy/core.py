@@ -67,8 +67,10 @@ class Core:
         if visit is not None and state is not None:  # the peak of every judged state: the alert policy's view
             visit.peak_escalation = max(visit.peak_escalation, state.escalation)
         if emit:
-            # never closer than one interval to this emission: a late tick (1.99 s) emitted again on the grid slot
-            # 10 ms later, with overlapping windows; a tick is late by a loop turn at most, so the drift is small
+            # the next one an interval after this one, not on a fixed grid: a late tick (1.99 s) was followed by the
+            # grid slot 10 ms later with an overlapping window. Each emission slips by its tick's lateness (up to a
+            # main-loop turn: events come every ~1.04 s at a 0.13 s turn), the price of never being closer than
+            # emit_interval_s, as the privacy report states
             self._next_emit = max(self._next_emit + interval, now + interval)
             self.last_state = state
             if state is not None:

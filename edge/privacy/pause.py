@@ -122,7 +122,7 @@ class PauseGate:
             self._until, self._resume_in = now + self._resume_in, None
             was = False  # reported as a change: the status after the restart says paused
         while (cmd := self._commands.get(timeout=0)) is not None:
-            log.info("staff %s (by %r)", cmd.action, cmd.by)
+            log.info("staff %s%s", cmd.action, " (tagged sender)" if cmd.by else "")  # the tag itself never logged
             if cmd.action == "pause":
                 self._event.set()  # at once: the workers stop analysing
                 self._until, paused = now + self.max_s, True

@@ -162,6 +162,7 @@
     k.signAt = Date.now();
     k.degraded = Array.isArray(p.degraded) ? p.degraded.filter((d) => typeof d === "string").slice(0, 4) : [];
     k.paused = p.state === "online" && p.paused === true;
+    k.ackLevels = p.ack_levels === true; // it takes an ack's `level`; older kiosks refuse the field
     if (p.state === "offline") {
       // Its retained `current` may be a crash's last word: no episode or cue of an offline kiosk stays open
       k.emoAt = 0;

@@ -101,8 +101,10 @@ window.TabletCards = (ctx) => {
     a.ack = "sending";
     renderCard(a);
     const topic = `${cfg.prefix}/${cfg.site}/${a.kiosk}/ack`;
+    const kio = kiosks.get(a.kiosk);
+    const withLevel = Boolean(kio && kio.ackLevels) && ["watch", "alert"].includes(a.level);
     const sent = ctx.publish(topic, JSON.stringify({ alert_id: a.id, by: "tablet",
-      ...(["watch", "alert"].includes(a.level) ? { level: a.level } : {}) }), (err) => {
+      ...(withLevel ? { level: a.level } : {}) }), (err) => {
       if (err) console.warn("tablet: ack not sent", err);
       if (a.ack === "sending") Object.assign(a, { ack: err ? "failed" : "done", ackAt: Date.now() });
       renderCard(a);

@@ -6,6 +6,7 @@ import copy
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -138,21 +139,30 @@ def effective(base: KioskConfig, overlay: dict[str, Any]) -> KioskConfig:
     return new
 
 
-def published_source(source: str) -> str:
-    """A camera/microphone source as ``configstate`` shows it: a network URL by scheme, host and port only (its
-    user, path and query can hold a secret no key-name rule recognises: a token in the path, ``?p=...``), other
-    sources (device names, files) with any credential hidden (edge.redact)."""
-    if not URL_SCHEME.match(source):
-        return redact_text(source)
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s!\"']+")  # a URL inside a GStreamer pipeline
+
+
+def _shown_url(url: str) -> str:
+    """A URL by scheme, host and port only (``***@`` where it had a user, ``/***`` where it had more)."""
     try:
-        u = urlsplit(source.strip())
+        u = urlsplit(url)
         host = u.hostname or ""
         port = f":{u.port}" if u.port is not None else ""
     except ValueError:  # an unparsable port or host: show the scheme alone
-        return f"{source.strip().split(':', 1)[0]}://***"
+        return f"{url.split(':', 1)[0]}://***"
     host = f"[{host}]" if ":" in host else host
     rest = "/***" if (u.path not in ("", "/") or u.query or u.fragment) else ""
     return f"{u.scheme}://{'***@' if '@' in u.netloc else ''}{host}{port}{rest}"
+
+
+def published_source(source: str) -> str:
+    """A camera/microphone source as ``configstate`` shows it: every network URL in it (the whole source, or one
+    inside a GStreamer pipeline's ``location=``/``uri=``) by scheme, host and port only (its user, path and query
+    can hold a secret no key-name rule recognises: a token in the path, ``?p=...``); the rest (device names, files,
+    pipeline elements) with any credential hidden (edge.redact)."""
+    if URL_SCHEME.match(source):
+        return _shown_url(source.strip())
+    return redact_text(_URL_IN_TEXT.sub(lambda m: _shown_url(m.group(0)), source))
 
 
 def redact(cfg: KioskConfig) -> dict[str, Any]:
