@@ -105,13 +105,23 @@ def _text(a: np.ndarray, path: Path, name: str) -> np.ndarray:
 
 
 def _vote_labels(path: Path, d: np.lib.npyio.NpzFile, n: int) -> np.ndarray:
-    """Class names of each row's clear vote majority (training's rule: > half, or a unique top), "" for a tie."""
-    from edge.train.face_custom import CustomDataError, votes_matrix
-
+    """Class names of each row's clear vote majority (training's rule: > half, or a unique top), "" for a tie.
+    ``votes`` (N, K) with ``vote_names`` (K names or aliases; contempt counts as disgust, as in training), or
+    (N, 7) in EMOTIONS order without them."""
+    raw = np.asarray(d["votes"])
     try:
-        votes = votes_matrix(path, d, n)
-    except CustomDataError as exc:
-        raise EvalDataError(str(exc)) from None
+        names = ([emotion_index(str(v)) for v in _text(np.asarray(d["vote_names"]), path, "vote_names")]
+                 if "vote_names" in d.files else list(range(len(EMOTIONS))))
+    except EvalDataError as exc:
+        raise EvalDataError(f"{path}: vote_names: {exc}") from None
+    if raw.shape != (n, len(names)) or not np.issubdtype(raw.dtype, np.number) or not np.isfinite(raw).all() \
+            or (raw < 0).any():
+        raise EvalDataError(f"{path}: votes must be finite counts >= 0 of shape (N, {len(names)}) = ({n}, "
+                            f"{len(names)}), got {raw.shape} {raw.dtype}"
+                            + ("" if "vote_names" in d.files else f" (without vote_names: {', '.join(EMOTIONS)})"))
+    votes = np.zeros((n, len(EMOTIONS)), np.float64)
+    for col, idx in enumerate(names):
+        votes[:, idx] += raw[:, col]
     top = votes.max(1)
     clear = (top > 0) & ((top > votes.sum(1) / 2) | ((votes == top[:, None]).sum(1) == 1))
     return np.where(clear, np.array(EMOTIONS)[votes.argmax(1)], "")
