@@ -80,8 +80,9 @@ def pipeline_markdown(res: dict[str, Any], png: Path | None = None) -> str:
         f"| CPU (% of one core) | {svc['cpu_pct']:.1f} |",
         f"| RSS / peak RSS (MiB) | {svc['rss_mb']:.0f} / {svc['hwm_mb']:.0f} |",
         f"| OS threads | {svc['threads_os']} |",
-        "", "The emotion event goes out on a fixed 1 s clock, so most events are sent in a main-loop step without a "
-        "new observation: the first row has few samples. The second row is the same path for every analysed frame "
+        "", "The emotion event goes out once per emit interval (1 s, timed from the previous event), so most events "
+        "are sent in a main-loop step without a new observation: the first row has few samples. The second row is "
+        "the same path for every analysed frame "
         "(capture → face worker → fusion → publish when due); it includes the wait for the face worker's 8 fps "
         "slot (up to 125 ms at a 15 fps camera), as does the third row (data age).",
         "", "## Maximum analysed frame rate", "",
