@@ -104,27 +104,41 @@ def _text(a: np.ndarray, path: Path, name: str) -> np.ndarray:
         raise EvalDataError(f"{path}: {name} are bytes that are not UTF-8 text") from None
 
 
-def _vote_labels(path: Path, d: np.lib.npyio.NpzFile, n: int) -> np.ndarray:
-    """Class names of each row's clear vote majority (training's rule: > half, or a unique top), "" for a tie.
-    ``votes`` (N, K) with ``vote_names`` (K names or aliases; contempt counts as disgust, as in training), or
-    (N, 7) in EMOTIONS order without them."""
+def vote_matrix(path: Path, d: np.lib.npyio.NpzFile, n: int) -> np.ndarray:
+    """The (N, 7) vote counts in EMOTIONS order of an npz's ``votes`` (columns named by ``vote_names``, aliases and
+    contempt -> disgust as for labels; without names the columns are EMOTIONS); EvalDataError naming the problem.
+    One reading for ``edge.train.face --npz`` and ``eval face --npz``."""
     raw = np.asarray(d["votes"])
-    try:
-        names = ([emotion_index(str(v)) for v in _text(np.asarray(d["vote_names"]), path, "vote_names")]
-                 if "vote_names" in d.files else list(range(len(EMOTIONS))))
-    except EvalDataError as exc:
-        raise EvalDataError(f"{path}: vote_names: {exc}") from None
-    if raw.shape != (n, len(names)) or not np.issubdtype(raw.dtype, np.number) or not np.isfinite(raw).all() \
-            or (raw < 0).any():
-        raise EvalDataError(f"{path}: votes must be finite counts >= 0 of shape (N, {len(names)}) = ({n}, "
-                            f"{len(names)}), got {raw.shape} {raw.dtype}"
-                            + ("" if "vote_names" in d.files else f" (without vote_names: {', '.join(EMOTIONS)})"))
-    votes = np.zeros((n, len(EMOTIONS)), np.float64)
+    names = list(range(len(EMOTIONS)))
+    if "vote_names" in d.files:
+        names = []
+        for i, v in enumerate(_text(np.asarray(d["vote_names"]), path, "vote_names")):
+            try:
+                names.append(emotion_index(str(v)))
+            except EvalDataError as exc:
+                raise EvalDataError(f"{path}: vote_names row {i}: {exc}") from None
+    if raw.ndim != 2 or raw.shape != (n, len(names)):
+        hint = "" if "vote_names" in d.files else f" (without vote_names the columns must be {', '.join(EMOTIONS)})"
+        raise EvalDataError(f"{path}: votes must be (N, {len(names)}) = ({n}, {len(names)}), got {raw.shape}{hint}")
+    if not np.issubdtype(raw.dtype, np.number) or not np.all(np.isfinite(raw)) or (raw < 0).any():
+        raise EvalDataError(f"{path}: votes must be finite counts or shares >= 0")
+    votes = np.zeros((n, len(EMOTIONS)), np.float32)
     for col, idx in enumerate(names):
         votes[:, idx] += raw[:, col]
+    return votes
+
+
+def clear_majority(votes: np.ndarray) -> np.ndarray:
+    """Each row's class index where its votes have a clear majority (more than half, or a unique top), else -1."""
     top = votes.max(1)
     clear = (top > 0) & ((top > votes.sum(1) / 2) | ((votes == top[:, None]).sum(1) == 1))
-    return np.where(clear, np.array(EMOTIONS)[votes.argmax(1)], "")
+    return np.where(clear, votes.argmax(1), -1)
+
+
+def _vote_labels(path: Path, d: np.lib.npyio.NpzFile, n: int) -> np.ndarray:
+    """Class names of each row's clear vote majority, "" for a tie."""
+    major = clear_majority(vote_matrix(path, d, n))
+    return np.where(major >= 0, np.array(EMOTIONS)[np.maximum(major, 0)], "")
 
 
 def npz_set(path: Path, frames: bool, contempt: str = "drop", split: str | None = None) -> EvalSet:

@@ -50,18 +50,13 @@ def _images(path: Path, x: np.ndarray) -> np.ndarray:
 
 
 def votes_matrix(path: Path, d: np.lib.npyio.NpzFile, n: int) -> np.ndarray:
-    """The (N, 7) vote counts in EMOTIONS order of an npz's ``votes`` (columns named by ``vote_names``)."""
-    raw = np.asarray(d["votes"])
-    names = _names(path, d["vote_names"], "vote_names") if "vote_names" in d.files else list(range(len(EMOTIONS)))
-    if raw.ndim != 2 or raw.shape != (n, len(names)):
-        hint = "" if "vote_names" in d.files else f" (without vote_names the columns must be {', '.join(EMOTIONS)})"
-        raise CustomDataError(f"{path}: votes must be (N, {len(names)}) = ({n}, {len(names)}), got {raw.shape}{hint}")
-    if not np.issubdtype(raw.dtype, np.number) or not np.all(np.isfinite(raw)) or (raw < 0).any():
-        raise CustomDataError(f"{path}: votes must be finite counts or shares >= 0")
-    votes = np.zeros((n, len(EMOTIONS)), np.float32)
-    for col, idx in enumerate(names):
-        votes[:, idx] += raw[:, col]
-    return votes
+    """The (N, 7) vote counts in EMOTIONS order of an npz's ``votes`` (``edge.eval.face_data.vote_matrix``)."""
+    from edge.eval.face_data import EvalDataError, vote_matrix
+
+    try:
+        return vote_matrix(path, d, n)
+    except EvalDataError as exc:
+        raise CustomDataError(str(exc)) from None
 
 
 def _labels(path: Path, d: np.lib.npyio.NpzFile, n: int) -> np.ndarray:
@@ -147,9 +142,10 @@ def load_custom(path: Path, seed: int = 0) -> dict[str, np.ndarray]:
             raise CustomDataError(f"{path}: no {need} rows (training needs Training faces, PublicTest faces to "
                                   "choose the checkpoint and PrivateTest faces to score the file; drop 'usage' for "
                                   "a seeded 80/10/10 split)")
+    from edge.eval.face_data import clear_majority
+
     soft = votes / np.maximum(votes.sum(1, keepdims=True), 1e-9)
-    top = soft.max(1)
-    major = np.where((top > 0.5) | ((soft == top[:, None]).sum(1) == 1), soft.argmax(1), -1)
+    major = clear_majority(votes)
     keep = votes.sum(1) > 0
     classes = sorted({int(c) for c in major[keep & (split == "Training")] if c >= 0})
     if len(classes) < 2:  # a one-class model gives that class to every face (and scores itself perfect)
