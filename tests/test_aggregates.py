@@ -215,7 +215,62 @@ def test_a_kiosk_time_far_in_the_future_does_not_become_its_clock() -> None:
     assert [(i.field, i.amount) for i in ack] == [("acknowledged", 1.0), ("ack_seconds", 5.0)]
 
 
+def test_an_ack_counts_for_the_episode_s_highest_level_as_on_the_kiosk() -> None:
+    """A watch acknowledged before the episode became an alert is taken back by the alert (the kiosk rings and
+    reminds again until that is acknowledged); the watch's card acknowledged after the alert counts for nothing."""
+    f = Folder(TZ, per_counter=False, wall=lambda: 1_800_000_100.0)
+
+    def site(out: list[Any]) -> list[tuple[str, float]]:
+        return [(i.field, i.amount) for i in out]
+
+    f.fold("alert", "k1", _ev("alert", level="watch", reason="rising", alert_id="w-1"))
+    f.fold("emotion", "k1", _ev("emotion", ts=1_800_000_003.0))
+    assert site(f.fold("ack", "k1", {"alert_id": "w-1", "level": "watch"})) == [("acknowledged", 1.0),
+                                                                                ("ack_seconds", 3.0)]
+    up = site(f.fold("alert", "k1", _ev("alert", ts=1_800_000_006.0, level="alert", alert_id="w-1")))
+    assert up == [("alerts", 1.0), ("acknowledged", -1.0), ("ack_seconds", -3.0)]
+    assert site(f.fold("ack", "k1", {"alert_id": "w-1", "level": "watch"})) == []  # the old card, late
+    assert f.counts["stale_acks"] == 1
+    assert site(f.fold("ack", "k1", {"alert_id": "w-1", "level": "alert"})) == [("acknowledged", 1.0),
+                                                                                ("ack_seconds", 6.0)]
+    f.fold("alert", "k1", _ev("alert", ts=1_800_000_007.0, level="alert", alert_id="w-1", reason="sustained"))
+    assert f.episodes["w-1"].acked  # a reminder of the acknowledged alert takes nothing back
+    f.fold("alert", "k1", _ev("alert", level="alert", alert_id="a-2"))
+    assert site(f.fold("ack", "k1", {"alert_id": "a-2"})) == [("acknowledged", 1.0), ("ack_seconds", 7.0)]
+
+
 SITE_ROW = ""  # the whole-site row of totals()
+
+
+def test_a_watch_ack_kept_across_a_restart_in_an_older_database_is_taken_back_by_the_alert(tmp_path: Path) -> None:
+    """A database written before episodes kept the watch's ack time gains the column; a watch acknowledged before
+    the restart is taken back when the episode becomes an alert after it."""
+    import sqlite3
+
+    db = tmp_path / "a.db"
+    old = sqlite3.connect(db)
+    old.execute("CREATE TABLE episodes (alert_id TEXT PRIMARY KEY, day TEXT NOT NULL, hour INTEGER NOT NULL, "
+                "kiosk TEXT NOT NULL, start REAL NOT NULL, alert INTEGER NOT NULL, acked INTEGER NOT NULL, "
+                "recovered INTEGER NOT NULL)")
+    old.commit()
+    old.close()
+    cfg = AggregatesConfig(site_id=SITE, db=db, http_port=0)
+    clock = lambda: 1_800_000_100.0  # noqa: E731
+    first = AggregatesService(cfg, Broker(), clock=clock)
+    first.queue.put(("alert", "k1", _ev("alert", level="watch", reason="rising", alert_id="a-8"), None))
+    first.queue.put(("emotion", "k1", _ev("emotion", ts=1_800_000_002.0), None))
+    first.queue.put(("ack", "k1", {"alert_id": "a-8", "level": "watch"}, None))
+    first.drain()
+    first.store.close()
+    second = AggregatesService(cfg, Broker(), clock=clock)
+    try:
+        assert second.store.episodes()["a-8"].watch_ack_s == 2.0
+        second.queue.put(("alert", "k1", _ev("alert", ts=1_800_000_004.0, level="alert", alert_id="a-8"), None))
+        second.drain()
+        site = second.store.totals()[SITE_ROW]
+        assert (site["episodes"], site["alerts"], site["acknowledged"]) == (1, 1, 0)
+    finally:
+        second.store.close()
 
 
 def test_an_episode_open_across_a_restart_is_counted_once(tmp_path: Path) -> None:

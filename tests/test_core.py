@@ -122,3 +122,31 @@ def test_a_departed_customers_state_and_a_gap_do_not_distort_the_visit() -> None
         times += [t for k, _ in core.tick(t) if k == "emotion"]
     gaps = [round(b - a, 3) for a, b in zip(times, times[1:], strict=False)]
     assert min(gaps) >= CFG.fusion.emit_interval_s, (times, gaps)
+
+
+def test_a_loop_that_waits_for_the_core_s_due_time_emits_on_the_interval_not_a_turn_later() -> None:
+    """Readings every 0.13 s (a main-loop turn): a loop waking only for readings or every 0.1 s took each emission up
+    to a turn late (events every ~1.04 s); waking at ``next_due`` keeps them within 10 ms of the interval."""
+    from edge.policy.core import wait_s
+
+    def spacing(wake_at_due: bool) -> float:
+        core = Core(CFG, EventFactory(CFG.identity, clock=lambda: 1_800_000_000.0),
+                    to_wall=lambda t: 1_800_000_000.0 + t)
+        now, arrive, times = 0.0, 0.0, []
+        while now < 120.0:
+            timeout = wait_s(core.next_due(), now) if wake_at_due else 0.1
+            if arrive <= now + timeout:
+                now = arrive
+                core.observe(face(now, "neutral"))
+                arrive = round(arrive + 0.13, 6)
+            else:
+                now += timeout
+            times += [now for k, _ in core.tick(now) if k == "emotion"]
+        gaps = np.diff(times)
+        assert gaps.min() >= CFG.fusion.emit_interval_s - 1e-9
+        return float(gaps.mean())
+
+    assert spacing(False) > 1.02  # the defect, reproduced
+    assert spacing(True) <= CFG.fusion.emit_interval_s + 0.01
+    assert wait_s(None, 5.0) == 0.1 and wait_s(4.0, 5.0) == 0.01  # none yet; overdue: a short wait, never a spin
+    assert wait_s(5.25, 5.0) == 0.1 and wait_s(5.03125, 5.0) == 0.03125

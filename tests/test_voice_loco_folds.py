@@ -101,11 +101,11 @@ def test_a_clip_s_noise_follows_its_name_not_its_place_and_the_baseline_hears_it
                                                                     "b": [_speechlike(600, 2 * SR, 3)]})
     x = CorpusClip("a/x.wav", "a:1", 0, _speechlike(180, SR, 4), corpus="a")
     y = CorpusClip("a/y.wav", "a:2", 0, _speechlike(180, SR, 4), corpus="a")  # same audio, another name
-    for cond in ("aug", "babble10", "hvac10"):
+    for cond in ("aug", "speed", "babble10", "hvac10"):
         both = condition_clips([x, y], cond, pools)
         np.testing.assert_array_equal(both[1].audio, condition_clips([y], cond, pools)[0].audio)
         np.testing.assert_array_equal(both[1].audio, conditioned(y, cond, pools))
-        if cond != "aug":  # (a training copy may draw no noise at all)
+        if cond not in ("aug", "speed"):  # (a training copy may draw no noise at all)
             assert not np.array_equal(both[0].audio, both[1].audio)
 
 
@@ -124,6 +124,9 @@ def test_feature_cache_key_follows_the_talkers_a_corpus_can_hear(tmp_path: Path)
     p3 = pools(250, 1000)  # this corpus's talkers changed
     assert _key(clips, "aug", 0, enc, 0.5, p1) == _key(clips, "aug", 0, enc, 0.5, p2)
     assert _key(clips, "aug", 0, enc, 0.5, p1) != _key(clips, "aug", 0, enc, 0.5, p3)
+    assert _key(clips, "speed", 0, enc, 0.5, p1) == _key(clips, "speed", 0, enc, 0.5, p2)
+    assert _key(clips, "speed", 0, enc, 0.5, p1) != _key(clips, "speed", 0, enc, 0.5, p3)
+    assert _key(clips, "speed", 0, enc, 0.5, p1) != _key(clips, "aug", 0, enc, 0.5, p1)
     assert _key(clips, "babble10", 0, enc, 0.5, p1) != _key(clips, "babble10", 0, enc, 0.5, p2)
     assert _key(clips, "babble10", 0, enc, 0.5, p1) == _key(clips, "babble10", 0, enc, 0.5, p3)
     assert _key(clips, "clean", 0, enc, 0.5, p1) == _key(clips, "clean", 0, enc, 0.5, p3)
@@ -291,3 +294,30 @@ def test_a_feature_file_cut_short_by_a_killed_run_is_computed_again(tmp_path: Pa
     assert np.allclose(again.x, first.x, atol=1e-3) and np.array_equal(again.clip, first.clip)
     with np.load(saved) as d:  # rewritten whole
         assert d["x"].shape == first.x.shape
+
+
+def test_speed_copies_change_pitch_and_length_together_and_train_beside_the_augmented_ones() -> None:
+    """A speed copy is another-sounding speaker (every frequency and the length scaled by 0.9-1.1, a different
+    factor per clip and seed); the head's training rows take clean, augmented and speed copies, never a benchmark
+    condition's rows."""
+    from edge.train.voice_kiosk import speed
+    from edge.train.voice_loco import _train_rows
+    from edge.train.voice_noise import Pools
+
+    x = _tone(400, 2 * SR)
+    for factor in (0.9, 1.1):
+        y = speed(x, factor)
+        assert abs(y.size - x.size / factor) <= 1
+        assert abs(_peak_hz(y) - 400 * factor) < 3
+    pools = Pools(train={"a": [_speechlike(150, 2 * SR, 1)]}, test={"a": [_speechlike(200, 2 * SR, 2)]})
+    c = CorpusClip("a/x.wav", "a:1", 0, x, corpus="a")
+    sizes = {conditioned(c, "speed", pools, seed).size for seed in range(200, 206)}
+    assert len(sizes) > 1 and all(0.9 * x.size - 2 <= n <= x.size / 0.9 + 2 for n in sizes)
+    one = np.zeros((1, 2, 3), np.float32)
+
+    def f(v: float) -> Feats:
+        return Feats(one + v, np.array([0]), np.array([1.0], np.float32))
+
+    feats = {"clean": f(0), "babble10": f(1), "aug0": f(2), "speed0": f(3), "speed1": f(4)}
+    x_rows, clip = _train_rows(feats, np.array([True]), (1, 2))
+    assert sorted(x_rows[:, 0].tolist()) == [0, 2, 3, 4] and clip.tolist() == [0, 0, 0, 0]

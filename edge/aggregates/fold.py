@@ -46,6 +46,9 @@ class Episode:
     alert: bool = False
     acked: bool = False
     recovered: bool = False
+    # the time to acknowledge counted for an ack of the episode's watch: an escalation to alert afterwards needs its
+    # own ack (the kiosk rings and reminds again), so it takes that count back; None once the alert itself is acked
+    watch_ack_s: float | None = None
 
 
 def parse_ts(ts: str) -> float:
@@ -68,7 +71,7 @@ class Folder:
         self.kiosk_now: dict[str, float] = {}  # the newest event time seen from each kiosk: its clock for acks
         self.new_ids: list[str] = []  # visit/alert event ids first seen since taken (stored: a restart keeps them)
         self.changed: dict[str, Episode | None] = {}  # episodes opened, changed (or forgotten: None) since taken
-        self.counts = {"duplicates": 0, "invalid": 0, "unmatched": 0, "episodes_forgotten": 0}
+        self.counts = {"duplicates": 0, "invalid": 0, "unmatched": 0, "stale_acks": 0, "episodes_forgotten": 0}
 
     def _bucket(self, t: float) -> tuple[str, int]:
         local = datetime.fromtimestamp(t, self.tz)
@@ -161,6 +164,10 @@ class Folder:
         if level == "alert" and not ep.alert:
             ep.alert = True
             out += self._inc(ep.day, ep.hour, kiosk, "alerts")
+            if ep.acked and ep.watch_ack_s is not None:  # staff acknowledged the watch, not this alert
+                out += self._inc(ep.day, ep.hour, kiosk, "acknowledged", -1.0)
+                out += self._inc(ep.day, ep.hour, kiosk, "ack_seconds", -ep.watch_ack_s)
+                ep.acked, ep.watch_ack_s = False, None
         if level == "recovered" and not ep.recovered:
             ep.recovered = True
             out += self._inc(ep.day, ep.hour, kiosk, "recovered")
@@ -207,7 +214,11 @@ class Folder:
             return []
         if ep.acked:
             return []  # a second tablet, or a QoS 1 duplicate
+        if msg.get("level") == "watch" and ep.alert:
+            self.counts["stale_acks"] += 1  # the watch's card acknowledged after the alert: the kiosk keeps it open
+            return []
         ep.acked = True
         waited = max(0.0, self.kiosk_now.get(kiosk, ep.start) - ep.start)
+        ep.watch_ack_s = None if ep.alert else waited
         return self._inc(ep.day, ep.hour, kiosk, "acknowledged") + self._inc(ep.day, ep.hour, kiosk, "ack_seconds",
                                                                              waited)

@@ -49,7 +49,9 @@ class Store:
         # not count an episode again when its next message arrives
         self.db.execute("CREATE TABLE IF NOT EXISTS episodes (alert_id TEXT PRIMARY KEY, day TEXT NOT NULL, "
                         "hour INTEGER NOT NULL, kiosk TEXT NOT NULL, start REAL NOT NULL, alert INTEGER NOT NULL, "
-                        "acked INTEGER NOT NULL, recovered INTEGER NOT NULL)")
+                        "acked INTEGER NOT NULL, recovered INTEGER NOT NULL, watch_ack_s REAL)")
+        if "watch_ack_s" not in {r[1] for r in self.db.execute("PRAGMA table_info(episodes)")}:  # an older file
+            self.db.execute("ALTER TABLE episodes ADD COLUMN watch_ack_s REAL")
         # the newest counted visit/alert event ids (a kiosk's outbox resend or the broker's redelivery after a
         # restart is still a duplicate) and each kiosk's newest event time (its clock for timing acks)
         self.db.execute("CREATE TABLE IF NOT EXISTS seen_events (event_id TEXT PRIMARY KEY)")
@@ -60,9 +62,10 @@ class Store:
     def episodes(self) -> dict[str, Episode]:
         """The open episodes kept by the last run, oldest first."""
         with self.lock:
-            rows = self.db.execute("SELECT alert_id, day, hour, kiosk, start, alert, acked, recovered FROM episodes "
-                                   "ORDER BY start").fetchall()
-        return {r[0]: Episode(r[1], int(r[2]), r[3], float(r[4]), bool(r[5]), bool(r[6]), bool(r[7])) for r in rows}
+            rows = self.db.execute("SELECT alert_id, day, hour, kiosk, start, alert, acked, recovered, watch_ack_s "
+                                   "FROM episodes ORDER BY start").fetchall()
+        return {r[0]: Episode(r[1], int(r[2]), r[3], float(r[4]), bool(r[5]), bool(r[6]), bool(r[7]),
+                              None if r[8] is None else float(r[8])) for r in rows}
 
     def seen_ids(self, limit: int = MAX_SEEN) -> list[str]:
         """The newest ``limit`` counted event ids, oldest first."""
@@ -89,9 +92,9 @@ class Store:
                 if ep is None or (ep.acked and ep.recovered):  # closed: nothing more can count for it
                     self.db.execute("DELETE FROM episodes WHERE alert_id = ?", (aid,))
                 else:
-                    self.db.execute("INSERT OR REPLACE INTO episodes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    self.db.execute("INSERT OR REPLACE INTO episodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                     (aid, ep.day, ep.hour, ep.kiosk, ep.start, int(ep.alert), int(ep.acked),
-                                     int(ep.recovered)))
+                                     int(ep.recovered), ep.watch_ack_s))
             for inc in increments:
                 if inc.field not in FIELDS:
                     raise ValueError(f"unknown aggregate field {inc.field!r}")

@@ -27,6 +27,12 @@ class Observation:
     reading: Reading | None
 
 
+def wait_s(due: float | None, now: float, most: float = 0.1, least: float = 0.01) -> float:
+    """How long a loop may wait for input before ``tick`` is due: ``most`` at most, ``least`` at least (a tick that
+    keeps failing leaves ``due`` in the past: the loop must not spin)."""
+    return most if due is None else min(most, max(least, due - now))
+
+
 class Core:
     """Fusion + anonymous visits + alert policy + event building on the pipeline's clock (monotonic or media time)."""
 
@@ -68,9 +74,9 @@ class Core:
             visit.peak_escalation = max(visit.peak_escalation, state.escalation)
         if emit:
             # the next one an interval after this one, not on a fixed grid: a late tick (1.99 s) was followed by the
-            # grid slot 10 ms later with an overlapping window. Each emission slips by its tick's lateness (up to a
-            # main-loop turn: events come every ~1.04 s at a 0.13 s turn), the price of never being closer than
-            # emit_interval_s, as the privacy report states
+            # grid slot 10 ms later with an overlapping window. Each emission slips by its tick's lateness, the price
+            # of never being closer than emit_interval_s, as the privacy report states; the main loop wakes at
+            # ``next_due`` (``wait_s``), so that lateness is a thread wake-up, not a loop turn
             self._next_emit = max(self._next_emit + interval, now + interval)
             self.last_state = state
             if state is not None:
@@ -83,6 +89,11 @@ class Core:
         events += [("alert", body) for body in self.alerts.update(now, state, visit)]
         events += [("cue", body) for body in self.cues.update(now, state, visit, self.alerts.active is not None)]
         return events
+
+    def next_due(self) -> float | None:
+        """When ``tick`` next has work (an emission or an alert check); None before the first tick."""
+        due = [t for t in (self._next_emit, self._next_judge) if t is not None]
+        return min(due) if due else None
 
     def end_visit(self, now: float) -> list[Event]:
         """End the current visit now (staff pause): its end event; the fused state and face presence are forgotten."""

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from edge.train.voice_corpora import CorpusClip
-from edge.train.voice_kiosk import augment, condition
+from edge.train.voice_kiosk import augment, condition, speed_copy
 from edge.train.voice_noise import Pools, pool_for
 from edge.voice.features import SAMPLE_RATE, fit_length
 from edge.voice.vad import Vad
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 WINDOW_N = 2 * SAMPLE_RATE
 FRAMES = WINDOW_N // 160
 MIN_RATIO = 0.3
+TRAINING = ("aug", "speed")  # training-copy kinds (``conditioned``): never a benchmark condition
 
 
 def clip_windows(x: np.ndarray, vad: Vad, hop_s: float = 0.5, min_ratio: float = MIN_RATIO,
@@ -107,10 +108,13 @@ def clip_seed(path: str) -> int:
 
 def conditioned(c: CorpusClip, cond: str, pools: Pools, seed: int = 0) -> np.ndarray:
     """``c``'s audio under ``cond`` (or ``aug``: random training conditions, babble from its own corpus only;
-    ``babble10``: talkers from the *other* corpora): the features and the eGeMAPS baseline hear the same audio."""
+    ``speed``: a training copy resampled by 0.9-1.1, conditions on half; ``babble10``: talkers from the *other*
+    corpora): the features and the eGeMAPS baseline hear the same audio."""
     rng = np.random.default_rng([seed, clip_seed(c.path)])
     if cond == "aug":
         return augment(c.audio, rng, pool_for(pools, c.corpus, own=True))
+    if cond == "speed":
+        return speed_copy(c.audio, rng, pool_for(pools, c.corpus, own=True))
     return condition(c.audio, cond, rng, pool_for(pools, c.corpus, own=False))
 
 
@@ -125,8 +129,8 @@ def _key(clips: list[CorpusClip], cond: str, seed: int, enc: Path, hop_s: float,
     """Cache key: the condition, the encoder file, the babble talkers these clips can get, and every clip's name
     *and audio* (a file re-recorded or trimmed in place under the same name gets new features, not the old ones)."""
     h = hashlib.sha256(f"{cond}|{seed}|{hop_s}|{enc.stat().st_size}|{enc.stat().st_mtime_ns}".encode())
-    if cond in ("aug", "babble10") and clips:
-        h.update(_digest(pool_for(pools, clips[0].corpus, own=cond == "aug")))
+    if cond in ("aug", "speed", "babble10") and clips:
+        h.update(_digest(pool_for(pools, clips[0].corpus, own=cond != "babble10")))
     for c in clips:
         h.update(c.path.encode())
         h.update(_digest([c.audio]))
@@ -160,7 +164,7 @@ def _corpus_features(clips: list[CorpusClip], cond: str, enc_path: Path, cache: 
     enc, vad = Encoder(enc_path), Vad(2)
     xs, idx, rs = [], [], []
     for i, c in enumerate(clips):
-        wins, ratios = clip_windows(conditioned(c, cond, pools, seed), vad, hop_s, fallback=cond == "aug")
+        wins, ratios = clip_windows(conditioned(c, cond, pools, seed), vad, hop_s, fallback=cond in TRAINING)
         for w, r in zip(wins, ratios, strict=True):
             xs.append(np.stack([o.reshape(-1) for o in enc(whisper_log_mel(w))]))
             idx.append(i)

@@ -5,6 +5,8 @@
 - ``codec``: an Ogg Opus round trip at a low bit rate through libsndfile (soundfile), as a VoIP or cheap USB
   microphone chain would deliver.
 - ``gain_db``: a level change with clipping at full scale, as an unknown microphone gain gives.
+- ``speed``: a resampling by 0.9-1.1 (pitch, formants and tempo together: a vocal-tract-length-like change of
+  speaker), for training copies only (``speed_copy``), never a benchmark condition.
 Noise (babble, HVAC) comes from ``voice_noise``.
 """
 
@@ -60,6 +62,23 @@ def codec(x: np.ndarray, kbps: int = 16) -> np.ndarray:
 def gain_db(x: np.ndarray, db: float) -> np.ndarray:
     """Level change by ``db`` with clipping at full scale."""
     return np.clip(x * np.float32(10 ** (db / 20.0)), -1.0, 1.0).astype(np.float32)
+
+
+def speed(x: np.ndarray, factor: float) -> np.ndarray:
+    """``x`` played ``factor`` times faster (length / factor; every frequency times factor), band-limited."""
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    up, down = 1000, int(round(1000 * factor))
+    g = gcd(up, down)
+    return resample_poly(x.astype(np.float64), up // g, down // g).astype(np.float32)
+
+
+def speed_copy(x: np.ndarray, rng: np.random.Generator, pool: list[np.ndarray]) -> np.ndarray:
+    """A training copy of another-sounding speaker: ``speed`` by 0.9-1.1, then kiosk conditions on half."""
+    y = speed(x, float(rng.uniform(0.9, 1.1)))
+    return augment(y, rng, pool) if rng.random() < 0.5 else y
 
 
 def condition(x: np.ndarray, kind: str, rng: np.random.Generator, pool: list[np.ndarray]) -> np.ndarray:

@@ -20,7 +20,7 @@ import numpy as np
 
 from edge.train.voice_corpora import CORPORA, CorpusClip, CustomerCsvError, load_all
 from edge.train.voice_export import VERSION
-from edge.train.voice_fe import FRAMES, Feats, clip_windows, export_int8, features
+from edge.train.voice_fe import FRAMES, TRAINING, Feats, clip_windows, export_int8, features
 from edge.train.voice_head import Head, balance_weights, clip_probs, loco_metrics
 from edge.train.voice_kiosk import CONDITIONS
 from edge.train.voice_noise import Pools, corpus_pools, noise_speakers, pool_for
@@ -113,7 +113,8 @@ def export(args: argparse.Namespace) -> Path:
     head = Head(c).fit(x, y[cl], balance_weights(y[cl], corpus[cl]))
     rep = np.load(work_dir(args.out) / "calibration.npy")
     info: dict[str, Any] = {"trained_on": {k: int((train & (corpus == k)).sum()) for k in np.unique(corpus)},
-                            "windows": int(len(cl)), "augmented_copies": args.variants, "held_out_speakers": held,
+                            "windows": int(len(cl)), "augmented_copies": args.variants,
+                            "speed_copies": args.speed_variants, "held_out_speakers": held,
                             "noise_speakers": sorted(noise), "selected": {"taps": list(t), "C": c}}
     from edge.train.voice_export import licence
 
@@ -181,7 +182,8 @@ def held_out_metrics(models: Path, clips: list[CorpusClip], corpus: np.ndarray, 
 
 
 def all_features(args: argparse.Namespace) -> dict[str, Feats]:
-    """Features of every corpus under every condition (and ``args.variants`` augmented training copies)."""
+    """Features of every corpus under every condition, ``args.variants`` augmented training copies and
+    ``args.speed_variants`` speed-perturbed ones."""
     clips = corpus_clips(args)
     pools = corpus_pools(clips)
     work = work_dir(args.out)
@@ -193,14 +195,19 @@ def all_features(args: argparse.Namespace) -> dict[str, Feats]:
         log.info("%s: %d windows (%.0f s)", cond, len(out[cond].clip), time.time() - t0)
     for v in range(args.variants):
         out[f"aug{v}"] = features(clips, "aug", enc, work / "cache", pools, seed=100 + v)
+    for v in range(args.speed_variants):
+        t0 = time.time()
+        out[f"speed{v}"] = features(clips, "speed", enc, work / "cache", pools, seed=200 + v)
+        log.info("speed copy %d: %d windows (%.0f s)", v, len(out[f"speed{v}"].clip), time.time() - t0)
     return out
 
 
 def _train_rows(feats: dict[str, Feats], keep: np.ndarray, taps: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """(window features, their clip index) of the clean and augmented copies of the clips in ``keep``."""
+    """(window features, their clip index) of the clean and training copies (augmented, speed) of the clips in
+    ``keep``."""
     xs, cs = [], []
     for name, f in feats.items():
-        if name == "clean" or name.startswith("aug"):
+        if name == "clean" or name.startswith(TRAINING):
             m = keep[f.clip]
             xs.append(tap_rows(f.x[m], taps))
             cs.append(f.clip[m])
@@ -308,6 +315,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--baseline-conditions", nargs="*", default=["babble10", "gain-20", "gain+10"],
                     choices=CONDITIONS, help="conditions the eGeMAPS baseline is also run under (clean always)")
     ap.add_argument("--variants", type=int, default=2, help="augmented training copies per clip")
+    ap.add_argument("--speed-variants", type=int, default=2,
+                    help="training copies per clip resampled by 0.9-1.1 (another-sounding speaker; kiosk "
+                    "conditions on half)")
     ap.add_argument("--markdown", type=Path, help="table: also write the tables as a Markdown page")
     ap.add_argument("--json", type=Path, help="table: where the JSON (and the PNG beside it) go "
                     "(default models/work/voice-whisper/loco.json)")
@@ -380,7 +390,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> None:
 
             m = machine()
 
-            cmd = (f"python -m edge.train.voice_loco table --variants {args.variants} --json {path} "
+            cmd = (f"python -m edge.train.voice_loco table --variants {args.variants} "
+                   f"--speed-variants {args.speed_variants} --json {path} "
                    f"--markdown {args.markdown}")
             when = (f"{res['seconds']} s; {time.strftime('%Y-%m-%d', time.gmtime())}, {m['cpu']} {m['machine']}, "
                     f"{m['usable_cores']} cores shared with other jobs, Python {m['python']}")
