@@ -178,7 +178,8 @@ def test_folding_rules() -> None:
     assert {(i.counter, i.field) for i in up} == {("", "alerts"), ("k1", "alerts")}
     f.fold("emotion", "k1", _ev("emotion", ts=1_800_000_009.0))  # the kiosk's clock moves on
     ack = f.fold("ack", "k1", {"alert_id": "a-1", "by": "tablet"})
-    assert [(i.field, i.amount) for i in ack if i.counter == ""] == [("acknowledged", 1.0), ("ack_seconds", 9.0)]
+    assert [(i.field, i.amount) for i in ack if i.counter == ""] == [("alerts_acknowledged", 1.0),
+                                                                     ("acknowledged", 1.0), ("ack_seconds", 9.0)]
     assert f.fold("ack", "k1", {"alert_id": "a-1"}) == []  # a second tablet
     assert f.fold("ack", "k2", {"alert_id": "a-1"}) == [] and f.counts["unmatched"] == 1  # not k2's alert
     assert f.fold("alert", "k1", _ev("alert", level="recovered", reason="recovered", alert_id="zz")) == []
@@ -212,12 +213,16 @@ def test_a_kiosk_time_far_in_the_future_does_not_become_its_clock() -> None:
     f.fold("health", "k1", _ev("health", ts=1_800_000_000.0 + 1e8))
     f.fold("emotion", "k1", _ev("emotion", ts=1_800_000_005.0))
     ack = f.fold("ack", "k1", {"alert_id": "a-9"})
-    assert [(i.field, i.amount) for i in ack] == [("acknowledged", 1.0), ("ack_seconds", 5.0)]
+    assert [(i.field, i.amount) for i in ack][-2:] == [("acknowledged", 1.0), ("ack_seconds", 5.0)]
 
 
-def test_an_ack_counts_for_the_episode_s_highest_level_as_on_the_kiosk() -> None:
-    """A watch acknowledged before the episode became an alert is taken back by the alert (the kiosk rings and
-    reminds again until that is acknowledged); the watch's card acknowledged after the alert counts for nothing."""
+SITE_ROW = ""  # the whole-site row of totals()
+
+
+def test_an_alert_needs_its_own_ack_as_on_the_kiosk() -> None:
+    """A watch acknowledged before the episode became an alert counts as acknowledged (staff answered what they
+    were shown) but not as an acknowledged alert; the watch's card acknowledged after the alert counts for nothing
+    (the kiosk keeps ringing); the alert's own ack counts once. Every counter only grows (Prometheus counters)."""
     f = Folder(TZ, per_counter=False, wall=lambda: 1_800_000_100.0)
 
     def site(out: list[Any]) -> list[tuple[str, float]]:
@@ -227,28 +232,33 @@ def test_an_ack_counts_for_the_episode_s_highest_level_as_on_the_kiosk() -> None
     f.fold("emotion", "k1", _ev("emotion", ts=1_800_000_003.0))
     assert site(f.fold("ack", "k1", {"alert_id": "w-1", "level": "watch"})) == [("acknowledged", 1.0),
                                                                                 ("ack_seconds", 3.0)]
-    up = site(f.fold("alert", "k1", _ev("alert", ts=1_800_000_006.0, level="alert", alert_id="w-1")))
-    assert up == [("alerts", 1.0), ("acknowledged", -1.0), ("ack_seconds", -3.0)]
+    assert site(f.fold("alert", "k1", _ev("alert", ts=1_800_000_006.0, level="alert", alert_id="w-1"))) == [
+        ("alerts", 1.0)]
     assert site(f.fold("ack", "k1", {"alert_id": "w-1", "level": "watch"})) == []  # the old card, late
     assert f.counts["stale_acks"] == 1
-    assert site(f.fold("ack", "k1", {"alert_id": "w-1", "level": "alert"})) == [("acknowledged", 1.0),
-                                                                                ("ack_seconds", 6.0)]
-    f.fold("alert", "k1", _ev("alert", ts=1_800_000_007.0, level="alert", alert_id="w-1", reason="sustained"))
-    assert f.episodes["w-1"].acked  # a reminder of the acknowledged alert takes nothing back
+    assert site(f.fold("ack", "k1", {"alert_id": "w-1", "level": "alert"})) == [("alerts_acknowledged", 1.0)]
+    assert site(f.fold("ack", "k1", {"alert_id": "w-1"})) == []  # a second tablet
     f.fold("alert", "k1", _ev("alert", level="alert", alert_id="a-2"))
-    assert site(f.fold("ack", "k1", {"alert_id": "a-2"})) == [("acknowledged", 1.0), ("ack_seconds", 7.0)]
+    assert site(f.fold("ack", "k1", {"alert_id": "a-2"})) == [("alerts_acknowledged", 1.0), ("acknowledged", 1.0),
+                                                              ("ack_seconds", 6.0)]
+    f.fold("alert", "k1", _ev("alert", level="alert", alert_id="a-3"))
+    assert site(f.fold("ack", "k1", {"alert_id": "a-3", "level": "watch"})) == [] and f.counts["stale_acks"] == 2
 
 
-SITE_ROW = ""  # the whole-site row of totals()
-
-
-def test_a_watch_ack_kept_across_a_restart_in_an_older_database_is_taken_back_by_the_alert(tmp_path: Path) -> None:
-    """A database written before episodes kept the watch's ack time gains the column; a watch acknowledged before
-    the restart is taken back when the episode becomes an alert after it."""
+def test_an_ack_after_a_restart_and_in_an_older_database(tmp_path: Path) -> None:
+    """A database from before alert acks were counted gains the columns; an episode acknowledged at its watch,
+    then calm, is kept while its alert is unacknowledged (a late ack of it still counts) and forgotten after."""
     import sqlite3
 
     db = tmp_path / "a.db"
     old = sqlite3.connect(db)
+    cols = ", ".join(f"{f} REAL NOT NULL DEFAULT 0" for f in ("visits", "visit_seconds", "care_cues", "episodes",
+                                                              "alerts", "acknowledged", "ack_seconds", "recovered",
+                                                              "calm_seconds"))
+    old.execute(f"CREATE TABLE hourly (site TEXT NOT NULL, day TEXT NOT NULL, hour INTEGER NOT NULL, counter TEXT "
+                f"NOT NULL, {cols}, PRIMARY KEY (site, day, hour, counter))")
+    old.execute("INSERT INTO hourly (site, day, hour, counter, visits, alerts) VALUES (?, '2026-11-20', 9, '', 4, 1)",
+                (SITE,))
     old.execute("CREATE TABLE episodes (alert_id TEXT PRIMARY KEY, day TEXT NOT NULL, hour INTEGER NOT NULL, "
                 "kiosk TEXT NOT NULL, start REAL NOT NULL, alert INTEGER NOT NULL, acked INTEGER NOT NULL, "
                 "recovered INTEGER NOT NULL)")
@@ -257,18 +267,23 @@ def test_a_watch_ack_kept_across_a_restart_in_an_older_database_is_taken_back_by
     cfg = AggregatesConfig(site_id=SITE, db=db, http_port=0)
     clock = lambda: 1_800_000_100.0  # noqa: E731
     first = AggregatesService(cfg, Broker(), clock=clock)
-    first.queue.put(("alert", "k1", _ev("alert", level="watch", reason="rising", alert_id="a-8"), None))
-    first.queue.put(("emotion", "k1", _ev("emotion", ts=1_800_000_002.0), None))
-    first.queue.put(("ack", "k1", {"alert_id": "a-8", "level": "watch"}, None))
+    for msg in (("alert", "k1", _ev("alert", level="watch", reason="rising", alert_id="a-8"), None),
+                ("ack", "k1", {"alert_id": "a-8", "level": "watch"}, None),
+                ("alert", "k1", _ev("alert", ts=1_800_000_004.0, level="alert", alert_id="a-8"), None),
+                ("alert", "k1", _ev("alert", ts=1_800_000_020.0, level="recovered", reason="recovered",
+                                    alert_id="a-8"), None)):
+        first.queue.put(msg)
     first.drain()
     first.store.close()
     second = AggregatesService(cfg, Broker(), clock=clock)
     try:
-        assert second.store.episodes()["a-8"].watch_ack_s == 2.0
-        second.queue.put(("alert", "k1", _ev("alert", ts=1_800_000_004.0, level="alert", alert_id="a-8"), None))
+        ep = second.store.episodes()["a-8"]
+        assert ep.acked and ep.alert and not ep.alert_acked
+        second.queue.put(("ack", "k1", {"alert_id": "a-8", "level": "alert"}, None))
         second.drain()
         site = second.store.totals()[SITE_ROW]
-        assert (site["episodes"], site["alerts"], site["acknowledged"]) == (1, 1, 0)
+        assert (site["visits"], site["alerts"], site["acknowledged"], site["alerts_acknowledged"]) == (4, 2, 1, 1)
+        assert second.store.episodes() == {}
     finally:
         second.store.close()
 

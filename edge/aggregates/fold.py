@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 # Counters kept per (day, hour, counter); every figure on the page, in the CSV and in /metrics derives from them.
 FIELDS: tuple[str, ...] = ("visits", "visit_seconds", "care_cues", "episodes", "alerts", "acknowledged",
-                           "ack_seconds", "recovered", "calm_seconds")
+                           "ack_seconds", "recovered", "calm_seconds", "alerts_acknowledged")
 CARE_LABELS = ("sad", "fear")  # a customer who may need care rather than de-escalation
 SITE = ""  # the counter value of whole-site rows
 FUTURE_S = 600.0  # a kiosk time further ahead of this machine's clock is not taken as the kiosk's clock
@@ -46,9 +46,11 @@ class Episode:
     alert: bool = False
     acked: bool = False
     recovered: bool = False
-    # the time to acknowledge counted for an ack of the episode's watch: an escalation to alert afterwards needs its
-    # own ack (the kiosk rings and reminds again), so it takes that count back; None once the alert itself is acked
-    watch_ack_s: float | None = None
+    alert_acked: bool = False  # the alert level itself acknowledged (an ack of the watch before it does not count)
+
+    def closed(self) -> bool:
+        """Nothing more can count for it: calm, and its highest level acknowledged."""
+        return self.recovered and (self.alert_acked if self.alert else self.acked)
 
 
 def parse_ts(ts: str) -> float:
@@ -164,10 +166,6 @@ class Folder:
         if level == "alert" and not ep.alert:
             ep.alert = True
             out += self._inc(ep.day, ep.hour, kiosk, "alerts")
-            if ep.acked and ep.watch_ack_s is not None:  # staff acknowledged the watch, not this alert
-                out += self._inc(ep.day, ep.hour, kiosk, "acknowledged", -1.0)
-                out += self._inc(ep.day, ep.hour, kiosk, "ack_seconds", -ep.watch_ack_s)
-                ep.acked, ep.watch_ack_s = False, None
         if level == "recovered" and not ep.recovered:
             ep.recovered = True
             out += self._inc(ep.day, ep.hour, kiosk, "recovered")
@@ -212,13 +210,21 @@ class Folder:
         if ep is None or ep.kiosk != kiosk:
             self.counts["unmatched"] += 1
             return []
-        if ep.acked:
+        if ep.alert:  # the alert needs its own ack, as on the kiosk (it rings and reminds until then)
+            if ep.alert_acked:
+                return []  # a second tablet, or a QoS 1 duplicate
+            if msg.get("level") == "watch":
+                self.counts["stale_acks"] += 1  # the watch's card acknowledged after the alert: the kiosk keeps it
+                return []
+            ep.alert_acked = True
+            out = self._inc(ep.day, ep.hour, kiosk, "alerts_acknowledged")
+        elif ep.acked:
             return []  # a second tablet, or a QoS 1 duplicate
-        if msg.get("level") == "watch" and ep.alert:
-            self.counts["stale_acks"] += 1  # the watch's card acknowledged after the alert: the kiosk keeps it open
-            return []
+        else:
+            out = []
+        if ep.acked:
+            return out  # the episode was acknowledged (and timed) at its watch
         ep.acked = True
         waited = max(0.0, self.kiosk_now.get(kiosk, ep.start) - ep.start)
-        ep.watch_ack_s = None if ep.alert else waited
-        return self._inc(ep.day, ep.hour, kiosk, "acknowledged") + self._inc(ep.day, ep.hour, kiosk, "ack_seconds",
-                                                                             waited)
+        return out + self._inc(ep.day, ep.hour, kiosk, "acknowledged") + self._inc(ep.day, ep.hour, kiosk,
+                                                                                   "ack_seconds", waited)

@@ -14,7 +14,8 @@ from edge.aggregates.store import derived
 FIGURES = (  # (key, heading, format)
     ("visits", "visits", "{:.0f}"), ("mean_visit_s", "mean visit (s)", "{:.0f}"),
     ("alerts", "alerts", "{:.0f}"), ("watches", "watches only", "{:.0f}"),
-    ("acknowledged_share", "acknowledged", "{:.0%}"), ("mean_ack_s", "time to acknowledge (s)", "{:.1f}"),
+    ("acknowledged_share", "acknowledged", "{:.0%}"), ("alerts_acknowledged_share", "alerts acknowledged", "{:.0%}"),
+    ("mean_ack_s", "time to acknowledge (s)", "{:.1f}"),
     ("calmed_share", "calmed down", "{:.0%}"), ("mean_calm_s", "time to calm (s)", "{:.1f}"),
     ("care_cues", "care cues", "{:.0f}"), ("care_cue_share", "care cue share", "{:.0%}"),
 )
@@ -22,7 +23,7 @@ EU_NOTE = ("Per-counter figures are off: under the eu privacy profile a counter 
            "and figures per counter would rate individual employees.")
 
 
-EPISODE_FIGURES = ("acknowledged_share", "mean_ack_s", "calmed_share", "mean_calm_s")
+EPISODE_FIGURES = ("acknowledged_share", "alerts_acknowledged_share", "mean_ack_s", "calmed_share", "mean_calm_s")
 WITHHELD = "fewer than {k} visits: withheld"
 
 

@@ -23,6 +23,7 @@ def derived(row: dict[str, float]) -> dict[str, float | None]:
     return {
         "watches": row["episodes"] - row["alerts"],
         "acknowledged_share": ratio(row["acknowledged"], row["episodes"]),
+        "alerts_acknowledged_share": ratio(row["alerts_acknowledged"], row["alerts"]),
         "mean_ack_s": ratio(row["ack_seconds"], row["acknowledged"]),
         "calmed_share": ratio(row["recovered"], row["episodes"]),
         "mean_calm_s": ratio(row["calm_seconds"], row["recovered"]),
@@ -49,9 +50,8 @@ class Store:
         # not count an episode again when its next message arrives
         self.db.execute("CREATE TABLE IF NOT EXISTS episodes (alert_id TEXT PRIMARY KEY, day TEXT NOT NULL, "
                         "hour INTEGER NOT NULL, kiosk TEXT NOT NULL, start REAL NOT NULL, alert INTEGER NOT NULL, "
-                        "acked INTEGER NOT NULL, recovered INTEGER NOT NULL, watch_ack_s REAL)")
-        if "watch_ack_s" not in {r[1] for r in self.db.execute("PRAGMA table_info(episodes)")}:  # an older file
-            self.db.execute("ALTER TABLE episodes ADD COLUMN watch_ack_s REAL")
+                        "acked INTEGER NOT NULL, recovered INTEGER NOT NULL, alert_acked INTEGER NOT NULL DEFAULT 0)")
+        self._add_missing_columns()
         # the newest counted visit/alert event ids (a kiosk's outbox resend or the broker's redelivery after a
         # restart is still a duplicate) and each kiosk's newest event time (its clock for timing acks)
         self.db.execute("CREATE TABLE IF NOT EXISTS seen_events (event_id TEXT PRIMARY KEY)")
@@ -59,13 +59,22 @@ class Store:
         self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         self.db.commit()
 
+    def _add_missing_columns(self) -> None:
+        """Columns added since a file was created (each with its default: 0, as that file never counted them)."""
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(hourly)")}
+        for f in FIELDS:
+            if f not in have:
+                self.db.execute(f"ALTER TABLE hourly ADD COLUMN {f} REAL NOT NULL DEFAULT 0")
+        if "alert_acked" not in {r[1] for r in self.db.execute("PRAGMA table_info(episodes)")}:
+            self.db.execute("ALTER TABLE episodes ADD COLUMN alert_acked INTEGER NOT NULL DEFAULT 0")
+
     def episodes(self) -> dict[str, Episode]:
         """The open episodes kept by the last run, oldest first."""
         with self.lock:
-            rows = self.db.execute("SELECT alert_id, day, hour, kiosk, start, alert, acked, recovered, watch_ack_s "
+            rows = self.db.execute("SELECT alert_id, day, hour, kiosk, start, alert, acked, recovered, alert_acked "
                                    "FROM episodes ORDER BY start").fetchall()
-        return {r[0]: Episode(r[1], int(r[2]), r[3], float(r[4]), bool(r[5]), bool(r[6]), bool(r[7]),
-                              None if r[8] is None else float(r[8])) for r in rows}
+        return {r[0]: Episode(r[1], int(r[2]), r[3], float(r[4]), bool(r[5]), bool(r[6]), bool(r[7]), bool(r[8]))
+                for r in rows}
 
     def seen_ids(self, limit: int = MAX_SEEN) -> list[str]:
         """The newest ``limit`` counted event ids, oldest first."""
@@ -89,12 +98,12 @@ class Store:
                             (MAX_SEEN,))
             self.db.executemany("INSERT OR REPLACE INTO kiosk_clock VALUES (?, ?)", (clocks or {}).items())
             for aid, ep in (episodes or {}).items():
-                if ep is None or (ep.acked and ep.recovered):  # closed: nothing more can count for it
+                if ep is None or ep.closed():
                     self.db.execute("DELETE FROM episodes WHERE alert_id = ?", (aid,))
                 else:
                     self.db.execute("INSERT OR REPLACE INTO episodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                     (aid, ep.day, ep.hour, ep.kiosk, ep.start, int(ep.alert), int(ep.acked),
-                                     int(ep.recovered), ep.watch_ack_s))
+                                     int(ep.recovered), int(ep.alert_acked)))
             for inc in increments:
                 if inc.field not in FIELDS:
                     raise ValueError(f"unknown aggregate field {inc.field!r}")
