@@ -175,7 +175,7 @@ def test_folding_rules() -> None:
     assert {i.field for i in f.fold("alert", "k1", w)} == {"episodes"}
     assert f.fold("alert", "k1", w) == [] and f.counts["duplicates"] == 1  # QoS 1 duplicate
     up = f.fold("alert", "k1", _ev("alert", ts=1_800_000_004.0, level="alert", alert_id="a-1"))
-    assert {(i.counter, i.field) for i in up} == {("", "alerts"), ("k1", "alerts")}
+    assert {(i.counter, i.field) for i in up} == {(c, f) for c in ("", "k1") for f in ("alerts", "alerts_ack_base")}
     f.fold("emotion", "k1", _ev("emotion", ts=1_800_000_009.0))  # the kiosk's clock moves on
     ack = f.fold("ack", "k1", {"alert_id": "a-1", "by": "tablet"})
     assert [(i.field, i.amount) for i in ack if i.counter == ""] == [("alerts_acknowledged", 1.0),
@@ -233,7 +233,7 @@ def test_an_alert_needs_its_own_ack_as_on_the_kiosk() -> None:
     assert site(f.fold("ack", "k1", {"alert_id": "w-1", "level": "watch"})) == [("acknowledged", 1.0),
                                                                                 ("ack_seconds", 3.0)]
     assert site(f.fold("alert", "k1", _ev("alert", ts=1_800_000_006.0, level="alert", alert_id="w-1"))) == [
-        ("alerts", 1.0)]
+        ("alerts", 1.0), ("alerts_ack_base", 1.0)]
     assert site(f.fold("ack", "k1", {"alert_id": "w-1", "level": "watch"})) == []  # the old card, late
     assert f.counts["stale_acks"] == 1
     assert site(f.fold("ack", "k1", {"alert_id": "w-1", "level": "alert"})) == [("alerts_acknowledged", 1.0)]
@@ -246,8 +246,9 @@ def test_an_alert_needs_its_own_ack_as_on_the_kiosk() -> None:
 
 
 def test_an_ack_after_a_restart_and_in_an_older_database(tmp_path: Path) -> None:
-    """A database from before alert acks were counted gains the columns; an episode acknowledged at its watch,
-    then calm, is kept while its alert is unacknowledged (a late ack of it still counts) and forgotten after."""
+    """A database from before alert acks were counted gains the columns (the share counts only alerts since); an
+    episode acknowledged at its watch, then calm, is kept while its alert is unacknowledged (a late ack of it still
+    counts) and forgotten after; an old acknowledged alert closes when calm."""
     import sqlite3
 
     db = tmp_path / "a.db"
@@ -262,6 +263,7 @@ def test_an_ack_after_a_restart_and_in_an_older_database(tmp_path: Path) -> None
     old.execute("CREATE TABLE episodes (alert_id TEXT PRIMARY KEY, day TEXT NOT NULL, hour INTEGER NOT NULL, "
                 "kiosk TEXT NOT NULL, start REAL NOT NULL, alert INTEGER NOT NULL, acked INTEGER NOT NULL, "
                 "recovered INTEGER NOT NULL)")
+    old.execute("INSERT INTO episodes VALUES ('a-0', '2026-11-20', 9, 'k1', 1800000000.0, 1, 1, 0)")  # acked before
     old.commit()
     old.close()
     cfg = AggregatesConfig(site_id=SITE, db=db, http_port=0)
@@ -283,7 +285,13 @@ def test_an_ack_after_a_restart_and_in_an_older_database(tmp_path: Path) -> None
         second.drain()
         site = second.store.totals()[SITE_ROW]
         assert (site["visits"], site["alerts"], site["acknowledged"], site["alerts_acknowledged"]) == (4, 2, 1, 1)
-        assert second.store.episodes() == {}
+        from edge.aggregates.store import derived
+
+        assert derived(site)["alerts_acknowledged_share"] == 1.0  # over the alert counted since, not the old day's
+        assert set(second.store.episodes()) == {"a-0"}
+        second.queue.put(("alert", "k1", _ev("alert", level="recovered", reason="recovered", alert_id="a-0"), None))
+        second.drain()
+        assert second.store.episodes() == {}  # an old episode acknowledged under the old rule closes when calm
     finally:
         second.store.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from edge.config import parse_config
 from edge.events import EventFactory
@@ -150,3 +151,47 @@ def test_a_loop_that_waits_for_the_core_s_due_time_emits_on_the_interval_not_a_t
     assert spacing(True) <= CFG.fusion.emit_interval_s + 0.01
     assert wait_s(None, 5.0) == 0.1 and wait_s(4.0, 5.0) == 0.01  # none yet; overdue: a short wait, never a spin
     assert wait_s(5.25, 5.0) == 0.1 and wait_s(5.03125, 5.0) == 0.03125
+
+
+def test_the_service_waits_for_readings_only_until_the_core_is_due_and_never_spins() -> None:
+    """The main loop's wait on its reading queue ends when the core is next due; while analysis is off, or after a
+    fusion step that raised (its due time stays in the past), it waits the usual 0.1 s instead of 10 ms turns."""
+    from edge.pipeline.analyzers import Analyzers
+    from edge.pipeline.service import Service
+    from edge.transport.mqtt import RecordingPublisher
+
+    now = [10.0]
+    svc = Service(CFG, Analyzers(), publisher=RecordingPublisher(strict=True), clock=lambda: now[0])
+    waits: list[float | None] = []
+
+    class Readings:
+        def get(self, timeout: float | None = None) -> None:
+            waits.append(timeout)
+
+        def qsize(self) -> int:
+            return 0
+
+    svc.obs = Readings()  # type: ignore[assignment]
+    svc._analyse()  # first tick: sets the next emission and alert check
+    due = svc.core.next_due()
+    assert due is not None and due > now[0]
+    now[0] = due - 0.03
+    svc._analyse()
+    assert waits[-1] == pytest.approx(0.03)
+    svc.core.tick = lambda t: 1 / 0  # type: ignore[assignment,method-assign,return-value]
+    now[0] = due + 5.0
+    svc._analyse()  # raises inside: counted, due time left in the past
+    assert svc.errors["core"] == 1
+    svc._analyse()
+    assert waits[-1] == 0.1
+    svc.core.tick = Core.tick.__get__(svc.core)  # type: ignore[method-assign]
+    svc._analyse()  # a step that works again: back to waiting for the due time
+    assert waits[-1] == 0.1 and svc.errors["core"] == 2
+    now[0] = svc.core.next_due() - 0.02  # type: ignore[operator]
+    svc._analyse()
+    assert waits[-1] == pytest.approx(0.02)
+    svc.analysis_off = lambda: True  # type: ignore[method-assign]
+    now[0] += 10.0  # the core is not ticked while analysis is off: its due time falls behind
+    svc._analyse()
+    svc._analyse()
+    assert waits[-1] == 0.1

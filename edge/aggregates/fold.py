@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 # Counters kept per (day, hour, counter); every figure on the page, in the CSV and in /metrics derives from them.
 FIELDS: tuple[str, ...] = ("visits", "visit_seconds", "care_cues", "episodes", "alerts", "acknowledged",
-                           "ack_seconds", "recovered", "calm_seconds", "alerts_acknowledged")
+                           "ack_seconds", "recovered", "calm_seconds", "alerts_acknowledged", "alerts_ack_base")
 CARE_LABELS = ("sad", "fear")  # a customer who may need care rather than de-escalation
 SITE = ""  # the counter value of whole-site rows
 FUTURE_S = 600.0  # a kiosk time further ahead of this machine's clock is not taken as the kiosk's clock
@@ -166,6 +166,7 @@ class Folder:
         if level == "alert" and not ep.alert:
             ep.alert = True
             out += self._inc(ep.day, ep.hour, kiosk, "alerts")
+            out += self._inc(ep.day, ep.hour, kiosk, "alerts_ack_base")  # alerts whose own ack is counted
         if level == "recovered" and not ep.recovered:
             ep.recovered = True
             out += self._inc(ep.day, ep.hour, kiosk, "recovered")

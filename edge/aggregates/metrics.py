@@ -18,6 +18,7 @@ HELP = {
     "alerts": "Episodes that reached the alert level.",
     "acknowledged": "Episodes staff acknowledged on a tablet (at the level shown then: a watch, or the alert).",
     "alerts_acknowledged": "Episodes whose alert level itself staff acknowledged (an ack of its watch does not count).",
+    "alerts_ack_base": "Alerts counted since alert acknowledgements are (the base of the alerts-acknowledged share).",
     "ack_seconds": "Summed time from an episode's first message to its acknowledgement, in seconds.",
     "recovered": "Episodes that ended calm (recovered).",
     "calm_seconds": "Summed time from an episode's first message to recovered, in seconds.",

@@ -23,7 +23,8 @@ def derived(row: dict[str, float]) -> dict[str, float | None]:
     return {
         "watches": row["episodes"] - row["alerts"],
         "acknowledged_share": ratio(row["acknowledged"], row["episodes"]),
-        "alerts_acknowledged_share": ratio(row["alerts_acknowledged"], row["alerts"]),
+        # over the alerts counted since alert acks are (a database from before has alerts but no such acks)
+        "alerts_acknowledged_share": ratio(row["alerts_acknowledged"], row["alerts_ack_base"]),
         "mean_ack_s": ratio(row["ack_seconds"], row["acknowledged"]),
         "calmed_share": ratio(row["recovered"], row["episodes"]),
         "mean_calm_s": ratio(row["calm_seconds"], row["recovered"]),
@@ -67,6 +68,8 @@ class Store:
                 self.db.execute(f"ALTER TABLE hourly ADD COLUMN {f} REAL NOT NULL DEFAULT 0")
         if "alert_acked" not in {r[1] for r in self.db.execute("PRAGMA table_info(episodes)")}:
             self.db.execute("ALTER TABLE episodes ADD COLUMN alert_acked INTEGER NOT NULL DEFAULT 0")
+            # the level an old ack covered is unknown: taken as the alert's, so such an episode can still close
+            self.db.execute("UPDATE episodes SET alert_acked = acked WHERE alert = 1")
 
     def episodes(self) -> dict[str, Episode]:
         """The open episodes kept by the last run, oldest first."""

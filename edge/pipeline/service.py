@@ -73,6 +73,7 @@ class Service:
         # Unix time of a pipeline moment, read from the wall clock when each event is made: a clock stepped by NTP
         # after start (a Pi without a real-time clock boots with an old time) is followed, not kept for ever
         self.core = Core(cfg, self.factory, to_wall=lambda t: self.wall() - (self.clock() - t))
+        self._core_failed = False  # the last fusion step raised: wait the usual 0.1 s, not for its past due time
         self.current = CurrentState()  # the retained `current` message: on every change and after a reconnect
         # Sources stamp what they capture with the service's clock: the workers compare those times with it.
         self.video = (VideoSource(cfg.camera, self.frames, self.stop, cfg.resolve, clock=clock)
@@ -279,8 +280,8 @@ class Service:
 
     def _analyse(self) -> None:
         # wakes when the core is due (an emission late by a loop turn drifted the events by ~4 %); every 0.1 s while
-        # analysis is off (the core is not ticked then: its due time stays in the past)
-        due = None if self.analysis_off() else self.core.next_due()
+        # analysis is off or the last step failed (the core was not ticked: its due time stays in the past)
+        due = None if self.analysis_off() or self._core_failed else self.core.next_due()
         obs = self.obs.get(timeout=wait_s(due, self.clock()))
         now = self.clock()
         self.process_pauses(now)
@@ -299,8 +300,10 @@ class Service:
             self.latency.add("fusion", time.perf_counter() - t0)
         except Exception:  # noqa: BLE001
             self.errors["core"] += 1
+            self._core_failed = True
             _warn.exception("core", "fusion step failed; continuing")
             return
+        self._core_failed = False
         for kind, body in events:
             self.emit(kind, body)
 

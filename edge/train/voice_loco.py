@@ -91,7 +91,8 @@ def corpus_clips(args: argparse.Namespace) -> list[CorpusClip]:
 
 
 def export(args: argparse.Namespace) -> Path:
-    """Head on every clip (clean + augmented), one int8 file with the encoder, manifest entry and metrics."""
+    """Head on every clip (clean, augmented and speed copies), one int8 file with the encoder, manifest entry and
+    metrics."""
     from edge.train.voice_export import publish
 
     feats = all_features(args)
