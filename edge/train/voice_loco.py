@@ -91,8 +91,8 @@ def corpus_clips(args: argparse.Namespace) -> list[CorpusClip]:
 
 
 def export(args: argparse.Namespace) -> Path:
-    """Head on every clip (clean, augmented and speed copies), one int8 file with the encoder, manifest entry and
-    metrics."""
+    """Head on every clip (clean, augmented and any speed copies), one int8 file with the encoder, manifest entry
+    and metrics."""
     from edge.train.voice_export import publish
 
     feats = all_features(args)
@@ -316,9 +316,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--baseline-conditions", nargs="*", default=["babble10", "gain-20", "gain+10"],
                     choices=CONDITIONS, help="conditions the eGeMAPS baseline is also run under (clean always)")
     ap.add_argument("--variants", type=int, default=2, help="augmented training copies per clip")
-    ap.add_argument("--speed-variants", type=int, default=2,
+    ap.add_argument("--speed-variants", type=int, default=0,
                     help="training copies per clip resampled by 0.9-1.1 (another-sounding speaker; kiosk "
-                    "conditions on half)")
+                    "conditions on half); measured, not adopted: see the voice card")
     ap.add_argument("--markdown", type=Path, help="table: also write the tables as a Markdown page")
     ap.add_argument("--json", type=Path, help="table: where the JSON (and the PNG beside it) go "
                     "(default models/work/voice-whisper/loco.json)")

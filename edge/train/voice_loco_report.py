@@ -8,8 +8,7 @@ from typing import Any
 from edge.train.voice_corpora import LANGUAGE
 
 GAIN_CONDS = ("gain-20", "gain+10")
-PAGE_INTRO = ("Each row: the head trained on the other corpora (clean, augmented and speed-perturbed copies: "
-              "resampled by 0.9-1.1, kiosk conditions on half), encoder taps and C "
+PAGE_INTRO = ("Each row: the head trained on the other corpora (clean + augmented copies), encoder taps and C "
               "chosen by a nested leave-one-corpus-out inside the training corpora (a head on two of them scored on"
               " the third, mean over the three; never on the left-out corpus); the eGeMAPS + logistic-regression "
               "baseline trained on the same clips (clean, gain-normalised), same weights per corpus and class. "
