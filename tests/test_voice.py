@@ -150,11 +150,10 @@ def test_a_microphone_dc_offset_does_not_silence_the_vad() -> None:
 
     speech = _espeak("Excuse me, I have been waiting here for half an hour")
     quiet = speech / np.abs(speech).max() * 0.05  # quiet speech, about -36 dBFS while active
-    vad = Vad(2)
-    base = vad.speech_ratio(quiet)
+    base = Vad(2).speech_ratio(quiet)  # a new VAD each time: webrtcvad adapts to what it heard before
     assert base > 0.3
     for dc in (0.01, 0.02, 0.05):
-        assert abs(vad.speech_ratio(quiet + np.float32(dc)) - base) < 0.05, dc
+        assert abs(Vad(2).speech_ratio(quiet + np.float32(dc)) - base) < 0.05, dc
     level = active_level_dbfs(quiet)
     assert level is not None and abs(active_level_dbfs(quiet + np.float32(0.03)) - level) < 0.5  # type: ignore[operator]
 

@@ -28,7 +28,10 @@ class Vad:
         """``aggressiveness`` 0-3 is webrtcvad's; ``margin_db`` is the required rise over the noise floor."""
         if not 0 <= int(aggressiveness) <= 3:
             raise ValueError(f"VAD aggressiveness must be 0..3, got {aggressiveness}")
-        webrtcvad.Vad(int(aggressiveness))  # refuses what webrtcvad does not take, here rather than per window
+        # one webrtcvad kept across windows, as the shipped voice model's training features were made: a fresh one per
+        # window (tried 2026-12-05) had no time to adapt to quiet speech and lost it (RAVDESS at -20 dB: 82 of 120
+        # clips with a reading instead of 111; models/README.md)
+        self._vad = webrtcvad.Vad(int(aggressiveness))
         self.aggressiveness = int(aggressiveness)
         self.margin_db = float(margin_db)
         self.floor_dbfs = float(floor_dbfs)
@@ -46,11 +49,8 @@ class Vad:
         pcm = (np.clip(x[: n * FRAME], -1.0, 1.0) * 32767.0).astype("<i2")
         raw = pcm.tobytes()
         step = FRAME * 2
-        # a fresh webrtcvad per call: it adapts to what it heard, so one kept across calls judged a window by the
-        # windows before it (training took windows in another order and hop than the service)
-        det = webrtcvad.Vad(self.aggressiveness)
         vad = np.fromiter(
-            (det.is_speech(raw[i * step:(i + 1) * step], SAMPLE_RATE) for i in range(n)), dtype=bool, count=n
+            (self._vad.is_speech(raw[i * step:(i + 1) * step], SAMPLE_RATE) for i in range(n)), dtype=bool, count=n
         )
         db = frame_rms_db(x, FRAME)
         noise_floor = float(np.percentile(db, 10))
