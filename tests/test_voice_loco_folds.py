@@ -3,6 +3,7 @@ within-corpus settings chosen without the test speakers."""
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +131,22 @@ def test_feature_cache_key_follows_the_talkers_a_corpus_can_hear(tmp_path: Path)
     assert _key(clips, "babble10", 0, enc, 0.5, p1) != _key(clips, "babble10", 0, enc, 0.5, p2)
     assert _key(clips, "babble10", 0, enc, 0.5, p1) == _key(clips, "babble10", 0, enc, 0.5, p3)
     assert _key(clips, "clean", 0, enc, 0.5, p1) == _key(clips, "clean", 0, enc, 0.5, p3)
+
+
+def test_feature_cache_key_follows_the_audio_path_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A changed VAD (or mel, or kiosk condition) gets new features: the key holds those modules' source."""
+    from edge.train import voice_fe
+    from edge.train.voice_noise import Pools
+
+    enc = tmp_path / "enc.tflite"
+    enc.write_bytes(b"x")
+    clips = [CorpusClip("a/x.wav", "a:1", 0, _tone(440), corpus="a")]
+    pools = Pools(train={"a": [_tone(200)]}, test={"a": [_tone(201)]})
+    before = _key(clips, "clean", 0, enc, 0.5, pools)
+    edited = tmp_path / "vad.py"
+    edited.write_bytes(Path(str(voice_fe.vad_module.__file__)).read_bytes() + b"\n# a changed VAD\n")
+    monkeypatch.setattr(voice_fe, "vad_module", types.SimpleNamespace(__file__=str(edited)))
+    assert _key(clips, "clean", 0, enc, 0.5, pools) != before
 
 
 def test_ased_skips_duplicates_and_both_files_of_a_cross_emotion_recording(tmp_path: Path) -> None:

@@ -18,9 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from edge.train import voice_kiosk, voice_noise
 from edge.train.voice_corpora import CorpusClip
 from edge.train.voice_kiosk import augment, condition, speed_copy
 from edge.train.voice_noise import Pools, pool_for
+from edge.voice import features as voice_features
+from edge.voice import vad as vad_module
+from edge.voice import whisper_mel
 from edge.voice.features import SAMPLE_RATE, fit_length
 from edge.voice.vad import Vad
 from edge.voice.whisper_mel import whisper_log_mel
@@ -118,6 +122,15 @@ def conditioned(c: CorpusClip, cond: str, pools: Pools, seed: int = 0) -> np.nda
     return condition(c.audio, cond, rng, pool_for(pools, c.corpus, own=False))
 
 
+def _code_digest() -> str:
+    """The source of every module that shapes a window's audio before the encoder (VAD, mel, features, kiosk
+    conditions, noise): a changed VAD or condition must compute features again, never reuse the old ones."""
+    h = hashlib.sha256()
+    for m in (vad_module, whisper_mel, voice_features, voice_kiosk, voice_noise):
+        h.update(Path(str(m.__file__)).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _digest(arrays: list[np.ndarray]) -> bytes:
     h = hashlib.blake2b(digest_size=16)
     for a in arrays:
@@ -126,9 +139,10 @@ def _digest(arrays: list[np.ndarray]) -> bytes:
 
 
 def _key(clips: list[CorpusClip], cond: str, seed: int, enc: Path, hop_s: float, pools: Pools) -> str:
-    """Cache key: the condition, the encoder file, the babble talkers these clips can get, and every clip's name
-    *and audio* (a file re-recorded or trimmed in place under the same name gets new features, not the old ones)."""
-    h = hashlib.sha256(f"{cond}|{seed}|{hop_s}|{enc.stat().st_size}|{enc.stat().st_mtime_ns}".encode())
+    """Cache key: the condition, the encoder file, the audio path's code, the babble talkers these clips can get, and
+    every clip's name *and audio* (a file re-recorded or trimmed in place under the same name gets new features)."""
+    h = hashlib.sha256(f"{cond}|{seed}|{hop_s}|{enc.stat().st_size}|{enc.stat().st_mtime_ns}|{_code_digest()}"
+                       .encode())
     if cond in ("aug", "speed", "babble10") and clips:
         h.update(_digest(pool_for(pools, clips[0].corpus, own=cond != "babble10")))
     for c in clips:
