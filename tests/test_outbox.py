@@ -37,7 +37,11 @@ def until(pred: Callable[[], bool], timeout: float = 8.0) -> None:
 
 def stores(tmp_path: Path, **kw: Any) -> list[Any]:
     args = {"max_rows": 10, "max_bytes": 10**6, "max_age_s": 3600.0, **kw}
-    return [MemoryStore(**args), SqliteStore(tmp_path / DB_NAME, **args)]
+    out = [MemoryStore(**args), SqliteStore(tmp_path / DB_NAME, **args)]
+    if "clock" in kw:  # a test's own wall clock that never steps: the steady clock runs with it
+        for store in out:
+            store.steady = kw["clock"]
+    return out
 
 
 def add(store: Any, kind: str, i: int) -> int:
@@ -86,6 +90,31 @@ def test_byte_limit_and_age_limit(tmp_path: Path) -> None:
                                "cue": 0, "alert": 0}
         assert store.rows == 2 and store.nbytes == sum(len(r.payload) for r in store.after(0, 10))
         store.close()
+
+
+def test_a_wall_clock_step_keeps_queued_rows_ages(tmp_path: Path) -> None:
+    """A Pi without a battery clock boots with its last shutdown's time and jumps days ahead at NTP sync: rows queued
+    before the jump are minutes old, not days (kept); a clock set back does not keep old rows past the limit."""
+    wall, steady = [0.0], [0.0]
+    for fwd in (True, False):
+        (tmp_path / str(fwd)).mkdir()
+        for store in stores(tmp_path / str(fwd), max_rows=1000, max_age_s=3600.0, clock=lambda: wall[0]):
+            store.steady = lambda: steady[0]
+            wall[0], steady[0] = 1000.0, 50.0
+            add(store, "alert", 0)
+            wall[0] += 60.0
+            steady[0] += 60.0
+            add(store, "alert", 1)
+            step = 3 * 86400.0 if fwd else -3 * 86400.0  # NTP sync after a weekend off / a clock that ran ahead
+            wall[0] += 120.0 + step
+            steady[0] += 120.0
+            add(store, "alert", 2)
+            assert [i for _, i in kinds_left(store)] == [0, 1, 2] and store.drops["alert"] == 0
+            wall[0] += 3600.0 - 170.0  # row 0 is 3,610 s old by the steady clock, row 1 3,550 s
+            steady[0] += 3600.0 - 170.0
+            add(store, "alert", 3)
+            assert [i for _, i in kinds_left(store)] == [1, 2, 3] and store.drops["alert"] == 1
+            store.close()
 
 
 def test_sqlite_outbox_survives_reopen_in_order_with_same_bytes(tmp_path: Path) -> None:

@@ -69,6 +69,7 @@ class Outbox:
             first = seq_floor()  # above any sequence number the file can have reached
         self.store = MemoryStore(old.max_rows, old.max_bytes, old.max_age_s, old.clock, first)
         self.store.drops = dict(old.drops)
+        self.store.steady, self.store.offset = old.steady, old.offset
         self.generation += 1
         self._retry_at = self.clock() + self.RETRY_S
         with contextlib.suppress(sqlite3.Error):
@@ -95,6 +96,7 @@ class Outbox:
                 store.close()
             return
         store.drops = dict(mem.drops)
+        store.steady, store.offset = mem.steady, mem.offset
         self.store, self.stranded, self.problem, self._failed_path = store, 0, None, None
         self.generation += 1
         log.warning("outbox database %s works again; %d queued event(s) in it (%d superseded retained ones left out)",

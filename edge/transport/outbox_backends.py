@@ -64,6 +64,10 @@ class MemoryStore(_Store):
             old.append(seq)
         return [self._pop(seq) for seq in old]
 
+    def _shift(self, step: float) -> None:
+        for seq, (row, size, created) in self._rows.items():
+            self._rows[seq] = (row, size, created + step)
+
     def _drop_one(self) -> tuple[str, int]:
         prio = min(p for p, seqs in self._by_prio.items() if seqs)
         return self._pop(next(iter(self._by_prio[prio])))
@@ -180,6 +184,9 @@ class SqliteStore(_Store):
         if old:
             self.con.execute("DELETE FROM outbox WHERE created < ?", (cutoff,))
         return old
+
+    def _shift(self, step: float) -> None:
+        self.con.execute("UPDATE outbox SET created = created + ?", (step,))
 
     def _drop_one(self) -> tuple[str, int]:
         seq, kind, size = self.con.execute("SELECT seq, kind, size FROM outbox ORDER BY prio, seq LIMIT 1").fetchone()

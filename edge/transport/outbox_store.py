@@ -13,6 +13,15 @@ log = logging.getLogger(__name__)
 PRIORITY = {"emotion": 0, "health": 0, "visit": 1, "configstate": 1, "current": 1, "cue": 1, "alert": 2}
 
 
+STEP_S = 5.0  # a change of the wall clock against the steady one this large between two rows is a step, not a slew
+
+
+def steady() -> float:
+    """Seconds on a clock that never steps and counts a suspend (CLOCK_BOOTTIME where there is one)."""
+    boot = getattr(time, "CLOCK_BOOTTIME", None)
+    return time.clock_gettime(boot) if boot is not None else time.monotonic()
+
+
 @dataclass(frozen=True)
 class Row:
     """One queued message."""
@@ -34,10 +43,26 @@ class _Store:
         self.drops = dict.fromkeys(PRIORITY, 0)
         self._expired_at = -1.0
         self._warned_at = -1e18
+        self.steady: Callable[[], float] = steady
+        self.offset: float | None = None  # wall minus steady clock at the last row; None before the first
+
+    def _follow_clock(self, now: float) -> None:
+        """Keep queued rows' ages when the wall clock steps (a Pi without a battery clock boots with the last
+        shutdown's time and jumps at NTP sync): rows queued before the step had a wrong wall time, so they move with
+        it, and the age limit drops none of them early (forward step) nor keeps them late (backward step)."""
+        offset = now - self.steady()
+        if self.offset is not None and abs(offset - self.offset) >= STEP_S:
+            step = offset - self.offset
+            self._expired_at += step
+            if self.rows:
+                self._shift(step)
+            log.info("wall clock stepped by %+.0f s: the %d queued rows keep their ages", step, self.rows)
+        self.offset = offset
 
     def add(self, kind: str, topic: str, payload: str, retain: bool) -> int:
         """Append one message; drop expired rows, then the lowest-priority oldest while over the limits."""
         now = self.clock()
+        self._follow_clock(now)
         size = len(payload.encode())
         seq = self._insert(kind, PRIORITY.get(kind, 0), topic, payload, retain, size, now)
         self.rows += 1
@@ -73,6 +98,10 @@ class _Store:
         raise NotImplementedError
 
     def _expire(self, cutoff: float) -> list[tuple[str, int]]:
+        raise NotImplementedError
+
+    def _shift(self, step: float) -> None:
+        """Move every queued row's creation time by ``step`` seconds."""
         raise NotImplementedError
 
     def _drop_one(self) -> tuple[str, int]:
