@@ -117,6 +117,59 @@ def test_a_wall_clock_step_keeps_queued_rows_ages(tmp_path: Path) -> None:
             store.close()
 
 
+def _clocked_store(path: Path, wall: list[float], steady: list[float]) -> SqliteStore:
+    store = SqliteStore(path, 100, 10**6, 3600.0, clock=lambda: wall[0])
+    store.steady = lambda: steady[0]
+    return store
+
+
+def test_a_clock_step_while_the_database_failed_keeps_this_process_rows(tmp_path: Path) -> None:
+    """This run's rows left in a failed file move with a step seen meanwhile (applied when the file is adopted
+    again); a row an earlier run stamped with a right clock keeps its time and expires by it."""
+    wall, steady, mono = [1000.0], [0.0], [0.0]
+    s = _clocked_store(tmp_path / DB_NAME, wall, steady)
+    s.add("alert", "t", json.dumps({"i": 0}), False)  # an earlier run's row
+    s.close()
+    wall[0] = 1100.0  # the next boot: the clock starts where the last run stopped; really 3 days later
+    store = _clocked_store(tmp_path / DB_NAME, wall, steady)
+    box = Outbox(store, clock=lambda: mono[0])
+    box.add("alert", "t", json.dumps({"i": 1}), False)
+    store.con.close()  # the database fails: the next rows wait in memory
+    box.add("alert", "t", json.dumps({"i": 2}), False)
+    assert not box.persistent
+    wall[0] += 3 * 86400.0 + 10.0  # NTP sync
+    steady[0] += 10.0
+    box.add("alert", "t", json.dumps({"i": 3}), False)
+    mono[0] = Outbox.RETRY_S + 1
+    wall[0] += 3000.0
+    steady[0] += 3000.0
+    box.add("alert", "t", json.dumps({"i": 4}), False)  # the file is adopted again, then the age limit applies
+    assert box.persistent
+    assert [json.loads(r.payload)["i"] for r in box.after(0, 10)] == [1, 2, 3, 4]  # row 0: 3 days old
+    box.close()
+
+
+def test_a_failed_add_takes_back_the_clock_step_it_saw(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The step's row update is rolled back with the failed add, so the next add sees the step again."""
+    wall, steady = [1000.0], [0.0]
+    store = _clocked_store(tmp_path / DB_NAME, wall, steady)
+    store.add("alert", "t", json.dumps({"i": 0}), False)
+    wall[0] += 86400.0 + 60.0
+    steady[0] += 60.0
+
+    def fail(*_a: Any, **_k: Any) -> int:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(store, "_insert", fail)
+    with pytest.raises(sqlite3.OperationalError):
+        store.add("alert", "t", json.dumps({"i": 1}), False)
+    assert store.offset == 1000.0 and store.con.execute("SELECT created FROM outbox").fetchall() == [(1000.0,)]
+    monkeypatch.undo()
+    store.add("alert", "t", json.dumps({"i": 2}), False)
+    assert [i for _, i in kinds_left(store)] == [0, 2]  # 60 s old by the steady clock: kept
+    store.close()
+
+
 def test_sqlite_outbox_survives_reopen_in_order_with_same_bytes(tmp_path: Path) -> None:
     s = SqliteStore(tmp_path / DB_NAME, 100, 10**6, 3600.0)
     payloads = [json.dumps({"n": i, "text": "é" * i}, ensure_ascii=False) for i in range(6)]

@@ -202,7 +202,7 @@ def test_analyzer_streamed_readings_match_whole_windows_whisper() -> None:
         assert (a is None) == (b is None)
         if a is not None and b is not None:
             diffs.append(float(np.abs(a.probs - b.probs).max()))
-    assert len(diffs) > 10 and streamed.frontend.stream.frames_reused > 0
+    assert len(diffs) > 10 and streamed.frontend.stream.frames_reused > 1000  # shared frames, not recomputed
     # features agree to 2e-5; where that flips one int8 input step the model moves a window's probabilities by up to
     # ~0.09 (0.2.2, measured with 2e-5 noise on whole windows), so most windows must be equal, none far off
     assert float(np.median(diffs)) <= 0.005 and max(diffs) <= 0.1, diffs

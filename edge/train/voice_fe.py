@@ -8,6 +8,7 @@ encoder; the pooled features of every tap are cached per (corpus, its clips, con
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 import os
 import tempfile
@@ -123,11 +124,15 @@ def conditioned(c: CorpusClip, cond: str, pools: Pools, seed: int = 0) -> np.nda
 
 
 def _code_digest() -> str:
-    """The source of every module that shapes a window's audio before the encoder (VAD, mel, features, kiosk
-    conditions, noise): a changed VAD or condition must compute features again, never reuse the old ones."""
+    """The source of everything that shapes a window's audio before the encoder (VAD, mel, features, kiosk
+    conditions, noise, window selection): a changed VAD or condition must compute features again, never reuse the
+    old ones. (Library versions are not in it: after upgrading webrtcvad or the Opus codec, clear the cache.)"""
     h = hashlib.sha256()
     for m in (vad_module, whisper_mel, voice_features, voice_kiosk, voice_noise):
         h.update(Path(str(m.__file__)).read_bytes())
+    for f in (clip_windows, conditioned, _corpus_features):  # this module's own part of the path, not its cache code
+        h.update(inspect.getsource(f).encode())
+    h.update(f"{MIN_RATIO}|{WINDOW_N}".encode())
     return h.hexdigest()[:16]
 
 

@@ -69,7 +69,7 @@ class Outbox:
             first = seq_floor()  # above any sequence number the file can have reached
         self.store = MemoryStore(old.max_rows, old.max_bytes, old.max_age_s, old.clock, first)
         self.store.drops = dict(old.drops)
-        self.store.steady, self.store.offset = old.steady, old.offset
+        self.store.steady, self.store.offset, self.store.since_seq = old.steady, old.offset, old.since_seq
         self.generation += 1
         self._retry_at = self.clock() + self.RETRY_S
         with contextlib.suppress(sqlite3.Error):
@@ -87,16 +87,17 @@ class Outbox:
             log.debug("outbox database %s still unusable: %s", path, exc)
             return
         try:
+            store.since_seq = mem.since_seq
             # a retained state (current, configstate) queued in the file before the failure must not be sent after
             # the newer one that went out from memory: it would become the broker's retained copy
-            stale = store.adopt(mem.queued(), self._newest_retained)
+            stale = store.adopt(mem.queued(), self._newest_retained, mem.file_shift)
         except sqlite3.Error as exc:
             log.debug("outbox database %s still unusable: %s", path, exc)
             with contextlib.suppress(sqlite3.Error):
                 store.close()
             return
         store.drops = dict(mem.drops)
-        store.steady, store.offset = mem.steady, mem.offset
+        store.steady, store.offset = mem.steady, mem.offset  # (since_seq: set before adopt)
         self.store, self.stranded, self.problem, self._failed_path = store, 0, None, None
         self.generation += 1
         log.warning("outbox database %s works again; %d queued event(s) in it (%d superseded retained ones left out)",

@@ -38,7 +38,8 @@ class MemoryStore(_Store):
                  first_seq: int = 1) -> None:
         """``first_seq`` continues a failed SQLite store's numbering."""
         super().__init__(max_rows, max_bytes, max_age_s, clock)
-        self._next = first_seq
+        self._next = self.since_seq = first_seq
+        self.file_shift = 0.0  # clock steps while these rows stand in for a failed file: its own rows move on adopt
         # (database file, why it failed, rows left in it): set when the file could not be opened at start for a
         # reason outside it (disk full, I/O, a lock); ``Outbox`` then retries it as after a failure at run time
         self.retry: tuple[Path, str, int] | None = None
@@ -67,6 +68,7 @@ class MemoryStore(_Store):
     def _shift(self, step: float) -> None:
         for seq, (row, size, created) in self._rows.items():
             self._rows[seq] = (row, size, created + step)
+        self.file_shift += step
 
     def _drop_one(self) -> tuple[str, int]:
         prio = min(p for p, seqs in self._by_prio.items() if seqs)
@@ -120,6 +122,7 @@ class SqliteStore(_Store):
             self.con.close()
             raise
         self.rows, self.nbytes = int(rows), int(nbytes)
+        self.since_seq = self.last_seq() + 1
 
     def last_seq(self) -> int:
         """Highest sequence number handed out so far."""
@@ -133,14 +136,14 @@ class SqliteStore(_Store):
 
     def add(self, kind: str, topic: str, payload: str, retain: bool) -> int:
         """Append one message and apply the limits, in one transaction (counters restored if it fails)."""
-        counts = self.rows, self.nbytes, dict(self.drops)
+        counts = self.rows, self.nbytes, dict(self.drops), self.offset, self._expired_at
         self.con.execute("BEGIN")
         try:
             seq = super().add(kind, topic, payload, retain)
             self.con.execute("COMMIT")
-        except BaseException:
+        except BaseException:  # a clock step seen in it is rolled back too, and seen again by the next store
             self._rollback()
-            self.rows, self.nbytes, self.drops = counts
+            self.rows, self.nbytes, self.drops, self.offset, self._expired_at = counts
             raise
         return seq
 
@@ -149,12 +152,16 @@ class SqliteStore(_Store):
         with contextlib.suppress(sqlite3.Error):
             self.con.execute("ROLLBACK")
 
-    def adopt(self, rows: list[tuple[Row, int, float]], newest: dict[str, int] | None = None) -> int:
+    def adopt(self, rows: list[tuple[Row, int, float]], newest: dict[str, int] | None = None,
+              shift: float = 0.0) -> int:
         """Insert rows kept in memory meanwhile, with their own sequence numbers, and delete the retained rows that
         ``newest`` (topic -> newest sequence number) supersedes, in one transaction (all or nothing: a full disk
-        half-way leaves the file as it was, to be tried again); returns the rows deleted."""
+        half-way leaves the file as it was, to be tried again); returns the rows deleted. ``shift``: the clock steps
+        seen meanwhile, applied to this process's rows left in the file first."""
         self.con.execute("BEGIN")
         try:
+            if shift:
+                self._shift(shift)
             for row, size, created in rows:
                 self.con.execute("INSERT INTO outbox (seq, kind, prio, topic, payload, retain, size, created) "
                                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (row.seq, row.kind, PRIORITY.get(row.kind, 0),
@@ -186,7 +193,7 @@ class SqliteStore(_Store):
         return old
 
     def _shift(self, step: float) -> None:
-        self.con.execute("UPDATE outbox SET created = created + ?", (step,))
+        self.con.execute("UPDATE outbox SET created = created + ? WHERE seq >= ?", (step, self.since_seq))
 
     def _drop_one(self) -> tuple[str, int]:
         seq, kind, size = self.con.execute("SELECT seq, kind, size FROM outbox ORDER BY prio, seq LIMIT 1").fetchone()

@@ -45,18 +45,19 @@ class _Store:
         self._warned_at = -1e18
         self.steady: Callable[[], float] = steady
         self.offset: float | None = None  # wall minus steady clock at the last row; None before the first
+        self.since_seq = 1  # rows numbered from here on were queued by this process (set by the stores)
 
     def _follow_clock(self, now: float) -> None:
         """Keep queued rows' ages when the wall clock steps (a Pi without a battery clock boots with the last
-        shutdown's time and jumps at NTP sync): rows queued before the step had a wrong wall time, so they move with
-        it, and the age limit drops none of them early (forward step) nor keeps them late (backward step)."""
+        shutdown's time and jumps at NTP sync): this process's rows were stamped by the clock before the step, so
+        they move with it, and the age limit drops none of them early (forward step) nor keeps them late (backward
+        step). Rows of an earlier process keep their times: their clock was not this one's."""
         offset = now - self.steady()
         if self.offset is not None and abs(offset - self.offset) >= STEP_S:
             step = offset - self.offset
             self._expired_at += step
-            if self.rows:
-                self._shift(step)
-            log.info("wall clock stepped by %+.0f s: the %d queued rows keep their ages", step, self.rows)
+            self._shift(step)  # once per step: one UPDATE of this process's rows at most
+            log.info("wall clock stepped by %+.0f s: this process's queued rows keep their ages", step)
         self.offset = offset
 
     def add(self, kind: str, topic: str, payload: str, retain: bool) -> int:
@@ -101,7 +102,7 @@ class _Store:
         raise NotImplementedError
 
     def _shift(self, step: float) -> None:
-        """Move every queued row's creation time by ``step`` seconds."""
+        """Move the creation time of every row this process queued by ``step`` seconds."""
         raise NotImplementedError
 
     def _drop_one(self) -> tuple[str, int]:
