@@ -49,8 +49,11 @@ def test_oversized_and_flooded_commands_cost_neither_memory_nor_log_lines(mosqui
         for i in range(FLOOD):
             sub.client.publish(f"{BASE}/ack", b'{"alert_id": %d}' % i, qos=1)
             sub.client.publish(f"{BASE}/pause", b'{"action": "hold"}', qos=1)
-        until(lambda: _drops(sub).get("errors_ack", 0) == FLOOD + 1 and _drops(sub).get("errors_pause") == FLOOD,
-              60, "every malformed command counted")
+        try:
+            until(lambda: _drops(sub).get("errors_ack", 0) == FLOOD + 1 and _drops(sub).get("errors_pause") == FLOOD,
+                  60, "every malformed command counted")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last health drops {_drops(sub)}") from None
     finally:
         assert kiosk.stop() == 0, kiosk.text()[-3000:]
     text = kiosk.text()
