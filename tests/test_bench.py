@@ -75,6 +75,14 @@ def test_calm_material_is_neutral_or_happy_and_held_out() -> None:
     silent = sets[-1][2][0]
     assert silent.audio is not None and not silent.audio.any() and silent.audio.size == 20 * 16000
     assert len({v for s, v, _ in sets if s == "silent, FER faces"}) == 4  # a different person each visit
+    from edge.bench.calm import fer_original_labels
+
+    original = fer_original_labels()  # a silent face's false alert names the face's original FER2013 label
+    labels = np.load(DATA_DIR / "face" / "fer2013" / "fer2013.npz")["labels"]
+    assert {row for code in faces for row, _ in faces[code]} <= set(original)  # every calm face has one
+    assert original[32907] == "angry" and labels[32907] == 0  # FER+ votes happy 6 / anger 3; FER2013 says angry
+    assert original[32628] == "happy" and labels[32628] == 3
+    assert {str(usage[row]) for row in original} == {"PrivateTest"} and len(original) == 3589
 
 
 def test_speech_onset_finds_the_first_word_not_the_hiss() -> None:

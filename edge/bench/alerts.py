@@ -15,14 +15,14 @@ import json
 import logging
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edge.bench.calm import calm_sets, held_out_speakers, is_unseen, speech_rows
+from edge.bench.calm import calm_sets, fer_original_labels, held_out_speakers, is_unseen, speech_rows
 from edge.bench.common import machine
 from edge.demo.scenario import DATA_DIR, Part, compose, crema_clip, record_scenario, replay_scenario
 
@@ -207,6 +207,7 @@ def false_alerts(analyzers: Any, tmp: Path, max_minutes: float, gains: tuple[flo
                                              "other_gains": defaultdict(lambda: {"watch": 0, "alert": 0}),
                                              "by_set": defaultdict(lambda: {"watch": 0, "alert": 0})}
                                       for name, *_ in SETTINGS}
+    original = fer_original_labels()  # a silent face's hit names the face's original FER2013 label too
     n_visits = 0
     for gain in gains:
         for set_name, visit, parts in calm_sets(silent_visits if gain == gains[0] else 0, gain):
@@ -228,14 +229,19 @@ def false_alerts(analyzers: Any, tmp: Path, max_minutes: float, gains: tuple[flo
                         per[name]["counts"][a["level"]] += 1
                         if a["level"] in ("watch", "alert"):
                             per[name]["by_set"][set_name][a["level"]] += 1
-                    per[name]["hits"].append({"set": set_name, "visit": visit, "gain": gain,
-                                              "media_t": a["media_t"], "level": a["level"], "reason": a["reason"]})
+                    hit = {"set": set_name, "visit": visit, "gain": gain, "media_t": a["media_t"],
+                           "level": a["level"], "reason": a["reason"]}
+                    if visit.startswith("fer:"):
+                        hit["fer2013_label"] = original.get(int(visit[4:]), "unknown")
+                    per[name]["hits"].append(hit)
     hours = sum(v for k, v in media.items() if k.endswith(f"×{gains[0]:g}")) / 3600  # independent material only
     out: dict[str, Any] = {"media_minutes": round(hours * 60, 1), "visits": n_visits,
                            "minutes_by_set": {k: round(v / 60, 1) for k, v in media.items()}, "settings": {}}
     for name, r in per.items():
         n = r["counts"]["alert"]
+        silent = Counter(h["fer2013_label"] for h in r["hits"] if h["level"] == "alert" and "fer2013_label" in h)
         out["settings"][name] = {**r, "by_set": dict(r["by_set"]), "other_gains": dict(r["other_gains"]),
+                                 "silent_face_alerts_by_fer2013_label": dict(silent),
                                  "alerts_per_hour": round(n / hours, 2) if hours else None,
                                  "watches_per_hour": round(r["counts"]["watch"] / hours, 2) if hours else None,
                                  "care_cues_per_hour": round(r["cues"]["care"] / hours, 2) if hours else None,

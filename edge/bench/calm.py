@@ -84,6 +84,15 @@ def fer_faces(data: Path = DATA_DIR) -> dict[str, list[tuple[int, np.ndarray]]]:
     return out
 
 
+def fer_original_labels(data: Path = DATA_DIR) -> dict[int, str]:
+    """FER2013 row -> the *original* FER2013 label (product class name) of every PrivateTest row: a face FER+'s
+    taggers call calm may carry an agitated original label (the two label sets disagree on ~37 % of faces)."""
+    from edge.eval.face_data import private_rows
+
+    rows, d = private_rows(data)
+    return {int(i): EMOTIONS[int(d["fer"][i])] for i in rows}
+
+
 def face_clip(row: int, face48: np.ndarray) -> Clip:
     """A 2 s silent clip of one still face, swaying a few pixels with sensor noise, centred in a 480×360 frame."""
     rng = np.random.default_rng(row)
