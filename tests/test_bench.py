@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +179,30 @@ def test_cues_page_reads_the_figures_it_prints() -> None:
     assert "over the target" in markdown(res(9, 60.0)) and "within the target" not in markdown(res(9, 60.0))
     assert "within the target, but" in markdown(res(0, 60.0))
     assert "6.0 min of media per visit" in markdown(res(0, 60.0))
+
+
+def test_false_alerts_name_a_silent_faces_original_label(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A silent face's hits carry its original FER2013 label; only its alerts are counted by label (no data needed)."""
+    from types import SimpleNamespace
+
+    import edge.bench.alerts as ab
+
+    visits = [("speech, FER faces", "ased:62", []), ("silent, FER faces", "fer:32907", []),
+              ("silent, FER faces", "fer:32755", [])]
+    monkeypatch.setattr(ab, "calm_sets", lambda silent, gain: iter(visits))
+    monkeypatch.setattr(ab, "fer_original_labels", lambda: {32907: "angry", 32755: "neutral"})
+    monkeypatch.setattr(ab, "compose", lambda parts, path, stem: SimpleNamespace(duration_s=60.0))
+    hits = iter([[{"level": "alert", "media_t": 3.0, "reason": "voice_agitation"}],
+                 [{"level": "alert", "media_t": 2.0, "reason": "sustained"},
+                  {"level": "recovered", "media_t": 9.0, "reason": "recovered"}],
+                 [{"level": "watch", "media_t": 2.0, "reason": "sustained"}]])
+
+    def runs(sc: object, analyzers: object) -> Iterator[tuple[str, object]]:
+        yield "default", SimpleNamespace(events=[], alerts=next(hits))
+
+    monkeypatch.setattr(ab, "_runs", runs)
+    out = ab.false_alerts(None, tmp_path, max_minutes=60, gains=(1.0,), silent_visits=2)["settings"]["default"]
+    labels = [(h["visit"], h.get("fer2013_label")) for h in out["hits"]]
+    assert labels == [("ased:62", None), ("fer:32907", "angry"), ("fer:32907", "angry"), ("fer:32755", "neutral")]
+    assert out["silent_face_alerts_by_fer2013_label"] == {"angry": 1}  # the watch and the recovery are not alerts
+    assert out["counts"] == {"watch": 1, "alert": 2, "recovered": 1}

@@ -95,7 +95,8 @@ def test_built_media_follow_the_timeline(tmp_path: Path) -> None:
 
 CREMA_1001_VOICE = ("voice model 0.2.3 reads CREMA-D actor 1001's speech as agitated throughout (voice escalation "
                     "0.61 on his neutral clip, 0.80 on his happy one, in the alert benchmark's clip readings; 0.2.2: "
-                    "0.43 and 0.69; 0.2.1: 0.51 and 0.77; 0.1 CNN 0.15): a speaker-level offset on a corpus it never "
+                    "0.43 and 0.69; 0.2.1: 0.51 and 0.77; 0.1 CNN 0.15 on the service's clip path): a speaker-level "
+                    "offset on a corpus it never "
                     "heard (models/README.md, docs/bench/alerts.md)")
 
 

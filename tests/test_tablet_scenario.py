@@ -39,8 +39,8 @@ def test_replayed_scenario_alert_ack_and_recovery_on_the_tablet(browser: Any, mo
         "identity": {"site_id": SITE, "kiosk_id": KIOSK, "counter_name": "Counter 9"},
         "camera": {"source": str(sc.video)}, "microphone": {"source": str(sc.audio)},
         "mqtt": {"host": mosquitto.host, "port": mosquitto.port, "reconnect_min_s": 0.2, "reconnect_max_s": 1.0},
-        # the lighter voice model: with voice 0.2.0 actor 1002's neutral tail stays near the release threshold and
-        # the episode does not recover (a strict xfail in test_scenarios.py); this test is about the tablet's flow
+        # the lighter voice model: with voice 0.2.0-0.2.1 actor 1002's neutral tail stayed near the release threshold
+        # and the episode did not recover; this test is about the tablet's flow, not the voice model
         "models": {"voice_model": "voice_emotion_cnn"},
     })
     sub = subscribe(mosquitto, f"edge-emotion/{SITE}/{KIOSK}/#")
