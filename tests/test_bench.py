@@ -206,3 +206,17 @@ def test_false_alerts_name_a_silent_faces_original_label(monkeypatch: pytest.Mon
     assert labels == [("ased:62", None), ("fer:32907", "angry"), ("fer:32907", "angry"), ("fer:32755", "neutral")]
     assert out["silent_face_alerts_by_fer2013_label"] == {"angry": 1}  # the watch and the recovery are not alerts
     assert out["counts"] == {"watch": 1, "alert": 2, "recovered": 1}
+
+
+def test_pipeline_page_explains_events_sent_in_their_own_step() -> None:
+    """No event sharing a step with a frame (the loop wakes when one is due) reads as such, not as nan or a dash."""
+    from edge.bench.report import NO_SAME_STEP, pipeline_markdown
+
+    res = json.loads((Path(__file__).resolve().parents[1] / "docs" / "bench" / "pipeline.json").read_text())
+    res["service"]["capture_to_publish_ms"] = {"n": 0}
+    md = pipeline_markdown(res)
+    assert NO_SAME_STEP in md and "nan" not in md
+    assert "no event was sent in the same step as a frame" in md
+    res["service"]["capture_to_publish_ms"] = {"n": 3, "p50": 12.0, "p95": 30.0, "mean": 15.0}
+    md = pipeline_markdown(res)
+    assert NO_SAME_STEP not in md and "events sent in the same step as their frame 30.0 ms (n=3)" in md

@@ -6,6 +6,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+# Since the main loop wakes when the core is due (2026-12-05), emotion events go out in a step of their own, so
+# few or none share a step with an observation: the age row below is then the event latency.
+NO_SAME_STEP = "none: events go out in their own step when due (the age row below is their latency)"
 STAGE_NAMES = {
     "decode": "capture decode (OpenCV, one 640×480 frame of the MPEG-4 file)",
     "detect": "face detection (BlazeFace short-range int8 / Haar)",
@@ -68,7 +71,8 @@ def pipeline_markdown(res: dict[str, Any], png: Path | None = None) -> str:
         f"{one['voice_windows']} / {allc['voice_windows']}.", "",
         "## The running service (camera speed, default settings, local mosquitto)", "",
         "| measure | value |", "|---|---|",
-        f"| capture → emotion event published (p50 / p95 ms, n={e2e['n']}) | {_ms(e2e)} |",
+        f"| capture → emotion event published in its observation's step (p50 / p95 ms, n={e2e['n']}) | "
+        f"{_ms(e2e) if e2e['n'] else NO_SAME_STEP} |",
         f"| capture → face observation fused, and published if an event was due (p50 / p95 ms, "
         f"n={svc.get('capture_to_step_done_ms', {}).get('n', 0)}) | {_ms(svc.get('capture_to_step_done_ms'))} |",
         f"| newest observation's age when an emotion event goes out (p50 / p95 ms) | "
@@ -109,7 +113,8 @@ def pipeline_markdown(res: dict[str, Any], png: Path | None = None) -> str:
         f"- capture → publish p95 ≤ 100 ms (emotion event path, service): every analysed frame "
         f"{step.get('p95', math.nan):.1f} ms (n={step.get('n', 0)}) — "
         f"{_ok(bool(step.get('n')) and step['p95'] <= 100)}; "
-        f"events sent in the same step as their frame {e2e['p95']:.1f} ms (n={e2e['n']})",
+        + (f"events sent in the same step as their frame {e2e['p95']:.1f} ms (n={e2e['n']})" if e2e["n"]
+         else "no event was sent in the same step as a frame (the main loop wakes when an event is due)"),
         f"- analysed fps ≥ 30 on one core at 640×480 with a face and speech: {one['sustainable_fps_cpu']:.1f} "
         f"from CPU time ({one['sustainable_fps']:.1f} from wall time) — {_ok(one['sustainable_fps_cpu'] >= 30)}",
         f"- RSS ≤ 250 MB steady (service): {svc['rss_mb']:.0f} MiB — {_ok(svc['rss_mb'] <= 250)}",
