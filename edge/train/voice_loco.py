@@ -36,7 +36,9 @@ TAPS = (1, 2)  # encoder depths whose pooled outputs are cached
 ENCODER_FILE = "encoder_taps.tflite"  # in work_dir(out): the int8 encoder every feature file is computed with
 TAP_SETS = ((1,), (2,), (1, 2))  # head inputs tried: one depth, or both concatenated
 GRID = (0.0003, 0.001, 0.003, 0.01, 0.03)  # head C values tried
-SHIPPED_C = 0.003  # what the shipped model's nested selection chose: the fallback when settings cannot be chosen
+# the fallback when settings cannot be chosen: 0.2.1's nested choice (0.2.2 chose 0.001; 0.2.3 is exported
+# with --C 0.002)
+SHIPPED_C = 0.003
 
 
 def tap_rows(x: np.ndarray, taps: tuple[int, ...]) -> np.ndarray:
