@@ -3,8 +3,8 @@
 Hashes are mosquitto 2.x's PBKDF2-SHA512 format, ``$7$ITERATIONS$SALT$HASH``, made here with ITERATIONS rounds:
 mosquitto_passwd 2.0 always uses 101, while the broker verifies whatever count the file states. Salted hashes
 differ on every run, so this checks every existing hash ($6$ sha512 and $7$) and rewrites the file only when a
-user was added, removed, changed its password or has a hash of another kind or round count than ITERATIONS. Passwords never appear on a
-command line. Prints changed/unchanged.
+user was added, removed, changed its password or has a hash of another kind or round count than ITERATIONS.
+Passwords never appear on a command line. Prints changed/unchanged.
 Usage: python3 passwd_sync.py PASSWD_FILE MODE OWNER GROUP
 """
 
