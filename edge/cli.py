@@ -76,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     from edge.ops.fleet import add_subcommand as add_fleet  # fleet status
 
     add_fleet(sub)
-    from edge.ops.mic_check import add_subcommand as add_mic_check  # the counter microphone's level
+    from edge.ops.mic_record import add_subcommand as add_mic_check  # the counter microphone's level
 
     add_mic_check(sub)
     from edge.voicegate.calibrate import add_subcommand as add_calibrate  # direction gate's sectors

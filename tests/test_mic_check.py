@@ -1,4 +1,5 @@
-"""``edge-emotion check-microphone``: the level verdicts on synthetic talking, and the command on files and configs."""
+"""``edge-emotion check-microphone``: the level verdicts on synthetic talking, the command on files, configs and a
+fake microphone that fails."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 import soundfile as sf
 
 from edge.cli import main
-from edge.ops.mic_check import AIM_DBFS, HIGH_DBFS, LOW_DBFS, assess, speech_level_dbfs
+from edge.ops import mic_record
+from edge.ops.mic_check import AIM_DBFS, HIGH_DBFS, LOW_DBFS, Settings, assess, speech_level_dbfs
 
 RATE = 16000
 
@@ -40,7 +42,8 @@ def test_talking_at_a_good_level_is_ok() -> None:
     rep = assess(_talking(level_dbfs=-30.0))
     assert rep.ok and not rep.warnings, (rep.problems, rep.warnings)
     assert rep.speech_dbfs == pytest.approx(-30.0, abs=0.5)
-    assert rep.analysed >= rep.windows * 0.5 and rep.windows == 17
+    assert rep.analysed >= rep.windows * 0.5 and rep.windows == 33  # every 0.25 s, as the service's default hop
+    assert assess(_talking(level_dbfs=-30.0), Settings(hop_s=0.5)).windows == 17
 
 
 @pytest.mark.parametrize("level", [-58.0, -75.0])
@@ -50,7 +53,7 @@ def test_quiet_microphone_gets_the_gain_to_add(level: float) -> None:
     assert not rep.ok
     assert _advice_db(rep.problems[0]) == pytest.approx(AIM_DBFS - level, abs=1.5)
     if level < -70:  # the VAD's floor: the windows reach the model only at a good gain
-        assert rep.analysed < rep.analysed_at_level and "voice activity detector" in rep.problems[0]
+        assert rep.analysed == 0 < rep.analysed_at_level and "at a good gain" in rep.problems[0]
 
 
 def test_the_level_bounds_sit_either_side_of_normal_talking() -> None:
@@ -69,7 +72,7 @@ def test_a_voice_near_the_microphones_own_noise_is_told_apart_from_silence() -> 
     """Talking 5 / 2 dB over a -71 dBFS self-noise: not "no speech" but a gain advice (the VAD passes the louder one
     at a good gain; the other is too close to the noise to tell); the noise alone stays "no speech"."""
     noise = (10 ** (-71 / 20) * np.random.default_rng(3).standard_normal(10 * RATE)).astype(np.float32)
-    for level, start in ((-66.0, "speech heard at"), (-68.5, "sound at")):
+    for level, start in ((-66.0, "speech at"), (-68.5, "sound, too close to the noise floor")):
         rep = assess(_talking(level_dbfs=level) + noise)
         assert not rep.ok and rep.problems[0].startswith(start), (level, rep.problems)
         assert _advice_db(rep.problems[0]) > 30
@@ -97,7 +100,23 @@ def test_noisy_room_is_a_warning_not_a_failure() -> None:
     x = _talking(level_dbfs=-30.0) + (10 ** (-38 / 20) * np.random.default_rng(2).standard_normal(10 * RATE)).astype(
         np.float32)
     rep = assess(x)
-    assert rep.warnings and "room noise" in rep.warnings[0]
+    assert rep.ok and rep.warnings and "room noise" in rep.warnings[0], (rep.problems, rep.warnings)
+
+
+def test_talking_for_part_of_the_check_is_not_called_silence() -> None:
+    """3 s of talking then 7 s of room noise: "talk throughout", not "no speech heard"."""
+    x = np.concatenate([_talking(seconds=3.0), (10 ** (-60 / 20) * np.random.default_rng(4).standard_normal(
+        7 * RATE)).astype(np.float32)])
+    rep = assess(x)
+    assert not rep.ok and rep.problems[0].startswith("only") and "talk throughout" in rep.problems[0], rep.problems
+    assert 0 < rep.analysed < rep.windows / 2
+
+
+def test_not_a_number_is_a_clear_error() -> None:
+    x = _talking()
+    x[100] = np.nan
+    with pytest.raises(ValueError, match="not numbers"):
+        assess(x)
 
 
 def test_too_short_a_recording_is_refused() -> None:
@@ -114,12 +133,19 @@ def test_command_on_a_file_and_through_a_config(tmp_path: Path, capsys: pytest.C
     assert "OK: the voice model can use this level" in capsys.readouterr().out
     assert main(["check-microphone", "--file", str(quiet)]) == 2
     out = capsys.readouterr().out
-    assert "NOT OK" in out and "raise the input gain by about 3" in out
-    cfg = tmp_path / "k.toml"
+    assert "NOT OK" in out and _advice_db(out) == pytest.approx(32, abs=1.5)
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    sf.write(conf / "rec.wav", _talking(level_dbfs=-62.0), RATE, subtype="FLOAT")
+    cfg = conf / "k.toml"  # a relative source: opened from the config's folder, as the service does
     cfg.write_text('[identity]\nsite_id = "s1"\nkiosk_id = "k1"\n\n[mqtt]\nenabled = false\n\n'
-                   f'[microphone]\nsource = "{quiet}"\n', encoding="utf-8")
-    assert main(["check-microphone", "--config", str(cfg)]) == 2
-    assert "raise the input gain" in capsys.readouterr().out
+                   '[microphone]\nsource = "rec.wav"\n', encoding="utf-8")
+    assert main(["check-microphone", "--config", str(cfg)]) == 2  # cwd is not conf/
+    assert _advice_db(capsys.readouterr().out) == pytest.approx(32, abs=1.5)
+    long = tmp_path / "long.wav"
+    sf.write(long, np.tile(_talking(level_dbfs=-30.0), 4), RATE)  # 40 s: only --seconds of it are read
+    assert main(["check-microphone", "--file", str(long), "--seconds", "5"]) == 0
+    assert "recording 5.0 s" in capsys.readouterr().out
 
 
 def test_command_errors_name_the_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -132,3 +158,82 @@ def test_command_errors_name_the_problem(tmp_path: Path, capsys: pytest.CaptureF
     assert "at least 3 s" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["check-microphone", "--seconds", "1"])
+
+
+def test_a_stereo_file_with_a_channel_config_goes_through_the_staff_gate(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Two channels configured: the file's channels are judged by the kiosk's gate; a mono file is refused."""
+    talk = _talking(level_dbfs=-30.0)
+    dead_staff = np.stack([talk, np.zeros_like(talk)], axis=1)  # a dead staff microphone on channel 1
+    wav = tmp_path / "two.wav"
+    sf.write(wav, dead_staff, RATE)
+    mono = tmp_path / "one.wav"
+    sf.write(mono, talk, RATE)
+    cfg = tmp_path / "k.toml"
+    cfg.write_text('[identity]\nsite_id = "s1"\nkiosk_id = "k1"\n\n[mqtt]\nenabled = false\n\n'
+                   '[microphone]\nsource = "default"\nchannels = 2\n\n'
+                   '[privacy]\nstaff_voice_gate = "channel"\nstaff_audio_channel = 1\n',
+                   encoding="utf-8")
+    code = main(["check-microphone", "--config", str(cfg), "--file", str(wav)])
+    out = capsys.readouterr()
+    assert code == 2 and "staff-voice gate held back" in out.out, out
+    assert main(["check-microphone", "--config", str(cfg), "--file", str(mono)]) == 2
+    assert "1 channel(s), the config's microphone.channels is 2" in capsys.readouterr().err
+
+
+class _FakeSd:
+    """sounddevice stand-in: one input device; ``mode`` picks a failure, else it delivers ``audio``."""
+
+    def __init__(self, mode: str, audio: np.ndarray | None = None) -> None:
+        self.mode, self.audio = mode, audio
+
+    def query_devices(self, *a: object, **k: object) -> object:
+        info = {"name": "USB mic", "max_input_channels": 1, "default_samplerate": 48000.0}
+        return info if a or k else [info]
+
+    def check_input_settings(self, **k: object) -> None:
+        if self.mode == "rate":
+            raise Exception("Invalid sample rate [PaErrorCode -9997]")
+
+    def InputStream(self, **k: object) -> object:  # noqa: N802 (sounddevice's name)
+        fake = self
+
+        class Stream:
+            def __enter__(self) -> Stream:
+                if fake.mode == "busy":
+                    raise Exception("Device unavailable [PaErrorCode -9985]")
+                if fake.mode == "ok" and fake.audio is not None:
+                    cb, a = k["callback"], fake.audio
+                    for i in range(0, a.size, 1600):
+                        cb(a[i:i + 1600, None], a[i:i + 1600].size, None, None)  # type: ignore[operator]
+                return self
+
+            def __exit__(self, *exc: object) -> None:
+                return None
+
+        return Stream()
+
+
+@pytest.mark.parametrize("mode, expect", [("rate", "plughw"), ("busy", "cannot record"),
+                                          ("silent", "stopped delivering audio after 0.0 s")])
+def test_microphone_failures_are_one_line_and_exit_2(mode: str, expect: str, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A rate it cannot capture, a busy device, one that never delivers: exit 2 with what is wrong, no traceback."""
+    from edge.capture import media
+
+    monkeypatch.setattr(media, "_sounddevice", lambda: _FakeSd(mode))
+    monkeypatch.setattr(mic_record.time, "sleep", lambda s: None)
+    monkeypatch.setattr(mic_record, "GRACE_S", 0.05)
+    assert main(["check-microphone", "--device", "USB", "--seconds", "3"]) == 2
+    err = capsys.readouterr().err
+    assert expect in err and "Traceback" not in err, err
+
+
+def test_microphone_recording_is_assessed(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A device that delivers talking at a good level: the report says OK, exit 0."""
+    from edge.capture import media
+
+    monkeypatch.setattr(media, "_sounddevice", lambda: _FakeSd("ok", _talking(level_dbfs=-30.0)))
+    monkeypatch.setattr(mic_record.time, "sleep", lambda s: None)
+    assert main(["check-microphone", "--device", "USB", "--seconds", "10"]) == 0
+    assert "OK: the voice model can use this level" in capsys.readouterr().out
