@@ -67,24 +67,20 @@ def _parser() -> argparse.ArgumentParser:
 
     add_tablet_arguments(t)
     ev = sub.add_parser("eval", help="evaluate a model on labelled clips (needs the research corpora or your own)")
-    ev.add_argument("target", choices=["voice", "face", "detector"],
-                    help="voice | face | detector: see `edge-emotion eval TARGET --help`")
+    ev.add_argument("target", choices=["voice", "face", "face-slices", "detector"],
+                    help="voice | face | face-slices | detector: see `edge-emotion eval TARGET --help`")
     ev.add_argument("args", nargs=argparse.REMAINDER, help="options of the evaluation")
     from edge.bench.commands import add_subcommands  # scenario, bench, soak
 
     add_subcommands(sub)
+    from edge.aggregates.cli import add_subcommand as add_aggregates  # site aggregates for managers
+    from edge.ops.cam_capture import add_subcommand as add_cam_check  # the counter camera's view of the customer
     from edge.ops.fleet import add_subcommand as add_fleet  # fleet status
-
-    add_fleet(sub)
     from edge.ops.mic_record import add_subcommand as add_mic_check  # the counter microphone's level
-
-    add_mic_check(sub)
     from edge.voicegate.calibrate import add_subcommand as add_calibrate  # direction gate's sectors
 
-    add_calibrate(sub)
-    from edge.aggregates.cli import add_subcommand as add_aggregates  # site aggregates for managers
-
-    add_aggregates(sub)
+    for add in (add_fleet, add_mic_check, add_cam_check, add_calibrate, add_aggregates):
+        add(sub)
     p.description = "On-device customer emotion sensing: the kiosk service and its tools. Commands: " + ", ".join(
         sub.choices) + ". `edge-emotion COMMAND --help` for each one's options."
     return p
@@ -270,7 +266,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Run an evaluation command (edge/train is imported only here, never by the service)."""
     import importlib
 
-    module = {"voice": "edge.train.voice_eval", "face": "edge.eval.face", "detector": "edge.eval.detector"}
+    module = {"voice": "edge.train.voice_eval", "face": "edge.eval.face", "face-slices": "edge.eval.face_slices",
+              "detector": "edge.eval.detector"}
     return int(importlib.import_module(module[args.target]).main(args.args))
 
 

@@ -13,9 +13,9 @@ from typing import Any
 MAX_ROOMS = 1000  # staff-gate: room i of seed s is simulated from s*1000+i, so sets of rooms never share a room
 
 
-def positive(unit: str = "", least: float = 0.0) -> Callable[[str], float]:
-    """An argparse ``type``: a finite number above 0, and at least ``least`` when given (``unit``, e.g.
-    " of seconds", named in the error)."""
+def positive(unit: str = "", least: float = 0.0, most: float = float("inf")) -> Callable[[str], float]:
+    """An argparse ``type``: a finite number above 0, at least ``least`` and at most ``most`` when given (``unit``,
+    e.g. " of seconds", named in the error)."""
     def parse(text: str) -> float:
         try:
             value = float(text)
@@ -25,6 +25,8 @@ def positive(unit: str = "", least: float = 0.0) -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(f"{text!r} must be a number{unit} above 0")
         if value < least:
             raise argparse.ArgumentTypeError(f"{text!r} must be at least {least:g}{unit.replace(' of', '')}")
+        if value > most:
+            raise argparse.ArgumentTypeError(f"{text!r} must be at most {most:g}{unit.replace(' of', '')}")
         return value
 
     return parse

@@ -111,11 +111,10 @@ class FaceAnalyzer:
             return np.full(len(EMOTIONS), 1.0 / len(EMOTIONS), np.float32)
         return (probs / s).astype(np.float32)
 
-    def analyze(self, frame: Frame) -> Reading | None:
-        """Reading for the customer's face in ``frame``, or None when no customer face is visible."""
+    def find_customer(self, image: np.ndarray) -> tuple[list[FaceBox], FaceBox | None, np.ndarray | None]:
+        """(faces outside the staff zones, the customer's, their 48x48 crop) in a frame; the crop None without one."""
         # Staff pixels are blanked in a copy before anything looks at the frame: the single entry point for
-        # both the service and replay, so no path can skip it.
-        image = frame.image
+        # the service, replay and the camera check, so no path can skip it.
         zones = self.staff_zones  # read once: a live reconfiguration applies from the next frame
         mask = self._staff_mask(zones, image.shape[1], image.shape[0]) if zones else None
         if mask is not None:
@@ -124,9 +123,15 @@ class FaceAnalyzer:
         if mask is not None:  # a face leaning across a staff zone's edge is half blanked, not a customer's
             boxes = [b for b in boxes if staff_share(mask, *square_region(b, self._margin)) <= MAX_STAFF_OVERLAP]
         box = select_customer(boxes, image.shape, self.customer_zone, self.min_face_frac)
-        if box is None:
+        return boxes, box, None if box is None else crop_face(image, box, self._margin)
+
+    def analyze(self, frame: Frame) -> Reading | None:
+        """Reading for the customer's face in ``frame``, or None when no customer face is visible."""
+        image = frame.image
+        boxes, box, crop = self.find_customer(image)
+        if box is None or crop is None:
             return None
-        probs = self.classify(crop_face(image, box, self._margin))
+        probs = self.classify(crop)
         return Reading(
             modality="face", t=frame.t, probs=probs, confidence=confidence_of(probs, box.score),
             extra={"face_frac": float(box.h) / float(image.shape[0]), "det_score": float(box.score),

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.ops.mic_check import Settings, assess, render
+from edge.bench.commands import positive
 from edge.voice.features import SAMPLE_RATE
 
 GRACE_S = 5.0  # a device that has not delivered the recording this long after its length: lost
@@ -83,6 +83,7 @@ def cli(args: argparse.Namespace) -> int:
     level needs fixing or nothing could be checked."""
     from edge.capture.audio import classify_audio_source
     from edge.capture.media import MediaError
+    from edge.ops.mic_check import Settings, assess, render
 
     try:
         settings, channels, source, kind = Settings(), 1, args.device, "device"
@@ -116,17 +117,6 @@ def cli(args: argparse.Namespace) -> int:
     return 0 if rep.ok else 2
 
 
-def seconds_arg(text: str) -> float:
-    """argparse type: a number of seconds from 3 to 120."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--seconds {text!r}: expected a number") from None
-    if not 3.0 <= v <= 120.0:
-        raise argparse.ArgumentTypeError(f"--seconds {text}: expected 3 to 120")
-    return v
-
-
 def add_subcommand(sub: Any) -> None:
     """Register ``check-microphone`` on the CLI's subparsers."""
     p = sub.add_parser("check-microphone", help="record someone talking at the counter; say whether the "
@@ -136,8 +126,8 @@ def add_subcommand(sub: Any) -> None:
     p.add_argument("--env-file", type=Path, help="read ${VAR} values from this systemd EnvironmentFile first, as the "
                    "unit does (KEY=VALUE lines)")
     p.add_argument("--device", help="input device (default: the config's microphone.source, else 'default')")
-    p.add_argument("--seconds", type=seconds_arg, default=10.0, help="seconds to record, or to read of --file (3-120, "
-                   "default 10)")
+    p.add_argument("--seconds", type=positive(" of seconds", least=3, most=120), default=10.0,
+                   help="seconds to record, or to read of --file (3-120, default 10)")
     p.add_argument("--file", type=Path, help="check a recording instead of the microphone (wav/flac; with a "
                    "multichannel --config its channels go through the staff-voice gate, else mixed to mono)")
     p.set_defaults(func=cli)
