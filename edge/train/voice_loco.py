@@ -35,9 +35,9 @@ PRETRAINED = Path(__file__).resolve().parents[2] / "models" / "work" / "pretrain
 TAPS = (1, 2)  # encoder depths whose pooled outputs are cached
 ENCODER_FILE = "encoder_taps.tflite"  # in work_dir(out): the int8 encoder every feature file is computed with
 TAP_SETS = ((1,), (2,), (1, 2))  # head inputs tried: one depth, or both concatenated
-GRID = (0.0003, 0.001, 0.003, 0.01, 0.03)  # head C values tried
-# the fallback when settings cannot be chosen: 0.2.1's nested choice (0.2.2 chose 0.001; 0.2.3 is exported
-# with --C 0.002)
+GRID = (0.0003, 0.001, 0.002, 0.003, 0.01, 0.03)  # head C values tried (0.002 since 0.2.3, the shipped head's C)
+# the fallback when settings cannot be chosen: 0.2.1's nested choice (0.2.2 chose 0.001; 0.2.3 was exported
+# with --C 0.002 before the grid held it)
 SHIPPED_C = 0.003
 
 
