@@ -52,8 +52,7 @@ def test_quiet_microphone_gets_the_gain_to_add(level: float) -> None:
     rep = assess(_talking(level_dbfs=level))
     assert not rep.ok
     assert _advice_db(rep.problems[0]) == pytest.approx(AIM_DBFS - level, abs=1.5)
-    if level < -70:  # the VAD's floor: the windows reach the model only at a good gain
-        assert rep.analysed == 0 < rep.analysed_at_level and "at a good gain" in rep.problems[0]
+    assert rep.analysed > 0  # the VAD raises a quiet window for webrtcvad: speech reaches the model, but too quiet
 
 
 def test_the_level_bounds_sit_either_side_of_normal_talking() -> None:
