@@ -1,9 +1,9 @@
 """``edge-emotion check-microphone``: is the counter microphone's level one the voice model can use?
 
 Kiosk microphones and their gains are unknown, and the voice path is gain-invariant only within a range (measured in
-the voice card): the VAD never takes frames under -70 dBFS as speech and webrtcvad itself loses speech whose active
-level is under about -65 dBFS (RAVDESS shifted by -20 dB: the clips that gave no reading were those); the Whisper
-features stop being gain-invariant under about -55 dBFS; a clipped voice is distorted. The installer talks at the
+the voice card): the VAD raises a quiet window for webrtcvad (by at most 30 dB) and so finds speech down to a few dB
+over the microphone's own noise, but the Whisper features stop being gain-invariant under about -55 dBFS of active
+speech, and a clipped voice is distorted. The installer talks at the
 counter for a few seconds; this prints the speech level, the room's noise floor, how many windows the service would
 analyse (its staff-voice gate and VAD, with the kiosk's settings) and a verdict with the gain change to make. The
 recording stays in memory and is dropped: nothing is stored or sent. ``assess`` is pure; recording is in
