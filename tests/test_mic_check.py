@@ -52,8 +52,7 @@ def test_quiet_microphone_gets_the_gain_to_add(level: float) -> None:
     rep = assess(_talking(level_dbfs=level))
     assert not rep.ok
     assert _advice_db(rep.problems[0]) == pytest.approx(AIM_DBFS - level, abs=1.5)
-    if level < -70:  # the VAD's floor: the windows reach the model only at a good gain
-        assert rep.analysed == 0 < rep.analysed_at_level and "at a good gain" in rep.problems[0]
+    assert rep.analysed > 0  # the VAD raises a quiet window for webrtcvad: speech reaches the model, but too quiet
 
 
 def test_the_level_bounds_sit_either_side_of_normal_talking() -> None:
@@ -69,13 +68,17 @@ def test_the_level_bounds_sit_either_side_of_normal_talking() -> None:
 
 
 def test_a_voice_near_the_microphones_own_noise_is_told_apart_from_silence() -> None:
-    """Talking 5 / 2 dB over a -71 dBFS self-noise: not "no speech" but a gain advice (the VAD passes the louder one
-    at a good gain; the other is too close to the noise to tell); the noise alone stays "no speech"."""
+    """Talking 5 / 2 dB over a -71 dBFS self-noise: not "no speech" but a gain advice with the closer placement that
+    the small margin over the noise needs (the VAD finds the louder voice, too quiet for the features; the other is
+    too close to the noise to tell); the noise alone stays "no speech"."""
     noise = (10 ** (-71 / 20) * np.random.default_rng(3).standard_normal(10 * RATE)).astype(np.float32)
-    for level, start in ((-66.0, "speech at"), (-68.5, "sound, too close to the noise floor")):
+    for level, start in ((-66.0, "speech at -66 dBFS is too quiet"), (-68.5, "sound, too close to the noise floor")):
         rep = assess(_talking(level_dbfs=level) + noise)
         assert not rep.ok and rep.problems[0].startswith(start), (level, rep.problems)
-        assert _advice_db(rep.problems[0]) > 30
+        assert _advice_db(rep.problems[0]) > 30 and "bring the microphone closer" in rep.problems[0]
+        assert not rep.warnings  # the noise is said once, in the problem
+    assert assess(_talking(level_dbfs=-66.0) + noise).analysed > 0
+    assert "closer" not in assess(_talking(level_dbfs=-58.0)).problems[0]  # quiet but clean: the gain is the fix
     assert assess(noise).problems[0].startswith("no speech heard")
 
 

@@ -158,6 +158,29 @@ def test_a_microphone_dc_offset_does_not_silence_the_vad() -> None:
     assert level is not None and abs(active_level_dbfs(quiet + np.float32(0.03)) - level) < 0.5  # type: ignore[operator]
 
 
+def test_quiet_speech_is_found_as_at_a_good_level_and_quiet_steady_noise_is_not() -> None:
+    """webrtcvad's fixed-point thresholds lost speech a few LSB high (RAVDESS shifted by -20 dB): a quiet window is
+    raised for it, so speech at about -70 dBFS over a -90 dBFS floor is found as at -30; steady noise still is not,
+    at any level, and a quiet sound 10 dB under the microphone's own noise stays buried."""
+    from edge.voice.features import active_level_dbfs
+
+    speech = _espeak("Excuse me, I have been waiting here for half an hour")
+    level = active_level_dbfs(speech)
+    assert level is not None
+    rng = np.random.default_rng(3)
+    floor = rng.standard_normal(speech.size).astype(np.float32)
+    ratios = {}
+    for target in (-30.0, -70.0):
+        x = speech * np.float32(10 ** ((target - level) / 20)) + floor * np.float32(10 ** ((target - 60) / 20))
+        ratios[target] = Vad(2).speech_ratio(x)
+    assert ratios[-30.0] > 0.3 and abs(ratios[-70.0] - ratios[-30.0]) < 0.1, ratios
+    for noise_dbfs in (-80.0, -60.0, -40.0):
+        assert Vad(2).speech_ratio(floor * np.float32(10 ** (noise_dbfs / 20))) == 0.0, noise_dbfs
+    mic_noise = floor * np.float32(10 ** (-70 / 20))
+    buried = speech * np.float32(10 ** ((-80.0 - level) / 20)) + mic_noise
+    assert Vad(2).speech_ratio(buried) < 0.05
+
+
 def test_vad_rejects_bad_aggressiveness() -> None:
     with pytest.raises(ValueError):
         Vad(4)

@@ -338,3 +338,27 @@ def test_speed_copies_change_pitch_and_length_together_and_train_beside_the_augm
     feats = {"clean": f(0), "babble10": f(1), "aug0": f(2), "speed0": f(3), "speed1": f(4)}
     x_rows, clip = _train_rows(feats, np.array([True]), (1, 2))
     assert sorted(x_rows[:, 0].tolist()) == [0, 2, 3, 4] and clip.tolist() == [0, 0, 0, 0]
+
+
+def test_the_shipped_settings_stay_unless_clearly_beaten() -> None:
+    """A setting replaces the reference (``keep``) only when its selection score is higher by more than the margin;
+    a reference the grid never scored cannot be kept."""
+    from edge.train import voice_within
+    from edge.train.voice_loco import _train_rows, tap_rows
+
+    rng = np.random.default_rng(1)
+    n = 7 * 40
+    y = np.tile(np.arange(7), n // 7)
+    corpus = np.array(["x"] * n)
+    clip = np.arange(n)
+    x = rng.standard_normal((n, 2, 8)).astype(np.float32)
+    x[:, 0, 0] += y * 1.5  # only the first tap carries the label
+    feats = {"clean": Feats(x, clip, np.ones(n, np.float32))}
+    val = np.arange(n) % 4 == 0
+    splits = [(~val, val)]
+    args = (feats, _train_rows, tap_rows, y, corpus, splits, ((1,), (2,)), (0.01, 1.0))
+    free = voice_within.choose(*args)
+    assert free[0] == (1,)
+    assert voice_within.choose(*args, keep=((2,), 1.0), margin=0.005) == free  # beaten by far: replaced
+    assert voice_within.choose(*args, keep=((2,), 1.0), margin=2.0) == ((2,), 1.0)  # within the margin: kept
+    assert voice_within.choose(*args, keep=((2,), 0.5), margin=2.0) == free  # never scored: not kept

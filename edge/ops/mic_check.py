@@ -1,9 +1,9 @@
 """``edge-emotion check-microphone``: is the counter microphone's level one the voice model can use?
 
 Kiosk microphones and their gains are unknown, and the voice path is gain-invariant only within a range (measured in
-the voice card): the VAD never takes frames under -70 dBFS as speech and webrtcvad itself loses speech whose active
-level is under about -65 dBFS (RAVDESS shifted by -20 dB: the clips that gave no reading were those); the Whisper
-features stop being gain-invariant under about -55 dBFS; a clipped voice is distorted. The installer talks at the
+the voice card): the VAD raises a quiet window for webrtcvad (by at most 30 dB) and so finds speech down to a few dB
+over the microphone's own noise, but the Whisper features stop being gain-invariant under about -55 dBFS of active
+speech, and a clipped voice is distorted. The installer talks at the
 counter for a few seconds; this prints the speech level, the room's noise floor, how many windows the service would
 analyse (its staff-voice gate and VAD, with the kiosk's settings) and a verdict with the gain change to make. The
 recording stays in memory and is dropped: nothing is stored or sent. ``assess`` is pure; recording is in
@@ -98,6 +98,15 @@ def _gain_advice(level: float) -> str:
     return f"{'raise' if change > 0 else 'lower'} the input gain by about {abs(change):.0f} dB"
 
 
+def _quiet_advice(level: float, noise: float) -> str:
+    """The gain advice for too quiet talking, and closer placement where the noise is near: gain raises both."""
+    advice = _gain_advice(level)
+    if level - noise < MIN_SNR_DB:
+        advice += (f"; the speech is only {level - noise:.0f} dB over the noise floor, and a gain change raises the "
+                   "microphone's own noise with it: bring the microphone closer to the customer")
+    return advice
+
+
 def assess(samples: np.ndarray, settings: Settings | None = None) -> LevelReport:
     """Level report of a 16 kHz recording, mono or (samples, channels) for a gated kiosk, of someone talking normally
     where customers stand; ValueError when it is too short or not finite."""
@@ -131,8 +140,8 @@ def assess(samples: np.ndarray, settings: Settings | None = None) -> LevelReport
         if level is not None and level < LOW_DBFS and (at_level >= need or level - noise >= NOT_STEADY_DB):
             what = "speech" if at_level >= need else "sound, too close to the noise floor to tell speech in it,"
             rep.problems.append(f"{what} at {level:.0f} dBFS (noise floor {noise:.0f} dBFS): {analysed} of {windows} "
-                                f"windows reach the voice model, {at_level} at a good gain; {_gain_advice(level)} "
-                                "(or bring the microphone closer to the customer) and check again")
+                                f"windows reach the voice model, {at_level} at a good gain; "
+                                f"{_quiet_advice(level, noise)}; check again")
         elif at_level > 0 or analysed > 0:
             rep.problems.append(f"only {analysed} of {windows} windows had enough speech for the voice model: talk "
                                 "throughout the check, in a quieter moment, closer to the microphone")
@@ -143,11 +152,11 @@ def assess(samples: np.ndarray, settings: Settings | None = None) -> LevelReport
     assert level is not None  # windows with speech have active frames
     if level < LOW_DBFS:
         rep.problems.append(f"speech at {level:.0f} dBFS is too quiet (the voice model needs about {LOW_DBFS:.0f} "
-                            f"dBFS or more): {_gain_advice(level)}")
+                            f"dBFS or more): {_quiet_advice(level, noise)}")
     elif level > HIGH_DBFS and not clipped > MAX_CLIPPED:
         rep.problems.append(f"speech at {level:.0f} dBFS leaves no headroom for a raised voice: "
                             f"{_gain_advice(level)}")
-    if level - noise < MIN_SNR_DB:
+    if level - noise < MIN_SNR_DB and level >= LOW_DBFS:  # (too quiet: said in the problem)
         rep.warnings.append(f"the room noise ({noise:.0f} dBFS) is only {level - noise:.0f} dB under the speech: "
                             "move the microphone closer to the customer or away from fans and the queue "
                             f"(readings lose accuracy under about {MIN_SNR_DB:.0f} dB)")

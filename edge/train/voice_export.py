@@ -20,7 +20,7 @@ from edge.types import EMOTIONS
 
 log = logging.getLogger(__name__)
 
-NAME, FILE, VERSION = "voice_emotion", "voice_emotion.tflite", "0.2.3"
+NAME, FILE, VERSION = "voice_emotion", "voice_emotion.tflite", "0.2.4"
 FEATURES = "whisper-logmel80"
 LICENCE = ("Encoder: the first encoder blocks of smart-turn v3.2 (Daily; PyPI pipecat-ai 1.14.0, BSD-2-Clause), a "
            "fine-tune of OpenAI Whisper-tiny (MIT). Head trained by the edge-emotion project on RAVDESS (CC BY-NC-SA "
