@@ -7,6 +7,7 @@ import math
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -220,3 +221,26 @@ def test_pipeline_page_explains_events_sent_in_their_own_step() -> None:
     res["service"]["capture_to_publish_ms"] = {"n": 3, "p50": 12.0, "p95": 30.0, "mean": 15.0}
     md = pipeline_markdown(res)
     assert NO_SAME_STEP not in md and "events sent in the same step as their frame 30.0 ms (n=3)" in md
+
+
+def test_alert_bench_needs_the_blazeface_detector(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Its figures are BlazeFace's: a models folder without the detector file is an error naming the file, not a
+    quiet run on the service's Haar fall-back (a 0.2.4 run did that from a copied folder: slower, other faces)."""
+    import edge.bench.alerts as ab
+    import edge.pipeline.analyzers as pa
+    from edge.runtime.manifest import ModelError
+
+    (tmp_path / "av" / "crema-d").mkdir(parents=True)
+    monkeypatch.setattr(ab, "DATA_DIR", tmp_path)
+    seen: list[str] = []
+
+    def build(cfg: Any) -> Any:
+        seen.append(cfg.models.face_detector)
+        raise ModelError("model 'face_detector': file not found: /x/face_detection_short_range.tflite")
+
+    monkeypatch.setattr(pa, "build_analyzers", build)
+    rc = ab.cli_alerts(SimpleNamespace(out=tmp_path / "out", gains="1", minutes=1.0, silent_visits=0))
+    assert rc == 2 and seen == ["blazeface"]
+    assert "face_detection_short_range.tflite" in capsys.readouterr().out
+    assert not (tmp_path / "out").exists()

@@ -56,11 +56,12 @@ def speech_onset(audio: np.ndarray, rate: int = 16000) -> float:
     return float(np.argmax(rms >= rms.max() * 10 ** (ONSET_DB / 20)) * n / rate)
 
 
-def _cfg(alerts: Section = None, fusion: Section = None, analysis: Section = None) -> Any:
+def _cfg(alerts: Section = None, fusion: Section = None, analysis: Section = None, models: Section = None) -> Any:
     from edge.config import parse_config
 
     return parse_config({"identity": {"site_id": "bench", "kiosk_id": "alerts"}, "mqtt": {"enabled": False},
-                         "alerts": alerts or {}, "fusion": fusion or {}, "analysis": analysis or {}})
+                         "alerts": alerts or {}, "fusion": fusion or {}, "analysis": analysis or {},
+                         "models": models or {}})
 
 
 def _runs(sc: Any, analyzers: Any) -> Iterator[tuple[str, Any]]:
@@ -270,7 +271,14 @@ def cli_alerts(args: Any) -> int:
     if not (DATA_DIR / "av" / "crema-d").is_dir():
         print(f"error: the research data are not at {DATA_DIR}")
         return 2
-    an = build_analyzers(_cfg())
+    from edge.runtime.manifest import ModelError
+
+    try:  # the figures are BlazeFace's: a missing detector file is an error here, not the service's Haar fall-back
+        an = build_analyzers(_cfg(models={"face_detector": "blazeface"}))
+    except ModelError as exc:
+        print(f"error: {exc} (the alert benchmark runs with the BlazeFace detector: run scripts/install-models, or "
+              "copy face_detection_short_range.tflite into EDGE_EMOTION_MODELS)")
+        return 2
     gains = tuple(float(g) for g in str(getattr(args, "gains", "1") or "1").split(","))
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="edge-bench-alerts-") as tmp:
