@@ -36,7 +36,7 @@ TAPS = (1, 2)  # encoder depths whose pooled outputs are cached
 ENCODER_FILE = "encoder_taps.tflite"  # in work_dir(out): the int8 encoder every feature file is computed with
 TAP_SETS = ((1,), (2,), (1, 2))  # head inputs tried: one depth, or both concatenated
 GRID = (0.0003, 0.001, 0.002, 0.003, 0.01, 0.03)  # head C values tried (0.002 since 0.2.3, the shipped head's C)
-# the shipped head's settings (0.2.3): the fallback when settings cannot be chosen, and kept by the choice unless
+# the shipped head's settings (0.2.3, 0.2.4): the fallback when settings cannot be chosen, and kept by the choice unless
 # another setting's selection score beats theirs by more than KEEP_MARGIN (the scores are near-flat: 0.2.4's
 # features rank taps 1, C 0.003 first by 0.0017, a difference the held-out speakers did not bear out)
 SHIPPED = ((1, 2), 0.002)

@@ -48,8 +48,7 @@ def choose(feats: dict[str, Feats], train_rows: Rows, tap_rows: TapRows, yy: np.
            ) -> tuple[tuple[int, ...], float]:
     """(taps, C) of the head that, fitted on each split's first mask, scores best on its second (clean clips),
     averaged over the splits; ``keep`` stays unless another setting beats its score by more than ``margin``."""
-    best, best_score = (tap_sets[-1], grid[len(grid) // 2]), -np.inf
-    all_scores: dict[tuple[tuple[int, ...], float], float] = {}
+    best, best_score, kept = (tap_sets[-1], grid[len(grid) // 2]), -np.inf, np.nan
     f = feats["clean"]
     for t in tap_sets:
         scores: dict[float, list[float]] = {c: [] for c in grid}
@@ -62,10 +61,10 @@ def choose(feats: dict[str, Feats], train_rows: Rows, tap_rows: TapRows, yy: np.
                 scores[c].append(_score(yy[val], p[val], native))
         for c in grid:  # grid order: a tie keeps the first setting
             sc = float(np.mean(scores[c]))
-            all_scores[(t, c)] = sc
+            if (t, c) == keep:
+                kept = sc
             if sc > best_score:  # a NaN score (a validation set without agitated clips) never wins
                 best, best_score = (t, c), sc
-    kept = all_scores.get(keep, np.nan) if keep is not None else np.nan
     if keep is not None and np.isfinite(kept) and best_score <= kept + margin:  # near-flat: keep the reference
         return keep
     return best
